@@ -33,6 +33,16 @@ def _positive_float(text):
     return value
 
 
+def _pair(text):
+    try:
+        i, j = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pair I,J of image indices") from None
+    if not (0 <= i < 60000 and 0 <= j < 60000):
+        raise argparse.ArgumentTypeError(f"{text!r}: indices must be image numbers of the training set")
+    return i, j
+
+
 def _add_run(parser):
     parser.add_argument("--name", default="default", help="run name: outputs go to RUNS_DIR/NAME (default: default)")
     parser.add_argument("--runs-dir", default="runs", help="folder of run directories (default: runs)")
@@ -87,6 +97,14 @@ def build_parser():
     p.add_argument("--samples", type=_positive_int, help="S, z samples per image for the ELBO (default: config)")
     p.add_argument("-k", "--k", type=_positive_int, help="K, importance samples per image (default: config, 1000)")
     p.add_argument("--no-progress", action="store_true")
+
+    p = commands.add_parser("plot", help="draw figures of a trained run into runs/NAME/figures")
+    _add_run(p), _add_data(p)
+    p.add_argument("kinds", nargs="*", metavar="KIND", default=["all"],
+                   help="samples, latent, interpolate, manifold, curves, reconstructions, or all (default)")
+    p.add_argument("--pairs", nargs="+", type=_pair, metavar="I,J",
+                   help="training-image index pairs to interpolate between (default: 3 pairs chosen by --seed)")
+    p.add_argument("--seed", type=int, default=0, help="seed for prior samples and the chosen pairs")
 
     p = commands.add_parser("run", help="everything: train (or resume), evaluate, figures, report")
     _add_run(p), _add_data(p), _add_training(p)
@@ -172,6 +190,31 @@ def cmd_evaluate(args):
     return 0
 
 
+def _load_run(args):
+    from . import data, train
+
+    run_dir = _run_dir(args)
+    config, params, _, _ = train.load_checkpoint(run_dir)
+    return run_dir, config, params, data.load_for_config(config, args.data_dir)
+
+
+def cmd_plot(args, parser):
+    from . import plots, train
+
+    kinds = list(plots.KINDS) if "all" in args.kinds else args.kinds
+    unknown = [kind for kind in kinds if kind not in plots.KINDS]
+    if unknown:
+        parser.error(f"unknown figure {unknown[0]!r}; choose from {', '.join(plots.KINDS)} or all")
+    run_dir, config, params, datasets = _load_run(args)
+    if args.pairs and max(max(pair) for pair in args.pairs) >= len(datasets[0]):
+        parser.error(f"--pairs: the training set has {len(datasets[0])} images")
+    metrics = train.read_metrics(run_dir)
+    for kind, path in plots.draw_figures(run_dir / "figures", config, params, datasets, metrics, kinds,
+                                         args.pairs, args.seed).items():
+        print(f"{kind:16s} {path}")
+    return 0
+
+
 def cmd_train(args, parser):
     result = _train(args, parser)
     return 130 if result["status"] == "interrupted" else 0
@@ -183,6 +226,8 @@ def cmd_run(args, parser):
         return 130
     args.samples, args.k = None, None
     cmd_evaluate(args)
+    args.kinds, args.pairs, args.seed = ["all"], None, 0
+    cmd_plot(args, parser)
     return 0
 
 
@@ -198,6 +243,8 @@ def main(argv=None):
             return cmd_train(args, parser)
         if args.command == "evaluate":
             return cmd_evaluate(args)
+        if args.command == "plot":
+            return cmd_plot(args, parser)
         if args.command == "run":
             return cmd_run(args, parser)
     except (data.DataError, train.CheckpointError, train.TrainingDiverged) as error:

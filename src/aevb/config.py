@@ -24,7 +24,7 @@ class Config:
     seed: int = 0
     checkpoint_every: int = 10  # epochs; a checkpoint is also written at the end
     # Evaluation.
-    eval_samples: int = 100  # S samples per test image for the test ELBO and its standard error
+    eval_samples: int = 10  # S samples per image for the evaluated ELBO and its standard error
     iwae_k: int = 1000  # K for the importance-weighted bound (Burda et al. use 5000)
 
     def __post_init__(self):

@@ -12,6 +12,7 @@ Units: nats.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 LOG_2PI = float(jnp.log(2.0 * jnp.pi))
 
@@ -70,3 +71,19 @@ def uniform_permutation(key, n):
     (Ties, probability about n^2 / 2^33, are broken by index by the stable sort.)
     """
     return jnp.argsort(jax.random.bits(key, (n,), dtype=jnp.uint32), stable=True)
+
+
+def standard_normal_cdf(z):
+    """Phi(z) = erfc(-z / sqrt 2) / 2, elementwise (erfc keeps the lower tail's precision)."""
+    return 0.5 * jax.scipy.special.erfc(-jnp.asarray(z, jnp.float32) / jnp.sqrt(2.0))
+
+
+def standard_normal_quantile(p, iterations=60):
+    """Phi^-1(p) for p in (0, 1), elementwise, by bisection on Phi over [-10, 10]."""
+    p = jnp.asarray(p, jnp.float32)
+    low, high = jnp.full(p.shape, -10.0), jnp.full(p.shape, 10.0)
+    for _ in range(iterations):
+        mid = 0.5 * (low + high)
+        below = standard_normal_cdf(mid) < p
+        low, high = jnp.where(below, mid, low), jnp.where(below, high, mid)
+    return np.asarray(0.5 * (low + high))

@@ -217,6 +217,11 @@ class _StopRequest:
         signal.signal(signal.SIGINT, self.previous)
 
 
+def read_metrics(run_dir):
+    """The rows of run_dir/metrics.jsonl, one per trained epoch."""
+    return _read_metrics(Path(run_dir) / "metrics.jsonl", float("inf"))
+
+
 def _read_metrics(path, up_to_epoch):
     if not path.is_file():
         return []

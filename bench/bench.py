@@ -1,0 +1,153 @@
+"""make bench: speed, memory and quality of the default config, against the issue's targets.
+
+Prints a table and writes bench/results/bench.json. Exits 1 if a target is missed.
+Targets: final test ELBO >= -158 nats/image averaged over seeds; seconds per epoch as a
+fraction of this machine's dense float32 matmul throughput >= 65%; IWAE at K=5000 under 2 GiB.
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aevb import data, evaluate, model, train
+from aevb.config import Config
+
+
+def best_seconds(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+def peak_matmul_rate(n=2048):
+    """Dense float32 matmul throughput of this machine, FLOP/s, from large square products."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
+    product = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(product(a))
+    return 2 * n**3 / best_seconds(lambda: product(a), 10)
+
+
+def model_shape_matmul_rate(config, steps=100):
+    """FLOP/s of just the matmuls of one epoch (forward and backward) at the model's own shapes."""
+    b, h = config.batch_size, config.hidden_dim
+    x = jnp.ones((steps, b, 784))
+    w1, w2 = jnp.ones((784, h)) * 0.01, jnp.ones((h, 784)) * 0.01
+
+    def body(carry, xb):
+        w1, w2 = carry
+        hidden = xb @ w1  # enc hidden forward
+        logits = hidden @ w2  # dec out forward (stands in for the decoder's 500 -> 784 layer)
+        g_w2 = hidden.T @ logits  # weight gradients
+        g_hidden = logits @ w2.T  # input gradient
+        g_w1 = xb.T @ g_hidden
+        return (w1 - 1e-9 * g_w1, w2 - 1e-9 * g_w2), None
+
+    run = jax.jit(lambda w1, w2: jax.lax.scan(body, (w1, w2), x)[0])
+    jax.block_until_ready(run(w1, w2))
+    return 5 * 2 * b * 784 * h * steps / best_seconds(lambda: run(w1, w2), 5)
+
+
+def flops_per_epoch(config, n_train):
+    """Matmul FLOPs of one epoch: 2*m*k*n per product; forward, weight gradient, input gradient."""
+    b, h, dz, steps = config.batch_size, config.hidden_dim, config.latent_dim, n_train // config.batch_size
+    per_step = (2 * 2 * b * 784 * h  # encoder hidden: forward + weight gradient (x needs no gradient)
+                + 3 * 2 * b * h * 2 * dz  # encoder out
+                + 3 * 2 * b * dz * h  # decoder hidden (z needs a gradient: reparameterization)
+                + 3 * 2 * b * h * 784)  # decoder out
+    return per_step * steps
+
+
+def epoch_seconds(config, x_train, epochs=6):
+    params, opt_state = train.init_state(config)
+    epoch = train.make_epoch(config)
+    x_train = jnp.asarray(x_train)
+    params, opt_state, _ = epoch(params, opt_state, x_train, 1)  # compile
+    times = []
+    for e in range(2, epochs + 2):
+        began = time.perf_counter()
+        params, opt_state, metrics = epoch(params, opt_state, x_train, e)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="speed only, no 100-epoch quality runs")
+    args = parser.parse_args()
+    config = Config()
+    x_train, _, x_test, _ = data.load_for_config(config)
+    results = {"machine": {"devices": str(jax.devices()), "jax": jax.__version__}}
+
+    peak = peak_matmul_rate()
+    shape_rate = model_shape_matmul_rate(config)
+    seconds = epoch_seconds(config, x_train)
+    flops = flops_per_epoch(config, x_train.shape[0])
+    results["speed"] = {
+        "seconds_per_epoch": seconds,
+        "matmul_gflops_per_epoch": flops / 1e9,
+        "model_gflop_per_s": flops / seconds / 1e9,
+        "peak_matmul_gflop_per_s": peak / 1e9,
+        "model_shape_matmul_gflop_per_s": shape_rate / 1e9,
+        "fraction_of_peak_matmul": flops / seconds / peak,
+        "fraction_of_model_shape_matmul": flops / seconds / shape_rate,
+    }
+
+    params, _ = train.init_state(config)
+    k = 1000
+    sub = x_test[:1000]
+    evaluate.iwae_per_image(params, sub[:100], k)  # compile
+    began = time.perf_counter()
+    evaluate.iwae_per_image(params, sub, k)
+    results["iwae"] = {"k": k, "images_times_k_per_s": sub.shape[0] * k / (time.perf_counter() - began)}
+    # Memory does not grow with the number of images (one chunk at a time) nor with K (scan).
+    evaluate.iwae_per_image(params, x_test[:300], 5000)
+    results["iwae"]["peak_rss_gib_after_k5000"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+    if not args.quick:
+        runs = []
+        for seed in range(args.seeds):
+            cfg = Config(seed=seed)
+            out = Path("bench/results/runs") / f"seed{seed}"
+            if (out / train.CHECKPOINT).exists():
+                (out / train.CHECKPOINT).unlink()
+            out.mkdir(parents=True, exist_ok=True)
+            began = time.perf_counter()
+            result = train.train(cfg, out, progress=False, datasets=data.load_for_config(cfg))
+            wall = time.perf_counter() - began
+            test_elbo, test_se = evaluate.evaluate_elbo(result["params"], x_test, cfg.eval_samples)
+            row = {"seed": seed, "test_elbo": test_elbo, "test_elbo_se": test_se, "train_seconds": wall}
+            if seed == 0:
+                iwae = evaluate.iwae_per_image(result["params"], x_test, 1000)
+                row["test_iwae_k1000"] = float(np.mean(iwae))
+            runs.append(row)
+            print(json.dumps(row), flush=True)
+        results["quality"] = {"runs": runs, "mean_test_elbo": statistics.mean(r["test_elbo"] for r in runs)}
+
+    checks = [("fraction of peak matmul >= 0.65", results["speed"]["fraction_of_peak_matmul"] >= 0.65),
+              ("IWAE K=5000 peak memory < 2 GiB", results["iwae"]["peak_rss_gib_after_k5000"] < 2.0)]
+    if "quality" in results:
+        checks.append(("mean test ELBO >= -158", results["quality"]["mean_test_elbo"] >= -158.0))
+    results["checks"] = {name: ok for name, ok in checks}
+    Path("bench/results").mkdir(parents=True, exist_ok=True)
+    Path("bench/results/bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    for name, ok in checks:
+        print(f"{'PASS' if ok else 'MISS'}  {name}")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

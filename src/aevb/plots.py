@@ -1,0 +1,259 @@
+"""Figures: arrays in, matplotlib figures out. Nothing here trains.
+
+Plot functions take numpy arrays and return a matplotlib Figure (built without pyplot, so
+they render headless). The compute_* helpers turn a trained model's parameters into those
+arrays with the model's pure functions. Images are Bernoulli means in [0, 1], grey colour map.
+"""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from . import densities, model
+
+# Paul Tol's "muted" palette, designed for colour-blind readers (its pale grey swapped for a dark
+# one that shows on white), with a marker per class as well.
+CLASS_COLOURS = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
+                 "#AA4499", "#555555"]
+CLASS_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+GREY = "gray"  # 0 = black, 1 = white
+
+
+def _image(ax, pixels, title=None):
+    ax.imshow(np.asarray(pixels).reshape(28, 28), cmap=GREY, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def save(figure, folder, name):
+    """Writes folder/name.png and folder/name.svg; returns the PNG path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    figure.savefig(folder / f"{name}.svg", bbox_inches="tight")
+    figure.savefig(folder / f"{name}.png", dpi=150, bbox_inches="tight")
+    return folder / f"{name}.png"
+
+
+def _note_figure(title, message):
+    figure = Figure(figsize=(6, 2.5), layout="constrained")
+    ax = figure.add_subplot()
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=11)
+    return figure
+
+
+# ---- the figures ---------------------------------------------------------------------------
+
+
+def samples_figure(means, binary):
+    """Ancestral samples: row 1 the Bernoulli means of p(x|z), row 2 a binary draw from each."""
+    n = len(means)
+    figure = Figure(figsize=(1.1 * n, 2.9), layout="constrained")
+    axes = figure.subplots(2, n, squeeze=False)
+    for i in range(n):
+        _image(axes[0, i], means[i], f"z{i + 1}")
+        _image(axes[1, i], binary[i])
+    axes[0, 0].set_ylabel("mean of p(x|z)", fontsize=8)
+    axes[1, 0].set_ylabel("x ~ p(x|z)", fontsize=8)
+    figure.suptitle("Ancestral samples: z ~ N(0, I), then x ~ p(x | z); each column one z")
+    return figure
+
+
+def pca_2d(points):
+    """Projection of (N, D) points on their first two principal components, and the variance share."""
+    centred = points - points.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    share = (singular[:2] ** 2).sum() / (singular**2).sum()
+    return centred @ vt[:2].T, float(share)
+
+
+def latent_figure(z_means, labels):
+    """Scatter of the means of q(z|x) for every image, coloured and marked by class."""
+    z_means, labels = np.asarray(z_means), np.asarray(labels)
+    axis_names = ("z1", "z2")
+    title = f"Means of q(z|x) for all {len(labels)} training images"
+    if z_means.shape[1] != 2:
+        latent_dim = z_means.shape[1]
+        z_means, share = pca_2d(z_means)
+        axis_names = ("principal component 1", "principal component 2")
+        title += f"\nDz = {latent_dim}: a PCA projection to 2-D ({share:.0%} of the variance), not the latent plane"
+    figure = Figure(figsize=(7.5, 6.5), layout="constrained")
+    ax = figure.add_subplot()
+    order = np.random.default_rng(0).permutation(len(labels))  # no class painted over all the others
+    for digit in range(10):
+        chosen = order[labels[order] == digit]
+        ax.scatter(z_means[chosen, 0], z_means[chosen, 1], s=8, alpha=0.75, color=CLASS_COLOURS[digit],
+                   marker=CLASS_MARKERS[digit], linewidths=0, label=str(digit))
+    for digit in range(10):
+        if np.any(labels == digit):
+            centre = np.median(z_means[labels == digit], axis=0)
+            ax.annotate(str(digit), centre, ha="center", va="center", fontsize=13, weight="bold",
+                        bbox=dict(boxstyle="circle,pad=0.2", fc="white", ec=CLASS_COLOURS[digit], alpha=0.85))
+    handles = [Line2D([], [], color=CLASS_COLOURS[d], marker=CLASS_MARKERS[d], linestyle="", markersize=7,
+                      label=str(d)) for d in range(10)]
+    ax.legend(handles=handles, title="digit", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.set_xlabel(axis_names[0]), ax.set_ylabel(axis_names[1])
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def interpolate(z_a, z_b, alpha):
+    """alpha * z_a + (1 - alpha) * z_b: alpha = 1 gives z_a, alpha = 0 gives z_b."""
+    return alpha * z_a + (1.0 - alpha) * z_b
+
+
+def interpolation_figure(first, second, means, alphas, titles):
+    """One row per pair: image a, the decoded means along the line from z_a to z_b, image b."""
+    pairs, steps = means.shape[:2]
+    figure = Figure(figsize=(1.05 * (steps + 2), 1.35 * pairs + 0.8), layout="constrained")
+    axes = figure.subplots(pairs, steps + 2, squeeze=False)
+    for row in range(pairs):
+        _image(axes[row, 0], first[row], titles[row][0])
+        for j in range(steps):
+            _image(axes[row, j + 1], means[row, j], f"α={alphas[j]:.2f}" if row == 0 else None)
+        _image(axes[row, -1], second[row], titles[row][1])
+    figure.suptitle("Interpolation z = α z_a + (1 - α) z_b between the means of q(z|x); "
+                    "decoded Bernoulli means, originals at the ends")
+    return figure
+
+
+def manifold_figure(images, grid):
+    """The decoded means over a grid of z (Kingma & Welling 2013, figure 4): images (n, n, 784)."""
+    if images is None:
+        return _note_figure("Learned manifold", "The manifold plot needs Dz = 2:\nthis model has another "
+                            "latent dimension.")
+    n = len(grid)
+    blocks = np.asarray(images).reshape(n, n, 28, 28)  # [i, j]: z1 = grid[i], z2 = grid[j]
+    blocks = blocks.transpose(1, 0, 2, 3)[::-1]  # block row r holds z2 = grid[n-1-r]: z2 grows upwards
+    canvas = blocks.transpose(0, 2, 1, 3).reshape(n * 28, n * 28)
+    figure = Figure(figsize=(8, 8.3), layout="constrained")
+    ax = figure.add_subplot()
+    ax.imshow(canvas, cmap=GREY, vmin=0, vmax=1, extent=(0, n, 0, n), interpolation="nearest")
+    ticks = np.arange(0, n, 4) + 0.5
+    labels = [f"{grid[int(t)]:.2f}" for t in ticks - 0.5]
+    ax.set_xticks(ticks, labels), ax.set_yticks(ticks, labels)
+    ax.set_xlabel("z1 (standard-normal quantiles)"), ax.set_ylabel("z2 (standard-normal quantiles)")
+    ax.set_title(f"Learned MNIST manifold: means of p(x|z) over a {n}x{n} grid of z")
+    return figure
+
+
+def curves_figure(epochs, train_elbo, test_elbo):
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot(epochs, train_elbo, label="train (mean of the epoch's minibatch estimates)", color=CLASS_COLOURS[0])
+    ax.plot(epochs, test_elbo, label="test (single-sample ELBO, fixed key)", color=CLASS_COLOURS[1])
+    ax.set_xlabel("epoch"), ax.set_ylabel("ELBO (nats per image)")
+    low = min(np.percentile(train_elbo, 5), np.percentile(test_elbo, 5))
+    high = max(np.max(train_elbo), np.max(test_elbo))
+    ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+    ax.set_title(f"Training curves (final: train {train_elbo[-1]:.1f}, test {test_elbo[-1]:.1f} nats/image)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return figure
+
+
+def reconstructions_figure(originals, means):
+    n = len(originals)
+    figure = Figure(figsize=(1.05 * n, 2.9), layout="constrained")
+    axes = figure.subplots(2, n, squeeze=False)
+    for i in range(n):
+        _image(axes[0, i], originals[i])
+        _image(axes[1, i], means[i])
+    axes[0, 0].set_ylabel("test image", fontsize=8)
+    axes[1, 0].set_ylabel("mean of p(x|z)", fontsize=8)
+    figure.suptitle("Reconstructions: test images and the means of p(x | z = mean of q(z|x))")
+    return figure
+
+
+# ---- arrays from a trained model -----------------------------------------------------------
+
+
+def probabilities(theta, z):
+    """Bernoulli means sigmoid(logits) of p(x|z): the one place logits become probabilities."""
+    return np.asarray(jax.nn.sigmoid(model.decoder(theta, jnp.asarray(z))))
+
+
+def compute_samples(params, latent_dim, key, n=10):
+    z_key, x_key = jax.random.split(key)
+    z = jax.random.normal(z_key, (n, latent_dim))  # z ~ p(z) = N(0, I)
+    means = probabilities(params["decoder"], z)
+    binary = np.asarray(densities.sample_bernoulli(x_key, jnp.asarray(means)))
+    return means, binary
+
+
+def encode_means(params, x, chunk=5000):
+    return np.concatenate([np.asarray(model.encoder(params["encoder"], jnp.asarray(x[i : i + chunk]))[0])
+                           for i in range(0, len(x), chunk)])
+
+
+def choose_pairs(labels, key, n_pairs=3):
+    """n_pairs index pairs (i, j) of images of different classes, chosen by key."""
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    pairs = []
+    while len(pairs) < n_pairs:
+        i, j = rng.integers(len(labels), size=2)
+        if labels[i] != labels[j]:
+            pairs.append((int(i), int(j)))
+    return pairs
+
+
+def compute_interpolations(params, x, pairs, steps=10):
+    alphas = np.linspace(1.0, 0.0, steps)  # left to right: from z_a to z_b
+    z = encode_means(params, np.stack([x[i] for pair in pairs for i in pair]))  # (2P, Dz)
+    z_a, z_b = z[0::2], z[1::2]
+    path = np.stack([interpolate(z_a, z_b, alpha) for alpha in alphas], axis=1)  # (P, steps, Dz)
+    return probabilities(params["decoder"], path), alphas, z_a, z_b
+
+
+def compute_manifold(params, latent_dim, n=20):
+    if latent_dim != 2:
+        return None, None
+    grid = densities.standard_normal_quantile((np.arange(n) + 0.5) / n)
+    z1, z2 = np.meshgrid(grid, grid, indexing="ij")
+    z = np.stack([z1, z2], axis=-1)  # (n, n, 2): row i has z1 = grid[i]
+    return probabilities(params["decoder"], z), grid
+
+
+KINDS = ("samples", "latent", "interpolate", "manifold", "curves", "reconstructions")
+
+
+def draw_figures(folder, config, params, datasets, metrics, kinds=KINDS, pairs=None, seed=0):
+    """Draws the figures named in kinds into folder (PNG and SVG); returns {kind: png path}.
+
+    datasets = (x_train, y_train, x_test, y_test); metrics = the rows of metrics.jsonl.
+    """
+    x_train, y_train, x_test, _ = datasets
+    key = jax.random.PRNGKey(seed)
+    written = {}
+    for kind in kinds:
+        if kind == "samples":
+            figure = samples_figure(*compute_samples(params, config.latent_dim, jax.random.fold_in(key, 1)))
+        elif kind == "latent":
+            figure = latent_figure(encode_means(params, x_train), y_train)
+        elif kind == "interpolate":
+            chosen = pairs or choose_pairs(y_train, jax.random.fold_in(key, 2))
+            means, alphas, _, _ = compute_interpolations(params, x_train, chosen)
+            titles = [(f"a: #{i} ({y_train[i]})", f"b: #{j} ({y_train[j]})") for i, j in chosen]
+            figure = interpolation_figure(x_train[[i for i, _ in chosen]], x_train[[j for _, j in chosen]], means,
+                                          alphas, titles)
+        elif kind == "manifold":
+            figure = manifold_figure(*compute_manifold(params, config.latent_dim))
+        elif kind == "curves":
+            figure = curves_figure(np.array([r["epoch"] for r in metrics]), np.array([r["train_elbo"] for r in metrics]),
+                                   np.array([r["test_elbo"] for r in metrics]))
+        elif kind == "reconstructions":
+            originals = x_test[:12]
+            z = encode_means(params, originals)
+            figure = reconstructions_figure(originals, probabilities(params["decoder"], z))
+        else:
+            raise ValueError(f"unknown figure {kind!r}; choose from {', '.join(KINDS)}")
+        written[kind] = save(figure, folder, kind)
+    return written

@@ -77,3 +77,22 @@ def test_data_command_prints_counts(capsys, mnist):
     code, out, _ = _run(capsys, "data")
     assert code == 0
     assert "1001  1127   991" in out and "mnist-uint8.npz" in out
+
+
+def test_complete_and_answers_commands(capsys, tmp_path, mnist):
+    argv = ["--runs-dir", str(tmp_path), "--name", "r"]
+    assert _run(capsys, "train", "--debug", "--epochs", "3", "--batch-size", "50", "--no-progress", *argv)[0] == 0
+    code, out, err = _run(capsys, "complete", "--mask", "bottom", "--index", "7", *argv)
+    assert code == 0, err
+    assert "#7" in out and "nats" in out
+    figures = tmp_path / "r" / "figures"
+    for name in ["complete_bottom", "complete_bottom_posterior", "complete_bottom_trace"]:
+        assert (figures / f"{name}.png").is_file()
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["completion"]["bottom"]["index"] == 7
+    assert summary["completion"]["bottom"]["hidden_pixels"] == 392
+    code, _, err = _run(capsys, "complete", "--index", "100", *argv)
+    assert code == 2
+    code, out, _ = _run(capsys, "answers", *argv)
+    assert code == 0
+    assert out.count("True.") == 2 and out.count("False.") == 3 and "3.9894" in out and "correlation" in out

@@ -106,6 +106,16 @@ def build_parser():
                    help="training-image index pairs to interpolate between (default: 3 pairs chosen by --seed)")
     p.add_argument("--seed", type=int, default=0, help="seed for prior samples and the chosen pairs")
 
+    p = commands.add_parser("complete", help="infer p(z | part of an image) by SVI and predict the rest")
+    _add_run(p), _add_data(p)
+    p.add_argument("--index", type=int, help="training image to complete (default: the best-fitted non-1 digit)")
+    p.add_argument("--mask", choices=["top", "bottom", "left", "right", "random"], default="top",
+                   help="the observed part (default top: rows 0-13)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = commands.add_parser("answers", help="the true/false questions, answered, with computed demonstrations")
+    _add_run(p), _add_data(p)
+
     p = commands.add_parser("run", help="everything: train (or resume), evaluate, figures, report")
     _add_run(p), _add_data(p), _add_training(p)
     p.add_argument("--no-progress", action="store_true")
@@ -215,6 +225,84 @@ def cmd_plot(args, parser):
     return 0
 
 
+def _completion(args, parser, mask_kind="top", index=None, seed=0):
+    import jax
+
+    from . import evaluate, partial
+
+    run_dir, config, params, datasets = _load_run(args)
+    x_train, y_train = datasets[0], datasets[1]
+    if index is None:
+        elbos = evaluate.elbo_per_image(params, x_train, config.eval_samples)
+        index, criterion = partial.choose_digit(elbos, y_train), "highest ELBO among training images of classes other than 1"
+    elif not 0 <= index < len(x_train):
+        parser.error(f"--index must be from 0 to {len(x_train) - 1}")
+    else:
+        criterion = "chosen with --index"
+    mask = partial.make_mask(mask_kind, jax.random.PRNGKey(seed))
+    result = partial.complete(jax.random.PRNGKey(seed), params, x_train[index], mask)
+    return run_dir, config, x_train[index], int(y_train[index]), index, criterion, mask, result
+
+
+def cmd_complete(args, parser):
+    from . import plots, train
+
+    run_dir, config, x, label, index, criterion, mask, result = _completion(args, parser, args.mask, args.index,
+                                                                           args.seed)
+    folder = run_dir / "figures"
+    name = f"complete_{args.mask}"
+    title = f"Training image #{index} (a {label}; {criterion}), observed: {args.mask}"
+    written = [plots.save(plots.completion_figure(x, result["completions"], mask, title), folder, name)]
+    if "grid" in result:
+        figure = plots.posterior_figure(result["grid"], result["q_mean"], result["q_log_std"], result["encoder_mean"],
+                                        result["encoder_log_std"], f"Posterior given the {args.mask} of image #{index}")
+        written.append(plots.save(figure, folder, name + "_posterior"))
+    written.append(plots.save(plots.trace_figure(result["elbo_trace"]), folder, name + "_trace"))
+    numbers = {
+        "index": index, "label": label, "criterion": criterion, "mask": args.mask,
+        "hidden_pixels": result["hidden_pixels"], "q_mean": result["q_mean"].tolist(),
+        "q_std": np.exp(result["q_log_std"]).tolist(), "svi_final_elbo": float(np.mean(result["elbo_trace"][-15:])),
+        "log_p_hidden_under_q_predictive": result["log_p_hidden_under_q_predictive"],
+        "log_p_hidden_under_prior_predictive": result["log_p_hidden_under_prior_predictive"],
+        "log_p_hidden_under_encoder_of_whole_image": result["log_p_hidden_under_encoder_predictive"],
+        "units": "nats per image",
+    }
+    summary = train.update_summary(run_dir, {})
+    summary.setdefault("completion", {})[args.mask] = numbers
+    train.update_summary(run_dir, {"completion": summary["completion"]})
+    print(f"image #{index} (a {label}; {criterion}); observed: {args.mask}")
+    print(f"log p(true hidden pixels) under the SVI predictive {numbers['log_p_hidden_under_q_predictive']:.2f} nats, "
+          f"under the prior predictive {numbers['log_p_hidden_under_prior_predictive']:.2f} nats "
+          f"({numbers['hidden_pixels']} pixels)")
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_answers(args, parser):
+    from . import partial, train
+
+    density = partial.normal_density_at_mean(0.1)
+    demos = {"(e)": f"computed: N(0, 0.1^2) at 0 has density {density:.4f} > 1."}
+    try:
+        run_dir, _, _, _, index, _, mask, result = _completion(args, parser)
+        i, j, corr, ess = result["correlation"]
+        demos["(b)"] = (f"computed: given the top of training image #{index}, bottom pixels ({i // 28},{i % 28}) and "
+                        f"({j // 28},{j % 28}) have correlation {corr:+.3f} under p(bottom | top) (self-normalized "
+                        f"importance sampling, effective sample size {ess:.0f}); given z it is exactly 0.")
+        train.update_summary(run_dir, {"answers_demo": {"pixel_i": i, "pixel_j": j, "correlation": corr,
+                                                         "effective_sample_size": ess, "normal_density_at_0": density}})
+    except train.CheckpointError as error:
+        demos["(b)"] = f"(the computed demonstration needs a trained run: {error})"
+    for question, answer, reason in partial.ANSWERS:
+        print(question)
+        print(f"  {'True' if answer else 'False'}. {reason}")
+        tag = question.split()[0]
+        if tag in demos:
+            print(f"  {demos[tag]}")
+    return 0
+
+
 def cmd_train(args, parser):
     result = _train(args, parser)
     return 130 if result["status"] == "interrupted" else 0
@@ -228,6 +316,9 @@ def cmd_run(args, parser):
     cmd_evaluate(args)
     args.kinds, args.pairs, args.seed = ["all"], None, 0
     cmd_plot(args, parser)
+    args.index, args.mask = None, "top"
+    cmd_complete(args, parser)
+    cmd_answers(args, parser)
     return 0
 
 
@@ -245,6 +336,10 @@ def main(argv=None):
             return cmd_evaluate(args)
         if args.command == "plot":
             return cmd_plot(args, parser)
+        if args.command == "complete":
+            return cmd_complete(args, parser)
+        if args.command == "answers":
+            return cmd_answers(args, parser)
         if args.command == "run":
             return cmd_run(args, parser)
     except (data.DataError, train.CheckpointError, train.TrainingDiverged) as error:

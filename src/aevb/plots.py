@@ -222,6 +222,64 @@ def compute_manifold(params, latent_dim, n=20):
     return probabilities(params["decoder"], z), grid
 
 
+def posterior_figure(grid, q_mean, q_log_std, encoder_mean, encoder_log_std, title):
+    """Isocontours of p(z, observed x) (the unnormalized posterior) and of the fitted q on the same
+    axes, with the encoder's q(z | whole x) marked: its mean and its 1- and 2-std ellipses."""
+    axis1, axis2, log_joint, log_q_grid = grid
+    figure = Figure(figsize=(7, 6), layout="constrained")
+    ax = figure.add_subplot()
+    levels = [0.01, 0.1, 0.3, 0.6, 0.9]  # fractions of each surface's peak height
+    ax.contour(axis1, axis2, np.exp(log_joint - log_joint.max()).T, levels=levels, colors=CLASS_COLOURS[0],
+               linewidths=1.6)
+    ax.contour(axis1, axis2, np.exp(log_q_grid - log_q_grid.max()).T, levels=levels, colors=CLASS_COLOURS[6],
+               linewidths=1.4, linestyles="--")
+    ax.plot(*q_mean, marker="+", color=CLASS_COLOURS[6], markersize=12, mew=2)
+    angle = np.linspace(0, 2 * np.pi, 200)
+    for k in (1, 2):
+        ellipse = encoder_mean[:, None] + k * np.exp(encoder_log_std)[:, None] * np.stack([np.cos(angle),
+                                                                                            np.sin(angle)])
+        ax.plot(*ellipse, color=CLASS_COLOURS[3], linestyle=":", linewidth=1.5)
+    ax.plot(*encoder_mean, marker="x", color=CLASS_COLOURS[3], markersize=10, mew=2)
+    handles = [Line2D([], [], color=CLASS_COLOURS[0], linewidth=1.6, label="p(z, observed pixels) ∝ p(z | observed)"),
+               Line2D([], [], color=CLASS_COLOURS[6], linestyle="--", marker="+", label="q(z) fitted by SVI"),
+               Line2D([], [], color=CLASS_COLOURS[3], linestyle=":", marker="x",
+                      label="encoder q(z | whole image): mean, 1 and 2 std")]
+    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
+    ax.set_xlabel("z1"), ax.set_ylabel("z2")
+    ax.set_title(title + "\ncontours at 1%, 10%, 30%, 60%, 90% of each surface's peak", fontsize=10)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def completion_figure(original, completions, mask, title):
+    """The original image beside completions: observed pixels kept, the rest the means of p(x|z)
+    for z ~ q. A red outline marks the observed region."""
+    n = len(completions)
+    figure = Figure(figsize=(1.2 * (n + 1) + 0.4, 2.3), layout="constrained")
+    axes = figure.subplots(1, n + 1, squeeze=False)[0]
+    _image(axes[0], original, "original")
+    for i in range(n):
+        _image(axes[i + 1], completions[i], f"z{i + 1} ~ q")
+    observed = np.asarray(mask).reshape(28, 28)
+    for ax in axes[1:]:
+        ax.contour(observed.astype(float), levels=[0.5], colors="red", linewidths=0.8)
+    figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def trace_figure(trace):
+    figure = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot(np.arange(1, len(trace) + 1), trace, color=CLASS_COLOURS[0])
+    low = np.percentile(trace, 2)
+    ax.set_ylim(low - 0.05 * (trace.max() - low), trace.max() + 0.05 * (trace.max() - low))
+    ax.set_xlabel("Adam step"), ax.set_ylabel("ELBO estimate (nats)")
+    ax.set_title("SVI: the ELBO of q(z) for log p(observed pixels), K-sample estimate per step")
+    ax.grid(alpha=0.3)
+    return figure
+
+
 KINDS = ("samples", "latent", "interpolate", "manifold", "curves", "reconstructions")
 
 

@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NAME ?= default
 
-.PHONY: install data run test bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install browser data run test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,13 +19,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The report's browser test drives Debian's Chromium (Playwright does not download a browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser test"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	  --no-install-recommends chromium; }
+
 data: install
 	$(BIN)/aevb data
 
 run: data
 	$(BIN)/aevb run --name $(NAME)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 bench: data

@@ -116,6 +116,9 @@ def build_parser():
     p = commands.add_parser("answers", help="the true/false questions, answered, with computed demonstrations")
     _add_run(p), _add_data(p)
 
+    p = commands.add_parser("report", help="write runs/NAME/report.html: one self-contained page")
+    _add_run(p), _add_data(p)
+
     p = commands.add_parser("run", help="everything: train (or resume), evaluate, figures, report")
     _add_run(p), _add_data(p), _add_training(p)
     p.add_argument("--no-progress", action="store_true")
@@ -303,6 +306,18 @@ def cmd_answers(args, parser):
     return 0
 
 
+def cmd_report(args, parser):
+    from . import plots, report, train
+
+    run_dir, config, params, datasets = _load_run(args)
+    summary = train.update_summary(run_dir, {})
+    z_means = plots.encode_means(params, datasets[0])
+    path = report.write(run_dir, report.render(run_dir, config, params, summary, train.read_metrics(run_dir), z_means,
+                                               datasets[1]))
+    print(f"report: {path.resolve()}")
+    return 0
+
+
 def cmd_train(args, parser):
     result = _train(args, parser)
     return 130 if result["status"] == "interrupted" else 0
@@ -319,6 +334,7 @@ def cmd_run(args, parser):
     args.index, args.mask = None, "top"
     cmd_complete(args, parser)
     cmd_answers(args, parser)
+    cmd_report(args, parser)
     return 0
 
 
@@ -340,6 +356,8 @@ def main(argv=None):
             return cmd_complete(args, parser)
         if args.command == "answers":
             return cmd_answers(args, parser)
+        if args.command == "report":
+            return cmd_report(args, parser)
         if args.command == "run":
             return cmd_run(args, parser)
     except (data.DataError, train.CheckpointError, train.TrainingDiverged) as error:

@@ -1,0 +1,169 @@
+"""The report: one self-contained HTML page (figures as data URIs, no network access) with a
+live latent-space explorer that decodes z in the page, in plain JavaScript.
+"""
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import partial
+
+EXPLORER_JS = Path(__file__).with_name("explorer.js")
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222; line-height: 1.45; }
+main { max-width: 980px; margin: 0 auto; padding: 12px 16px 48px; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee;
+  text-align: left; vertical-align: top; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img.figure { max-width: 100%; height: auto; display: block; margin: 10px 0; }
+.headline { font-size: 1.15em; background: #f4f6fa; padding: 10px 14px; border-radius: 6px; }
+.note { color: #555; font-size: 0.92em; }
+#explorer { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+#latent-canvas { width: 100%; max-width: 560px; aspect-ratio: 1; border: 1px solid #ccc; cursor: crosshair;
+  touch-action: none; }
+#decoded-canvas { width: 196px; height: 196px; image-rendering: pixelated; border: 1px solid #ccc; }
+#strip-canvas { width: 100%; max-width: 700px; image-rendering: pixelated; border: 1px solid #ccc; }
+.answer { margin: 10px 0; } .answer b { display: inline-block; min-width: 3.2em; }
+.wrap { overflow-x: auto; }
+@media (max-width: 600px) { main { padding: 8px; } h1 { font-size: 1.3em; } td, th { padding: 2px 5px; } }
+"""
+
+
+def _data_uri(png_path):
+    return "data:image/png;base64," + base64.b64encode(Path(png_path).read_bytes()).decode("ascii")
+
+
+def _float32_base64(array):
+    return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
+
+
+def _fmt(value, digits=2):
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and value is not None else html.escape(str(value))
+
+
+def _figure(folder, name, caption):
+    path = Path(folder) / f"{name}.png"
+    if not path.is_file():
+        return f'<p class="note">Figure {html.escape(name)} not drawn yet (aevb plot / aevb complete).</p>'
+    return (f'<figure><img class="figure" alt="{html.escape(caption)}" src="{_data_uri(path)}">'
+            f'<figcaption class="note">{html.escape(caption)}</figcaption></figure>')
+
+
+def explorer_payload(config, params, z_means, labels):
+    """The data the in-page explorer needs: decoder weights and the training set's latent means."""
+    theta = params["decoder"]
+    return {
+        "latentDim": config.latent_dim,
+        "hidden": config.hidden_dim,
+        "w1": _float32_base64(theta["hidden"]["weight"]),  # (Dz, H), row-major
+        "b1": _float32_base64(theta["hidden"]["bias"]),
+        "w2": _float32_base64(theta["out"]["weight"]),  # (H, 784), row-major
+        "b2": _float32_base64(theta["out"]["bias"]),
+        "points": _float32_base64(z_means),  # (N, 2)
+        "labels": base64.b64encode(np.asarray(labels, np.uint8).tobytes()).decode("ascii"),
+    }
+
+
+def render(run_dir, config, params, summary, metrics, z_means, labels):
+    """The report's HTML as a string."""
+    run_dir = Path(run_dir)
+    figures = run_dir / "figures"
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in json.loads(config.to_json()).items())
+    if config.test_split == "assignment":
+        split = (f"train = MNIST training images 0-{config.n_train - 1}, test = training images {config.n_train}-"
+                 f"{config.n_train + config.n_test - 1} (the assignment's split)")
+    else:
+        split = f"train = MNIST training images 0-{config.n_train - 1}, test = the official MNIST test set"
+    if config.debug:
+        split += "; debug: the first 100 images of each"
+    s = summary
+    headline = "Not evaluated yet: run aevb evaluate."
+    if "test_elbo" in s:
+        headline = (f"Test ELBO <b>{s['test_elbo']:.2f} ± {s['test_elbo_se']:.2f}</b> nats/image "
+                    f"(S = {s['elbo_samples']} samples per image, ± one standard error over images); "
+                    f"importance-weighted bound on log p(x) <b>{s['test_iwae']:.2f} ± {s['test_iwae_se']:.2f}</b> "
+                    f"(K = {s['iwae_k']}); train ELBO {s['train_elbo']:.2f} ± {s['train_elbo_se']:.2f}.")
+    timing = ""
+    if "training_seconds" in s:
+        timing = (f"{s['epochs']} epochs in {s['training_seconds']:.1f} s ({s['seconds_per_epoch']:.3f} s per epoch, "
+                  f"{s['images_per_second']:.0f} images/s).")
+    completion_rows = ""
+    for mask, c in s.get("completion", {}).items():
+        completion_rows += (f"<tr><td>{html.escape(mask)}</td><td>#{c['index']} (a {c['label']})</td>"
+                            f"<td class=num>{c['log_p_hidden_under_q_predictive']:.2f}</td>"
+                            f"<td class=num>{c['log_p_hidden_under_prior_predictive']:.2f}</td>"
+                            f"<td class=num>{c['hidden_pixels']}</td></tr>")
+    completion_figures = "".join(
+        _figure(figures, f"complete_{mask}_posterior", f"Isocontours of p(z, {mask} pixels) and of the SVI fit q")
+        + _figure(figures, f"complete_{mask}", f"Completions from the {mask} pixels: z ~ q, means of p(x|z)")
+        + _figure(figures, f"complete_{mask}_trace", "The SVI objective during optimization")
+        for mask in s.get("completion", {}))
+    demo = s.get("answers_demo")
+    answers = ""
+    for question, answer, reason in partial.ANSWERS:
+        extra = ""
+        tag = question.split()[0]
+        if tag == "(b)" and demo:
+            i, j = demo["pixel_i"], demo["pixel_j"]
+            extra = (f" Computed: bottom pixels (row {i // 28}, col {i % 28}) and (row {j // 28}, col {j % 28}) "
+                     f"have correlation {demo['correlation']:+.3f} under p(bottom | top); given z it is exactly 0.")
+        if tag == "(e)":
+            extra = f" Computed: N(0, 0.1²) at 0 has density {partial.normal_density_at_mean(0.1):.4f}."
+        answers += (f'<p class="answer">{html.escape(question)}<br><b>{"True" if answer else "False"}.</b> '
+                    f"{html.escape(reason + extra)}</p>")
+    if config.latent_dim == 2:
+        payload = json.dumps(explorer_payload(config, params, z_means, labels))
+        explorer = f"""
+<p class="note">Move the pointer over the plane: the page decodes z with the decoder's weights
+(z &rarr; {config.hidden_dim} tanh &rarr; 784 sigmoid, in plain JavaScript) and shows the Bernoulli means.
+Click two points to see the interpolation between them. Dots: means of q(z|x) of the training images.</p>
+<div id="explorer">
+  <canvas id="latent-canvas" width="560" height="560" aria-label="latent space"></canvas>
+  <div><canvas id="decoded-canvas" width="28" height="28" aria-label="decoded image"></canvas>
+  <p id="z-readout" class="note">z = (move the pointer)</p><div id="legend" class="note"></div></div>
+</div>
+<p class="note" id="strip-note">Interpolation: click two points.</p>
+<canvas id="strip-canvas" width="280" height="28" aria-label="interpolation strip"></canvas>
+<script id="explorer-data" type="application/json">{payload}</script>
+<script>{EXPLORER_JS.read_text()}</script>"""
+    else:
+        explorer = (f'<p class="note" id="explorer-note">The live explorer needs a 2-D latent space; this model has '
+                    f"Dz = {config.latent_dim}.</p>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>aevb report: {html.escape(run_dir.name)}</title><style>{STYLE}</style></head>
+<body><main>
+<h1>VAE on binarized MNIST: run “{html.escape(run_dir.name)}”</h1>
+<p class="note">Auto-Encoding Variational Bayes (Kingma &amp; Welling, 2013), every density written by hand.
+All numbers are in nats per image (summed over 784 pixels, averaged over images).</p>
+<p class="headline" id="headline">{headline}</p>
+<p>{timing}</p>
+<h2>Data</h2><p>{html.escape(split)}. Binarized as pixel/255 &gt; 0.5.</p>
+<h2>Latent-space explorer</h2>{explorer}
+<h2>Training curves</h2>{_figure(figures, "curves", "ELBO per epoch")}
+<h2>Samples from the model</h2>{_figure(figures, "samples", "Ancestral samples")}
+<h2>Latent space</h2>{_figure(figures, "latent", "Means of q(z|x) by class")}
+{_figure(figures, "manifold", "Decoded means over a grid of z")}
+<h2>Interpolation</h2>{_figure(figures, "interpolate", "Interpolations between encodings")}
+<h2>Reconstructions</h2>{_figure(figures, "reconstructions", "Test images and their reconstructions")}
+<h2>Predicting hidden pixels (SVI)</h2>
+<div class="wrap"><table><tr><th>observed</th><th>image</th><th>log p(true hidden | SVI predictive)</th>
+<th>log p(true hidden | prior predictive)</th><th>hidden pixels</th></tr>{completion_rows}</table></div>
+{completion_figures}
+<h2>True or false</h2>{answers}
+<h2>Configuration</h2><div class="wrap"><table>{rows}</table></div>
+</main></body></html>
+"""
+
+
+def write(run_dir, html_text):
+    path = Path(run_dir) / "report.html"
+    from .train import atomic_write_text
+
+    atomic_write_text(path, html_text)
+    return path

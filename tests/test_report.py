@@ -1,0 +1,118 @@
+"""The report page, in a real browser: Playwright driving Debian's Chromium headless."""
+
+import re
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from aevb import cli, data, model, plots, report, train
+from aevb.config import Config
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture(scope="module")
+def run(mnist, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    argv = ["--runs-dir", str(runs), "--name", "r"]
+    assert cli.main(["train", "--debug", "--epochs", "5", "--batch-size", "50", "--no-progress", *argv]) == 0
+    assert cli.main(["evaluate", "--samples", "2", "-k", "10", "--no-progress", *argv]) == 0
+    assert cli.main(["plot", *argv]) == 0
+    assert cli.main(["complete", *argv]) == 0
+    assert cli.main(["answers", *argv]) == 0
+    assert cli.main(["report", *argv]) == 0
+    return runs / "r"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_report_is_one_self_contained_file(run):
+    text = (run / "report.html").read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)
+    assert text.count('src="data:image/png;base64,') >= 9  # six figures of issue 3, three of the completion
+    for needle in ["Test ELBO", "nats/image", "K = 10", "True or false", "(e) Can a normal density be &gt; 1?",
+                   "training images 10000-19999", "latent-canvas"]:
+        assert needle in text
+
+
+@pytest.mark.browser
+def test_explorer_decodes_like_python_with_no_errors_and_no_network(run, browser, tmp_path):
+    _, params, _, _ = train.load_checkpoint(run)
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors, requests = [], []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto((run / "report.html").resolve().as_uri())
+    canvas = page.locator("#latent-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    size = page.evaluate("aevbExplorer.size")
+    z_per_pixel = page.evaluate("aevbExplorer.canvasToZ(1, 0)[0] - aevbExplorer.canvasToZ(0, 0)[0]") * size / box["width"]
+
+    def hover(z):
+        x, y = page.evaluate(f"aevbExplorer.zToCanvas([{z[0]}, {z[1]}])")
+        page.mouse.move(box["x"] + x * box["width"] / size, box["y"] + y * box["height"] / size)
+        return np.array(page.evaluate("aevbExplorer.state.lastZ")), np.array(
+            page.evaluate("Array.from(aevbExplorer.state.lastDecoded)"))
+
+    # Known latent points: the encodings of three training images, and a point off the data.
+    x_train = data.load_binarized_mnist(debug=True)[0]
+    targets = list(plots.encode_means(params, x_train[[3, 17, 42]])) + [
+        page.evaluate("aevbExplorer.canvasToZ(0.9 * aevbExplorer.size, 0.1 * aevbExplorer.size)")]
+    for target in targets:
+        z, decoded = hover(target)
+        assert np.all(np.abs(z - np.array(target)) <= 1.5 * abs(z_per_pixel))  # the pointer landed at the target
+        expected = np.asarray(plots.probabilities(params["decoder"], np.asarray(z, np.float32)[None]))[0]
+        assert decoded.shape == (784,)
+        assert np.max(np.abs(decoded - expected)) < 1e-4
+        # The 28x28 canvas shows these pixels (as 0-255 greys).
+        shown = np.array(page.evaluate(
+            "Array.from(document.getElementById('decoded-canvas').getContext('2d').getImageData(0,0,28,28).data)"))
+        np.testing.assert_allclose(shown[0::4], np.round(255 * decoded), atol=1)
+
+    # Two clicks: the interpolation strip from z_a to z_b.
+    page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.3 * box["height"])
+    z_a = np.array(page.evaluate("aevbExplorer.state.clicks[0]"))
+    page.mouse.click(box["x"] + 0.7 * box["width"], box["y"] + 0.6 * box["height"])
+    z_b = np.array(page.evaluate("aevbExplorer.state.clicks[1]"))
+    strip = np.array(page.evaluate("aevbExplorer.state.strip.map(p => Array.from(p))"))
+    assert strip.shape == (10, 784)
+    path = np.stack([plots.interpolate(z_a, z_b, alpha) for alpha in np.linspace(1, 0, 10)]).astype(np.float32)
+    np.testing.assert_allclose(strip, plots.probabilities(params["decoder"], path), atol=1e-4)
+    assert "Interpolation from" in page.inner_text("#strip-note")
+
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert (tmp_path / "report.png").stat().st_size > 50000
+    assert errors == []
+    assert all(url.startswith(("file:", "data:")) for url in requests), requests
+    page.close()
+
+
+@pytest.mark.browser
+def test_phone_width_has_no_horizontal_scroll(run, browser):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto((run / "report.html").resolve().as_uri())
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("#latent-canvas").bounding_box()["width"] <= 390
+    page.close()
+
+
+def test_other_latent_dimensions_get_a_note_not_an_explorer(mnist, tmp_path):
+    config = Config(debug=True, epochs=1, batch_size=50, latent_dim=3)
+    params = train.init_state(config)[0]
+    x, y, _, _ = data.load_binarized_mnist(debug=True)
+    text = report.render(tmp_path, config, params, {}, [], plots.encode_means(params, x), y)
+    assert "needs a 2-D latent space" in text and "<canvas" not in text and "aevbExplorer" not in text

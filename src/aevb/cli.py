@@ -228,7 +228,17 @@ def cmd_plot(args, parser):
     return 0
 
 
+_COMPLETIONS = {}  # `aevb run` asks for the same completion twice (complete, then answers): compute it once
+
+
 def _completion(args, parser, mask_kind="top", index=None, seed=0):
+    key = (str(_run_dir(args).resolve()), mask_kind, index, seed)
+    if key not in _COMPLETIONS:
+        _COMPLETIONS[key] = _compute_completion(args, parser, mask_kind, index, seed)
+    return _COMPLETIONS[key]
+
+
+def _compute_completion(args, parser, mask_kind, index, seed):
     import jax
 
     from . import evaluate, partial

@@ -51,18 +51,25 @@ def _note_figure(title, message):
 # ---- the figures ---------------------------------------------------------------------------
 
 
-def samples_figure(means, binary):
-    """Ancestral samples: row 1 the Bernoulli means of p(x|z), row 2 a binary draw from each."""
-    n = len(means)
+def _two_rows(top, bottom, row_labels, title, column_titles=None):
+    """A 2 x n grid of images: top[i] above bottom[i], one column per example."""
+    n = len(top)
     figure = Figure(figsize=(1.1 * n, 2.9), layout="constrained")
     axes = figure.subplots(2, n, squeeze=False)
     for i in range(n):
-        _image(axes[0, i], means[i], f"z{i + 1}")
-        _image(axes[1, i], binary[i])
-    axes[0, 0].set_ylabel("mean of p(x|z)", fontsize=8)
-    axes[1, 0].set_ylabel("x ~ p(x|z)", fontsize=8)
-    figure.suptitle("Ancestral samples: z ~ N(0, I), then x ~ p(x | z); each column one z")
+        _image(axes[0, i], top[i], column_titles[i] if column_titles else None)
+        _image(axes[1, i], bottom[i])
+    axes[0, 0].set_ylabel(row_labels[0], fontsize=8)
+    axes[1, 0].set_ylabel(row_labels[1], fontsize=8)
+    figure.suptitle(title)
     return figure
+
+
+def samples_figure(means, binary):
+    """Ancestral samples: row 1 the Bernoulli means of p(x|z), row 2 a binary draw from each."""
+    return _two_rows(means, binary, ("mean of p(x|z)", "x ~ p(x|z)"),
+                     "Ancestral samples: z ~ N(0, I), then x ~ p(x | z); each column one z",
+                     [f"z{i + 1}" for i in range(len(means))])
 
 
 def pca_2d(points):
@@ -161,65 +168,8 @@ def curves_figure(epochs, train_elbo, test_elbo):
 
 
 def reconstructions_figure(originals, means):
-    n = len(originals)
-    figure = Figure(figsize=(1.05 * n, 2.9), layout="constrained")
-    axes = figure.subplots(2, n, squeeze=False)
-    for i in range(n):
-        _image(axes[0, i], originals[i])
-        _image(axes[1, i], means[i])
-    axes[0, 0].set_ylabel("test image", fontsize=8)
-    axes[1, 0].set_ylabel("mean of p(x|z)", fontsize=8)
-    figure.suptitle("Reconstructions: test images and the means of p(x | z = mean of q(z|x))")
-    return figure
-
-
-# ---- arrays from a trained model -----------------------------------------------------------
-
-
-def probabilities(theta, z):
-    """Bernoulli means sigmoid(logits) of p(x|z): the one place logits become probabilities."""
-    return np.asarray(jax.nn.sigmoid(model.decoder(theta, jnp.asarray(z))))
-
-
-def compute_samples(params, latent_dim, key, n=10):
-    z_key, x_key = jax.random.split(key)
-    z = jax.random.normal(z_key, (n, latent_dim))  # z ~ p(z) = N(0, I)
-    means = probabilities(params["decoder"], z)
-    binary = np.asarray(densities.sample_bernoulli(x_key, jnp.asarray(means)))
-    return means, binary
-
-
-def encode_means(params, x, chunk=5000):
-    return np.concatenate([np.asarray(model.encoder(params["encoder"], jnp.asarray(x[i : i + chunk]))[0])
-                           for i in range(0, len(x), chunk)])
-
-
-def choose_pairs(labels, key, n_pairs=3):
-    """n_pairs index pairs (i, j) of images of different classes, chosen by key."""
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
-    pairs = []
-    while len(pairs) < n_pairs:
-        i, j = rng.integers(len(labels), size=2)
-        if labels[i] != labels[j]:
-            pairs.append((int(i), int(j)))
-    return pairs
-
-
-def compute_interpolations(params, x, pairs, steps=10):
-    alphas = np.linspace(1.0, 0.0, steps)  # left to right: from z_a to z_b
-    z = encode_means(params, np.stack([x[i] for pair in pairs for i in pair]))  # (2P, Dz)
-    z_a, z_b = z[0::2], z[1::2]
-    path = np.stack([interpolate(z_a, z_b, alpha) for alpha in alphas], axis=1)  # (P, steps, Dz)
-    return probabilities(params["decoder"], path), alphas, z_a, z_b
-
-
-def compute_manifold(params, latent_dim, n=20):
-    if latent_dim != 2:
-        return None, None
-    grid = densities.standard_normal_quantile((np.arange(n) + 0.5) / n)
-    z1, z2 = np.meshgrid(grid, grid, indexing="ij")
-    z = np.stack([z1, z2], axis=-1)  # (n, n, 2): row i has z1 = grid[i]
-    return probabilities(params["decoder"], z), grid
+    return _two_rows(originals, means, ("test image", "mean of p(x|z)"),
+                     "Reconstructions: test images and the means of p(x | z = mean of q(z|x))")
 
 
 def posterior_figure(grid, q_mean, q_log_std, encoder_mean, encoder_log_std, title):
@@ -278,6 +228,55 @@ def trace_figure(trace):
     ax.set_title("SVI: the ELBO of q(z) for log p(observed pixels), K-sample estimate per step")
     ax.grid(alpha=0.3)
     return figure
+
+
+# ---- arrays from a trained model -----------------------------------------------------------
+
+
+def probabilities(theta, z):
+    """Bernoulli means sigmoid(logits) of p(x|z): the one place logits become probabilities."""
+    return np.asarray(jax.nn.sigmoid(model.decoder(theta, jnp.asarray(z))))
+
+
+def compute_samples(params, latent_dim, key, n=10):
+    z_key, x_key = jax.random.split(key)
+    z = jax.random.normal(z_key, (n, latent_dim))  # z ~ p(z) = N(0, I)
+    means = probabilities(params["decoder"], z)
+    binary = np.asarray(densities.sample_bernoulli(x_key, jnp.asarray(means)))
+    return means, binary
+
+
+def encode_means(params, x, chunk=5000):
+    return np.concatenate([np.asarray(model.encoder(params["encoder"], jnp.asarray(x[i : i + chunk]))[0])
+                           for i in range(0, len(x), chunk)])
+
+
+def choose_pairs(labels, key, n_pairs=3):
+    """n_pairs index pairs (i, j) of images of different classes, chosen by key."""
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    pairs = []
+    while len(pairs) < n_pairs:
+        i, j = rng.integers(len(labels), size=2)
+        if labels[i] != labels[j]:
+            pairs.append((int(i), int(j)))
+    return pairs
+
+
+def compute_interpolations(params, x, pairs, steps=10):
+    alphas = np.linspace(1.0, 0.0, steps)  # left to right: from z_a to z_b
+    z = encode_means(params, np.stack([x[i] for pair in pairs for i in pair]))  # (2P, Dz)
+    z_a, z_b = z[0::2], z[1::2]
+    path = np.stack([interpolate(z_a, z_b, alpha) for alpha in alphas], axis=1)  # (P, steps, Dz)
+    return probabilities(params["decoder"], path), alphas, z_a, z_b
+
+
+def compute_manifold(params, latent_dim, n=20):
+    if latent_dim != 2:
+        return None, None
+    grid = densities.standard_normal_quantile((np.arange(n) + 0.5) / n)
+    z1, z2 = np.meshgrid(grid, grid, indexing="ij")
+    z = np.stack([z1, z2], axis=-1)  # (n, n, 2): row i has z1 = grid[i]
+    return probabilities(params["decoder"], z), grid
 
 
 KINDS = ("samples", "latent", "interpolate", "manifold", "curves", "reconstructions")

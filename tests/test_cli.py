@@ -21,6 +21,8 @@ def _run(capsys, *argv):
     ["train", "--batch-size", "10001"],
     ["train", "--debug", "--batch-size", "101"],
     ["train", "--learning-rate", "nan"],
+    ["train", "--n-train", "55000"],
+    ["train", "--test-split", "official", "--n-test", "10001"],
     ["train", "--no-such-option"],
     ["evaluate", "-k", "0"],
     ["frobnicate"],

@@ -46,6 +46,11 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        # MNIST has 60000 training images and 10000 official test images.
+        if self.test_split == "assignment" and self.n_train + self.n_test > 60000:
+            raise ValueError(f"n_train + n_test = {self.n_train + self.n_test} exceeds the 60000 MNIST training images")
+        if self.test_split == "official" and (self.n_train > 60000 or self.n_test > 10000):
+            raise ValueError("the official split has at most 60000 training and 10000 test images")
         if self.batch_size > self.train_size:
             raise ValueError(f"batch size {self.batch_size} exceeds the {self.train_size} training images")
 

@@ -47,6 +47,9 @@ def test_truncated_and_mismatched_checkpoints_exit_1(capsys, tmp_path, mnist):
     # Training again into the same run without --resume or --overwrite loses nothing: refused.
     code, _, err = _run(capsys, "train", "--debug", "--epochs", "2", "--no-progress", *argv)
     assert code == 1 and "--resume" in err
+    # Resuming to fewer epochs than the checkpoint holds is refused.
+    code, _, err = _run(capsys, "train", "--debug", "--resume", "--epochs", "1", "--no-progress", *argv)
+    assert code == 1 and "already at epoch 2" in err
     # Resuming with another architecture is refused.
     code, _, err = _run(capsys, "train", "--debug", "--resume", "--hidden-dim", "10", "--no-progress", *argv)
     assert code == 1 and "hidden_dim" in err and err.strip().count("\n") == 0

@@ -19,6 +19,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bo
 table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee;
   text-align: left; vertical-align: top; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img.figure { max-width: 100%; height: auto; display: block; margin: 10px 0; }
+figure { margin: 0 0 18px; }
 .headline { font-size: 1.15em; background: #f4f6fa; padding: 10px 14px; border-radius: 6px; }
 .note { color: #555; font-size: 0.92em; }
 #explorer { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }

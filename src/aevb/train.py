@@ -245,6 +245,8 @@ def train(config, run_dir, resume=False, data_dir=None, progress=True, datasets=
         if config is not None and dataclasses.replace(config, epochs=stored.epochs) != stored:
             raise CheckpointError(f"{run_dir} was trained with a different config: {_config_diff(stored, config)}")
         config = config or stored
+        if config.epochs < start:
+            raise CheckpointError(f"{run_dir} is already at epoch {start}; --epochs {config.epochs} would go back")
     else:
         if (run_dir / CHECKPOINT).exists():
             raise CheckpointError(f"{run_dir} already holds a checkpoint; use --resume to continue it "

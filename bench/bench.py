@@ -18,7 +18,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from aevb import data, evaluate, partial, train
 from aevb.config import Config

@@ -3,11 +3,10 @@
 import re
 import shutil
 
-import jax
 import numpy as np
 import pytest
 
-from aevb import cli, data, model, plots, report, train
+from aevb import cli, data, plots, report, train
 from aevb.config import Config
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",

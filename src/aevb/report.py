@@ -41,10 +41,6 @@ def _float32_base64(array):
     return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
 
 
-def _fmt(value, digits=2):
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and value is not None else html.escape(str(value))
-
-
 def _figure(folder, name, caption):
     path = Path(folder) / f"{name}.png"
     if not path.is_file():

@@ -117,7 +117,7 @@ def _unflatten(template, prefix, tensors, where):
     names = list(_flatten(template, prefix))
     leaves, treedef = jax.tree_util.tree_flatten(template)
     restored = []
-    for name, leaf in zip(names, leaves):
+    for name, leaf in zip(names, leaves, strict=True):
         if name not in tensors:
             raise CheckpointError(f"{where}: tensor {name} is missing")
         value = tensors[name]

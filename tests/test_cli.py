@@ -101,3 +101,14 @@ def test_complete_and_answers_commands(capsys, tmp_path, mnist):
     code, out, _ = _run(capsys, "answers", *argv)
     assert code == 0
     assert out.count("True.") == 2 and out.count("False.") == 3 and "3.9894" in out and "correlation" in out
+
+
+def test_run_resumes_an_unfinished_run_and_refuses_another_config(capsys, tmp_path, mnist):
+    argv = ["--runs-dir", str(tmp_path), "--name", "r", "--debug", "--batch-size", "50", "--no-progress"]
+    assert _run(capsys, "train", "--epochs", "2", *argv)[0] == 0
+    code, _, err = _run(capsys, "run", "--epochs", "2", "--hidden-dim", "20", *argv)
+    assert code == 1 and "hidden_dim" in err
+    assert _run(capsys, "train", "--epochs", "2", "--overwrite", "--seed", "3", *argv)[0] == 0
+    stored, _, _, epoch = train.load_checkpoint(tmp_path / "r")
+    assert stored.seed == 3 and epoch == 2
+    assert not json.loads((tmp_path / "r" / "summary.json").read_text()).get("test_elbo")

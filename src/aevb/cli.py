@@ -151,11 +151,9 @@ def _train(args, parser, allow_resume_if_present=False):
     overrides = _config_overrides(args)
     resume = getattr(args, "resume", False)
     if allow_resume_if_present and (run_dir / train.CHECKPOINT).exists():
+        # train.train refuses a different config when resuming; --epochs may extend the run.
         stored, epoch = train.read_checkpoint_config(run_dir)
-        wanted = _make_config(parser, {**dataclasses.asdict(stored), **overrides})
-        if wanted != stored:
-            raise train.CheckpointError(f"{run_dir} holds a run with a different config; choose another --name")
-        if epoch >= stored.epochs:
+        if epoch >= stored.epochs and _make_config(parser, {**dataclasses.asdict(stored), **overrides}) == stored:
             print(f"{run_dir} is already trained ({epoch} epochs)")
             return {"status": "done", "config": stored}
         resume = True
@@ -165,8 +163,10 @@ def _train(args, parser, allow_resume_if_present=False):
         result = train.train(config, run_dir, resume=True, data_dir=args.data_dir, progress=not args.no_progress)
     else:
         config = _make_config(parser, overrides)
-        if getattr(args, "overwrite", False) and (run_dir / train.CHECKPOINT).exists():
-            (run_dir / train.CHECKPOINT).unlink()
+        if getattr(args, "overwrite", False):
+            # Starting again: the old checkpoint and its numbers would only mislead.
+            for stale in (train.CHECKPOINT, "summary.json"):
+                (run_dir / stale).unlink(missing_ok=True)
         result = train.train(config, run_dir, data_dir=args.data_dir, progress=not args.no_progress)
     if result["status"] == "interrupted":
         print(f"interrupted after epoch {result['epoch']}; checkpoint saved in {run_dir}. "

@@ -113,5 +113,5 @@ def test_other_latent_dimensions_get_a_note_not_an_explorer(mnist, tmp_path):
     config = Config(debug=True, epochs=1, batch_size=50, latent_dim=3)
     params = train.init_state(config)[0]
     x, y, _, _ = data.load_binarized_mnist(debug=True)
-    text = report.render(tmp_path, config, params, {}, [], plots.encode_means(params, x), y)
+    text = report.render(tmp_path, config, params, {}, plots.encode_means(params, x), y)
     assert "needs a 2-D latent space" in text and "<canvas" not in text and "aevbExplorer" not in text

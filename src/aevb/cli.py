@@ -246,7 +246,8 @@ def _compute_completion(args, parser, mask_kind, index, seed):
     x_train, y_train = datasets[0], datasets[1]
     if index is None:
         elbos = evaluate.elbo_per_image(params, x_train, config.eval_samples)
-        index, criterion = partial.choose_digit(elbos, y_train), "highest ELBO among training images of classes other than 1"
+        index = partial.choose_digit(elbos, y_train)
+        criterion = "highest ELBO among training images of classes other than 1"
     elif not 0 <= index < len(x_train):
         parser.error(f"--index must be from 0 to {len(x_train) - 1}")
     else:
@@ -321,8 +322,7 @@ def cmd_report(args, parser):
     run_dir, config, params, datasets = _load_run(args)
     summary = train.update_summary(run_dir, {})
     z_means = plots.encode_means(params, datasets[0])
-    path = report.write(run_dir, report.render(run_dir, config, params, summary, train.read_metrics(run_dir), z_means,
-                                               datasets[1]))
+    path = report.write(run_dir, report.render(run_dir, config, params, summary, z_means, datasets[1]))
     print(f"report: {path.resolve()}")
     return 0
 

@@ -49,14 +49,16 @@ def gaussian_kl_to_standard_normal(mean, log_std):
     return 0.5 * jnp.sum(mean**2 + jnp.exp(2.0 * log_std) - 1.0 - 2.0 * log_std, axis=-1)
 
 
-def sample_diag_gaussian(key, mean, log_std):
-    """A reparameterized draw z = mean + exp(log_std) * eps, eps ~ N(0, I); shape of mean.
+def sample_diag_gaussian(key, mean, log_std, sample_shape=()):
+    """Reparameterized draws z = mean + exp(log_std) * eps, eps ~ N(0, I): shape
+    sample_shape + mean.shape, e.g. sample_shape (K,) and mean (B, Dz) give (K, B, Dz).
 
     Written as a deterministic function of (mean, log_std) and standard-normal noise, so
     gradients flow to both parameters (Kingma & Welling 2013, Section 2.4).
     """
-    eps = jax.random.normal(key, jnp.shape(mean), dtype=jnp.result_type(mean))
-    return mean + jnp.exp(log_std) * eps
+    shape = tuple(sample_shape) + jnp.shape(mean)
+    eps = jax.random.normal(key, shape, dtype=jnp.result_type(mean))
+    return jnp.broadcast_to(mean, shape) + jnp.exp(jnp.broadcast_to(log_std, shape)) * eps
 
 
 def sample_bernoulli(key, probs):

@@ -51,13 +51,12 @@ def iwae_chunk(params, x, key, k, sample_chunk=SAMPLE_CHUNK):
     """
     mean, log_std = model.encoder(params["encoder"], x)  # (B, Dz)
     n_chunks = -(-k // sample_chunk)
-    shape = (sample_chunk,) + mean.shape
-    q_params = (jnp.broadcast_to(mean, shape), jnp.broadcast_to(log_std, shape))  # (C, B, Dz) each
 
     def body(carry, chunk_index):
         running_max, running_sum = carry  # (B,) each: log-sum-exp = running_max + log(running_sum)
-        z = densities.sample_diag_gaussian(jax.random.fold_in(key, chunk_index), *q_params)  # (C, B, Dz)
-        log_w = model.joint_log_density(params["decoder"], x, z) - model.log_q(q_params, z)  # (C, B)
+        chunk_key = jax.random.fold_in(key, chunk_index)
+        z = densities.sample_diag_gaussian(chunk_key, mean, log_std, (sample_chunk,))  # (C, B, Dz)
+        log_w = model.joint_log_density(params["decoder"], x, z) - model.log_q((mean, log_std), z)  # (C, B)
         # Samples past K in the last chunk get weight zero.
         index = chunk_index * sample_chunk + jnp.arange(sample_chunk)  # (C,)
         log_w = jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < k, log_w, -jnp.inf)

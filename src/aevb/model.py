@@ -89,11 +89,9 @@ def elbo_per_image(key, phi, theta, x, num_samples=1, kl="mc"):
     (Kingma & Welling 2013, eq. 10 and Appendix B), which has lower variance.
     """
     mean, log_std = encoder(phi, x)  # (B, Dz) each
-    shape = (num_samples,) + mean.shape
-    q_params = (jnp.broadcast_to(mean, shape), jnp.broadcast_to(log_std, shape))  # (S, B, Dz) each
-    z = densities.sample_diag_gaussian(key, *q_params)  # (S, B, Dz)
+    z = densities.sample_diag_gaussian(key, mean, log_std, (num_samples,))  # (S, B, Dz)
     if kl == "mc":
-        estimate = joint_log_density(theta, x, z) - log_q(q_params, z)  # (S, B)
+        estimate = joint_log_density(theta, x, z) - log_q((mean, log_std), z)  # (S, B)
         return jnp.mean(estimate, axis=0)
     if kl == "analytic":
         expected_ll = jnp.mean(log_likelihood(theta, x, z), axis=0)  # (B,)

@@ -57,9 +57,7 @@ def log_joint_observed(theta, x, zs, mask):
 
 def svi_elbo(key, q_params, theta, x, mask, num_samples):
     """ELBO of q(z) = N(mean, diag(exp(log_std)^2)) for log p(observed x), K reparameterized z."""
-    mean, log_std = q_params
-    shape = (num_samples,) + mean.shape
-    z = densities.sample_diag_gaussian(key, jnp.broadcast_to(mean, shape), jnp.broadcast_to(log_std, shape))
+    z = densities.sample_diag_gaussian(key, *q_params, (num_samples,))  # (K, Dz)
     return jnp.mean(log_joint_observed(theta, x, z, mask) - model.log_q(q_params, z))
 
 
@@ -92,7 +90,8 @@ def _fit_q(key, theta, x, mask, starts, num_samples, steps, learning_rate):
 
         def step(carry, step_key):
             q_params, opt_state = carry
-            neg_elbo, grads = jax.value_and_grad(lambda q: -svi_elbo(step_key, q, theta, x, mask, num_samples))(q_params)
+            objective = lambda q: -svi_elbo(step_key, q, theta, x, mask, num_samples)  # noqa: E731
+            neg_elbo, grads = jax.value_and_grad(objective)(q_params)
             updates, opt_state = opt.update(grads, opt_state, q_params)
             return (optax.apply_updates(q_params, updates), opt_state), -neg_elbo
 
@@ -108,8 +107,7 @@ def predictive_log_likelihood(key, theta, x, unobserved_mask, mean, log_std, num
     With (mean, log_std) = the fitted q this scores the true hidden pixels under the predictive;
     with (0, 0) it is the prior predictive.
     """
-    shape = (num_samples, jnp.shape(mean)[-1])
-    z = densities.sample_diag_gaussian(key, jnp.broadcast_to(mean, shape), jnp.broadcast_to(log_std, shape))
+    z = densities.sample_diag_gaussian(key, mean, log_std, (num_samples,))  # (M, Dz)
     log_p = log_likelihood_observed(theta, x, z, unobserved_mask)  # (M,)
     return float(jax.nn.logsumexp(log_p) - jnp.log(num_samples))
 
@@ -129,8 +127,7 @@ def posterior_pixel_correlation(key, theta, x, mask, mean, log_std, num_samples=
     E[x_i x_j] = E_z[p_i p_j] and Cov = E_z[p_i p_j] - E_z[p_i] E_z[p_j], computed exactly
     from the weighted samples. Returns (i, j, correlation, effective sample size).
     """
-    shape = (num_samples, jnp.shape(mean)[-1])
-    z = densities.sample_diag_gaussian(key, jnp.broadcast_to(mean, shape), jnp.broadcast_to(log_std, shape))
+    z = densities.sample_diag_gaussian(key, mean, log_std, (num_samples,))  # (M, Dz)
     log_w = log_joint_observed(theta, x, z, mask) - model.log_q((mean, log_std), z)
     w = np.asarray(jax.nn.softmax(log_w), np.float64)  # (M,)
     hidden = np.where(~np.asarray(mask))[0]
@@ -196,9 +193,7 @@ def complete(key, params, x, mask, num_samples=100, steps=150, learning_rate=0.0
     fit_key, sample_key, predictive_key, prior_key, corr_key = jax.random.split(key, 5)
     q_params, trace = fit_q(fit_key, theta, x, mask, latent_dim, num_samples, steps, learning_rate)
     encoder_q = tuple(np.asarray(a) for a in model.encoder(params["encoder"], jnp.asarray(x)))
-    shape = (n_completions, latent_dim)
-    z = densities.sample_diag_gaussian(sample_key, jnp.broadcast_to(q_params[0], shape),
-                                       jnp.broadcast_to(q_params[1], shape))
+    z = densities.sample_diag_gaussian(sample_key, *q_params, (n_completions,))  # (S, Dz)
     probs = np.asarray(jax.nn.sigmoid(model.decoder(theta, z)))  # (S, 784)
     completions = np.where(mask, np.asarray(x), probs)  # observed pixels as they are, the rest predicted
     hidden = ~np.asarray(mask)

@@ -304,8 +304,9 @@ def draw_figures(folder, config, params, datasets, metrics, kinds=KINDS, pairs=N
         elif kind == "manifold":
             figure = manifold_figure(*compute_manifold(params, config.latent_dim))
         elif kind == "curves":
-            figure = curves_figure(np.array([r["epoch"] for r in metrics]), np.array([r["train_elbo"] for r in metrics]),
-                                   np.array([r["test_elbo"] for r in metrics]))
+            epochs, train_elbo, test_elbo = (np.array([row[k] for row in metrics])
+                                             for k in ("epoch", "train_elbo", "test_elbo"))
+            figure = curves_figure(epochs, train_elbo, test_elbo)
         elif kind == "reconstructions":
             originals = x_test[:12]
             z = encode_means(params, originals)

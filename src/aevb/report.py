@@ -64,7 +64,7 @@ def explorer_payload(config, params, z_means, labels):
     }
 
 
-def render(run_dir, config, params, summary, metrics, z_means, labels):
+def render(run_dir, config, params, summary, z_means, labels):
     """The report's HTML as a string."""
     run_dir = Path(run_dir)
     figures = run_dir / "figures"

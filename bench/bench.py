@@ -122,20 +122,22 @@ def main():
     x_train, _, x_test, _ = data.load_for_config(config)
     results = {"machine": {"devices": str(jax.devices()), "jax": jax.__version__}}
 
+    params, _ = train.init_state(config)
+    steps = x_train.shape[0] // config.batch_size
     peak = peak_matmul_rate()
     shape_rate = model_shape_matmul_rate(config)
     seconds = epoch_seconds(config, x_train)
     flops = flops_per_epoch(config, x_train.shape[0])
-    adam_seconds = optimizer_seconds(config, x_train.shape[0] // config.batch_size)
+    adam_seconds = optimizer_seconds(config, steps)
     # The best an epoch could do here: its matmuls at the model-shape rate plus the Adam updates,
     # with every other operation (activations, the likelihood, sampling, shuffling) free.
     ceiling_seconds = flops / shape_rate + adam_seconds
     # Tighter still: Adam fused into one pass, moving only its minimal traffic (read parameters,
     # gradient, two moments; write parameters and moments: 7 floats per parameter) at the
     # streaming bandwidth measured on arrays of the parameters' size.
-    n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(train.init_state(config)[0]))
+    n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(params))
     bandwidth = stream_bandwidth(n_params)
-    adam_floor_seconds = 7 * 4 * n_params * (x_train.shape[0] // config.batch_size) / bandwidth
+    adam_floor_seconds = 7 * 4 * n_params * steps / bandwidth
     floor_seconds = flops / shape_rate + adam_floor_seconds
     results["speed"] = {
         "seconds_per_epoch": seconds,
@@ -153,7 +155,6 @@ def main():
         "ideal_ceiling_fraction_of_peak_matmul": flops / floor_seconds / peak,
     }
 
-    params, _ = train.init_state(config)
     k = 1000
     sub = x_test[:1000]
     evaluate.iwae_per_image(params, sub[:100], k)  # compile

@@ -254,14 +254,13 @@ def _compute_completion(args, parser, mask_kind, index, seed):
         criterion = "chosen with --index"
     mask = partial.make_mask(mask_kind, jax.random.PRNGKey(seed))
     result = partial.complete(jax.random.PRNGKey(seed), params, x_train[index], mask)
-    return run_dir, config, x_train[index], int(y_train[index]), index, criterion, mask, result
+    return run_dir, x_train[index], int(y_train[index]), index, criterion, mask, result
 
 
 def cmd_complete(args, parser):
     from . import plots, train
 
-    run_dir, _, x, label, index, criterion, mask, result = _completion(args, parser, args.mask, args.index,
-                                                                      args.seed)
+    run_dir, x, label, index, criterion, mask, result = _completion(args, parser, args.mask, args.index, args.seed)
     folder = run_dir / "figures"
     name = f"complete_{args.mask}"
     title = f"Training image #{index} (a {label}; {criterion}), observed: {args.mask}"
@@ -280,9 +279,8 @@ def cmd_complete(args, parser):
         "log_p_hidden_under_encoder_of_whole_image": result["log_p_hidden_under_encoder_predictive"],
         "units": "nats per image",
     }
-    summary = train.update_summary(run_dir, {})
-    summary.setdefault("completion", {})[args.mask] = numbers
-    train.update_summary(run_dir, {"completion": summary["completion"]})
+    completion = {**train.read_summary(run_dir).get("completion", {}), args.mask: numbers}
+    train.update_summary(run_dir, {"completion": completion})
     print(f"image #{index} (a {label}; {criterion}); observed: {args.mask}")
     print(f"log p(true hidden pixels) under the SVI predictive {numbers['log_p_hidden_under_q_predictive']:.2f} nats, "
           f"under the prior predictive {numbers['log_p_hidden_under_prior_predictive']:.2f} nats "
@@ -298,7 +296,7 @@ def cmd_answers(args, parser):
     density = partial.normal_density_at_mean(0.1)
     demos = {"(e)": f"computed: N(0, 0.1^2) at 0 has density {density:.4f} > 1."}
     try:
-        run_dir, _, _, _, index, _, _, result = _completion(args, parser)
+        run_dir, _, _, index, _, _, result = _completion(args, parser)
         i, j, corr, ess = result["correlation"]
         demos["(b)"] = (f"computed: given the top of training image #{index}, bottom pixels ({i // 28},{i % 28}) and "
                         f"({j // 28},{j % 28}) have correlation {corr:+.3f} under p(bottom | top) (self-normalized "
@@ -320,7 +318,7 @@ def cmd_report(args, parser):
     from . import plots, report, train
 
     run_dir, config, params, datasets = _load_run(args)
-    summary = train.update_summary(run_dir, {})
+    summary = train.read_summary(run_dir)
     z_means = plots.encode_means(params, datasets[0])
     path = report.write(run_dir, report.render(run_dir, config, params, summary, z_means, datasets[1]))
     print(f"report: {path.resolve()}")

@@ -90,7 +90,7 @@ def _fit_q(key, theta, x, mask, starts, num_samples, steps, learning_rate):
 
         def step(carry, step_key):
             q_params, opt_state = carry
-            objective = lambda q: -svi_elbo(step_key, q, theta, x, mask, num_samples)
+            objective = lambda q: -svi_elbo(step_key, q, theta, x, mask, num_samples)  # noqa: E731
             neg_elbo, grads = jax.value_and_grad(objective)(q_params)
             updates, opt_state = opt.update(grads, opt_state, q_params)
             return (optax.apply_updates(q_params, updates), opt_state), -neg_elbo

@@ -304,10 +304,16 @@ def train(config, run_dir, resume=False, data_dir=None, progress=True, datasets=
             "params": params, **summary}
 
 
+def read_summary(run_dir):
+    """run_dir/summary.json as a dict; {} before anything was evaluated."""
+    path = Path(run_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def update_summary(run_dir, values):
     """Merges values into run_dir/summary.json (written atomically)."""
     path = Path(run_dir) / "summary.json"
-    summary = json.loads(path.read_text()) if path.is_file() else {}
+    summary = read_summary(run_dir)
     summary.update(values)
     atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aevb import data, evaluate, partial, train
+from aevb import data, evaluate, networks, partial, pipeline, train
 from aevb.config import Config
 
 
@@ -41,11 +41,11 @@ def peak_matmul_rate(n=2048):
     return 2 * n**3 / best_seconds(lambda: product(a), 10)
 
 
-def model_shape_matmul_rate(config, steps=100):
+def model_shape_matmul_rate(config, d, steps=100):
     """FLOP/s of just the matmuls of one epoch (forward and backward) at the model's own shapes."""
     b, h = config.batch_size, config.hidden_dim
-    x = jnp.ones((steps, b, 784))
-    w1, w2 = jnp.ones((784, h)) * 0.01, jnp.ones((h, 784)) * 0.01
+    x = jnp.ones((steps, b, d))
+    w1, w2 = jnp.ones((d, h)) * 0.01, jnp.ones((h, d)) * 0.01
 
     def body(carry, xb):
         w1, w2 = carry
@@ -58,7 +58,7 @@ def model_shape_matmul_rate(config, steps=100):
 
     run = jax.jit(lambda w1, w2: jax.lax.scan(body, (w1, w2), x)[0])
     jax.block_until_ready(run(w1, w2))
-    return 5 * 2 * b * 784 * h * steps / best_seconds(lambda: run(w1, w2), 5)
+    return 5 * 2 * b * d * h * steps / best_seconds(lambda: run(w1, w2), 5)
 
 
 def optimizer_seconds(config, steps):
@@ -89,13 +89,13 @@ def stream_bandwidth(n, steps=100):
     return 2 * 4 * n * steps / best_seconds(lambda: run(x), 5)
 
 
-def flops_per_epoch(config, n_train):
+def flops_per_epoch(config, n_train, d):
     """Matmul FLOPs of one epoch: 2*m*k*n per product; forward, weight gradient, input gradient."""
     b, h, dz, steps = config.batch_size, config.hidden_dim, config.latent_dim, n_train // config.batch_size
-    per_step = (2 * 2 * b * 784 * h  # encoder hidden: forward + weight gradient (x needs no gradient)
+    per_step = (2 * 2 * b * d * h  # encoder hidden: forward + weight gradient (x needs no gradient)
                 + 3 * 2 * b * h * 2 * dz  # encoder out
                 + 3 * 2 * b * dz * h  # decoder hidden (z needs a gradient: reparameterization)
-                + 3 * 2 * b * h * 784)  # decoder out
+                + 3 * 2 * b * h * d)  # decoder out
     return per_step * steps
 
 
@@ -119,15 +119,17 @@ def main():
     parser.add_argument("--quick", action="store_true", help="speed only, no 100-epoch quality runs")
     args = parser.parse_args()
     config = Config()
-    x_train, _, x_test, _ = data.load_for_config(config)
+    split = data.load(config)
+    x_train, x_test, d = split.x_train, split.x_test, split.x_train.shape[1]
+    net = networks.get(config.architecture)
     results = {"machine": {"devices": str(jax.devices()), "jax": jax.__version__}}
 
     params, _ = train.init_state(config)
     steps = x_train.shape[0] // config.batch_size
     peak = peak_matmul_rate()
-    shape_rate = model_shape_matmul_rate(config)
+    shape_rate = model_shape_matmul_rate(config, d)
     seconds = epoch_seconds(config, x_train)
-    flops = flops_per_epoch(config, x_train.shape[0])
+    flops = flops_per_epoch(config, x_train.shape[0], d)
     adam_seconds = optimizer_seconds(config, steps)
     # The best an epoch could do here: its matmuls at the model-shape rate plus the Adam updates,
     # with every other operation (activations, the likelihood, sampling, shuffling) free.
@@ -157,19 +159,20 @@ def main():
 
     k = 1000
     sub = x_test[:1000]
-    evaluate.iwae_per_image(params, sub[:100], k)  # compile
+    evaluate.iwae_per_image(net, params, sub[:100], k)  # compile
     began = time.perf_counter()
-    evaluate.iwae_per_image(params, sub, k)
+    evaluate.iwae_per_image(net, params, sub, k)
     results["iwae"] = {"k": k, "images_times_k_per_s": sub.shape[0] * k / (time.perf_counter() - began)}
     # Memory does not grow with the number of images (one chunk at a time) nor with K (scan).
-    evaluate.iwae_per_image(params, x_test[:300], 5000)
+    evaluate.iwae_per_image(net, params, x_test[:300], 5000)
     results["iwae"]["peak_rss_gib_after_k5000"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
     # SVI for one partly observed image at the defaults (K=100, 4 starts), after compilation.
-    mask = partial.make_mask("top")
-    jax.block_until_ready(partial.fit_q(jax.random.PRNGKey(0), params["decoder"], x_train[0], mask)[1])
-    svi_seconds = [best_seconds(lambda i=i: partial.fit_q(jax.random.PRNGKey(i), params["decoder"], x_train[i],
-                                                           mask)[1], 1) for i in range(1, 6)]
+    mask = partial.make_mask("top", split.image_shape)
+    fit = lambda i: partial.fit_q(jax.random.PRNGKey(i), net, params["decoder"], x_train[i], mask,  # noqa: E731
+                                  config.latent_dim)[1]
+    jax.block_until_ready(fit(0))
+    svi_seconds = [best_seconds(lambda i=i: fit(i), 1) for i in range(1, 6)]
     results["svi_seconds_per_image"] = statistics.mean(svi_seconds)
 
     if not args.quick:
@@ -187,8 +190,8 @@ def main():
                        "test_iwae_k1000": summary["test_iwae"], "make_run_seconds": time.perf_counter() - began}
             else:
                 cfg = Config(seed=seed)
-                result = train.train(cfg, out, progress=False, datasets=data.load_for_config(cfg))
-                test_elbo, test_se = evaluate.evaluate_elbo(result["params"], x_test, cfg.eval_samples)
+                result = pipeline.train(cfg, out, progress=False)
+                test_elbo, test_se = evaluate.evaluate_elbo(net, result["params"], x_test, cfg.eval_samples)
                 row = {"seed": seed, "test_elbo": test_elbo, "test_elbo_se": test_se,
                        "train_seconds": time.perf_counter() - began}
             runs.append(row)

@@ -1,8 +1,11 @@
+import dataclasses
 import json
 
 import pytest
+from conftest import tiny, tiny_flags
 
-from aevb import cli, train
+from aevb import cli, rundir, train
+from aevb.config import Config
 
 
 def _run(capsys, *argv):
@@ -17,21 +20,43 @@ def _run(capsys, *argv):
 @pytest.mark.parametrize("argv", [
     ["train", "--epochs", "0"],
     ["train", "--epochs", "-3"],
+    ["train", "--epochs", "2.5"],
     ["train", "--batch-size", "0"],
     ["train", "--batch-size", "10001"],
     ["train", "--debug", "--batch-size", "101"],
     ["train", "--learning-rate", "nan"],
+    ["train", "--lr", "-1"],
+    ["train", "--seed", "-1"],
+    ["train", "--seed", str(2**32)],
     ["train", "--n-train", "55000"],
     ["train", "--test-split", "official", "--n-test", "10001"],
+    ["train", "--objective", "kl"],
+    ["train", "--architecture", "resnet"],
+    ["train", "--dataset", "imagenet"],
     ["train", "--no-such-option"],
     ["evaluate", "-k", "0"],
+    ["plot", "--pairs", "1,x"],
     ["frobnicate"],
     [],
 ])
-def test_bad_arguments_give_usage_and_exit_2(capsys, argv):
-    code, _, err = _run(capsys, *argv)
+def test_bad_arguments_give_usage_and_exit_2(capsys, tmp_path, argv):
+    code, _, err = _run(capsys, *argv, *(["--runs-dir", str(tmp_path)] if argv[:1] == ["train"] else []))
     assert code == 2
     assert "usage:" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_every_setting_is_a_flag_with_its_help(capsys):
+    code, out, _ = _run(capsys, "train", "--help")
+    assert code == 0
+    for field in dataclasses.fields(Config):
+        assert "--" + field.name.replace("_", "-") in out
+        assert field.metadata["help"].split()[0] in out
+    # Flags land in the config, under the field's name.
+    values = {"latent_dim": 3, "hidden_dim": 17, "objective": "elbo-analytic-kl", "learning_rate": 0.002, "seed": 7}
+    args = cli.build_parser().parse_args(["train", "--latent-dim", "3", "--hidden-dim", "17", "--objective",
+                                          "elbo-analytic-kl", "--lr", "0.002", "--seed", "7"])
+    assert cli._settings(args) == values
 
 
 def test_missing_run_dir_is_one_clear_line(capsys, tmp_path):
@@ -40,42 +65,73 @@ def test_missing_run_dir_is_one_clear_line(capsys, tmp_path):
     assert err.strip().count("\n") == 0 and "does not exist" in err
 
 
-def test_truncated_and_mismatched_checkpoints_exit_1(capsys, tmp_path, mnist):
-    argv = ["--runs-dir", str(tmp_path), "--name", "r"]
-    code, out, err = _run(capsys, "train", "--debug", "--epochs", "2", "--no-progress", *argv)
+def test_resume_policy_and_damaged_checkpoints(capsys, tmp_path):
+    argv = ["--runs-dir", str(tmp_path), "--name", "r", "--no-progress"]
+    code, out, err = _run(capsys, "train", *tiny_flags(epochs=2), *argv)
     assert code == 0, err
     # Training again into the same run without --resume or --overwrite loses nothing: refused.
-    code, _, err = _run(capsys, "train", "--debug", "--epochs", "2", "--no-progress", *argv)
+    code, _, err = _run(capsys, "train", *tiny_flags(epochs=2), *argv)
     assert code == 1 and "--resume" in err
-    # Resuming to fewer epochs than the checkpoint holds is refused.
-    code, _, err = _run(capsys, "train", "--debug", "--resume", "--epochs", "1", "--no-progress", *argv)
+    # Resuming to fewer epochs than the checkpoint holds is refused; so is another architecture.
+    code, _, err = _run(capsys, "train", "--resume", "--epochs", "1", *argv)
     assert code == 1 and "already at epoch 2" in err
-    # Resuming with another architecture is refused.
-    code, _, err = _run(capsys, "train", "--debug", "--resume", "--hidden-dim", "10", "--no-progress", *argv)
-    assert code == 1 and "hidden_dim" in err and err.strip().count("\n") == 0
-    path = tmp_path / "r" / train.CHECKPOINT
+    code, _, err = _run(capsys, "train", "--resume", "--hidden-dim", "10", *argv)
+    assert code == 1 and "hidden_dim 32 != 10" in err and err.strip().count("\n") == 0
+    # Resuming with only --epochs continues the stored config.
+    code, _, err = _run(capsys, "train", "--resume", "--epochs", "3", *argv)
+    assert code == 0, err
+    assert train.restore(tmp_path / "r")[0] == tiny(epochs=3) and len(rundir.read_metrics(tmp_path / "r")) == 3
+    path = tmp_path / "r" / rundir.CHECKPOINT
     path.write_bytes(path.read_bytes()[:1000])
-    code, _, err = _run(capsys, "evaluate", "--no-progress", "-k", "2", *argv)
+    code, _, err = _run(capsys, "evaluate", "-k", "2", *argv)
     assert code == 1 and "truncated" in err and "Traceback" not in err
     assert err.strip().count("\n") == 0
 
 
-def test_train_then_evaluate_writes_the_documented_files(capsys, tmp_path, mnist):
+def test_overwrite_starts_again_and_drops_the_old_numbers(capsys, tmp_path):
     argv = ["--runs-dir", str(tmp_path), "--name", "r"]
-    code, out, err = _run(capsys, "train", "--debug", "--epochs", "3", "--batch-size", "50", "--no-progress", *argv)
+    assert _run(capsys, "train", *tiny_flags(epochs=2), "--no-progress", *argv)[0] == 0
+    for command in (["evaluate", "--no-progress"], ["plot", "curves"], ["report"]):
+        assert _run(capsys, *command, *argv)[0] == 0
+    assert "test_elbo" in rundir.read_summary(tmp_path / "r")
+    code, _, err = _run(capsys, "run", *tiny_flags(epochs=2, hidden_dim=20), "--no-progress", *argv)
+    assert code == 1 and "hidden_dim" in err
+    assert _run(capsys, "train", *tiny_flags(epochs=2, seed=3), "--overwrite", "--no-progress", *argv)[0] == 0
+    stored, _, _, epoch = train.restore(tmp_path / "r")
+    assert stored.seed == 3 and epoch == 2
+    assert "test_elbo" not in rundir.read_summary(tmp_path / "r")
+    assert not (tmp_path / "r" / rundir.REPORT).exists() and not (tmp_path / "r" / rundir.FIGURES).exists()
+
+
+def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path):
+    argv = ["--runs-dir", str(tmp_path), "--name", "e2e", "--no-progress"]
+    code, out, err = _run(capsys, "run", *tiny_flags(epochs=4), *argv)
     assert code == 0, err
-    code, out, err = _run(capsys, "evaluate", "--samples", "4", "-k", "20", "--no-progress", *argv)
-    assert code == 0, err
-    assert "nats/image" in out
-    run = tmp_path / "r"
-    assert json.loads((run / "config.json").read_text())["epochs"] == 3
-    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
-    summary = json.loads((run / "summary.json").read_text())
-    for key in ["train_elbo", "test_elbo", "test_elbo_se", "test_iwae", "iwae_k", "training_seconds",
-                "images_per_second", "seconds_per_epoch", "elbo_samples"]:
-        assert key in summary
-    assert summary["iwae_k"] == 20 and summary["elbo_samples"] == 4
+    run = tmp_path / "e2e"
+    assert json.loads((run / rundir.CONFIG).read_text()) == json.loads(tiny(epochs=4).to_json())
+    assert [row["epoch"] for row in rundir.read_metrics(run)] == [1, 2, 3, 4]
+    assert set(rundir.read_metrics(run)[0]) == {"epoch", "train_elbo", "test_elbo", "seconds"}
+    summary = rundir.read_summary(run)
+    documented = {"epochs", "train_elbo_last_epoch", "training_seconds", "seconds_per_epoch", "images_per_second",
+                  "train_elbo", "train_elbo_se", "test_elbo", "test_elbo_se", "elbo_samples", "test_iwae",
+                  "test_iwae_se", "iwae_k", "iwae_seconds", "iwae_samples_per_second", "units", "completion",
+                  "answers_demo"}
+    assert set(summary) == documented
+    assert summary["epochs"] == 4 and summary["iwae_k"] == 10 and summary["elbo_samples"] == 2
     assert summary["test_iwae"] >= summary["test_elbo"] - 3 * summary["test_elbo_se"]
+    completion = summary["completion"]["top"]
+    assert completion["hidden_pixels"] == 72 and completion["mask"] == "top"  # 6 of the 12 rows of 12 pixels
+    for name in ["samples", "latent", "interpolate", "manifold", "curves", "reconstructions", "complete_top",
+                 "complete_top_posterior", "complete_top_trace"]:
+        assert (run / rundir.FIGURES / f"{name}.png").stat().st_size > 5000
+        assert (run / rundir.FIGURES / f"{name}.svg").is_file()
+    assert (run / rundir.REPORT).stat().st_size > 100000
+    assert "test ELBO" in out and "nats/image" in out and str((run / rundir.REPORT).resolve()) in out
+    # A second `aevb run` finds the run trained and trains nothing; its checkpoint is untouched.
+    before = (run / rundir.CHECKPOINT).read_bytes()
+    code, out, _ = _run(capsys, "run", *tiny_flags(epochs=4), *argv)
+    assert code == 0 and "already trained (4 epochs)" in out
+    assert (run / rundir.CHECKPOINT).read_bytes() == before
 
 
 def test_data_command_prints_counts(capsys, mnist):
@@ -84,31 +140,21 @@ def test_data_command_prints_counts(capsys, mnist):
     assert "1001  1127   991" in out and "mnist-uint8.npz" in out
 
 
-def test_complete_and_answers_commands(capsys, tmp_path, mnist):
+def test_complete_and_answers_commands(capsys, tmp_path):
     argv = ["--runs-dir", str(tmp_path), "--name", "r"]
-    assert _run(capsys, "train", "--debug", "--epochs", "3", "--batch-size", "50", "--no-progress", *argv)[0] == 0
+    assert _run(capsys, "train", *tiny_flags(), "--no-progress", *argv)[0] == 0
     code, out, err = _run(capsys, "complete", "--mask", "bottom", "--index", "7", *argv)
     assert code == 0, err
     assert "#7" in out and "nats" in out
-    figures = tmp_path / "r" / "figures"
+    figures = tmp_path / "r" / rundir.FIGURES
     for name in ["complete_bottom", "complete_bottom_posterior", "complete_bottom_trace"]:
         assert (figures / f"{name}.png").is_file()
-    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["completion"]["bottom"]["index"] == 7
-    assert summary["completion"]["bottom"]["hidden_pixels"] == 392
-    code, _, err = _run(capsys, "complete", "--index", "100", *argv)
-    assert code == 2
+    completion = rundir.read_summary(tmp_path / "r")["completion"]["bottom"]
+    assert completion["index"] == 7 and completion["hidden_pixels"] == 72
+    code, _, err = _run(capsys, "complete", "--index", "600", *argv)
+    assert code == 2 and "from 0 to 599" in err
     code, out, _ = _run(capsys, "answers", *argv)
     assert code == 0
     assert out.count("True.") == 2 and out.count("False.") == 3 and "3.9894" in out and "correlation" in out
-
-
-def test_run_resumes_an_unfinished_run_and_refuses_another_config(capsys, tmp_path, mnist):
-    argv = ["--runs-dir", str(tmp_path), "--name", "r", "--debug", "--batch-size", "50", "--no-progress"]
-    assert _run(capsys, "train", "--epochs", "2", *argv)[0] == 0
-    code, _, err = _run(capsys, "run", "--epochs", "2", "--hidden-dim", "20", *argv)
-    assert code == 1 and "hidden_dim" in err
-    assert _run(capsys, "train", "--epochs", "2", "--overwrite", "--seed", "3", *argv)[0] == 0
-    stored, _, _, epoch = train.load_checkpoint(tmp_path / "r")
-    assert stored.seed == 3 and epoch == 2
-    assert not json.loads((tmp_path / "r" / "summary.json").read_text()).get("test_elbo")
+    code, out, _ = _run(capsys, "answers", "--runs-dir", str(tmp_path), "--name", "untrained")
+    assert code == 0 and "needs a trained run" in out and "3.9894" in out

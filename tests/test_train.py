@@ -1,15 +1,20 @@
+import dataclasses
 import json
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+from conftest import tiny
+from safetensors import safe_open
 
-from aevb import data, train
-from aevb.config import Config
+from aevb import data, evaluate, networks, rundir, train
+
+SYNTHETIC_AEVB = str(Path(__file__).with_name("synthetic_aevb.py"))
 
 
 def _same(a, b):
@@ -17,95 +22,110 @@ def _same(a, b):
                for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True))
 
 
-@pytest.fixture(scope="module")
-def debug_data(mnist):
-    return data.load_binarized_mnist(debug=True)
+def _train(config, run_dir, **kwargs):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return train.train(config, run_dir, data.load(config), progress=False, **kwargs)
 
 
-def test_a_few_epochs_raise_the_elbo(debug_data, tmp_path):
-    config = Config(debug=True, epochs=30, batch_size=20)
-    result = train.train(config, tmp_path / "run", progress=False, datasets=debug_data)
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [row["epoch"] for row in rows] == list(range(1, 31))
-    assert rows[-1]["train_elbo"] > rows[0]["train_elbo"] + 50  # from about -540 to about -200
-    assert rows[-1]["test_elbo"] > rows[0]["test_elbo"] + 50
+@pytest.mark.parametrize("objective", list(train.OBJECTIVES))
+def test_a_few_epochs_raise_the_elbo(tmp_path, objective):
+    config = tiny(epochs=15, objective=objective)
+    result = _train(config, tmp_path / "run")
+    rows = rundir.read_metrics(tmp_path / "run")
+    assert [row["epoch"] for row in rows] == list(range(1, 16))
+    assert rows[-1]["train_elbo"] > rows[0]["train_elbo"] + 15  # from about -95 to about -60 nats
+    assert rows[-1]["test_elbo"] > rows[0]["test_elbo"] + 15
     assert result["status"] == "done"
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["epochs"] == 30 and summary["images_per_second"] > 0
+    summary = rundir.read_summary(tmp_path / "run")
+    assert summary["epochs"] == 15 and summary["images_per_second"] > 0
+    # The curve's test ELBO is the evaluated one-sample ELBO of the final parameters.
+    split = data.load(config)
+    expected = evaluate.elbo_per_image(networks.get("mlp"), result["params"], split.x_test, 1).mean()
+    assert rows[-1]["test_elbo"] == pytest.approx(float(expected), rel=1e-6)
 
 
-def test_same_seed_same_parameters_bit_for_bit(debug_data, tmp_path):
-    config = Config(debug=True, epochs=3, batch_size=20)
-    a = train.train(config, tmp_path / "a", progress=False, datasets=debug_data)["params"]
-    b = train.train(config, tmp_path / "b", progress=False, datasets=debug_data)["params"]
-    c = train.train(Config(debug=True, epochs=3, batch_size=20, seed=1), tmp_path / "c", progress=False,
-                    datasets=debug_data)["params"]
+def test_same_seed_same_parameters_bit_for_bit(tmp_path):
+    a = _train(tiny(), tmp_path / "a")["params"]
+    b = _train(tiny(), tmp_path / "b")["params"]
+    c = _train(tiny(seed=1), tmp_path / "c")["params"]
     assert _same(a, b)
     assert not _same(a, c)
 
 
-def test_checkpoint_round_trip(debug_data, tmp_path):
-    config = Config(debug=True, epochs=2, batch_size=50, latent_dim=3, hidden_dim=7)
-    result = train.train(config, tmp_path, progress=False, datasets=debug_data)
-    stored, params, opt_state, epoch = train.load_checkpoint(tmp_path)
+def test_checkpoint_round_trip(tmp_path):
+    config = tiny(epochs=2, latent_dim=3, hidden_dim=7)
+    result = _train(config, tmp_path)
+    stored, params, opt_state, epoch = train.restore(tmp_path)
     assert stored == config and epoch == 2
     assert _same(params, result["params"])
-    assert int(opt_state[0].count) == 4  # 2 epochs of 2 steps
-    from safetensors import safe_open
-
-    with safe_open(str(tmp_path / train.CHECKPOINT), "np") as f:
-        assert f.get_tensor("encoder.hidden.weight").shape == (784, 7)
+    # Continuing from the restored state equals training straight through: Adam's state came back too.
+    longer = dataclasses.replace(config, epochs=3)
+    _train(longer, tmp_path / "straight")
+    _train(longer, tmp_path, resume=True)
+    assert _same(train.restore(tmp_path)[1:3], train.restore(tmp_path / "straight")[1:3])
+    with safe_open(str(tmp_path / rundir.CHECKPOINT), "np") as f:
+        assert f.get_tensor("encoder.hidden.weight").shape == (144, 7)
         assert json.loads(f.metadata()["config"])["latent_dim"] == 3
 
 
-def test_checkpoint_that_does_not_fit_the_config(debug_data, tmp_path):
-    config = Config(debug=True, epochs=1, batch_size=50)
-    train.train(config, tmp_path, progress=False, datasets=debug_data)
-    with pytest.raises(train.CheckpointError, match="different config"):
-        train.load_checkpoint(tmp_path, Config(debug=True, epochs=1, batch_size=50, hidden_dim=400))
+def test_checkpoint_that_does_not_fit(tmp_path):
+    config = tiny(epochs=1)
+    _train(config, tmp_path)
     # Weights of another shape under the same config: refused with the tensor named.
-    _, params, opt_state, _ = train.load_checkpoint(tmp_path)
+    _, params, opt_state, _ = train.restore(tmp_path)
     params["decoder"]["out"]["bias"] = params["decoder"]["out"]["bias"][:10]
-    train.save_checkpoint(tmp_path, config, params, opt_state, 1)
-    with pytest.raises(train.CheckpointError, match="decoder.out.bias"):
-        train.load_checkpoint(tmp_path)
+    rundir.save_checkpoint(tmp_path, config, params, opt_state, 1)
+    with pytest.raises(rundir.CheckpointError, match="decoder.out.bias"):
+        train.restore(tmp_path)
 
 
-def test_truncated_checkpoint_is_a_clear_error(debug_data, tmp_path):
-    train.train(Config(debug=True, epochs=1, batch_size=50), tmp_path, progress=False, datasets=debug_data)
-    path = tmp_path / train.CHECKPOINT
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    _train(tiny(epochs=1), tmp_path)
+    path = tmp_path / rundir.CHECKPOINT
     path.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(train.CheckpointError, match="damaged or truncated"):
-        train.load_checkpoint(tmp_path)
+    with pytest.raises(rundir.CheckpointError, match="damaged or truncated"):
+        train.restore(tmp_path)
 
 
-def test_nan_stops_training_and_keeps_the_last_good_checkpoint(debug_data, tmp_path):
-    config = Config(debug=True, epochs=2, batch_size=50, checkpoint_every=1)
-    train.train(config, tmp_path, progress=False, datasets=debug_data)
-    x_train, y_train, x_test, y_test = debug_data
-    poisoned = x_train.copy()
+def test_checkpoint_of_the_old_format_names_its_version(tmp_path):
+    from safetensors.numpy import save_file
+
+    old_config = {"kl": "mc", "n_train": 10000, "latent_dim": 2}  # format 1 had `kl`, no objective
+    save_file({"x": np.zeros(1, np.float32)}, str(tmp_path / rundir.CHECKPOINT),
+              metadata={"format": "aevb-checkpoint-1", "config": json.dumps(old_config), "epoch": "100"})
+    with pytest.raises(rundir.CheckpointError, match="format aevb-checkpoint-1; this aevb reads aevb-checkpoint-2"):
+        train.restore(tmp_path)
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = tiny(epochs=2, checkpoint_every=1)
+    _train(config, tmp_path)
+    split = data.load(config)
+    poisoned = split.x_train.copy()
     poisoned[3, 5] = np.nan
     with pytest.raises(train.TrainingDiverged, match="epoch 3"):
-        train.train(Config(debug=True, epochs=4, batch_size=50, checkpoint_every=1), tmp_path, resume=True,
-                    progress=False, datasets=(poisoned, y_train, x_test, y_test))
-    _, params, _, epoch = train.load_checkpoint(tmp_path)
+        train.train(tiny(epochs=4, checkpoint_every=1), tmp_path, data.Split(
+            poisoned, split.y_train, split.x_test, split.y_test, split.dataset, split.description), resume=True,
+            progress=False)
+    _, params, _, epoch = train.restore(tmp_path)
     assert epoch == 2 and all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(params))
 
 
-def _aevb(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "aevb", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kwargs)
+def _aevb(*args):
+    """The aevb command, in a new process, with the synthetic dataset registered."""
+    return subprocess.Popen([sys.executable, SYNTHETIC_AEVB, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_and_resume_equals_uninterrupted(mnist, tmp_path):
-    settings = ["--n-train", "2000", "--n-test", "100", "--epochs", "40", "--checkpoint-every", "5",
-                "--runs-dir", str(tmp_path), "--no-progress"]
+def test_ctrl_c_saves_and_resume_equals_uninterrupted(tmp_path):
+    settings = ["--dataset", "synthetic", "--n-train", "800", "--n-test", "100", "--hidden-dim", "64", "--epochs",
+                "60", "--checkpoint-every", "5", "--batch-size", "20", "--runs-dir", str(tmp_path), "--no-progress"]
     whole = _aevb("train", "--name", "whole", *settings)
     assert whole.wait(timeout=300) == 0, whole.stderr.read()
 
     cut = _aevb("train", "--name", "cut", *settings)
-    metrics = tmp_path / "cut" / "metrics.jsonl"
+    metrics = tmp_path / "cut" / rundir.METRICS
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 7):
         time.sleep(0.02)
@@ -113,13 +133,12 @@ def test_ctrl_c_saves_and_resume_equals_uninterrupted(mnist, tmp_path):
     out, err = cut.communicate(timeout=120)
     assert cut.returncode == 130, err
     assert "Traceback" not in err and "--resume" in out
-    _, _, _, epoch = train.load_checkpoint(tmp_path / "cut")
-    assert 7 <= epoch < 40  # saved at the epoch the interrupt arrived in, not at a multiple of 5
+    _, _, _, epoch = train.restore(tmp_path / "cut")
+    assert 7 <= epoch < 60  # saved at the epoch the interrupt arrived in, not at a multiple of 5
 
     resumed = _aevb("train", "--name", "cut", "--resume", *settings)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
-    _, a, opt_a, _ = train.load_checkpoint(tmp_path / "whole")
-    _, b, opt_b, _ = train.load_checkpoint(tmp_path / "cut")
+    _, a, opt_a, _ = train.restore(tmp_path / "whole")
+    _, b, opt_b, _ = train.restore(tmp_path / "cut")
     assert _same(a, b) and _same(opt_a, opt_b)
-    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
-    assert [row["epoch"] for row in rows] == list(range(1, 41))
+    assert [row["epoch"] for row in rundir.read_metrics(tmp_path / "cut")] == list(range(1, 61))

@@ -1,66 +1,106 @@
-"""One frozen Config holds every setting; it is stored with every checkpoint."""
+"""One frozen Config holds every setting; it is stored with every checkpoint.
+
+Each field is one setting: its default, help text and bounds sit together in `setting(...)`.
+The command line's training flags are generated from these fields (aevb.cli), so a new setting
+is one line here. Names chosen from a table (dataset, architecture, objective) are checked
+against that table, so adding a table entry is all it takes to offer a new choice.
+"""
 
 import dataclasses
+import importlib
 import json
+import math
 from dataclasses import dataclass
+
+
+DEBUG_SIZE = 100  # --debug keeps the first 100 training and test images
+KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+
+
+class ConfigError(ValueError):
+    """A setting is out of range or unknown; the command line reports it as a usage error."""
+
+
+def setting(default, help, *, minimum=None, maximum=None, choices=None, aliases=()):
+    """A Config field with the help text and bounds the command line and the checks read.
+
+    minimum: inclusive for whole numbers, exclusive for real ones (a learning rate must be > 0).
+    choices: a tuple of allowed values, or "module.TABLE" naming a dict whose keys are allowed.
+    """
+    metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "aliases": aliases}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def choices_of(field):
+    """The allowed values of a field with choices, reading its table if it names one."""
+    choices = field.metadata["choices"]
+    if isinstance(choices, str):
+        module, table = choices.rsplit(".", 1)
+        return tuple(getattr(importlib.import_module(f"aevb.{module}"), table))
+    return choices
 
 
 @dataclass(frozen=True)
 class Config:
-    # Data: the assignment's split is train = MNIST training images 0-9999, test = 10000-19999.
-    n_train: int = 10000
-    n_test: int = 10000
-    test_split: str = "assignment"  # "assignment" (training images after n_train) or "official"
-    debug: bool = False  # use a 100-image train and test subset
+    # Data: the assignment's split is train = training images 0-9999, test = 10000-19999.
+    dataset: str = setting("mnist", "dataset by name", choices="datasets.DATASETS")
+    n_train: int = setting(10000, "training images: the first N of the dataset's training set", minimum=1)
+    n_test: int = setting(10000, "test images", minimum=1)
+    test_split: str = setting("assignment", "assignment: the training images after the first n_train; "
+                              "official: the dataset's test set", choices=("assignment", "official"))
+    debug: bool = setting(False, "train and test on 100 images each")
     # Model (Kingma & Welling 2013, Section 3 and Appendix C.2, with the assignment's sizes).
-    latent_dim: int = 2  # Dz
-    hidden_dim: int = 500
+    architecture: str = setting("mlp", "encoder and decoder networks by name", choices="networks.NETWORKS")
+    latent_dim: int = setting(2, "Dz, the dimension of z", minimum=1)
+    hidden_dim: int = setting(500, "hidden units of each network", minimum=1)
     # Training.
-    batch_size: int = 100
-    learning_rate: float = 1e-3
-    epochs: int = 100
-    num_samples: int = 1  # z samples per image in the training ELBO
-    kl: str = "mc"  # "mc": log p(x,z) - log q(z|x) at the sample; "analytic": closed-form KL
-    seed: int = 0
-    checkpoint_every: int = 10  # epochs; a checkpoint is also written at the end
+    objective: str = setting("elbo", "training objective by name", choices="train.OBJECTIVES")
+    batch_size: int = setting(100, "images per Adam step", minimum=1)
+    learning_rate: float = setting(1e-3, "Adam's step size", minimum=0.0, aliases=("--lr",))
+    epochs: int = setting(100, "passes over the training images", minimum=1)
+    num_samples: int = setting(1, "z samples per image in the training objective", minimum=1)
+    seed: int = setting(0, "seed of the initial parameters and of every draw in training", minimum=0,
+                        maximum=2**32 - 1)
+    checkpoint_every: int = setting(10, "epochs between checkpoints (one is also written at the end)", minimum=1)
     # Evaluation.
-    eval_samples: int = 10  # S samples per image for the evaluated ELBO and its standard error
-    iwae_k: int = 1000  # K for the importance-weighted bound (Burda et al. use 5000)
+    eval_samples: int = setting(10, "S, z samples per image for the evaluated ELBO", minimum=1)
+    iwae_k: int = setting(1000, "K for the importance-weighted bound (Burda et al. use 5000)", minimum=1)
 
     def __post_init__(self):
-        checks = [
-            (self.n_train >= 1, "n_train must be at least 1"),
-            (self.n_test >= 1, "n_test must be at least 1"),
-            (self.test_split in ("assignment", "official"), "test_split is 'assignment' or 'official'"),
-            (self.latent_dim >= 1, "latent_dim must be at least 1"),
-            (self.hidden_dim >= 1, "hidden_dim must be at least 1"),
-            (self.batch_size >= 1, "batch size must be at least 1"),
-            (self.learning_rate > 0, "learning rate must be positive"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.num_samples >= 1, "num_samples must be at least 1"),
-            (self.kl in ("mc", "analytic"), "kl is 'mc' or 'analytic'"),
-            (self.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
-            (self.eval_samples >= 1, "eval_samples must be at least 1"),
-            (self.iwae_k >= 1, "iwae_k must be at least 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-        # MNIST has 60000 training images and 10000 official test images.
-        if self.test_split == "assignment" and self.n_train + self.n_test > 60000:
-            raise ValueError(f"n_train + n_test = {self.n_train + self.n_test} exceeds the 60000 MNIST training images")
-        if self.test_split == "official" and (self.n_train > 60000 or self.n_test > 10000):
-            raise ValueError("the official split has at most 60000 training and 10000 test images")
+        for field in dataclasses.fields(self):
+            value, meta = getattr(self, field.name), field.metadata
+            kind = field.type
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                object.__setattr__(self, field.name, value)
+            if type(value) is not kind:
+                raise ConfigError(f"{field.name} must be {KINDS[kind]}, not {value!r}")
+            if kind is float and not math.isfinite(value):
+                raise ConfigError(f"{field.name} must be a finite number, not {value}")
+            if kind is float and meta["minimum"] is not None and not value > meta["minimum"]:
+                raise ConfigError(f"{field.name} must be greater than {meta['minimum']}, not {value}")
+            if kind is int and meta["minimum"] is not None and value < meta["minimum"]:
+                raise ConfigError(f"{field.name} must be at least {meta['minimum']}, not {value}")
+            if meta["maximum"] is not None and value > meta["maximum"]:
+                raise ConfigError(f"{field.name} must be at most {meta['maximum']}, not {value}")
+            if meta["choices"] is not None and value not in choices_of(field):
+                raise ConfigError(f"{field.name} is one of {', '.join(choices_of(field))}, not {value!r}")
+        from .datasets import DATASETS
+
+        train_count, test_count = DATASETS[self.dataset].sizes
+        if self.test_split == "assignment" and self.n_train + self.n_test > train_count:
+            raise ConfigError(f"n_train + n_test = {self.n_train + self.n_test} exceeds the {train_count} training "
+                              f"images of {self.dataset}")
+        if self.test_split == "official" and (self.n_train > train_count or self.n_test > test_count):
+            raise ConfigError(f"the official split of {self.dataset} has at most {train_count} training and "
+                              f"{test_count} test images")
         if self.batch_size > self.train_size:
-            raise ValueError(f"batch size {self.batch_size} exceeds the {self.train_size} training images")
+            raise ConfigError(f"batch size {self.batch_size} exceeds the {self.train_size} training images")
 
     @property
     def train_size(self):
-        return 100 if self.debug else self.n_train
-
-    @property
-    def test_size(self):
-        return 100 if self.debug else self.n_test
+        """How many images the run trains on."""
+        return min(DEBUG_SIZE, self.n_train) if self.debug else self.n_train
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -68,8 +108,12 @@ class Config:
     @classmethod
     def from_json(cls, text):
         values = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+            raise ConfigError(f"unknown config keys: {sorted(unknown)}")
         return cls(**values)
+
+    def differences(self, other):
+        """'name a != b' for every setting that differs, comma separated."""
+        a, b = dataclasses.asdict(self), dataclasses.asdict(other)
+        return ", ".join(f"{name} {a[name]!r} != {b[name]!r}" for name in sorted(a) if a[name] != b[name])

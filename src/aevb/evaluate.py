@@ -1,6 +1,7 @@
 """Evaluation: the ELBO with its standard error and the importance-weighted bound on log p(x).
 
-Units: nats per image. Evaluation uses fixed keys so numbers compare across runs.
+Units: nats per image. A fixed key (EVAL_KEY) makes the numbers compare across runs and epochs;
+images are taken IMAGE_CHUNK at a time and chunk i draws its noise from fold_in(key, first image).
 """
 
 import math
@@ -14,49 +15,63 @@ from tqdm.auto import tqdm
 from . import data, densities, model
 
 EVAL_KEY = jax.random.PRNGKey(2)
-IMAGE_CHUNK = 100  # images per compiled call
-SAMPLE_CHUNK = 100  # importance samples per scan step: memory ~ IMAGE_CHUNK*SAMPLE_CHUNK*(784+500)*4 B
+IMAGE_CHUNK = 100  # images per draw of noise
+CHUNKS_PER_CALL = 25  # chunks per compiled call (vmapped): fewer dispatches, same draws
+SAMPLE_CHUNK = 100  # importance samples per scan step: memory ~ IMAGE_CHUNK*SAMPLE_CHUNK*(D+H)*4 B
 
 
-def _mean_and_standard_error(values):
+def mean_and_standard_error(values):
+    """(mean, standard error of the mean) of per-image values, in float64."""
     values = np.asarray(values, dtype=np.float64)
     se = values.std(ddof=1) / math.sqrt(values.size) if values.size > 1 else float("nan")
     return float(values.mean()), float(se)
 
 
-@jax.jit(static_argnames=("num_samples",))
-def _elbo_chunk(params, x, key, num_samples):
-    return model.elbo_per_image(key, params["encoder"], params["decoder"], x, num_samples)
+@jax.jit(static_argnames=("net", "num_samples"))
+def _elbo_chunks(net, params, x, keys, num_samples):
+    """x (C, IMAGE_CHUNK, D), keys (C,) -> (C, IMAGE_CHUNK): one ELBO estimate per image."""
+    return jax.vmap(lambda xc, key: model.elbo_per_image(key, net, params, xc, num_samples))(x, keys)
 
 
-def elbo_per_image(params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO"):
+def _chunk_calls(n):
+    """(start, stop) of each compiled call: whole groups of IMAGE_CHUNK images, then the rest."""
+    whole = n // IMAGE_CHUNK * IMAGE_CHUNK
+    calls = data.chunks(whole, IMAGE_CHUNK * CHUNKS_PER_CALL)
+    return calls + ([(whole, n)] if whole < n else [])
+
+
+def elbo_per_image(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO"):
     """Each image's ELBO estimated with num_samples z ~ q(z|x): (N,)."""
-    parts = [_elbo_chunk(params, x[start:stop], jax.random.fold_in(key, start), num_samples)
-             for start, stop in tqdm(data.chunks(x.shape[0], IMAGE_CHUNK), desc=desc, unit="chunk",
-                                     disable=not progress, dynamic_ncols=True)]
-    return np.concatenate([np.asarray(p) for p in parts])
+    parts = []
+    for start, stop in tqdm(_chunk_calls(x.shape[0]), desc=desc, unit="call", disable=not progress,
+                            dynamic_ncols=True):
+        size = min(IMAGE_CHUNK, stop - start)
+        starts = np.arange(start, stop, size)
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(starts))
+        block = jnp.asarray(x[start:stop]).reshape(len(starts), size, -1)
+        parts.append(np.asarray(_elbo_chunks(net, params, block, keys, num_samples)).reshape(-1))
+    return np.concatenate(parts)
 
 
-def evaluate_elbo(params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO"):
+def evaluate_elbo(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO"):
     """(mean ELBO, its standard error over images), nats per image."""
-    return _mean_and_standard_error(elbo_per_image(params, x, num_samples, key, progress, desc))
+    return mean_and_standard_error(elbo_per_image(net, params, x, num_samples, key, progress, desc))
 
 
-@jax.jit(static_argnames=("k", "sample_chunk"))
-def iwae_chunk(params, x, key, k, sample_chunk=SAMPLE_CHUNK):
-    """log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), for each image: (B, 784) -> (B,).
+@jax.jit(static_argnames=("net", "k", "sample_chunk"))
+def iwae_chunk(net, params, x, key, k, sample_chunk=SAMPLE_CHUNK):
+    """log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), for each image: (B, D) -> (B,).
 
     Burda et al. (2016), eq. 8. The K samples are drawn sample_chunk at a time in a scan with a
     running log-sum-exp, so memory does not grow with K.
     """
-    mean, log_std = model.encoder(params["encoder"], x)  # (B, Dz)
+    q = net.encode(params["encoder"], x)  # (B, Dz) each
     n_chunks = -(-k // sample_chunk)
 
     def body(carry, chunk_index):
         running_max, running_sum = carry  # (B,) each: log-sum-exp = running_max + log(running_sum)
-        chunk_key = jax.random.fold_in(key, chunk_index)
-        z = densities.sample_diag_gaussian(chunk_key, mean, log_std, (sample_chunk,))  # (C, B, Dz)
-        log_w = model.joint_log_density(params["decoder"], x, z) - model.log_q((mean, log_std), z)  # (C, B)
+        z = densities.sample_diag_gaussian(jax.random.fold_in(key, chunk_index), *q, (sample_chunk,))  # (C, B, Dz)
+        log_w = model.log_weights(net, params["decoder"], x, z, q)  # (C, B)
         # Samples past K in the last chunk get weight zero.
         index = chunk_index * sample_chunk + jnp.arange(sample_chunk)  # (C,)
         log_w = jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < k, log_w, -jnp.inf)
@@ -65,34 +80,33 @@ def iwae_chunk(params, x, key, k, sample_chunk=SAMPLE_CHUNK):
         new_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(jnp.exp(shifted), axis=0)
         return (new_max, new_sum), None
 
-    start = (jnp.full(mean.shape[:1], -jnp.inf), jnp.zeros(mean.shape[:1]))
-    (running_max, running_sum), _ = jax.lax.scan(body, start, jnp.arange(n_chunks))
+    batch = q[0].shape[:1]
+    (running_max, running_sum), _ = jax.lax.scan(body, (jnp.full(batch, -jnp.inf), jnp.zeros(batch)),
+                                                 jnp.arange(n_chunks))
     return running_max + jnp.log(running_sum) - jnp.log(k)
 
 
-def iwae_per_image(params, x, k, key=EVAL_KEY, progress=False):
+def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False):
     """The importance-weighted lower bound on log p(x) for each image, K samples: (N,)."""
-    parts = []
     bar = tqdm(data.chunks(x.shape[0], IMAGE_CHUNK), desc=f"IWAE K={k}", unit="chunk", disable=not progress,
                dynamic_ncols=True)
-    for start, stop in bar:
-        parts.append(np.asarray(iwae_chunk(params, x[start:stop], jax.random.fold_in(key, start), k,
-                                           min(SAMPLE_CHUNK, k))))
-    return np.concatenate(parts)
+    return np.concatenate([np.asarray(iwae_chunk(net, params, jnp.asarray(x[start:stop]),
+                                                 jax.random.fold_in(key, start), k, min(SAMPLE_CHUNK, k)))
+                           for start, stop in bar])
 
 
-def evaluate(params, x_train, x_test, num_samples, k, progress=True):
+def evaluate(net, params, x_train, x_test, num_samples, k, progress=True):
     """The numbers summary.json holds; every value in nats per image."""
     results = {}
-    results["train_elbo"], results["train_elbo_se"] = evaluate_elbo(params, x_train, num_samples, progress=progress,
-                                                                    desc="train ELBO")
-    results["test_elbo"], results["test_elbo_se"] = evaluate_elbo(params, x_test, num_samples, progress=progress,
-                                                                  desc="test ELBO")
+    results["train_elbo"], results["train_elbo_se"] = evaluate_elbo(net, params, x_train, num_samples,
+                                                                    progress=progress, desc="train ELBO")
+    results["test_elbo"], results["test_elbo_se"] = evaluate_elbo(net, params, x_test, num_samples,
+                                                                  progress=progress, desc="test ELBO")
     results["elbo_samples"] = num_samples
     began = time.perf_counter()
-    iwae = iwae_per_image(params, x_test, k, progress=progress)
+    iwae = iwae_per_image(net, params, x_test, k, progress=progress)
     seconds = time.perf_counter() - began
-    results["test_iwae"], results["test_iwae_se"] = _mean_and_standard_error(iwae)
+    results["test_iwae"], results["test_iwae_se"] = mean_and_standard_error(iwae)
     results["iwae_k"] = k
     results["iwae_seconds"] = seconds
     results["iwae_samples_per_second"] = x_test.shape[0] * k / seconds

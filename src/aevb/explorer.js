@@ -1,4 +1,4 @@
-// The latent-space explorer: decodes z -> 500 tanh -> 784 sigmoid in plain JavaScript.
+// The latent-space explorer: decodes z -> H tanh -> rows x columns sigmoid in plain JavaScript.
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("explorer-data").textContent);
@@ -6,12 +6,12 @@
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     return new Float32Array(bytes.buffer);
   }
-  const D = data.latentDim, H = data.hidden, P = 784;
+  const D = data.latentDim, H = data.hidden, ROWS = data.rows, COLS = data.cols, P = ROWS * COLS;
   const w1 = floats(data.w1), b1 = floats(data.b1), w2 = floats(data.w2), b2 = floats(data.b2);
   const points = floats(data.points);
   const labels = Uint8Array.from(atob(data.labels), (c) => c.charCodeAt(0));
-  const colours = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
-                   "#AA4499", "#555555"];
+  const palette = data.colours, classNames = data.classNames;
+  const colour = (label) => palette[label % palette.length];
 
   // Bernoulli means of p(x|z), computed in double precision from the float32 weights.
   function decode(z) {
@@ -69,7 +69,7 @@
     ctx.globalAlpha = 0.55;
     for (let i = 0; i < labels.length; i++) {
       const [x, y] = zToCanvas([points[2 * i], points[2 * i + 1]]);
-      ctx.fillStyle = colours[labels[i]]; ctx.fillRect(x - 1.2, y - 1.2, 2.4, 2.4);
+      ctx.fillStyle = colour(labels[i]); ctx.fillRect(x - 1.2, y - 1.2, 2.4, 2.4);
     }
     ctx.globalAlpha = 1;
     ctx.fillStyle = "#333"; ctx.font = "12px sans-serif";
@@ -78,7 +78,7 @@
   }
   function drawImage(target, pixels, offsetX) {
     const c = target.getContext("2d");
-    const image = c.createImageData(28, 28);
+    const image = c.createImageData(COLS, ROWS);
     for (let p = 0; p < P; p++) {
       const v = Math.round(255 * pixels[p]);
       image.data[4 * p] = v; image.data[4 * p + 1] = v; image.data[4 * p + 2] = v; image.data[4 * p + 3] = 255;
@@ -120,7 +120,7 @@
         const zs = [alpha * a[0] + (1 - alpha) * b[0], alpha * a[1] + (1 - alpha) * b[1]];
         const pixels = decode(zs);
         state.strip.push(pixels);
-        drawImage(strip, pixels, 28 * s);
+        drawImage(strip, pixels, COLS * s);
       }
       ctx.strokeStyle = "#d00"; ctx.setLineDash([4, 3]); ctx.beginPath();
       ctx.moveTo(...zToCanvas(a)); ctx.lineTo(...zToCanvas(b)); ctx.stroke(); ctx.setLineDash([]);
@@ -131,8 +131,14 @@
       document.getElementById("strip-note").textContent = "Interpolation: click a second point.";
     }
   });
-  document.getElementById("legend").innerHTML = colours.map((c, d) =>
-    '<span style="color:' + c + '">&#9632;</span> ' + d).join(" &nbsp;");
+  const legend = document.getElementById("legend");
+  classNames.forEach((name, label) => {
+    const entry = document.createElement("span");
+    const swatch = document.createElement("span");
+    swatch.style.color = colour(label); swatch.textContent = "\u25A0 ";
+    entry.append(swatch, name + "  ");
+    legend.append(entry);
+  });
   drawPlane();
   show([0, 0]);
   // For tests and the curious: the decoder and the plane's mapping.

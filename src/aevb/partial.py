@@ -1,11 +1,12 @@
 """Inference from a partly observed image: p(z | observed pixels) by stochastic variational
 inference, and the prediction of the unobserved pixels.
 
-Under the model, each pixel is a leaf: x_d depends only on z. So p(z, observed x) is the
-joint with the unobserved pixels summed out, which for a leaf is exactly leaving their
-factors out of the product: log p(z, x_obs) = log p(z) + sum over observed d of log p(x_d | z).
-Masks are boolean (784,) arrays, True where a pixel is observed.
+Under the model each pixel depends on z alone, so p(z, observed x) is the joint with the
+unobserved pixels summed out, which is exactly leaving their factors out of the product:
+aevb.model's functions with a mask. Masks are boolean (D,) arrays, True where a pixel is observed.
 """
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -14,54 +15,31 @@ import optax
 
 from . import densities, model
 
-SIDE = 28
 MASKS = ("top", "bottom", "left", "right", "random")
 
 
-def make_mask(kind, key=None, fraction=0.5):
-    """A (784,) boolean mask of observed pixels: top = rows 0-13, bottom = rows 14-27,
-    left = columns 0-13, right = columns 14-27, random = each pixel observed with prob fraction."""
-    rows, cols = np.divmod(np.arange(SIDE * SIDE), SIDE)
-    if kind == "top":
-        return rows < SIDE // 2
-    if kind == "bottom":
-        return rows >= SIDE // 2
-    if kind == "left":
-        return cols < SIDE // 2
-    if kind == "right":
-        return cols >= SIDE // 2
+def make_mask(kind, image_shape, key=None, fraction=0.5):
+    """A flat (rows * columns,) boolean mask of observed pixels: top = the upper half of the rows,
+    bottom = the lower half, left / right = halves of the columns, random = each pixel observed
+    with probability fraction."""
+    rows, cols = np.divmod(np.arange(image_shape[0] * image_shape[1]), image_shape[1])
+    halves = {"top": rows < image_shape[0] // 2, "bottom": rows >= image_shape[0] // 2,
+              "left": cols < image_shape[1] // 2, "right": cols >= image_shape[1] // 2}
+    if kind in halves:
+        return halves[kind]
     if kind == "random":
         key = jax.random.PRNGKey(0) if key is None else key
-        return np.asarray(jax.random.uniform(key, (SIDE * SIDE,)) < fraction)
+        return np.asarray(jax.random.uniform(key, rows.shape) < fraction)
     raise ValueError(f"mask is one of {', '.join(MASKS)}, not {kind!r}")
 
 
-def top_half(x):
-    """Rows 0-13 of each 28x28 image: (..., 784) -> (..., 392)."""
-    return x[..., : SIDE * SIDE // 2]
-
-
-def log_likelihood_observed(theta, x, z, mask):
-    """log p(observed x | z): the sum over observed pixels only. x (784,) or (..., 784) broadcast
-    against z (..., Dz) -> (...). Unobserved pixels never enter, whatever values they hold."""
-    logits = model.decoder(theta, z)  # (..., 784)
-    per_pixel = densities.bernoulli_log_density(logits, jnp.broadcast_to(x, logits.shape))
-    observed = jnp.broadcast_to(jnp.asarray(mask), logits.shape)
-    return jnp.sum(jnp.where(observed, per_pixel, 0.0), axis=-1)
-
-
-def log_joint_observed(theta, x, zs, mask):
-    """log p(z, observed x) for each z: zs (K, Dz) -> (K,)."""
-    return model.log_prior(zs) + log_likelihood_observed(theta, x, zs, mask)
-
-
-def svi_elbo(key, q_params, theta, x, mask, num_samples):
+def svi_elbo(key, net, theta, x, mask, q, num_samples):
     """ELBO of q(z) = N(mean, diag(exp(log_std)^2)) for log p(observed x), K reparameterized z."""
-    z = densities.sample_diag_gaussian(key, *q_params, (num_samples,))  # (K, Dz)
-    return jnp.mean(log_joint_observed(theta, x, z, mask) - model.log_q(q_params, z))
+    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (K, Dz)
+    return jnp.mean(model.log_weights(net, theta, x, z, q, mask))
 
 
-def fit_q(key, theta, x, mask, latent_dim=2, num_samples=100, steps=150, learning_rate=0.05, starts=None):
+def fit_q(key, net, theta, x, mask, latent_dim, num_samples=100, steps=150, learning_rate=0.05, starts=None):
     """Stochastic variational inference of p(z | observed x): Adam on (mean, log_std) of q.
 
     p(z | observed) can have several modes and gradient ascent finds the one nearest its start,
@@ -70,56 +48,60 @@ def fit_q(key, theta, x, mask, latent_dim=2, num_samples=100, steps=150, learnin
     Returns ((mean, log_std), elbo_trace (steps,)) of the best start. One compiled region.
     """
     start_key, fit_key = jax.random.split(key)
+    x, mask = jnp.asarray(x), jnp.asarray(mask)
     if starts is None:
         # Start where the posterior is: the 4 best of 2000 prior draws by log p(z, observed x).
         candidates = jax.random.normal(start_key, (2000, latent_dim))
-        starts = candidates[jnp.argsort(-log_joint_observed(theta, jnp.asarray(x), candidates, jnp.asarray(mask)))[:4]]
-    (means, log_stds), traces = _fit_q(fit_key, theta, jnp.asarray(x), jnp.asarray(mask), jnp.asarray(starts),
-                                       num_samples, steps, learning_rate)
-    tail = max(steps // 10, 1)
-    best = int(jnp.argmax(jnp.mean(traces[:, -tail:], axis=1)))  # judge by the ELBO averaged over the last 10%
+        starts = candidates[jnp.argsort(-model.log_joint(net, theta, x, candidates, mask))[:4]]
+    (means, log_stds), traces = _fit_q(fit_key, net, theta, x, mask, jnp.asarray(starts), num_samples, steps,
+                                       learning_rate)
+    best = int(jnp.argmax(jnp.mean(traces[:, -final_steps(steps):], axis=1)))
     return (means[best], log_stds[best]), traces[best]
 
 
-@jax.jit(static_argnames=("num_samples", "steps", "learning_rate"))
-def _fit_q(key, theta, x, mask, starts, num_samples, steps, learning_rate):
+def final_steps(steps):
+    """How many of the last SVI steps judge a fit: the last 10%."""
+    return max(steps // 10, 1)
+
+
+@jax.jit(static_argnames=("net", "num_samples", "steps", "learning_rate"))
+def _fit_q(key, net, theta, x, mask, starts, num_samples, steps, learning_rate):
     opt = optax.adam(learning_rate)
 
     def fit_one(start):
-        q_params = (start, jnp.full_like(start, -1.0))  # std e^-1: narrower than the prior, to stay in its mode
+        q = (start, jnp.full_like(start, -1.0))  # std e^-1: narrower than the prior, to stay in its mode
 
         def step(carry, step_key):
-            q_params, opt_state = carry
-            objective = lambda q: -svi_elbo(step_key, q, theta, x, mask, num_samples)  # noqa: E731
-            neg_elbo, grads = jax.value_and_grad(objective)(q_params)
-            updates, opt_state = opt.update(grads, opt_state, q_params)
-            return (optax.apply_updates(q_params, updates), opt_state), -neg_elbo
+            q, opt_state = carry
+            neg_elbo, grads = jax.value_and_grad(lambda q: -svi_elbo(step_key, net, theta, x, mask, q,
+                                                                     num_samples))(q)
+            updates, opt_state = opt.update(grads, opt_state, q)
+            return (optax.apply_updates(q, updates), opt_state), -neg_elbo
 
-        (q_params, _), trace = jax.lax.scan(step, (q_params, opt.init(q_params)), jax.random.split(key, steps))
-        return q_params, trace
+        (q, _), trace = jax.lax.scan(step, (q, opt.init(q)), jax.random.split(key, steps))
+        return q, trace
 
     return jax.vmap(fit_one)(starts)
 
 
-def predictive_log_likelihood(key, theta, x, unobserved_mask, mean, log_std, num_samples=10000):
-    """log E_{z ~ N(mean, std^2)} p(x_unobserved | z), by Monte Carlo with log-sum-exp, nats.
+def predictive_log_likelihood(key, net, theta, x, unobserved, q, num_samples=10000):
+    """log E_{z ~ q} p(x_unobserved | z), by Monte Carlo with log-sum-exp, nats.
 
-    With (mean, log_std) = the fitted q this scores the true hidden pixels under the predictive;
-    with (0, 0) it is the prior predictive.
+    With q = the fitted q this scores the true hidden pixels under the predictive; with
+    q = (0, 0) it is the prior predictive.
     """
-    z = densities.sample_diag_gaussian(key, mean, log_std, (num_samples,))  # (M, Dz)
-    log_p = log_likelihood_observed(theta, x, z, unobserved_mask)  # (M,)
-    return float(jax.nn.logsumexp(log_p) - jnp.log(num_samples))
+    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (M, Dz)
+    return float(model.iwae_bound(model.log_likelihood(net, theta, x, z, unobserved)))
 
 
-def choose_digit(elbos, labels):
-    """The criterion: the training image with the highest ELBO among classes other than 1 (ones
+def choose_image(elbos, labels, excluded=(1,)):
+    """The criterion: the image with the highest ELBO among classes not in excluded (on MNIST, ones
     are fitted best but their bottom half is a plain stroke, which says little)."""
-    candidates = np.where(np.asarray(labels) != 1)[0]
+    candidates = np.where(~np.isin(np.asarray(labels), excluded))[0]
     return int(candidates[np.argmax(np.asarray(elbos)[candidates])])
 
 
-def posterior_pixel_correlation(key, theta, x, mask, mean, log_std, num_samples=20000):
+def posterior_pixel_correlation(key, net, theta, x, mask, q, num_samples=20000):
     """Under p(unobserved | observed), the strongest correlation between two unobserved pixels.
 
     p(z | observed) is represented by self-normalized importance sampling from the fitted q
@@ -127,11 +109,10 @@ def posterior_pixel_correlation(key, theta, x, mask, mean, log_std, num_samples=
     E[x_i x_j] = E_z[p_i p_j] and Cov = E_z[p_i p_j] - E_z[p_i] E_z[p_j], computed exactly
     from the weighted samples. Returns (i, j, correlation, effective sample size).
     """
-    z = densities.sample_diag_gaussian(key, mean, log_std, (num_samples,))  # (M, Dz)
-    log_w = log_joint_observed(theta, x, z, mask) - model.log_q((mean, log_std), z)
-    w = np.asarray(jax.nn.softmax(log_w), np.float64)  # (M,)
+    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (M, Dz)
+    w = np.asarray(jax.nn.softmax(model.log_weights(net, theta, x, z, q, mask)), np.float64)  # (M,)
     hidden = np.where(~np.asarray(mask))[0]
-    p = np.asarray(jax.nn.sigmoid(model.decoder(theta, z)), np.float64)[:, hidden]  # (M, H)
+    p = np.asarray(model.bernoulli_means(net, theta, z), np.float64)[:, hidden]  # (M, H)
     mean_p = w @ p  # (H,)
     cov = (p * w[:, None]).T @ p - np.outer(mean_p, mean_p)
     var = mean_p * (1 - mean_p)  # Bernoulli variance of each pixel under the predictive
@@ -139,6 +120,92 @@ def posterior_pixel_correlation(key, theta, x, mask, mean, log_std, num_samples=
     corr = cov / np.sqrt(np.outer(var, var) + 1e-300)
     a, b = np.unravel_index(np.argmax(np.abs(corr)), corr.shape)
     return int(hidden[a]), int(hidden[b]), float(corr[a, b]), float(1.0 / np.sum(w**2))
+
+
+def posterior_grid(net, theta, x, mask, q, encoder_q, n=160):
+    """log p(z, observed x) and log q(z) over a grid of z covering the posterior, q and the
+    encoder's q(z | whole x). Returns (z1 axis, z2 axis, log_joint (n, n), log_q (n, n))."""
+    mean, log_std = (np.asarray(a, np.float64) for a in q)
+    enc_mean, enc_log_std = (np.asarray(a, np.float64) for a in encoder_q)
+    # A coarse look first, to find where the true posterior lives even if q missed it.
+    coarse = np.linspace(-6, 6, 61)
+    c1, c2 = np.meshgrid(coarse, coarse, indexing="ij")
+    zs = np.stack([c1.ravel(), c2.ravel()], -1).astype(np.float32)
+    coarse_joint = np.asarray(model.log_joint(net, theta, x, zs, mask))
+    high = zs[coarse_joint > coarse_joint.max() - 12]
+    corners = np.concatenate([high, [mean - 3.5 * np.exp(log_std), mean + 3.5 * np.exp(log_std),
+                                     enc_mean - 3 * np.exp(enc_log_std), enc_mean + 3 * np.exp(enc_log_std)]])
+    low, top = corners.min(axis=0) - 0.3, corners.max(axis=0) + 0.3
+    axis1, axis2 = np.linspace(low[0], top[0], n), np.linspace(low[1], top[1], n)
+    g1, g2 = np.meshgrid(axis1, axis2, indexing="ij")
+    zs = np.stack([g1.ravel(), g2.ravel()], -1).astype(np.float32)
+    log_joint = np.asarray(model.log_joint(net, theta, x, zs, mask)).reshape(n, n)
+    log_q_grid = np.asarray(model.log_q(tuple(jnp.asarray(a, jnp.float32) for a in q), jnp.asarray(zs)))
+    return axis1, axis2, log_joint, log_q_grid.reshape(n, n)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Completion:
+    """Inference from part of one image: the SVI fit, completions and their scores (nats)."""
+
+    image: np.ndarray  # (D,) the whole image, 0/1
+    mask: np.ndarray  # (D,) True where observed
+    q_mean: np.ndarray  # (Dz,) the SVI fit of p(z | observed)
+    q_log_std: np.ndarray
+    elbo_trace: np.ndarray  # (steps,) the SVI objective
+    encoder_mean: np.ndarray  # (Dz,) the encoder's q(z | whole image), for comparison
+    encoder_log_std: np.ndarray
+    completions: np.ndarray  # (n, D): observed pixels as they are, the rest means of p(x|z), z ~ q
+    log_p_hidden_under_q_predictive: float
+    log_p_hidden_under_prior_predictive: float
+    log_p_hidden_under_encoder_predictive: float  # a reference that has seen the hidden pixels
+    correlation: tuple  # (i, j, correlation, effective sample size): see posterior_pixel_correlation
+    grid: tuple = None  # posterior_grid(...) when Dz = 2
+    # Where the image came from, filled in by aevb.pipeline.
+    mask_name: str = "custom"
+    index: int = None
+    label: int = None
+    criterion: str = ""
+
+    @property
+    def hidden_pixels(self):
+        return int((~self.mask).sum())
+
+    def summary(self):
+        """The numbers summary.json holds for this completion."""
+        return {
+            "index": self.index, "label": self.label, "criterion": self.criterion, "mask": self.mask_name,
+            "hidden_pixels": self.hidden_pixels, "q_mean": self.q_mean.tolist(),
+            "q_std": np.exp(self.q_log_std).tolist(),
+            "svi_final_elbo": float(np.mean(self.elbo_trace[-final_steps(len(self.elbo_trace)):])),
+            "log_p_hidden_under_q_predictive": self.log_p_hidden_under_q_predictive,
+            "log_p_hidden_under_prior_predictive": self.log_p_hidden_under_prior_predictive,
+            "log_p_hidden_under_encoder_of_whole_image": self.log_p_hidden_under_encoder_predictive,
+            "units": "nats per image",
+        }
+
+
+def complete(key, net, params, x, mask, latent_dim, num_samples=100, steps=150, learning_rate=0.05,
+             n_completions=8):
+    """Everything the completion figures and numbers need, for one image x (D,) and a mask."""
+    theta, x, mask = params["decoder"], np.asarray(x), np.asarray(mask)
+    fit_key, sample_key, predictive_key, prior_key, corr_key = jax.random.split(key, 5)
+    q, trace = fit_q(fit_key, net, theta, x, mask, latent_dim, num_samples, steps, learning_rate)
+    encoder_q = tuple(np.asarray(a) for a in net.encode(params["encoder"], jnp.asarray(x)))
+    z = densities.sample_diag_gaussian(sample_key, *q, (n_completions,))  # (S, Dz)
+    hidden = ~mask
+    prior = (jnp.zeros(latent_dim), jnp.zeros(latent_dim))
+    return Completion(
+        image=x, mask=mask, q_mean=np.asarray(q[0]), q_log_std=np.asarray(q[1]), elbo_trace=np.asarray(trace),
+        encoder_mean=encoder_q[0], encoder_log_std=encoder_q[1],
+        completions=np.where(mask, x, np.asarray(model.bernoulli_means(net, theta, z))),
+        log_p_hidden_under_q_predictive=predictive_log_likelihood(predictive_key, net, theta, x, hidden, q),
+        log_p_hidden_under_prior_predictive=predictive_log_likelihood(prior_key, net, theta, x, hidden, prior),
+        log_p_hidden_under_encoder_predictive=predictive_log_likelihood(
+            predictive_key, net, theta, x, hidden, tuple(jnp.asarray(a) for a in encoder_q)),
+        correlation=posterior_pixel_correlation(corr_key, net, theta, x, mask, q),
+        grid=posterior_grid(net, theta, x, mask, q, encoder_q) if latent_dim == 2 else None,
+    )
 
 
 def normal_density_at_mean(std):
@@ -163,51 +230,18 @@ ANSWERS = [
 ]
 
 
-def posterior_grid(theta, x, mask, q_params, encoder_q, n=160):
-    """log p(z, observed x) and log q(z) over a grid of z covering the posterior, q and the
-    encoder's q(z | whole x). Returns (z1 axis, z2 axis, log_joint (n, n), log_q (n, n))."""
-    mean, log_std = (np.asarray(a, np.float64) for a in q_params)
-    enc_mean, enc_log_std = (np.asarray(a, np.float64) for a in encoder_q)
-    # A coarse look first, to find where the true posterior lives even if q missed it.
-    coarse = np.linspace(-6, 6, 61)
-    c1, c2 = np.meshgrid(coarse, coarse, indexing="ij")
-    zs = np.stack([c1.ravel(), c2.ravel()], -1).astype(np.float32)
-    coarse_joint = np.asarray(log_joint_observed(theta, x, zs, mask))
-    high = zs[coarse_joint > coarse_joint.max() - 12]
-    corners = np.concatenate([high, [mean - 3.5 * np.exp(log_std), mean + 3.5 * np.exp(log_std),
-                                     enc_mean - 3 * np.exp(enc_log_std), enc_mean + 3 * np.exp(enc_log_std)]])
-    low, top = corners.min(axis=0) - 0.3, corners.max(axis=0) + 0.3
-    axis1, axis2 = np.linspace(low[0], top[0], n), np.linspace(low[1], top[1], n)
-    g1, g2 = np.meshgrid(axis1, axis2, indexing="ij")
-    zs = np.stack([g1.ravel(), g2.ravel()], -1).astype(np.float32)
-    log_joint = np.asarray(log_joint_observed(theta, x, zs, mask)).reshape(n, n)
-    log_q_grid = np.asarray(model.log_q((jnp.asarray(mean, jnp.float32), jnp.asarray(log_std, jnp.float32)),
-                                        jnp.asarray(zs))).reshape(n, n)
-    return axis1, axis2, log_joint, log_q_grid
+def answer_texts(demo, image_width, missing=""):
+    """(question, answer, reason with its computed demonstration) for each question in ANSWERS.
 
-
-def complete(key, params, x, mask, num_samples=100, steps=150, learning_rate=0.05, n_completions=8):
-    """Everything the completion figures and numbers need, for one image x (784,) and a mask."""
-    theta = params["decoder"]
-    latent_dim = params["encoder"]["out"]["bias"].shape[0] // 2
-    fit_key, sample_key, predictive_key, prior_key, corr_key = jax.random.split(key, 5)
-    q_params, trace = fit_q(fit_key, theta, x, mask, latent_dim, num_samples, steps, learning_rate)
-    encoder_q = tuple(np.asarray(a) for a in model.encoder(params["encoder"], jnp.asarray(x)))
-    z = densities.sample_diag_gaussian(sample_key, *q_params, (n_completions,))  # (S, Dz)
-    probs = np.asarray(jax.nn.sigmoid(model.decoder(theta, z)))  # (S, 784)
-    completions = np.where(mask, np.asarray(x), probs)  # observed pixels as they are, the rest predicted
-    hidden = ~np.asarray(mask)
-    result = {
-        "q_mean": np.asarray(q_params[0]), "q_log_std": np.asarray(q_params[1]), "elbo_trace": np.asarray(trace),
-        "encoder_mean": encoder_q[0], "encoder_log_std": encoder_q[1], "completions": completions,
-        "log_p_hidden_under_q_predictive": predictive_log_likelihood(predictive_key, theta, x, hidden, *q_params),
-        "log_p_hidden_under_prior_predictive": predictive_log_likelihood(
-            prior_key, theta, x, hidden, jnp.zeros(latent_dim), jnp.zeros(latent_dim)),
-        "log_p_hidden_under_encoder_predictive": predictive_log_likelihood(
-            predictive_key, theta, x, hidden, *(jnp.asarray(a) for a in encoder_q)),
-        "hidden_pixels": int(hidden.sum()),
-    }
-    if latent_dim == 2:
-        result["grid"] = posterior_grid(theta, x, mask, q_params, encoder_q)
-    result["correlation"] = posterior_pixel_correlation(corr_key, theta, x, mask, *q_params)
-    return result
+    demo: the answers_demo of summary.json (None if not computed: (b) then says missing instead).
+    """
+    demos = {"(e)": f"Computed: N(0, 0.1²) at 0 has density {normal_density_at_mean(0.1):.4f} > 1.",
+             "(b)": missing}
+    if demo:
+        (ri, ci), (rj, cj) = divmod(demo["pixel_i"], image_width), divmod(demo["pixel_j"], image_width)
+        demos["(b)"] = (f"Computed: given the top of training image #{demo['index']}, bottom pixels (row {ri}, "
+                        f"col {ci}) and (row {rj}, col {cj}) have correlation {demo['correlation']:+.3f} under "
+                        f"p(bottom | top) (self-normalized importance sampling, effective sample size "
+                        f"{demo['effective_sample_size']:.0f}); given z it is exactly 0.")
+    return [(question, answer, f"{reason} {demos.get(question.split()[0], '')}".strip())
+            for question, answer, reason in ANSWERS]

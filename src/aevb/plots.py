@@ -1,19 +1,15 @@
-"""Figures: arrays in, matplotlib figures out. Nothing here trains.
+"""Figures: arrays in, matplotlib figures out. Nothing here trains or knows a model.
 
 Plot functions take numpy arrays and return a matplotlib Figure (built without pyplot, so
-they render headless). The compute_* helpers turn a trained model's parameters into those
-arrays with the model's pure functions. Images are Bernoulli means in [0, 1], grey colour map.
+they render headless). Images come shaped (..., rows, columns), with values in [0, 1] (Bernoulli
+means or binary pixels), shown in the grey colour map: 0 black, 1 white.
 """
 
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-
-from . import densities, model
 
 # Paul Tol's "muted" palette, designed for colour-blind readers (its pale grey swapped for a dark
 # one that shows on white), with a marker per class as well.
@@ -23,20 +19,28 @@ CLASS_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 GREY = "gray"  # 0 = black, 1 = white
 
 
+def colour(label):
+    return CLASS_COLOURS[label % len(CLASS_COLOURS)]
+
+
+def marker(label):
+    return CLASS_MARKERS[label % len(CLASS_MARKERS)]
+
+
 def _image(ax, pixels, title=None):
-    ax.imshow(np.asarray(pixels).reshape(28, 28), cmap=GREY, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.imshow(np.asarray(pixels), cmap=GREY, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_xticks([]), ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=8)
 
 
-def save(figure, folder, name):
-    """Writes folder/name.png and folder/name.svg; returns the PNG path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    figure.savefig(folder / f"{name}.svg", bbox_inches="tight")
-    figure.savefig(folder / f"{name}.png", dpi=150, bbox_inches="tight")
-    return folder / f"{name}.png"
+def save(figure, png_path):
+    """Writes the figure as PNG at png_path and as SVG beside it; returns png_path."""
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png_path.with_suffix(".svg"), bbox_inches="tight")
+    figure.savefig(png_path, dpi=150, bbox_inches="tight")
+    return png_path
 
 
 def _note_figure(title, message):
@@ -80,7 +84,7 @@ def pca_2d(points):
     return centred @ vt[:2].T, float(share)
 
 
-def latent_figure(z_means, labels):
+def latent_figure(z_means, labels, class_names, noun="image"):
     """Scatter of the means of q(z|x) for every image, coloured and marked by class."""
     z_means, labels = np.asarray(z_means), np.asarray(labels)
     axis_names = ("z1", "z2")
@@ -93,18 +97,19 @@ def latent_figure(z_means, labels):
     figure = Figure(figsize=(7.5, 6.5), layout="constrained")
     ax = figure.add_subplot()
     order = np.random.default_rng(0).permutation(len(labels))  # no class painted over all the others
-    for digit in range(10):
-        chosen = order[labels[order] == digit]
-        ax.scatter(z_means[chosen, 0], z_means[chosen, 1], s=8, alpha=0.75, color=CLASS_COLOURS[digit],
-                   marker=CLASS_MARKERS[digit], linewidths=0, label=str(digit))
-    for digit in range(10):
-        if np.any(labels == digit):
-            centre = np.median(z_means[labels == digit], axis=0)
-            ax.annotate(str(digit), centre, ha="center", va="center", fontsize=13, weight="bold",
-                        bbox=dict(boxstyle="circle,pad=0.2", fc="white", ec=CLASS_COLOURS[digit], alpha=0.85))
-    handles = [Line2D([], [], color=CLASS_COLOURS[d], marker=CLASS_MARKERS[d], linestyle="", markersize=7,
-                      label=str(d)) for d in range(10)]
-    ax.legend(handles=handles, title="digit", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    classes = range(len(class_names))
+    for label in classes:
+        chosen = order[labels[order] == label]
+        ax.scatter(z_means[chosen, 0], z_means[chosen, 1], s=8, alpha=0.75, color=colour(label),
+                   marker=marker(label), linewidths=0)
+    for label in classes:
+        if np.any(labels == label):
+            centre = np.median(z_means[labels == label], axis=0)
+            ax.annotate(class_names[label], centre, ha="center", va="center", fontsize=13, weight="bold",
+                        bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=colour(label), alpha=0.85))
+    handles = [Line2D([], [], color=colour(label), marker=marker(label), linestyle="", markersize=7,
+                      label=class_names[label]) for label in classes]
+    ax.legend(handles=handles, title=noun, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_xlabel(axis_names[0]), ax.set_ylabel(axis_names[1])
     ax.set_title(title)
     ax.set_aspect("equal", adjustable="datalim")
@@ -132,15 +137,15 @@ def interpolation_figure(first, second, means, alphas, titles):
     return figure
 
 
-def manifold_figure(images, grid):
-    """The decoded means over a grid of z (Kingma & Welling 2013, figure 4): images (n, n, 784)."""
+def manifold_figure(images, grid, title="Learned manifold"):
+    """The decoded means over a grid of z (Kingma & Welling 2013, figure 4): images (n, n, rows,
+    columns), images[i, j] decoded at z = (grid[i], grid[j])."""
     if images is None:
         return _note_figure("Learned manifold", "The manifold plot needs Dz = 2:\nthis model has another "
                             "latent dimension.")
-    n = len(grid)
-    blocks = np.asarray(images).reshape(n, n, 28, 28)  # [i, j]: z1 = grid[i], z2 = grid[j]
-    blocks = blocks.transpose(1, 0, 2, 3)[::-1]  # block row r holds z2 = grid[n-1-r]: z2 grows upwards
-    canvas = blocks.transpose(0, 2, 1, 3).reshape(n * 28, n * 28)
+    n, rows, cols = len(grid), *np.shape(images)[2:]
+    blocks = np.asarray(images).transpose(1, 0, 2, 3)[::-1]  # block row r holds z2 = grid[n-1-r]: z2 grows upwards
+    canvas = blocks.transpose(0, 2, 1, 3).reshape(n * rows, n * cols)
     figure = Figure(figsize=(8, 8.3), layout="constrained")
     ax = figure.add_subplot()
     ax.imshow(canvas, cmap=GREY, vmin=0, vmax=1, extent=(0, n, 0, n), interpolation="nearest")
@@ -148,7 +153,7 @@ def manifold_figure(images, grid):
     labels = [f"{grid[int(t)]:.2f}" for t in ticks - 0.5]
     ax.set_xticks(ticks, labels), ax.set_yticks(ticks, labels)
     ax.set_xlabel("z1 (standard-normal quantiles)"), ax.set_ylabel("z2 (standard-normal quantiles)")
-    ax.set_title(f"Learned MNIST manifold: means of p(x|z) over a {n}x{n} grid of z")
+    ax.set_title(f"{title}: means of p(x|z) over a {n}x{n} grid of z")
     return figure
 
 
@@ -204,14 +209,14 @@ def posterior_figure(grid, q_mean, q_log_std, encoder_mean, encoder_log_std, tit
 
 def completion_figure(original, completions, mask, title):
     """The original image beside completions: observed pixels kept, the rest the means of p(x|z)
-    for z ~ q. A red outline marks the observed region."""
+    for z ~ q. A red outline marks the observed region. mask: (rows, columns), True where observed."""
     n = len(completions)
     figure = Figure(figsize=(1.2 * (n + 1) + 0.4, 2.3), layout="constrained")
     axes = figure.subplots(1, n + 1, squeeze=False)[0]
     _image(axes[0], original, "original")
     for i in range(n):
         _image(axes[i + 1], completions[i], f"z{i + 1} ~ q")
-    observed = np.asarray(mask).reshape(28, 28)
+    observed = np.asarray(mask)
     for ax in axes[1:]:
         ax.contour(observed.astype(float), levels=[0.5], colors="red", linewidths=0.8)
     figure.suptitle(title, fontsize=10)
@@ -230,88 +235,4 @@ def trace_figure(trace):
     return figure
 
 
-# ---- arrays from a trained model -----------------------------------------------------------
-
-
-def probabilities(theta, z):
-    """Bernoulli means sigmoid(logits) of p(x|z): the one place logits become probabilities."""
-    return np.asarray(jax.nn.sigmoid(model.decoder(theta, jnp.asarray(z))))
-
-
-def compute_samples(params, latent_dim, key, n=10):
-    z_key, x_key = jax.random.split(key)
-    z = jax.random.normal(z_key, (n, latent_dim))  # z ~ p(z) = N(0, I)
-    means = probabilities(params["decoder"], z)
-    binary = np.asarray(densities.sample_bernoulli(x_key, jnp.asarray(means)))
-    return means, binary
-
-
-def encode_means(params, x, chunk=5000):
-    return np.concatenate([np.asarray(model.encoder(params["encoder"], jnp.asarray(x[i : i + chunk]))[0])
-                           for i in range(0, len(x), chunk)])
-
-
-def choose_pairs(labels, key, n_pairs=3):
-    """n_pairs index pairs (i, j) of images of different classes, chosen by key."""
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
-    pairs = []
-    while len(pairs) < n_pairs:
-        i, j = rng.integers(len(labels), size=2)
-        if labels[i] != labels[j]:
-            pairs.append((int(i), int(j)))
-    return pairs
-
-
-def compute_interpolations(params, x, pairs, steps=10):
-    alphas = np.linspace(1.0, 0.0, steps)  # left to right: from z_a to z_b
-    z = encode_means(params, np.stack([x[i] for pair in pairs for i in pair]))  # (2P, Dz)
-    z_a, z_b = z[0::2], z[1::2]
-    path = np.stack([interpolate(z_a, z_b, alpha) for alpha in alphas], axis=1)  # (P, steps, Dz)
-    return probabilities(params["decoder"], path), alphas, z_a, z_b
-
-
-def compute_manifold(params, latent_dim, n=20):
-    if latent_dim != 2:
-        return None, None
-    grid = densities.standard_normal_quantile((np.arange(n) + 0.5) / n)
-    z1, z2 = np.meshgrid(grid, grid, indexing="ij")
-    z = np.stack([z1, z2], axis=-1)  # (n, n, 2): row i has z1 = grid[i]
-    return probabilities(params["decoder"], z), grid
-
-
 KINDS = ("samples", "latent", "interpolate", "manifold", "curves", "reconstructions")
-
-
-def draw_figures(folder, config, params, datasets, metrics, kinds=KINDS, pairs=None, seed=0):
-    """Draws the figures named in kinds into folder (PNG and SVG); returns {kind: png path}.
-
-    datasets = (x_train, y_train, x_test, y_test); metrics = the rows of metrics.jsonl.
-    """
-    x_train, y_train, x_test, _ = datasets
-    key = jax.random.PRNGKey(seed)
-    written = {}
-    for kind in kinds:
-        if kind == "samples":
-            figure = samples_figure(*compute_samples(params, config.latent_dim, jax.random.fold_in(key, 1)))
-        elif kind == "latent":
-            figure = latent_figure(encode_means(params, x_train), y_train)
-        elif kind == "interpolate":
-            chosen = pairs or choose_pairs(y_train, jax.random.fold_in(key, 2))
-            means, alphas, _, _ = compute_interpolations(params, x_train, chosen)
-            titles = [(f"a: #{i} ({y_train[i]})", f"b: #{j} ({y_train[j]})") for i, j in chosen]
-            figure = interpolation_figure(x_train[[i for i, _ in chosen]], x_train[[j for _, j in chosen]], means,
-                                          alphas, titles)
-        elif kind == "manifold":
-            figure = manifold_figure(*compute_manifold(params, config.latent_dim))
-        elif kind == "curves":
-            epochs, train_elbo, test_elbo = (np.array([row[k] for row in metrics])
-                                             for k in ("epoch", "train_elbo", "test_elbo"))
-            figure = curves_figure(epochs, train_elbo, test_elbo)
-        elif kind == "reconstructions":
-            originals = x_test[:12]
-            z = encode_means(params, originals)
-            figure = reconstructions_figure(originals, probabilities(params["decoder"], z))
-        else:
-            raise ValueError(f"unknown figure {kind!r}; choose from {', '.join(KINDS)}")
-        written[kind] = save(figure, folder, kind)
-    return written

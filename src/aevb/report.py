@@ -1,5 +1,7 @@
 """The report: one self-contained HTML page (figures as data URIs, no network access) with a
 live latent-space explorer that decodes z in the page, in plain JavaScript.
+
+render() takes what a run has measured and drawn; it computes nothing and writes nothing.
 """
 
 import base64
@@ -9,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import partial
+from . import plots
 
 EXPLORER_JS = Path(__file__).with_name("explorer.js")
+EXPLORER_ARCHITECTURES = ("mlp",)  # the networks whose decoder explorer.js computes
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222; line-height: 1.45; }
 main { max-width: 980px; margin: 0 auto; padding: 12px 16px 48px; }
@@ -33,51 +36,66 @@ figure { margin: 0 0 18px; }
 """
 
 
-def _data_uri(png_path):
-    return "data:image/png;base64," + base64.b64encode(Path(png_path).read_bytes()).decode("ascii")
-
-
 def _float32_base64(array):
     return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
 
 
-def _figure(folder, name, caption):
-    path = Path(folder) / f"{name}.png"
-    if not path.is_file():
-        return f'<p class="note">Figure {html.escape(name)} not drawn yet (aevb plot / aevb complete).</p>'
-    return (f'<figure><img class="figure" alt="{html.escape(caption)}" src="{_data_uri(path)}">'
+def _figure(png_path, caption):
+    png_path = Path(png_path)
+    if not png_path.is_file():
+        return f'<p class="note">Figure {html.escape(png_path.stem)} not drawn yet (aevb plot / aevb complete).</p>'
+    uri = "data:image/png;base64," + base64.b64encode(png_path.read_bytes()).decode("ascii")
+    return (f'<figure><img class="figure" alt="{html.escape(caption)}" src="{uri}">'
             f'<figcaption class="note">{html.escape(caption)}</figcaption></figure>')
 
 
-def explorer_payload(config, params, z_means, labels):
-    """The data the in-page explorer needs: decoder weights and the training set's latent means."""
-    theta = params["decoder"]
+def explorer_payload(theta, z_means, labels, image_shape, class_names):
+    """What the in-page explorer needs: the mlp decoder's weights and the training set's latent means."""
     return {
-        "latentDim": config.latent_dim,
-        "hidden": config.hidden_dim,
+        "latentDim": int(theta["hidden"]["weight"].shape[0]),
+        "hidden": int(theta["hidden"]["weight"].shape[1]),
+        "rows": int(image_shape[0]), "cols": int(image_shape[1]),
         "w1": _float32_base64(theta["hidden"]["weight"]),  # (Dz, H), row-major
         "b1": _float32_base64(theta["hidden"]["bias"]),
-        "w2": _float32_base64(theta["out"]["weight"]),  # (H, 784), row-major
+        "w2": _float32_base64(theta["out"]["weight"]),  # (H, D), row-major
         "b2": _float32_base64(theta["out"]["bias"]),
         "points": _float32_base64(z_means),  # (N, 2)
         "labels": base64.b64encode(np.asarray(labels, np.uint8).tobytes()).decode("ascii"),
+        "classNames": list(class_names), "colours": plots.CLASS_COLOURS,
     }
 
 
-def render(run_dir, config, params, summary, z_means, labels):
-    """The report's HTML as a string."""
-    run_dir = Path(run_dir)
-    figures = run_dir / "figures"
+def _explorer(payload, note):
+    if payload is None:
+        return f'<p class="note" id="explorer-note">{html.escape(note)}</p>'
+    return f"""
+<p class="note">Move the pointer over the plane: the page decodes z with the decoder's weights
+(z &rarr; {payload['hidden']} tanh &rarr; {payload['rows'] * payload['cols']} sigmoid, in plain JavaScript) and
+shows the Bernoulli means. Click two points to see the interpolation between them. Dots: means of q(z|x) of the training
+images.</p>
+<div id="explorer">
+  <canvas id="latent-canvas" width="560" height="560" aria-label="latent space"></canvas>
+  <div><canvas id="decoded-canvas" width="{payload['cols']}" height="{payload['rows']}" aria-label="decoded image"
+  style="aspect-ratio: {payload['cols']} / {payload['rows']}; height: auto"></canvas>
+  <p id="z-readout" class="note">z = (move the pointer)</p><div id="legend" class="note"></div></div>
+</div>
+<p class="note" id="strip-note">Interpolation: click two points.</p>
+<canvas id="strip-canvas" width="{10 * payload['cols']}" height="{payload['rows']}" aria-label="interpolation strip">
+</canvas>
+<script id="explorer-data" type="application/json">{json.dumps(payload)}</script>
+<script>{EXPLORER_JS.read_text()}</script>"""
+
+
+def render(name, config, summary, split, figure, answers, payload=None, explorer_note=""):
+    """The report's HTML as a string.
+
+    name: the run's name; split: its aevb.data.Split; figure(name) -> the PNG path of a figure;
+    answers: (question, true or false, reason) triples; payload: explorer_payload(...) or None,
+    with explorer_note saying why there is no explorer.
+    """
+    s, dataset = summary, split.dataset
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
                    for k, v in json.loads(config.to_json()).items())
-    if config.test_split == "assignment":
-        split = (f"train = MNIST training images 0-{config.n_train - 1}, test = training images {config.n_train}-"
-                 f"{config.n_train + config.n_test - 1} (the assignment's split)")
-    else:
-        split = f"train = MNIST training images 0-{config.n_train - 1}, test = the official MNIST test set"
-    if config.debug:
-        split += "; debug: the first 100 images of each"
-    s = summary
     headline = "Not evaluated yet: run aevb evaluate."
     if "test_elbo" in s:
         headline = (f"Test ELBO <b>{s['test_elbo']:.2f} ± {s['test_elbo_se']:.2f}</b> nats/image "
@@ -88,79 +106,43 @@ def render(run_dir, config, params, summary, z_means, labels):
     if "training_seconds" in s:
         timing = (f"{s['epochs']} epochs in {s['training_seconds']:.1f} s ({s['seconds_per_epoch']:.3f} s per epoch, "
                   f"{s['images_per_second']:.0f} images/s).")
-    completion_rows = ""
+    completion_rows, completion_figures = "", ""
     for mask, c in s.get("completion", {}).items():
-        completion_rows += (f"<tr><td>{html.escape(mask)}</td><td>#{c['index']} (a {c['label']})</td>"
+        label = dataset.class_names[c["label"]] if c.get("label") is not None else "?"
+        completion_rows += (f"<tr><td>{html.escape(mask)}</td><td>#{c['index']} ({html.escape(label)})</td>"
                             f"<td class=num>{c['log_p_hidden_under_q_predictive']:.2f}</td>"
                             f"<td class=num>{c['log_p_hidden_under_prior_predictive']:.2f}</td>"
                             f"<td class=num>{c['hidden_pixels']}</td></tr>")
-    completion_figures = "".join(
-        _figure(figures, f"complete_{mask}_posterior", f"Isocontours of p(z, {mask} pixels) and of the SVI fit q")
-        + _figure(figures, f"complete_{mask}", f"Completions from the {mask} pixels: z ~ q, means of p(x|z)")
-        + _figure(figures, f"complete_{mask}_trace", "The SVI objective during optimization")
-        for mask in s.get("completion", {}))
-    demo = s.get("answers_demo")
-    answers = ""
-    for question, answer, reason in partial.ANSWERS:
-        extra = ""
-        tag = question.split()[0]
-        if tag == "(b)" and demo:
-            i, j = demo["pixel_i"], demo["pixel_j"]
-            extra = (f" Computed: bottom pixels (row {i // 28}, col {i % 28}) and (row {j // 28}, col {j % 28}) "
-                     f"have correlation {demo['correlation']:+.3f} under p(bottom | top); given z it is exactly 0.")
-        if tag == "(e)":
-            extra = f" Computed: N(0, 0.1²) at 0 has density {partial.normal_density_at_mean(0.1):.4f}."
-        answers += (f'<p class="answer">{html.escape(question)}<br><b>{"True" if answer else "False"}.</b> '
-                    f"{html.escape(reason + extra)}</p>")
-    if config.latent_dim == 2:
-        payload = json.dumps(explorer_payload(config, params, z_means, labels))
-        explorer = f"""
-<p class="note">Move the pointer over the plane: the page decodes z with the decoder's weights
-(z &rarr; {config.hidden_dim} tanh &rarr; 784 sigmoid, in plain JavaScript) and shows the Bernoulli means.
-Click two points to see the interpolation between them. Dots: means of q(z|x) of the training images.</p>
-<div id="explorer">
-  <canvas id="latent-canvas" width="560" height="560" aria-label="latent space"></canvas>
-  <div><canvas id="decoded-canvas" width="28" height="28" aria-label="decoded image"></canvas>
-  <p id="z-readout" class="note">z = (move the pointer)</p><div id="legend" class="note"></div></div>
-</div>
-<p class="note" id="strip-note">Interpolation: click two points.</p>
-<canvas id="strip-canvas" width="280" height="28" aria-label="interpolation strip"></canvas>
-<script id="explorer-data" type="application/json">{payload}</script>
-<script>{EXPLORER_JS.read_text()}</script>"""
-    else:
-        explorer = (f'<p class="note" id="explorer-note">The live explorer needs a 2-D latent space; this model has '
-                    f"Dz = {config.latent_dim}.</p>")
+        completion_figures += (
+            _figure(figure(f"complete_{mask}_posterior"), f"Isocontours of p(z, {mask} pixels) and of the SVI fit q")
+            + _figure(figure(f"complete_{mask}"), f"Completions from the {mask} pixels: z ~ q, means of p(x|z)")
+            + _figure(figure(f"complete_{mask}_trace"), "The SVI objective during optimization"))
+    answer_html = "".join(f'<p class="answer">{html.escape(question)}<br><b>{"True" if answer else "False"}.</b> '
+                          f"{html.escape(reason)}</p>" for question, answer, reason in answers)
+    pixels = dataset.image_shape[0] * dataset.image_shape[1]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>aevb report: {html.escape(run_dir.name)}</title><style>{STYLE}</style></head>
+<title>aevb report: {html.escape(name)}</title><style>{STYLE}</style></head>
 <body><main>
-<h1>VAE on binarized MNIST: run “{html.escape(run_dir.name)}”</h1>
+<h1>VAE on binarized {html.escape(dataset.display_name)}: run “{html.escape(name)}”</h1>
 <p class="note">Auto-Encoding Variational Bayes (Kingma &amp; Welling, 2013), every density written by hand.
-All numbers are in nats per image (summed over 784 pixels, averaged over images).</p>
+All numbers are in nats per image (summed over {pixels} pixels, averaged over images).</p>
 <p class="headline" id="headline">{headline}</p>
 <p>{timing}</p>
-<h2>Data</h2><p>{html.escape(split)}. Binarized as pixel/255 &gt; 0.5.</p>
-<h2>Latent-space explorer</h2>{explorer}
-<h2>Training curves</h2>{_figure(figures, "curves", "ELBO per epoch")}
-<h2>Samples from the model</h2>{_figure(figures, "samples", "Ancestral samples")}
-<h2>Latent space</h2>{_figure(figures, "latent", "Means of q(z|x) by class")}
-{_figure(figures, "manifold", "Decoded means over a grid of z")}
-<h2>Interpolation</h2>{_figure(figures, "interpolate", "Interpolations between encodings")}
-<h2>Reconstructions</h2>{_figure(figures, "reconstructions", "Test images and their reconstructions")}
+<h2>Data</h2><p>{html.escape(split.description)}. Binarized as pixel/255 &gt; 0.5.</p>
+<h2>Latent-space explorer</h2>{_explorer(payload, explorer_note)}
+<h2>Training curves</h2>{_figure(figure("curves"), "ELBO per epoch")}
+<h2>Samples from the model</h2>{_figure(figure("samples"), "Ancestral samples")}
+<h2>Latent space</h2>{_figure(figure("latent"), "Means of q(z|x) by class")}
+{_figure(figure("manifold"), "Decoded means over a grid of z")}
+<h2>Interpolation</h2>{_figure(figure("interpolate"), "Interpolations between encodings")}
+<h2>Reconstructions</h2>{_figure(figure("reconstructions"), "Test images and their reconstructions")}
 <h2>Predicting hidden pixels (SVI)</h2>
 <div class="wrap"><table><tr><th>observed</th><th>image</th><th>log p(true hidden | SVI predictive)</th>
 <th>log p(true hidden | prior predictive)</th><th>hidden pixels</th></tr>{completion_rows}</table></div>
 {completion_figures}
-<h2>True or false</h2>{answers}
+<h2>True or false</h2>{answer_html}
 <h2>Configuration</h2><div class="wrap"><table>{rows}</table></div>
 </main></body></html>
 """
-
-
-def write(run_dir, html_text):
-    path = Path(run_dir) / "report.html"
-    from .train import atomic_write_text
-
-    atomic_write_text(path, html_text)
-    return path

@@ -1,0 +1,233 @@
+"""What a notebook or the command line calls: train, evaluate, draw, complete, answer, report.
+
+    from aevb import pipeline
+    from aevb.config import Config
+
+    run = pipeline.train_and_evaluate(Config(epochs=20), "runs/quick")
+    pipeline.figures(run)
+    print(pipeline.report(run))
+
+Every function that takes a run accepts a loaded Run or a run directory. Results are returned
+and also printed in a line or two, in nats per image.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from . import data, datasets, drawing, evaluate as evaluation, networks, partial, plots, report as pages, rundir
+from . import train as training
+from .config import Config, ConfigError
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Run:
+    """A trained run, loaded: where it lives, its config, its parameters at epoch, its data."""
+
+    path: Path
+    config: Config
+    params: dict
+    epoch: int
+    split: data.Split
+
+    @property
+    def net(self):
+        return networks.get(self.config.architecture)
+
+    @property
+    def name(self):
+        return self.path.name
+
+
+def load(run_dir, data_dir=None):
+    """The Run stored in run_dir: its checkpoint and the data its config names."""
+    config, params, _, epoch = training.restore(run_dir)
+    return Run(Path(run_dir), config, params, epoch, data.load(config, data_dir))
+
+
+def _as_run(run, data_dir=None):
+    return run if isinstance(run, Run) else load(run, data_dir)
+
+
+def data_info(dataset="mnist", data_dir=None):
+    """Fetches and verifies a dataset; prints where it is and how many images of each class."""
+    images, source = datasets.load(dataset, data_dir)
+    spec, labels = images.dataset, images.arrays["train_labels"]
+    n_train, n_test = (f.default for f in dataclasses.fields(Config) if f.name in ("n_train", "n_test"))
+    print(f"{spec.display_name} verified (SHA-256 of the standard IDX files), from {source}")
+    if source != "memory":
+        print(f"cached at {datasets.cache_path(spec)}")
+    splits = [(f"train (images 0-{len(labels[:n_train]) - 1})", labels[:n_train]),
+              (f"test (images {n_train}-{n_train + len(labels[n_train:n_train + n_test]) - 1})",
+               labels[n_train : n_train + n_test]), ("official test set", images.arrays["test_labels"])]
+    width = max(5, *(len(name) for name in spec.class_names))
+    print(f"{'split':28s} " + " ".join(f"{name:>{width}s}" for name in spec.class_names) + "  total")
+    for name, split_labels in splits:
+        counts = np.bincount(split_labels, minlength=len(spec.class_names))
+        print(f"{name:28s} " + " ".join(f"{c:{width}d}" for c in counts) + f"  {counts.sum():5d}")
+    return images
+
+
+def train(settings, run_dir, mode="new", data_dir=None, progress=True):
+    """Trains into run_dir; returns training's result dict (status "done" or "interrupted").
+
+    settings: a Config, or a dict of the settings given; mode: "new", "resume", "auto" or
+    "overwrite" (see aevb.rundir.resolve).
+    """
+    config, resume = rundir.resolve(run_dir, settings, mode)
+    split = data.load(config, data_dir)  # the data first: nothing is cleared for a run that can't start
+    if mode == "overwrite":
+        rundir.clear(run_dir)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    result = training.train(config, run_dir, split, resume, progress)
+    if result["status"] == "done" and result["trained_now"] == 0:
+        print(f"{run_dir} is already trained ({result['epoch']} epochs)")
+    elif result["status"] == "done":
+        print(f"trained {run_dir}: train ELBO {result['train_elbo_last_epoch']:.2f} nats/image in the last epoch, "
+              f"{result['seconds_per_epoch']:.3f} s/epoch")
+    return {**result, "split": split}
+
+
+def evaluate(run, samples=None, k=None, progress=True, data_dir=None):
+    """The ELBO (S samples per image) and the IWAE bound (K samples) into summary.json."""
+    run = _as_run(run, data_dir)
+    split = run.split
+    results = evaluation.evaluate(run.net, run.params, split.x_train, split.x_test, samples or run.config.eval_samples,
+                                  k or run.config.iwae_k, progress)
+    rundir.update_summary(run.path, results)
+    print(f"test ELBO  {results['test_elbo']:.2f} ± {results['test_elbo_se']:.2f} nats/image "
+          f"(S={results['elbo_samples']}, ± one standard error over {len(split.x_test)} images)")
+    print(f"test IWAE  {results['test_iwae']:.2f} ± {results['test_iwae_se']:.2f} nats/image "
+          f"(K={results['iwae_k']}; a lower bound on log p(x))")
+    print(f"train ELBO {results['train_elbo']:.2f} ± {results['train_elbo_se']:.2f} nats/image")
+    return results
+
+
+def figures(run, kinds=None, pairs=None, seed=0, data_dir=None):
+    """Draws the figures named in kinds (default: all of plots.KINDS), PNG and SVG; returns {kind: PNG path}."""
+    kinds = kinds or plots.KINDS
+    unknown = [kind for kind in kinds if kind not in plots.KINDS]
+    if unknown:
+        raise ConfigError(f"unknown figure {unknown[0]!r}; choose from {', '.join(plots.KINDS)} or all")
+    run = _as_run(run, data_dir)
+    if pairs and max(max(pair) for pair in pairs) >= len(run.split.x_train):
+        raise ConfigError(f"--pairs: the training set has {len(run.split.x_train)} images")
+    metrics = rundir.read_metrics(run.path)
+    written = {kind: plots.save(drawing.figure(kind, run, metrics, pairs, seed), rundir.figure_path(run.path, kind))
+               for kind in kinds}
+    for kind, path in written.items():
+        print(f"{kind:16s} {path}")
+    return written
+
+
+# ---- partial observation and the true/false answers ---------------------------------------
+
+
+def _infer(run, mask="top", index=None, seed=0):
+    split = run.split
+    if index is None:
+        elbos = evaluation.elbo_per_image(run.net, run.params, split.x_train, run.config.eval_samples)
+        # The best-fitted class is the simplest (MNIST: 1, a plain stroke): its hidden half says little.
+        best_class = max(np.unique(split.y_train), key=lambda label: elbos[split.y_train == label].mean())
+        index = partial.choose_image(elbos, split.y_train, excluded=(best_class,))
+        criterion = (f"highest ELBO among training images outside class {split.dataset.class_names[best_class]}, "
+                     "the best-fitted class")
+    elif not 0 <= index < len(split.x_train):
+        raise ConfigError(f"--index must be from 0 to {len(split.x_train) - 1}")
+    else:
+        criterion = "chosen with --index"
+    observed = partial.make_mask(mask, split.image_shape, jax.random.PRNGKey(seed))
+    completion = partial.complete(jax.random.PRNGKey(seed), run.net, run.params, split.x_train[index], observed,
+                                  run.config.latent_dim)
+    return dataclasses.replace(completion, mask_name=mask, index=index, label=int(split.y_train[index]),
+                               criterion=criterion)
+
+
+def complete(run, mask="top", index=None, seed=0, data_dir=None):
+    """Infers p(z | the mask's pixels of training image index) by SVI and predicts the rest;
+    draws its figures and stores its numbers. index None: chosen by a stated criterion."""
+    run = _as_run(run, data_dir)
+    c = _infer(run, mask, index, seed)
+    name = f"complete_{mask}"
+    title = (f"Training image #{c.index} ({run.split.dataset.noun} {run.split.dataset.class_names[c.label]}; "
+             f"{c.criterion}), observed: {mask}")
+    figure = plots.completion_figure(drawing.images(run, c.image), drawing.images(run, c.completions),
+                                     drawing.images(run, c.mask), title)
+    written = [plots.save(figure, rundir.figure_path(run.path, name))]
+    if c.grid is not None:
+        figure = plots.posterior_figure(c.grid, c.q_mean, c.q_log_std, c.encoder_mean, c.encoder_log_std,
+                                        f"Posterior given the {mask} of image #{c.index}")
+        written.append(plots.save(figure, rundir.figure_path(run.path, name + "_posterior")))
+    written.append(plots.save(plots.trace_figure(c.elbo_trace), rundir.figure_path(run.path, name + "_trace")))
+    summary = rundir.read_summary(run.path)
+    rundir.update_summary(run.path, {"completion": {**summary.get("completion", {}), mask: c.summary()}})
+    print(f"image #{c.index} ({run.split.dataset.class_names[c.label]}; {c.criterion}); observed: {mask}")
+    print(f"log p(true hidden pixels) under the SVI predictive {c.log_p_hidden_under_q_predictive:.2f} nats, under "
+          f"the prior predictive {c.log_p_hidden_under_prior_predictive:.2f} nats ({c.hidden_pixels} pixels)")
+    print("\n".join(str(path) for path in written))
+    return c
+
+
+def answers(run, completion=None, data_dir=None):
+    """The true/false questions with reasons; (b) and (e) with computed demonstrations."""
+    try:
+        run = _as_run(run, data_dir)
+    except rundir.CheckpointError as error:
+        texts = partial.answer_texts(None, 1, f"(The computed demonstration needs a trained run: {error})")
+    else:
+        c = completion if completion is not None and completion.mask_name == "top" else _infer(run)
+        i, j, correlation, ess = c.correlation
+        demo = {"index": c.index, "pixel_i": i, "pixel_j": j, "correlation": correlation,
+                "effective_sample_size": ess, "normal_density_at_0": partial.normal_density_at_mean(0.1)}
+        rundir.update_summary(run.path, {"answers_demo": demo})
+        texts = partial.answer_texts(demo, run.split.image_shape[1])
+    for question, answer, reason in texts:
+        print(f"{question}\n  {'True' if answer else 'False'}. {reason}")
+    return texts
+
+
+def report(run, data_dir=None):
+    """Writes the run's self-contained HTML report; returns its path."""
+    run = _as_run(run, data_dir)
+    split, config = run.split, run.config
+    summary = rundir.read_summary(run.path)
+    payload, note = None, ""
+    if config.latent_dim == 2 and config.architecture in pages.EXPLORER_ARCHITECTURES:
+        payload = pages.explorer_payload(run.params["decoder"], drawing.encode_means(run, split.x_train), split.y_train,
+                                         split.image_shape, split.dataset.class_names)
+    else:
+        note = (f"The live explorer needs a 2-D latent space and the {' or '.join(pages.EXPLORER_ARCHITECTURES)} "
+                f"decoder; this model has Dz = {config.latent_dim} and the {config.architecture} networks.")
+    answer_texts = partial.answer_texts(summary.get("answers_demo"), split.image_shape[1],
+                                        "(Run aevb answers to compute it.)")
+    html = pages.render(run.name, config, summary, split, lambda name: rundir.figure_path(run.path, name),
+                        answer_texts, payload, note)
+    path = rundir.write_report(run.path, html)
+    print(f"report: {path.resolve()}")
+    return path
+
+
+# ---- everything ---------------------------------------------------------------------------
+
+
+def train_and_evaluate(settings, run_dir, data_dir=None, progress=True):
+    """Trains (or resumes, or finds trained) and evaluates; returns the Run, or None if interrupted."""
+    result = train(settings, run_dir, "auto", data_dir, progress)
+    if result["status"] != "done":
+        return None
+    run = Run(Path(run_dir), result["config"], result["params"], result["epoch"], result["split"])
+    evaluate(run, progress=progress)
+    return run
+
+
+def run_all(settings, run_dir, data_dir=None, progress=True):
+    """What `aevb run` does: train or resume, evaluate, every figure, the completion, the answers,
+    the report. Returns the report's path, or None if training was interrupted."""
+    run = train_and_evaluate(settings, run_dir, data_dir, progress)
+    if run is None:
+        return None
+    figures(run)
+    answers(run, complete(run))
+    return report(run)

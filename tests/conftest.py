@@ -28,6 +28,18 @@ def tiny_flags(**settings):
             for arg in ("--" + name.replace("_", "-"), str(getattr(config, name)))]
 
 
+def run_cli(capsys, *argv):
+    """The aevb command in this process: (exit code, stdout, stderr)."""
+    from aevb import cli
+
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """The verified MNIST arrays (fetched once into the user's cache, then read from it)."""

@@ -2,19 +2,10 @@ import dataclasses
 import json
 
 import pytest
-from conftest import tiny, tiny_flags
+from conftest import run_cli, tiny, tiny_flags
 
 from aevb import cli, rundir, train
 from aevb.config import Config
-
-
-def _run(capsys, *argv):
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as exit:
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("argv", [
@@ -24,6 +15,7 @@ def _run(capsys, *argv):
     ["train", "--batch-size", "0"],
     ["train", "--batch-size", "10001"],
     ["train", "--debug", "--batch-size", "101"],
+    ["train", "--debug", "--n-train", "50", "--epochs", "2"],  # no full batch of 100 in 50 images
     ["train", "--learning-rate", "nan"],
     ["train", "--lr", "-1"],
     ["train", "--seed", "-1"],
@@ -40,14 +32,14 @@ def _run(capsys, *argv):
     [],
 ])
 def test_bad_arguments_give_usage_and_exit_2(capsys, tmp_path, argv):
-    code, _, err = _run(capsys, *argv, *(["--runs-dir", str(tmp_path)] if argv[:1] == ["train"] else []))
+    code, _, err = run_cli(capsys, *argv, *(["--runs-dir", str(tmp_path)] if argv[:1] == ["train"] else []))
     assert code == 2
     assert "usage:" in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())  # nothing written
 
 
 def test_every_setting_is_a_flag_with_its_help(capsys):
-    code, out, _ = _run(capsys, "train", "--help")
+    code, out, _ = run_cli(capsys, "train", "--help")
     assert code == 0
     for field in dataclasses.fields(Config):
         assert "--" + field.name.replace("_", "-") in out
@@ -60,43 +52,43 @@ def test_every_setting_is_a_flag_with_its_help(capsys):
 
 
 def test_missing_run_dir_is_one_clear_line(capsys, tmp_path):
-    code, _, err = _run(capsys, "evaluate", "--runs-dir", str(tmp_path), "--name", "nothing")
+    code, _, err = run_cli(capsys, "evaluate", "--runs-dir", str(tmp_path), "--name", "nothing")
     assert code == 1
     assert err.strip().count("\n") == 0 and "does not exist" in err
 
 
 def test_resume_policy_and_damaged_checkpoints(capsys, tmp_path):
     argv = ["--runs-dir", str(tmp_path), "--name", "r", "--no-progress"]
-    code, out, err = _run(capsys, "train", *tiny_flags(epochs=2), *argv)
+    code, out, err = run_cli(capsys, "train", *tiny_flags(epochs=2), *argv)
     assert code == 0, err
     # Training again into the same run without --resume or --overwrite loses nothing: refused.
-    code, _, err = _run(capsys, "train", *tiny_flags(epochs=2), *argv)
+    code, _, err = run_cli(capsys, "train", *tiny_flags(epochs=2), *argv)
     assert code == 1 and "--resume" in err
     # Resuming to fewer epochs than the checkpoint holds is refused; so is another architecture.
-    code, _, err = _run(capsys, "train", "--resume", "--epochs", "1", *argv)
+    code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "1", *argv)
     assert code == 1 and "already at epoch 2" in err
-    code, _, err = _run(capsys, "train", "--resume", "--hidden-dim", "10", *argv)
+    code, _, err = run_cli(capsys, "train", "--resume", "--hidden-dim", "10", *argv)
     assert code == 1 and "hidden_dim 32 != 10" in err and err.strip().count("\n") == 0
     # Resuming with only --epochs continues the stored config.
-    code, _, err = _run(capsys, "train", "--resume", "--epochs", "3", *argv)
+    code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "3", *argv)
     assert code == 0, err
     assert train.restore(tmp_path / "r")[0] == tiny(epochs=3) and len(rundir.read_metrics(tmp_path / "r")) == 3
     path = tmp_path / "r" / rundir.CHECKPOINT
     path.write_bytes(path.read_bytes()[:1000])
-    code, _, err = _run(capsys, "evaluate", "-k", "2", *argv)
+    code, _, err = run_cli(capsys, "evaluate", "-k", "2", *argv)
     assert code == 1 and "truncated" in err and "Traceback" not in err
     assert err.strip().count("\n") == 0
 
 
 def test_overwrite_starts_again_and_drops_the_old_numbers(capsys, tmp_path):
     argv = ["--runs-dir", str(tmp_path), "--name", "r"]
-    assert _run(capsys, "train", *tiny_flags(epochs=2), "--no-progress", *argv)[0] == 0
+    assert run_cli(capsys, "train", *tiny_flags(epochs=2), "--no-progress", *argv)[0] == 0
     for command in (["evaluate", "--no-progress"], ["plot", "curves"], ["report"]):
-        assert _run(capsys, *command, *argv)[0] == 0
+        assert run_cli(capsys, *command, *argv)[0] == 0
     assert "test_elbo" in rundir.read_summary(tmp_path / "r")
-    code, _, err = _run(capsys, "run", *tiny_flags(epochs=2, hidden_dim=20), "--no-progress", *argv)
+    code, _, err = run_cli(capsys, "run", *tiny_flags(epochs=2, hidden_dim=20), "--no-progress", *argv)
     assert code == 1 and "hidden_dim" in err
-    assert _run(capsys, "train", *tiny_flags(epochs=2, seed=3), "--overwrite", "--no-progress", *argv)[0] == 0
+    assert run_cli(capsys, "train", *tiny_flags(epochs=2, seed=3), "--overwrite", "--no-progress", *argv)[0] == 0
     stored, _, _, epoch = train.restore(tmp_path / "r")
     assert stored.seed == 3 and epoch == 2
     assert "test_elbo" not in rundir.read_summary(tmp_path / "r")
@@ -105,7 +97,7 @@ def test_overwrite_starts_again_and_drops_the_old_numbers(capsys, tmp_path):
 
 def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path):
     argv = ["--runs-dir", str(tmp_path), "--name", "e2e", "--no-progress"]
-    code, out, err = _run(capsys, "run", *tiny_flags(epochs=4), *argv)
+    code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=4), *argv)
     assert code == 0, err
     run = tmp_path / "e2e"
     assert json.loads((run / rundir.CONFIG).read_text()) == json.loads(tiny(epochs=4).to_json())
@@ -129,21 +121,21 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
     assert "test ELBO" in out and "nats/image" in out and str((run / rundir.REPORT).resolve()) in out
     # A second `aevb run` finds the run trained and trains nothing; its checkpoint is untouched.
     before = (run / rundir.CHECKPOINT).read_bytes()
-    code, out, _ = _run(capsys, "run", *tiny_flags(epochs=4), *argv)
+    code, out, _ = run_cli(capsys, "run", *tiny_flags(epochs=4), *argv)
     assert code == 0 and "already trained (4 epochs)" in out
     assert (run / rundir.CHECKPOINT).read_bytes() == before
 
 
 def test_data_command_prints_counts(capsys, mnist):
-    code, out, _ = _run(capsys, "data")
+    code, out, _ = run_cli(capsys, "data")
     assert code == 0
     assert "1001  1127   991" in out and "mnist-uint8.npz" in out
 
 
 def test_complete_and_answers_commands(capsys, tmp_path):
     argv = ["--runs-dir", str(tmp_path), "--name", "r"]
-    assert _run(capsys, "train", *tiny_flags(), "--no-progress", *argv)[0] == 0
-    code, out, err = _run(capsys, "complete", "--mask", "bottom", "--index", "7", *argv)
+    assert run_cli(capsys, "train", *tiny_flags(), "--no-progress", *argv)[0] == 0
+    code, out, err = run_cli(capsys, "complete", "--mask", "bottom", "--index", "7", *argv)
     assert code == 0, err
     assert "#7" in out and "nats" in out
     figures = tmp_path / "r" / rundir.FIGURES
@@ -151,10 +143,10 @@ def test_complete_and_answers_commands(capsys, tmp_path):
         assert (figures / f"{name}.png").is_file()
     completion = rundir.read_summary(tmp_path / "r")["completion"]["bottom"]
     assert completion["index"] == 7 and completion["hidden_pixels"] == 72
-    code, _, err = _run(capsys, "complete", "--index", "600", *argv)
+    code, _, err = run_cli(capsys, "complete", "--index", "600", *argv)
     assert code == 2 and "from 0 to 599" in err
-    code, out, _ = _run(capsys, "answers", *argv)
+    code, out, _ = run_cli(capsys, "answers", *argv)
     assert code == 0
     assert out.count("True.") == 2 and out.count("False.") == 3 and "3.9894" in out and "correlation" in out
-    code, out, _ = _run(capsys, "answers", "--runs-dir", str(tmp_path), "--name", "untrained")
+    code, out, _ = run_cli(capsys, "answers", "--runs-dir", str(tmp_path), "--name", "untrained")
     assert code == 0 and "needs a trained run" in out and "3.9894" in out

@@ -1,15 +1,16 @@
-"""The aevb command: parses arguments, calls aevb.pipeline, maps errors to exit codes.
-
-Exit codes: 0 done; 1 a run, a checkpoint or the data is missing, damaged or does not fit
-(one line on stderr); 2 bad arguments (the usage and one line); 130 interrupted.
-"""
+"""The aevb command: parses arguments, calls aevb.pipeline, maps errors to exit codes: 0 done;
+1 one line on stderr saying what failed and what to do (aevb.errors); 2 bad arguments (the usage
+and one line); 130 stopped by Ctrl-C or SIGTERM."""
 
 import argparse
 import dataclasses
+import os
+import shlex
+import signal
 import sys
 from pathlib import Path
 
-from .config import Config, ConfigError, choices_of
+from .config import Config, ConfigError, check_run_name, choices_of
 
 
 def _number(kind, minimum=None):
@@ -18,8 +19,7 @@ def _number(kind, minimum=None):
         try:
             value = kind(text)
         except ValueError:
-            expected = "a whole number" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{' whole' if kind is int else ''} number") from None
         if minimum is not None and value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
         return value
@@ -28,15 +28,13 @@ def _number(kind, minimum=None):
 
 
 def _pair(text):
-    parts = text.split(",")
-    if len(parts) != 2:
+    if text.count(",") != 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a pair I,J of image indices")
-    return tuple(_number(int, 0)(part) for part in parts)
+    return tuple(_number(int, 0)(part) for part in text.split(","))
 
 
-def _add_settings(parser):
+def _add_settings(group):
     """One flag per Config field, with its help and bounds from the field (aevb.config.setting)."""
-    group = parser.add_argument_group("settings (defaults reproduce the assignment)")
     for field in dataclasses.fields(Config):
         flags = ["--" + field.name.replace("_", "-"), *field.metadata["aliases"]]
         help_text = f"{field.metadata['help']} (default {field.default})"
@@ -54,21 +52,22 @@ def build_parser():
                                      "binarized images. Numbers are in nats per image.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name, help, run=True, progress=False):
+    def command(name, help, run=True, progress=False, settings=False):
         p = commands.add_parser(name, help=help)
         if run:
-            p.add_argument("--name", default="default", help="run name: outputs go to RUNS_DIR/NAME (default default)")
+            p.add_argument("--name", default="default",
+                           help="run name, one folder name: outputs go to RUNS_DIR/NAME (default default)")
             p.add_argument("--runs-dir", default="runs", help="folder of run directories (default runs)")
         p.add_argument("--data-dir", help="a folder holding the dataset's IDX files (tried before any download)")
         if progress:
             p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        if settings:
+            _add_settings(p.add_argument_group("settings (defaults reproduce the assignment)"))
         return p
 
     p = command("data", "fetch and verify a dataset; print where it is and the class counts", run=False)
     p.add_argument("--dataset", default="mnist", choices=choices_of(Config.__dataclass_fields__["dataset"]))
-    p = command("train", "train a VAE into RUNS_DIR/NAME", progress=True)
-    _add_settings(p)
-    mode = p.add_mutually_exclusive_group()
+    mode = command("train", "train a VAE into RUNS_DIR/NAME", True, True, True).add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     mode.add_argument("--overwrite", action="store_true", help="start again even if the run has a checkpoint")
     p = command("evaluate", "test ELBO with standard error and the IWAE bound on log p(x)", progress=True)
@@ -84,65 +83,65 @@ def build_parser():
     p.add_argument("--index", type=int, help="training image to complete (default: chosen by a stated criterion)")
     p.add_argument("--mask", choices=["top", "bottom", "left", "right", "random"], default="top",
                    help="the observed part (default top: the upper half of the rows)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the SVI fit (and of the random mask)")
     command("answers", "the true/false questions, answered, with computed demonstrations")
     command("report", "write RUNS_DIR/NAME/report.html: one self-contained page")
-    _add_settings(command("run", "everything: train (or resume), evaluate, figures, completion, answers, report",
-                          progress=True))
+    command("run", "everything: train (or resume), evaluate, figures, completion, answers, report", progress=True,
+            settings=True)
     return parser
 
 
-def _settings(args):
-    """The settings given on the command line; the rest come from the defaults or the checkpoint."""
+def _settings(args):  # the settings given; the rest come from the defaults or the checkpoint
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
 
 
-def _call(args, pipeline, run_dir):
-    """Runs the command; returns its exit code."""
-    progress = not getattr(args, "no_progress", False)
-    if args.command == "data":
-        pipeline.data_info(args.dataset, args.data_dir)
-    elif args.command == "train":
+def _call(args, pipeline):  # runs the command; returns its exit code
+    progress, data_dir = not getattr(args, "no_progress", False), args.data_dir
+    run_dir = Path(args.runs_dir) / check_run_name(args.name) if hasattr(args, "name") else None
+    if args.command == "train":
         mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
-        result = pipeline.train(_settings(args), run_dir, mode, args.data_dir, progress)
-        if result["status"] == "interrupted":
-            print(f"interrupted after epoch {result['epoch']}; checkpoint saved in {run_dir}. "
-                  f"Continue with: aevb train --name {args.name} --resume")
-            return 130
-    elif args.command == "evaluate":
-        pipeline.evaluate(run_dir, args.samples, args.k, progress, args.data_dir)
-    elif args.command == "plot":
-        kinds = None if "all" in args.kinds else args.kinds
-        pipeline.figures(run_dir, kinds, args.pairs, args.seed, args.data_dir)
-    elif args.command == "complete":
-        pipeline.complete(run_dir, args.mask, args.index, args.seed, args.data_dir)
-    elif args.command == "answers":
-        pipeline.answers(run_dir, data_dir=args.data_dir)
-    elif args.command == "report":
-        pipeline.report(run_dir, args.data_dir)
-    elif args.command == "run" and pipeline.run_all(_settings(args), run_dir, args.data_dir, progress) is None:
-        print(f"interrupted; checkpoint saved in {run_dir}. Continue with: aevb run --name {args.name}")
-        return 130
-    return 0
+        stopped = pipeline.train(_settings(args), run_dir, mode, data_dir, progress)["status"] == "interrupted"
+    else:
+        stopped = args.command == "run" and pipeline.run_all(_settings(args), run_dir, data_dir, progress) is None
+    calls = {"data": lambda: pipeline.data_info(args.dataset, data_dir),
+             "evaluate": lambda: pipeline.evaluate(run_dir, args.samples, args.k, progress, data_dir),
+             "plot": lambda: pipeline.figures(run_dir, None if "all" in args.kinds else args.kinds, args.pairs,
+                                              args.seed, data_dir),
+             "complete": lambda: pipeline.complete(run_dir, args.mask, args.index, args.seed, data_dir),
+             "answers": lambda: pipeline.answers(run_dir, data_dir=data_dir),
+             "report": lambda: pipeline.report(run_dir, data_dir)}
+    if args.command in calls:
+        calls[args.command]()
+    if stopped:
+        again = shlex.join(["aevb", args.command, "--runs-dir", args.runs_dir, "--name", args.name])
+        print(f"stopped after the epoch in flight, saved in {run_dir}. Continue with: {again}"
+              + " --resume" * (args.command == "train"))
+    return 130 if stopped else 0
+
+
+def _interrupt(signum, frame):  # SIGTERM stops a command like Ctrl-C: temp files go, the lock is released
+    raise KeyboardInterrupt
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from . import datasets, pipeline, rundir, train
+    from . import errors, pipeline
 
-    run_dir = Path(args.runs_dir) / args.name if hasattr(args, "name") else None
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return _call(args, pipeline, run_dir)
+        code = _call(args, pipeline)
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+        return code
     except ConfigError as error:
         parser.error(str(error))
-    except (datasets.DataError, rundir.CheckpointError, train.TrainingDiverged) as error:
-        print(f"aevb: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("aevb: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except (Exception, KeyboardInterrupt) as error:
+        message, code = errors.one_line(error)
+        if message is None:
+            raise
+        if isinstance(error, BrokenPipeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more can be shown there
+        print(f"aevb: error: {message}", file=sys.stderr)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)

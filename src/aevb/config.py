@@ -13,12 +13,22 @@ import math
 from dataclasses import dataclass
 
 
+NAME_MAX = 255  # bytes in a file name on the usual file systems
 DEBUG_SIZE = 100  # --debug keeps the first 100 training and test images
 KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
 
 
 class ConfigError(ValueError):
     """A setting is out of range or unknown; the command line reports it as a usage error."""
+
+
+def check_run_name(name):
+    """A run name is one folder name: letters, digits, spaces, punctuation and unicode are fine."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise ConfigError(f"run name {name!r} must be one folder name: not empty, not . or .., without /")
+    if len(name.encode()) > NAME_MAX:
+        raise ConfigError(f"run name is {len(name.encode())} bytes long; file systems allow {NAME_MAX}")
+    return name
 
 
 def setting(default, help, *, minimum=None, maximum=None, choices=None, aliases=()):

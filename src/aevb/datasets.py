@@ -227,7 +227,7 @@ def load(name, data_dir=None, log=None):
             log(f"ignoring a damaged cache {cache}: {error}")
     tried = []
     sources = [(f"IDX files in {folder}", lambda folder=folder: _read_local_idx(dataset, folder))
-               for folder in ([Path(data_dir)] if data_dir else []) + [cache_dir()]]
+               for folder in ([Path(data_dir)] if data_dir else []) + [cache_dir()] if dataset.files]
     sources += [(f"download from {mirror}", lambda mirror=mirror: _download_idx(dataset, mirror))
                 for mirror in _mirrors(dataset)]
     sources += [(description, lambda fetch=fetch: verify_arrays(dataset, fetch()))
@@ -242,7 +242,10 @@ def load(name, data_dir=None, log=None):
         if arrays is None:
             tried.append(f"{description}: not there")
             continue
-        _write_cache(arrays, cache)
+        try:
+            _write_cache(arrays, cache)
+        except OSError as error:  # the arrays are verified: a cache that can't be written only costs time
+            log(f"could not cache {name} at {cache} ({error.strerror or error}); it will be fetched again next time")
         return Images(dataset, arrays), description
     names = ", ".join(name + ".gz" for name, _, _ in dataset.files.values())
     raise DataError(f"could not get {name}. Tried:\n  - " + "\n  - ".join(tried) + "\n"

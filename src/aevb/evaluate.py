@@ -16,8 +16,10 @@ from . import data, densities, model
 
 EVAL_KEY = jax.random.PRNGKey(2)
 IMAGE_CHUNK = 100  # images per draw of noise
-CHUNKS_PER_CALL = 25  # chunks per compiled call (vmapped): fewer dispatches, same draws
-SAMPLE_CHUNK = 100  # importance samples per scan step: memory ~ IMAGE_CHUNK*SAMPLE_CHUNK*(D+H)*4 B
+SAMPLE_CHUNK = 100  # z per image drawn at once (the ELBO beyond this, and IWAE, scan over groups of them):
+#                     memory ~ IMAGE_CHUNK * SAMPLE_CHUNK * (D + H) * 4 bytes, whatever S or K
+CHUNKS_PER_CALL = 25  # chunks per compiled call (vmapped): fewer dispatches, same draws ...
+SAMPLES_PER_CALL = 250  # ... and fewer chunks per call when each image has many z
 
 
 def mean_and_standard_error(values):
@@ -27,23 +29,42 @@ def mean_and_standard_error(values):
     return float(values.mean()), float(se)
 
 
+def _elbo_chunk(key, net, params, x, num_samples):
+    """Each image's ELBO estimate from num_samples z ~ q(z|x): x (B, D) -> (B,). Up to SAMPLE_CHUNK
+    samples are drawn at once; more are drawn SAMPLE_CHUNK at a time in a scan (bounded memory)."""
+    if num_samples <= SAMPLE_CHUNK:
+        return model.elbo_per_image(key, net, params, x, num_samples)
+    q = net.encode(params["encoder"], x)  # (B, Dz) each
+
+    def body(total, group):
+        z = densities.sample_diag_gaussian(jax.random.fold_in(key, group), *q, (SAMPLE_CHUNK,))  # (C, B, Dz)
+        log_w = model.log_weights(net, params["decoder"], x, z, q)  # (C, B)
+        index = group * SAMPLE_CHUNK + jnp.arange(SAMPLE_CHUNK)  # samples past S count for nothing
+        return total + jnp.sum(jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < num_samples, log_w, 0.0),
+                               axis=0), None
+
+    total, _ = jax.lax.scan(body, jnp.zeros(x.shape[:1]), jnp.arange(-(-num_samples // SAMPLE_CHUNK)))
+    return total / num_samples
+
+
 @jax.jit(static_argnames=("net", "num_samples"))
 def _elbo_chunks(net, params, x, keys, num_samples):
     """x (C, IMAGE_CHUNK, D), keys (C,) -> (C, IMAGE_CHUNK): one ELBO estimate per image."""
-    return jax.vmap(lambda xc, key: model.elbo_per_image(key, net, params, xc, num_samples))(x, keys)
+    return jax.vmap(lambda xc, key: _elbo_chunk(key, net, params, xc, num_samples))(x, keys)
 
 
-def _chunk_calls(n):
+def _chunk_calls(n, num_samples):
     """(start, stop) of each compiled call: whole groups of IMAGE_CHUNK images, then the rest."""
     whole = n // IMAGE_CHUNK * IMAGE_CHUNK
-    calls = data.chunks(whole, IMAGE_CHUNK * CHUNKS_PER_CALL)
+    per_call = max(1, min(CHUNKS_PER_CALL, SAMPLES_PER_CALL // min(num_samples, SAMPLE_CHUNK)))
+    calls = data.chunks(whole, IMAGE_CHUNK * per_call)
     return calls + ([(whole, n)] if whole < n else [])
 
 
 def elbo_per_image(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO"):
     """Each image's ELBO estimated with num_samples z ~ q(z|x): (N,)."""
     parts = []
-    for start, stop in tqdm(_chunk_calls(x.shape[0]), desc=desc, unit="call", disable=not progress,
+    for start, stop in tqdm(_chunk_calls(x.shape[0], num_samples), desc=desc, unit="call", disable=not progress,
                             dynamic_ncols=True):
         size = min(IMAGE_CHUNK, stop - start)
         starts = np.arange(start, stop, size)

@@ -11,6 +11,7 @@ Every function that takes a run accepts a loaded Run or a run directory. Results
 and also printed in a line or two, in nats per image.
 """
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import jax
 import numpy as np
 
 from . import data, datasets, drawing, evaluate as evaluation, networks, partial, plots, report as pages, rundir
-from . import train as training
+from . import train as training, writer
 from .config import Config, ConfigError
 
 
@@ -47,8 +48,15 @@ def load(run_dir, data_dir=None):
     return Run(Path(run_dir), config, params, epoch, data.load(config, data_dir))
 
 
-def _as_run(run, data_dir=None):
-    return run if isinstance(run, Run) else load(run, data_dir)
+@contextlib.contextmanager
+def _writing(run, command, data_dir=None):
+    """The loaded run, with its writer lock held for the block: if another process is writing the
+    run (training it), this waits for it to end, then reads the run as that process left it."""
+    path = run.path if isinstance(run, Run) else Path(run)
+    if not path.is_dir():
+        raise rundir.CheckpointError(f"run directory {path} does not exist")
+    with writer.writing(path, command, wait=True):
+        yield run if isinstance(run, Run) else load(path, data_dir)
 
 
 def data_info(dataset="mnist", data_dir=None):
@@ -70,18 +78,28 @@ def data_info(dataset="mnist", data_dir=None):
     return images
 
 
+def _check_settings(run_dir, settings, mode):
+    """Bad settings are refused before anything is written; a conflict with a checkpoint is said
+    under the run's lock, after a run that is busy has said so."""
+    try:
+        rundir.resolve(run_dir, settings, mode)
+    except rundir.CheckpointError:
+        if not Path(run_dir).is_dir():
+            raise
+
+
 def train(settings, run_dir, mode="new", data_dir=None, progress=True):
     """Trains into run_dir; returns training's result dict (status "done" or "interrupted").
 
     settings: a Config, or a dict of the settings given; mode: "new", "resume", "auto" or
     "overwrite" (see aevb.rundir.resolve).
     """
-    config, resume = rundir.resolve(run_dir, settings, mode)
-    split = data.load(config, data_dir)  # the data first: nothing is cleared for a run that can't start
-    if mode == "overwrite":
-        rundir.clear(run_dir)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    result = training.train(config, run_dir, split, resume, progress)
+    _check_settings(run_dir, settings, mode)
+    with writer.writing(run_dir, "aevb train", wait=False):
+        config, resume = rundir.resolve(run_dir, settings, mode)  # decided while no one else can write the run
+        split = data.load(config, data_dir)  # the data first: nothing is touched for a run that can't start
+        with writer.replacing(run_dir) if mode == "overwrite" else contextlib.nullcontext():
+            result = training.train(config, run_dir, split, resume, progress)
     if result["status"] == "done" and result["trained_now"] == 0:
         print(f"{run_dir} is already trained ({result['epoch']} epochs)")
     elif result["status"] == "done":
@@ -92,16 +110,17 @@ def train(settings, run_dir, mode="new", data_dir=None, progress=True):
 
 def evaluate(run, samples=None, k=None, progress=True, data_dir=None):
     """The ELBO (S samples per image) and the IWAE bound (K samples) into summary.json."""
-    run = _as_run(run, data_dir)
-    split = run.split
-    results = evaluation.evaluate(run.net, run.params, split.x_train, split.x_test, samples or run.config.eval_samples,
-                                  k or run.config.iwae_k, progress)
-    rundir.update_summary(run.path, results)
-    print(f"test ELBO  {results['test_elbo']:.2f} ± {results['test_elbo_se']:.2f} nats/image "
-          f"(S={results['elbo_samples']}, ± one standard error over {len(split.x_test)} images)")
-    print(f"test IWAE  {results['test_iwae']:.2f} ± {results['test_iwae_se']:.2f} nats/image "
-          f"(K={results['iwae_k']}; a lower bound on log p(x))")
-    print(f"train ELBO {results['train_elbo']:.2f} ± {results['train_elbo_se']:.2f} nats/image")
+    with _writing(run, "aevb evaluate", data_dir) as run:
+        split = run.split
+        results = evaluation.evaluate(run.net, run.params, split.x_train, split.x_test,
+                                      samples or run.config.eval_samples, k or run.config.iwae_k, progress)
+        # Printed before they are saved: a failed write can't take the numbers with it.
+        print(f"test ELBO  {results['test_elbo']:.2f} ± {results['test_elbo_se']:.2f} nats/image "
+              f"(S={results['elbo_samples']}, ± one standard error over {len(split.x_test)} images)")
+        print(f"test IWAE  {results['test_iwae']:.2f} ± {results['test_iwae_se']:.2f} nats/image "
+              f"(K={results['iwae_k']}; a lower bound on log p(x))")
+        print(f"train ELBO {results['train_elbo']:.2f} ± {results['train_elbo_se']:.2f} nats/image", flush=True)
+        rundir.update_summary(run.path, results)
     return results
 
 
@@ -111,12 +130,12 @@ def figures(run, kinds=None, pairs=None, seed=0, data_dir=None):
     unknown = [kind for kind in kinds if kind not in plots.KINDS]
     if unknown:
         raise ConfigError(f"unknown figure {unknown[0]!r}; choose from {', '.join(plots.KINDS)} or all")
-    run = _as_run(run, data_dir)
-    if pairs and max(max(pair) for pair in pairs) >= len(run.split.x_train):
-        raise ConfigError(f"--pairs: the training set has {len(run.split.x_train)} images")
-    metrics = rundir.read_metrics(run.path)
-    written = {kind: plots.save(drawing.figure(kind, run, metrics, pairs, seed), rundir.figure_path(run.path, kind))
-               for kind in kinds}
+    with _writing(run, "aevb plot", data_dir) as run:
+        if pairs and max(max(pair) for pair in pairs) >= len(run.split.x_train):
+            raise ConfigError(f"--pairs: the training set has {len(run.split.x_train)} images")
+        metrics = rundir.read_metrics(run.path)
+        written = {kind: rundir.save_figure(run.path, kind, drawing.figure(kind, run, metrics, pairs, seed))
+                   for kind in kinds}
     for kind, path in written.items():
         print(f"{kind:16s} {path}")
     return written
@@ -148,24 +167,25 @@ def _infer(run, mask="top", index=None, seed=0):
 def complete(run, mask="top", index=None, seed=0, data_dir=None):
     """Infers p(z | the mask's pixels of training image index) by SVI and predicts the rest;
     draws its figures and stores its numbers. index None: chosen by a stated criterion."""
-    run = _as_run(run, data_dir)
-    c = _infer(run, mask, index, seed)
-    name = f"complete_{mask}"
-    title = (f"Training image #{c.index} ({run.split.dataset.noun} {run.split.dataset.class_names[c.label]}; "
-             f"{c.criterion}), observed: {mask}")
-    figure = plots.completion_figure(drawing.images(run, c.image), drawing.images(run, c.completions),
-                                     drawing.images(run, c.mask), title)
-    written = [plots.save(figure, rundir.figure_path(run.path, name))]
-    if c.grid is not None:
-        figure = plots.posterior_figure(c.grid, c.q_mean, c.q_log_std, c.encoder_mean, c.encoder_log_std,
-                                        f"Posterior given the {mask} of image #{c.index}")
-        written.append(plots.save(figure, rundir.figure_path(run.path, name + "_posterior")))
-    written.append(plots.save(plots.trace_figure(c.elbo_trace), rundir.figure_path(run.path, name + "_trace")))
-    summary = rundir.read_summary(run.path)
-    rundir.update_summary(run.path, {"completion": {**summary.get("completion", {}), mask: c.summary()}})
-    print(f"image #{c.index} ({run.split.dataset.class_names[c.label]}; {c.criterion}); observed: {mask}")
-    print(f"log p(true hidden pixels) under the SVI predictive {c.log_p_hidden_under_q_predictive:.2f} nats, under "
-          f"the prior predictive {c.log_p_hidden_under_prior_predictive:.2f} nats ({c.hidden_pixels} pixels)")
+    with _writing(run, "aevb complete", data_dir) as run:
+        c = _infer(run, mask, index, seed)
+        print(f"image #{c.index} ({run.split.dataset.class_names[c.label]}; {c.criterion}); observed: {mask}")
+        print(f"log p(true hidden pixels) under the SVI predictive {c.log_p_hidden_under_q_predictive:.2f} nats, "
+              f"under the prior predictive {c.log_p_hidden_under_prior_predictive:.2f} nats ({c.hidden_pixels} "
+              "pixels)", flush=True)
+        name = f"complete_{mask}"
+        title = (f"Training image #{c.index} ({run.split.dataset.noun} {run.split.dataset.class_names[c.label]}; "
+                 f"{c.criterion}), observed: {mask}")
+        figures = {name: plots.completion_figure(drawing.images(run, c.image), drawing.images(run, c.completions),
+                                                 drawing.images(run, c.mask), title),
+                   name + "_trace": plots.trace_figure(c.elbo_trace)}
+        if c.grid is not None:
+            figures[name + "_posterior"] = plots.posterior_figure(
+                c.grid, c.q_mean, c.q_log_std, c.encoder_mean, c.encoder_log_std,
+                f"Posterior given the {mask} of image #{c.index}")
+        written = [rundir.save_figure(run.path, figure_name, figure) for figure_name, figure in figures.items()]
+        summary = rundir.read_summary(run.path)
+        rundir.update_summary(run.path, {"completion": {**summary.get("completion", {}), mask: c.summary()}})
     print("\n".join(str(path) for path in written))
     return c
 
@@ -173,16 +193,15 @@ def complete(run, mask="top", index=None, seed=0, data_dir=None):
 def answers(run, completion=None, data_dir=None):
     """The true/false questions with reasons; (b) and (e) with computed demonstrations."""
     try:
-        run = _as_run(run, data_dir)
+        with _writing(run, "aevb answers", data_dir) as run:
+            c = completion if completion is not None and completion.mask_name == "top" else _infer(run)
+            i, j, correlation, ess = c.correlation
+            demo = {"index": c.index, "pixel_i": i, "pixel_j": j, "correlation": correlation,
+                    "effective_sample_size": ess, "normal_density_at_0": partial.normal_density_at_mean(0.1)}
+            rundir.update_summary(run.path, {"answers_demo": demo})
+            texts = partial.answer_texts(demo, run.split.image_shape[1])
     except rundir.CheckpointError as error:
         texts = partial.answer_texts(None, 1, f"(The computed demonstration needs a trained run: {error})")
-    else:
-        c = completion if completion is not None and completion.mask_name == "top" else _infer(run)
-        i, j, correlation, ess = c.correlation
-        demo = {"index": c.index, "pixel_i": i, "pixel_j": j, "correlation": correlation,
-                "effective_sample_size": ess, "normal_density_at_0": partial.normal_density_at_mean(0.1)}
-        rundir.update_summary(run.path, {"answers_demo": demo})
-        texts = partial.answer_texts(demo, run.split.image_shape[1])
     for question, answer, reason in texts:
         print(f"{question}\n  {'True' if answer else 'False'}. {reason}")
     return texts
@@ -190,21 +209,21 @@ def answers(run, completion=None, data_dir=None):
 
 def report(run, data_dir=None):
     """Writes the run's self-contained HTML report; returns its path."""
-    run = _as_run(run, data_dir)
-    split, config = run.split, run.config
-    summary = rundir.read_summary(run.path)
-    payload, note = None, ""
-    if config.latent_dim == 2 and config.architecture in pages.EXPLORER_ARCHITECTURES:
-        payload = pages.explorer_payload(run.params["decoder"], drawing.encode_means(run, split.x_train), split.y_train,
-                                         split.image_shape, split.dataset.class_names)
-    else:
-        note = (f"The live explorer needs a 2-D latent space and the {' or '.join(pages.EXPLORER_ARCHITECTURES)} "
-                f"decoder; this model has Dz = {config.latent_dim} and the {config.architecture} networks.")
-    answer_texts = partial.answer_texts(summary.get("answers_demo"), split.image_shape[1],
-                                        "(Run aevb answers to compute it.)")
-    html = pages.render(run.name, config, summary, split, lambda name: rundir.figure_path(run.path, name),
-                        answer_texts, payload, note)
-    path = rundir.write_report(run.path, html)
+    with _writing(run, "aevb report", data_dir) as run:
+        split, config = run.split, run.config
+        summary = rundir.read_summary(run.path)
+        payload, note = None, ""
+        if config.latent_dim == 2 and config.architecture in pages.EXPLORER_ARCHITECTURES:
+            payload = pages.explorer_payload(run.params["decoder"], drawing.encode_means(run, split.x_train),
+                                             split.y_train, split.image_shape, split.dataset.class_names)
+        else:
+            note = (f"The live explorer needs a 2-D latent space and the {' or '.join(pages.EXPLORER_ARCHITECTURES)}"
+                    f" decoder; this model has Dz = {config.latent_dim} and the {config.architecture} networks.")
+        answer_texts = partial.answer_texts(summary.get("answers_demo"), split.image_shape[1],
+                                            "(Run aevb answers to compute it.)")
+        html = pages.render(run.name, config, summary, split, lambda name: rundir.figure_path(run.path, name),
+                            answer_texts, payload, note)
+        path = rundir.write_report(run.path, html)
     print(f"report: {path.resolve()}")
     return path
 
@@ -225,9 +244,11 @@ def train_and_evaluate(settings, run_dir, data_dir=None, progress=True):
 def run_all(settings, run_dir, data_dir=None, progress=True):
     """What `aevb run` does: train or resume, evaluate, every figure, the completion, the answers,
     the report. Returns the report's path, or None if training was interrupted."""
-    run = train_and_evaluate(settings, run_dir, data_dir, progress)
-    if run is None:
-        return None
-    figures(run)
-    answers(run, complete(run))
-    return report(run)
+    _check_settings(run_dir, settings, "auto")
+    with writer.writing(run_dir, "aevb run", wait=False):
+        run = train_and_evaluate(settings, run_dir, data_dir, progress)
+        if run is None:
+            return None
+        figures(run)
+        answers(run, complete(run))
+        return report(run)

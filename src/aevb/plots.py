@@ -5,8 +5,6 @@ they render headless). Images come shaped (..., rows, columns), with values in [
 means or binary pixels), shown in the grey colour map: 0 black, 1 white.
 """
 
-from pathlib import Path
-
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -32,15 +30,6 @@ def _image(ax, pixels, title=None):
     ax.set_xticks([]), ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=8)
-
-
-def save(figure, png_path):
-    """Writes the figure as PNG at png_path and as SVG beside it; returns png_path."""
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(png_path.with_suffix(".svg"), bbox_inches="tight")
-    figure.savefig(png_path, dpi=150, bbox_inches="tight")
-    return png_path
 
 
 def _note_figure(title, message):

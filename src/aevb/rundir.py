@@ -1,17 +1,18 @@
-"""The run directory: the one module that knows its layout.
+"""The run directory: the one module that knows its layout, and what keeps it whole.
 
 runs/<name>/
   config.json          every setting (the frozen Config), for people to read
-  params.safetensors   the checkpoint, the source of truth: weights by readable names, Adam's
-                       state under optimizer.*, the config and the epoch in its metadata
+  params.safetensors   the checkpoint, the source of truth (aevb.checkpoint's format)
   metrics.jsonl        one JSON line per trained epoch (append-only)
   summary.json         the run's numbers (merged by each command that measures something)
   figures/             every figure, PNG and SVG
   report.html          the report
+  .lock                who writes the run now (aevb.writer's OS lock; the file itself is harmless)
+  .replaced/           the run an --overwrite in progress replaces (aevb.writer)
 
-Every file is replaced atomically (temp file + rename), so a kill at any moment leaves the old
-file or the new one. Which config a command trains with, and whether it resumes, is decided
-here (``resolve``), once, before any data is loaded or any file is touched.
+Every file is replaced atomically (temp file + rename): a kill at any moment leaves the old file
+or the new one. One process writes a run at a time (aevb.writer). Which config a command trains
+with, and whether it resumes, is decided here (``resolve``) before any file is touched.
 """
 
 import dataclasses
@@ -19,15 +20,12 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import save_file
-
+from . import checkpoint
+from .checkpoint import CheckpointError  # noqa: F401 (raised here too; callers catch it from here)
 from .config import Config
 
 CHECKPOINT = "params.safetensors"
@@ -36,11 +34,13 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 FIGURES = "figures"
 REPORT = "report.html"
-FORMAT = "aevb-checkpoint-2"  # 2: objectives, datasets and networks by name (1 had `kl`)
+LOCK = ".lock"
+ASIDE = ".replaced"  # an --overwrite in progress keeps the run it replaces here
+TEMP = ".tmp"  # the suffix of atomic writes' temp files
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, damaged, or does not match what was asked for."""
+def warn(message):
+    print(f"aevb: warning: {message}", file=sys.stderr)
 
 
 def figures_dir(run_dir):
@@ -64,17 +64,25 @@ def has_checkpoint(run_dir):
 
 
 def atomic_write(path, write):
-    """write(temp_path) then rename: a kill at any moment leaves the old file or the new one."""
+    """write(temp_path), fsync, then rename: a kill or a crash at any moment leaves the old file or
+    the new one, never a mix. A failed write (a full disk) leaves the old file and no temp file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=TEMP)
     os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        if error.filename is None and error.errno is not None:  # a failed write() names no file: name ours
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -89,40 +97,18 @@ def write_report(run_dir, html_text):
     return atomic_write_text(report_path(run_dir), html_text)
 
 
-# ---- checkpoints --------------------------------------------------------------------------------
+def save_figure(run_dir, name, figure):
+    """figures/name.png and figures/name.svg, each written atomically; returns the PNG's path."""
+    path = figure_path(run_dir, name)
+    atomic_write(path.with_suffix(".svg"), lambda tmp: figure.savefig(tmp, format="svg", bbox_inches="tight"))
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=150, bbox_inches="tight"))
 
 
-def _flatten(tree, prefix):
-    """{"encoder.hidden.weight": array, ...}: readable names from the pytree's keys."""
-    flat = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        parts = [prefix] if prefix else []
-        for entry in path:
-            parts.append(str(getattr(entry, "key", getattr(entry, "name", getattr(entry, "idx", entry)))))
-        flat[".".join(parts)] = np.asarray(leaf)
-    return flat
-
-
-def _unflatten(template, prefix, tensors, where):
-    leaves, treedef = jax.tree_util.tree_flatten(template)
-    restored = []
-    for name, leaf in zip(_flatten(template, prefix), leaves, strict=True):
-        if name not in tensors:
-            raise CheckpointError(f"{where}: tensor {name} is missing")
-        value = tensors[name]
-        if value.shape != leaf.shape or value.dtype != leaf.dtype:
-            raise CheckpointError(f"{where}: tensor {name} has shape {value.shape} {value.dtype}, the config "
-                                  f"needs {leaf.shape} {leaf.dtype}")
-        restored.append(jnp.asarray(value))
-    return jax.tree_util.tree_unflatten(treedef, restored)
+# ---- checkpoints and the resume policy ----------------------------------------------------------
 
 
 def save_checkpoint(run_dir, config, params, opt_state, epoch):
-    """params.safetensors: weights by readable names (encoder.hidden.weight, ...), Adam's state
-    under optimizer.*, and the config and epoch in the metadata. Data, never code."""
-    tensors = {**_flatten(params, ""), **_flatten(opt_state, "optimizer")}
-    metadata = {"format": FORMAT, "config": config.to_json(), "epoch": str(epoch)}
-    atomic_write(Path(run_dir) / CHECKPOINT, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(Path(run_dir) / CHECKPOINT, lambda tmp: checkpoint.write(tmp, config, params, opt_state, epoch))
 
 
 def read_checkpoint_config(run_dir):
@@ -132,36 +118,17 @@ def read_checkpoint_config(run_dir):
         raise CheckpointError(f"run directory {run_dir} does not exist")
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist (train first: aevb train --name {Path(run_dir).name})")
-    try:
-        with safe_open(str(path), "np") as stored:
-            metadata = stored.metadata() or {}
-    except Exception as error:  # safetensors raises its own types for truncated files
-        raise CheckpointError(f"{path} is damaged or truncated ({error})") from None
-    found = metadata.get("format", "none")
-    if not found.startswith("aevb-checkpoint-"):
-        raise CheckpointError(f"{path} is not an aevb checkpoint")
-    if found != FORMAT:
-        raise CheckpointError(f"{path} has format {found}; this aevb reads {FORMAT}. Train the run again "
-                              f"(aevb train --name {Path(run_dir).name} --overwrite)")
-    try:
-        return Config.from_json(metadata["config"]), int(metadata["epoch"])
-    except (KeyError, ValueError) as error:
-        raise CheckpointError(f"{path} holds an unreadable config ({error})") from None
+    return checkpoint.read_config(path, _retrain_hint(run_dir))
+
+
+def _retrain_hint(run_dir):
+    return f"Train the run again (aevb train --name {Path(run_dir).name} --overwrite)"
 
 
 def load_checkpoint(run_dir, template):
-    """(config, params, opt_state, epoch). template(config) gives the (params, opt_state) pytrees
-    whose structure, shapes and dtypes the stored tensors must have."""
-    config, epoch = read_checkpoint_config(run_dir)
-    path = Path(run_dir) / CHECKPOINT
-    try:
-        with safe_open(str(path), "np") as stored:
-            tensors = {name: stored.get_tensor(name) for name in stored.keys()}
-    except Exception as error:
-        raise CheckpointError(f"{path} is damaged or truncated ({error})") from None
-    params_template, opt_template = template(config)
-    return config, _unflatten(params_template, "", tensors, path), _unflatten(opt_template, "optimizer", tensors,
-                                                                               path), epoch
+    """(config, params, opt_state, epoch); see aevb.checkpoint.read."""
+    read_checkpoint_config(run_dir)  # the clear messages for a missing run or checkpoint
+    return checkpoint.read(Path(run_dir) / CHECKPOINT, template, _retrain_hint(run_dir))
 
 
 def resolve(run_dir, settings, mode):
@@ -189,26 +156,42 @@ def resolve(run_dir, settings, mode):
 
 
 def clear(run_dir):
-    """Removes a run's files, for --overwrite: a run directory never mixes two runs."""
+    """Removes a run's files: a run directory never mixes two runs."""
     for name in (CHECKPOINT, CONFIG, METRICS, SUMMARY, REPORT):
         (Path(run_dir) / name).unlink(missing_ok=True)
     shutil.rmtree(figures_dir(run_dir), ignore_errors=True)
+
+
+# ---- config, metrics and summary ----------------------------------------------------------------
 
 
 def write_config(run_dir, config):
     atomic_write_text(Path(run_dir) / CONFIG, json.dumps(json.loads(config.to_json()), indent=2) + "\n")
 
 
-# ---- metrics and summary ------------------------------------------------------------------------
+def read_json(path):
+    try:
+        value = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def parse_row(line):
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("epoch"), int) else None
 
 
 def read_metrics(run_dir, up_to_epoch=math.inf):
-    """The rows of metrics.jsonl, one per trained epoch, up to up_to_epoch."""
+    """The rows of metrics.jsonl, one per trained epoch, up to up_to_epoch (damaged lines skipped)."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if row["epoch"] <= up_to_epoch]
+    rows = [parse_row(line) for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return [row for row in rows if row is not None and row["epoch"] <= up_to_epoch]
 
 
 def write_metrics(run_dir, rows):
@@ -221,9 +204,9 @@ def append_metrics(run_dir, row):
 
 
 def read_summary(run_dir):
-    """summary.json as a dict; {} before anything was measured."""
+    """summary.json as a dict; {} before anything was measured (or if it is damaged)."""
     path = Path(run_dir) / SUMMARY
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return (read_json(path) or {}) if path.is_file() else {}
 
 
 def update_summary(run_dir, values):

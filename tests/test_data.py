@@ -145,15 +145,42 @@ def test_download_with_bad_checksum_refused(mnist, no_remote, tmp_path, monkeypa
     assert not no_remote.exists()
 
 
-def test_damaged_cache_is_ignored(mnist, no_remote, tmp_path):
-    no_remote.parent.mkdir(parents=True)
-    no_remote.write_bytes(b"truncated")
-    folder = tmp_path / "idx"
-    folder.mkdir()
+@pytest.fixture(scope="module")
+def good_cache(mnist):
+    """The bytes of a valid mnist-uint8.npz (the user's cache, which the mnist fixture filled)."""
+    return (datasets.cache_dir() / "mnist-uint8.npz").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def idx_folder(mnist, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("idx")
     _write_idx_folder(folder, mnist)
+    return folder
+
+
+def _flip(data, offset):
+    data = bytearray(data)
+    data[offset] ^= 0xFF
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damage", ["zero bytes", "truncated", "half", "flip 0", "flip 60", "flip 5000", "flip -22"])
+def test_a_damaged_cache_never_crashes_and_never_gives_wrong_bytes(mnist, no_remote, good_cache, idx_folder, damage):
+    if damage.startswith("flip"):
+        damaged = _flip(good_cache, int(damage.split()[1]))
+    else:
+        damaged = {"truncated": b"truncated", "zero bytes": b"", "half": good_cache[: len(good_cache) // 2]}[damage]
+    no_remote.parent.mkdir(parents=True)
+    no_remote.write_bytes(damaged)
     messages = []
-    images, source = datasets.load("mnist", folder, log=messages.append)
-    assert "damaged cache" in messages[0] and "IDX files" in source
+    images, source = datasets.load("mnist", idx_folder, log=messages.append)
+    for role in datasets.ROLES:  # whatever was damaged, the arrays are the standard files
+        np.testing.assert_array_equal(images.arrays[role], mnist[role])
+    if source.startswith("cache"):  # a flip in a field the format ignores: the bytes verified
+        assert messages == []
+    else:
+        assert "damaged cache" in messages[0] and "IDX files" in source
+        assert datasets.verify_arrays(MNIST, dict(np.load(no_remote)))  # replaced by a good cache
 
 
 class _RunsCode:

@@ -203,6 +203,16 @@ def append_metrics(run_dir, row):
         f.write(json.dumps(row) + "\n")
 
 
+def training_summary(rows, epoch, images_per_epoch):
+    """summary.json's training numbers from metrics.jsonl's rows, for a run trained to epoch."""
+    seconds = sum(row["seconds"] for row in rows)
+    summary = {"epochs": epoch, "train_elbo_last_epoch": rows[-1]["train_elbo"], "training_seconds": seconds,
+               "seconds_per_epoch": seconds / len(rows), "images_per_second": images_per_epoch * len(rows) / seconds}
+    if len(rows) < epoch:  # rows lost with a damaged or deleted metrics.jsonl: say what the times cover
+        summary["timed_epochs"] = len(rows)
+    return summary
+
+
 def read_summary(run_dir):
     """summary.json as a dict; {} before anything was measured (or if it is damaged)."""
     path = Path(run_dir) / SUMMARY

@@ -189,16 +189,8 @@ def train(config, run_dir, split, resume=False, progress=True):
     finally:
         bar.close()
     history = rundir.read_metrics(run_dir, epoch)
-    seconds = sum(row["seconds"] for row in history)
-    summary = {
-        "epochs": epoch,
-        "train_elbo_last_epoch": history[-1]["train_elbo"],
-        "training_seconds": seconds,
-        "seconds_per_epoch": seconds / len(history),
-        "images_per_second": images_per_epoch * len(history) / seconds,
-    }
-    if len(history) < epoch:  # rows lost with a damaged or deleted metrics.jsonl: say what the times cover
-        summary["timed_epochs"] = len(history)
+    summary = rundir.training_summary(history, epoch, images_per_epoch)
+    if len(history) < epoch:
         rundir.warn(f"{run_dir}: metrics.jsonl holds {len(history)} of the {epoch} epochs; the curves and the "
                     "training time cover those")
     rundir.update_summary(run_dir, summary)

@@ -83,11 +83,6 @@ def _recover(run_dir):
         path.unlink(missing_ok=True)
     if stale:
         rundir.warn(f"removed {len(stale)} temp file(s) in {run_dir} left by a write that was cut short")
-    summary = Path(run_dir) / rundir.SUMMARY
-    if summary.exists() and rundir.read_json(summary) is None:
-        os.replace(summary, summary.with_name(rundir.SUMMARY + ".damaged"))
-        rundir.warn(f"{summary} was damaged: moved to {rundir.SUMMARY}.damaged; this command starts a new one "
-                    "(aevb evaluate measures the lost numbers again)")
     metrics = Path(run_dir) / rundir.METRICS
     text = metrics.read_text(errors="replace") if metrics.exists() else ""
     if text:
@@ -100,6 +95,27 @@ def _recover(run_dir):
             rundir.warn(f"dropped the partial last line of {metrics} (a write cut short)" if torn_tail else
                         f"dropped {rows.count(None)} damaged line(s) of {metrics}; the original is "
                         f"{rundir.METRICS}.damaged")
+    summary = Path(run_dir) / rundir.SUMMARY
+    if summary.exists() and rundir.read_json(summary) is None:
+        os.replace(summary, summary.with_name(rundir.SUMMARY + ".damaged"))
+        rebuilt = _rebuild_training_summary(run_dir)
+        rundir.warn(f"{summary} was damaged: moved to {rundir.SUMMARY}.damaged; "
+                    + ("its training numbers are rebuilt from the checkpoint and metrics.jsonl; " if rebuilt else "")
+                    + "aevb evaluate measures the rest again")
+
+
+def _rebuild_training_summary(run_dir):
+    """summary.json's training part from the checkpoint (the truth) and metrics.jsonl, if both are readable."""
+    try:
+        config, epoch = rundir.read_checkpoint_config(run_dir)
+    except rundir.CheckpointError:
+        return False
+    rows = rundir.read_metrics(run_dir, epoch)
+    if not rows:
+        return False
+    images_per_epoch = config.train_size // config.batch_size * config.batch_size  # whole batches
+    rundir.update_summary(run_dir, rundir.training_summary(rows, epoch, images_per_epoch))
+    return True
 
 
 def _settle_overwrite(run_dir):

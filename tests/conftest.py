@@ -16,7 +16,7 @@ SYNTHETIC = datasets.register(data.synthetic())
 def tiny(**settings):
     """A small config on the synthetic dataset: trains in a second or two."""
     values = {"dataset": SYNTHETIC.name, "n_train": 600, "n_test": 200, "hidden_dim": 32, "batch_size": 50,
-              "epochs": 3, "eval_samples": 2, "iwae_k": 10, **settings}
+              "epochs": 3, "eval_samples": 2, "iwae_k": 10, "log_px_every": 0, **settings}
     return Config(**values)
 
 
@@ -24,7 +24,7 @@ def tiny_flags(**settings):
     """tiny(...) as command-line flags."""
     config = tiny(**settings)
     return [arg for name in ("dataset", "n_train", "n_test", "hidden_dim", "batch_size", "epochs", "eval_samples",
-                             "iwae_k", *settings)
+                             "iwae_k", "log_px_every", *settings)
             for arg in ("--" + name.replace("_", "-"), str(getattr(config, name)))]
 
 

@@ -107,14 +107,23 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
     documented = {"epochs", "train_elbo_last_epoch", "training_seconds", "seconds_per_epoch", "images_per_second",
                   "train_elbo", "train_elbo_se", "test_elbo", "test_elbo_se", "elbo_samples", "test_iwae",
                   "test_iwae_se", "iwae_k", "iwae_seconds", "iwae_samples_per_second", "units", "completion",
-                  "answers_demo"}
+                  "answers_demo", "evaluated_epoch",
+                  # Dz = 2: the exact evaluation too
+                  "test_log_px", "test_log_px_se", "train_log_px", "train_log_px_se", "log_px_grid", "log_px_accuracy",
+                  "log_px_seconds", "log_px_gflop", "test_gap_elbo", "test_gap_elbo_se", "train_gap_elbo",
+                  "train_gap_elbo_se", "test_gap_iwae", "bounds_vs_k", "gap_decomposition"}
     assert set(summary) == documented
+    assert summary["test_log_px"] >= summary["test_iwae"] - 3 * summary["test_iwae_se"]
+    assert summary["log_px_accuracy"]["halved_spacing"]["max_abs_change"] < 0.01
+    per_image = rundir.read_per_image(run)
+    assert set(per_image) == {"train_elbo", "test_elbo", "test_iwae", "test_log_px", "train_log_px"}
+    assert per_image["test_log_px"].shape == (200,) and per_image["train_log_px"].shape == (600,)
     assert summary["epochs"] == 4 and summary["iwae_k"] == 10 and summary["elbo_samples"] == 2
     assert summary["test_iwae"] >= summary["test_elbo"] - 3 * summary["test_elbo_se"]
     completion = summary["completion"]["top"]
     assert completion["hidden_pixels"] == 72 and completion["mask"] == "top"  # 6 of the 12 rows of 12 pixels
-    for name in ["samples", "latent", "interpolate", "manifold", "curves", "reconstructions", "complete_top",
-                 "complete_top_posterior", "complete_top_trace"]:
+    for name in ["samples", "latent", "interpolate", "manifold", "curves", "reconstructions", "bounds", "gaps",
+                 "posteriors", "complete_top", "complete_top_posterior", "complete_top_trace"]:
         assert (run / rundir.FIGURES / f"{name}.png").stat().st_size > 5000
         assert (run / rundir.FIGURES / f"{name}.svg").is_file()
     assert (run / rundir.REPORT).stat().st_size > 100000

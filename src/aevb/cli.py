@@ -73,6 +73,8 @@ def build_parser():
     p = command("evaluate", "test ELBO with standard error and the IWAE bound on log p(x)", progress=True)
     p.add_argument("--samples", type=_number(int, 1), help="S, z samples per image for the ELBO (default: config)")
     p.add_argument("-k", "--k", type=_number(int, 1), help="K, importance samples per image (default: config)")
+    p.add_argument("--exact", action="store_true", help="also the exact log p(x) by quadrature (Dz = 2 only), "
+                   "the bounds against it and the gap decomposition")
     p = command("plot", "draw figures of a trained run into RUNS_DIR/NAME/figures")
     p.add_argument("kinds", nargs="*", metavar="KIND", default=["all"],
                    help="samples, latent, interpolate, manifold, curves, reconstructions, or all (default)")
@@ -104,7 +106,7 @@ def _call(args, pipeline):  # runs the command; returns its exit code
     else:
         stopped = args.command == "run" and pipeline.run_all(_settings(args), run_dir, data_dir, progress) is None
     calls = {"data": lambda: pipeline.data_info(args.dataset, data_dir),
-             "evaluate": lambda: pipeline.evaluate(run_dir, args.samples, args.k, progress, data_dir),
+             "evaluate": lambda: pipeline.evaluate(run_dir, args.samples, args.k, progress, data_dir, args.exact),
              "plot": lambda: pipeline.figures(run_dir, None if "all" in args.kinds else args.kinds, args.pairs,
                                               args.seed, data_dir),
              "complete": lambda: pipeline.complete(run_dir, args.mask, args.index, args.seed, data_dir),

@@ -75,6 +75,8 @@ class Config:
     # Evaluation.
     eval_samples: int = setting(10, "S, z samples per image for the evaluated ELBO", minimum=1)
     iwae_k: int = setting(1000, "K for the importance-weighted bound (Burda et al. use 5000)", minimum=1)
+    log_px_every: int = setting(5, "with Dz = 2, record the exact log p(x) and the ELBO of the first 100 test "
+                                "images at epochs 1-10 and every N epochs after (1: every epoch; 0: never)", minimum=0)
 
     def __post_init__(self):
         for field in dataclasses.fields(self):

@@ -61,6 +61,31 @@ def sample_diag_gaussian(key, mean, log_std, sample_shape=()):
     return jnp.broadcast_to(mean, shape) + jnp.exp(jnp.broadcast_to(log_std, shape)) * eps
 
 
+def sample_gaussian_mixture(key, weights, components, sample_shape=()):
+    """Draws z from the mixture sum_c w_c N(mean_c, diag(exp(log_std_c)^2)) and returns (z, log of the
+    mixture's density at z). weights: C floats summing to 1; components: C pairs (mean, log_std),
+    each broadcast to the event shape (..., D); z has shape sample_shape + that shape.
+
+    Each draw's component is chosen by a uniform draw against the cumulative weights, then
+    reparameterized; the density is log sum_c exp(log w_c + log N_c(z)).
+    """
+    shape = tuple(sample_shape) + jnp.broadcast_shapes(*(jnp.shape(p) for c in components for p in c))
+    choose_key, noise_key = jax.random.split(key)
+    u = jax.random.uniform(choose_key, shape[:-1])
+    eps = jax.random.normal(noise_key, shape)
+    z, bound = jnp.zeros(shape), 0.0
+    for weight, (mean, log_std) in zip(weights, components, strict=True):
+        chosen = jnp.broadcast_to(((u >= bound) & (u < bound + weight))[..., None], shape)
+        z = jnp.where(chosen, jnp.broadcast_to(mean, shape) + jnp.exp(jnp.broadcast_to(log_std, shape)) * eps, z)
+        bound += weight
+    z = jnp.where(jnp.broadcast_to((u >= bound)[..., None], shape), jnp.broadcast_to(components[-1][0], shape)
+                  + jnp.exp(jnp.broadcast_to(components[-1][1], shape)) * eps, z)  # rounding: the last one
+    log_terms = [jnp.log(weight) + factorized_gaussian_log_density(jnp.broadcast_to(mean, shape),
+                                                                   jnp.broadcast_to(log_std, shape), z)
+                 for weight, (mean, log_std) in zip(weights, components, strict=True)]
+    return z, jax.nn.logsumexp(jnp.stack(log_terms), axis=0)
+
+
 def sample_bernoulli(key, probs):
     """Binary draws x ~ Bernoulli(probs), elementwise, as float 0/1: u < p with u ~ U[0, 1)."""
     u = jax.random.uniform(key, jnp.shape(probs), dtype=jnp.result_type(probs, jnp.float32))

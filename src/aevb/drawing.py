@@ -7,7 +7,7 @@ into those arrays with the model's pure functions: encodings, decoded means, anc
 import jax
 import numpy as np
 
-from . import densities, model, plots
+from . import densities, exact_plots, model, partial, plots, rundir
 
 
 def encode_means(run, x, chunk=5000):
@@ -66,8 +66,71 @@ def figure(kind, run, metrics, pairs=None, seed=0):
         "interpolate": lambda: _interpolation(run, pairs or choose_pairs(split.y_train, jax.random.fold_in(key, 2))),
         "manifold": lambda: _manifold(run),
         "curves": lambda: plots.curves_figure(*(np.array([row[k] for row in metrics])
-                                                for k in ("epoch", "train_elbo", "test_elbo"))),
+                                                for k in ("epoch", "train_elbo", "test_elbo")), _tracked(metrics)),
         "reconstructions": lambda: plots.reconstructions_figure(
             images(run, split.x_test[:12]), images(run, means(run, encode_means(run, split.x_test[:12])))),
+        "bounds": lambda: exact_plots.bounds_figure(summary["bounds_vs_k"]),
+        "gaps": lambda: exact_plots.gaps_figure(per_image["test_log_px"] - per_image["test_iwae"], summary["iwae_k"]),
+        "posteriors": lambda: exact_plots.posteriors_figure(_posterior_panels(run, per_image, seed)),
     }
+    if kind in ("bounds", "gaps", "posteriors"):
+        summary, per_image = rundir.read_summary(run.path), rundir.read_per_image(run.path)
+        if "test_log_px" not in per_image or "bounds_vs_k" not in summary:
+            why = ("needs Dz = 2: this model has another latent dimension" if run.config.latent_dim != 2 else
+                   "needs the exact evaluation: aevb evaluate --exact")
+            return plots.note_figure(kind.capitalize(), f"This figure {why}.")
     return draw[kind]()
+
+
+def _tracked(metrics):
+    """(epochs, log p(x), ELBO, images) of the rows that recorded the exact log p(x), or None."""
+    rows = [row for row in metrics if "tracked" in row]
+    if not rows:
+        return None
+    return ([row["epoch"] for row in rows], [row["tracked"]["log_px"] for row in rows],
+            [row["tracked"]["elbo"] for row in rows], rows[0]["tracked"]["images"])
+
+
+def count_modes(grid, within=5.0, apart=0.3):
+    """Modes of a gridded log density (axis1, axis2, log density (n, n), ...): its local maxima within
+    `within` nats of the largest, counting maxima closer than `apart` (z units) as one (float32
+    ripples make twin maxima a grid step apart on a single peak)."""
+    axis1, axis2, log_joint = grid[:3]
+    inner = log_joint[1:-1, 1:-1]
+    rows, cols = log_joint.shape
+    higher = [log_joint[1 + di : rows - 1 + di, 1 + dj : cols - 1 + dj] for di in (-1, 0, 1) for dj in (-1, 0, 1)
+              if di or dj]
+    peaks = np.argwhere(np.all([inner >= other for other in higher], axis=0) & (inner >= log_joint.max() - within))
+    points = np.stack([axis1[peaks[:, 0] + 1], axis2[peaks[:, 1] + 1]], -1)
+    modes = []
+    for point in points:
+        if all(np.hypot(*(point - mode)) >= apart for mode in modes):
+            modes.append(point)
+    return len(modes)
+
+
+def _posterior_panels(run, per_image, seed, search=40):
+    """The true posterior of the test image the model fits best (highest log p(x)), a typical one (the
+    median gap below IWAE), the worst (IWAE farthest below log p(x)) and the first multimodal one
+    among the `search` worst."""
+    x, theta = run.split.x_test, run.params["decoder"]
+    px, elbo, iwae = per_image["test_log_px"], per_image["test_elbo"], per_image["test_iwae"]
+    order = np.argsort(px - iwae)
+    everything = np.ones(x.shape[1], bool)
+    chosen = {"best fitted": int(np.argmax(px)), "typical": int(order[len(order) // 2]),
+              "IWAE farthest below": int(order[-1])}
+    for i in order[::-1][1:search]:
+        encoder = tuple(np.asarray(a) for a in run.net.encode(run.params["encoder"], x[i]))
+        if count_modes(partial.posterior_grid(run.net, theta, x[i], everything, encoder, encoder)) >= 2:
+            chosen["multimodal"] = int(i)
+            break
+    panels = []
+    for role, i in chosen.items():
+        encoder = tuple(np.asarray(a) for a in run.net.encode(run.params["encoder"], x[i]))
+        q_star, _ = partial.fit_q(jax.random.PRNGKey(seed), run.net, theta, x[i], everything, run.config.latent_dim)
+        q_star = tuple(np.asarray(a) for a in q_star)
+        panels.append({"image": images(run, x[i]), "q_star": q_star, "encoder": encoder,
+                       "grid": partial.posterior_grid(run.net, theta, x[i], everything, q_star, encoder),
+                       "title": f"test image #{i}, {role}: log p(x) {px[i]:.1f}, IWAE {iwae[i]:.1f}, ELBO "
+                                f"{elbo[i]:.1f} nats"})
+    return panels

@@ -79,9 +79,23 @@ def evaluate_elbo(net, params, x, num_samples, key=EVAL_KEY, progress=False, des
     return mean_and_standard_error(elbo_per_image(net, params, x, num_samples, key, progress, desc))
 
 
-@jax.jit(static_argnames=("net", "k", "sample_chunk"))
-def iwae_chunk(net, params, x, key, k, sample_chunk=SAMPLE_CHUNK):
-    """log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), for each image: (B, D) -> (B,).
+WIDENING = 3.0  # the defensive proposal's wide component has q's standard deviation times this
+
+
+def defensive_sample(key, q, sample_shape):
+    """Draws from the defensive mixture r = 1/2 q + 1/4 N(mean, (3 std)^2) + 1/4 N(0, I) and
+    returns (z, log r(z)), z of shape sample_shape + mean.shape. Where q is too narrow or sits
+    away from the posterior's mass, the wide and the prior components still find it (defensive
+    importance sampling, Hesterberg 1995); the weights p/r stay below 4 p(x|z)."""
+    mean, log_std = q
+    components = [(mean, log_std), (mean, log_std + jnp.log(WIDENING)), (jnp.zeros_like(mean), jnp.zeros_like(mean))]
+    return densities.sample_gaussian_mixture(key, (0.5, 0.25, 0.25), components, sample_shape)
+
+
+@jax.jit(static_argnames=("net", "k", "sample_chunk", "defensive"))
+def iwae_chunk(net, params, x, key, k, sample_chunk=SAMPLE_CHUNK, defensive=False):
+    """log (1/K) sum_k p(x, z_k) / r(z_k), z_k ~ r, for each image: (B, D) -> (B,); r = q(z|x), or the
+    defensive mixture around it (defensive_sample).
 
     Burda et al. (2016), eq. 8. The K samples are drawn sample_chunk at a time in a scan with a
     running log-sum-exp, so memory does not grow with K.
@@ -91,8 +105,13 @@ def iwae_chunk(net, params, x, key, k, sample_chunk=SAMPLE_CHUNK):
 
     def body(carry, chunk_index):
         running_max, running_sum = carry  # (B,) each: log-sum-exp = running_max + log(running_sum)
-        z = densities.sample_diag_gaussian(jax.random.fold_in(key, chunk_index), *q, (sample_chunk,))  # (C, B, Dz)
-        log_w = model.log_weights(net, params["decoder"], x, z, q)  # (C, B)
+        chunk_key = jax.random.fold_in(key, chunk_index)
+        if defensive:
+            z, log_r = defensive_sample(chunk_key, q, (sample_chunk,))  # (C, B, Dz), (C, B)
+            log_w = model.log_joint(net, params["decoder"], x, z) - log_r
+        else:
+            z = densities.sample_diag_gaussian(chunk_key, *q, (sample_chunk,))  # (C, B, Dz)
+            log_w = model.log_weights(net, params["decoder"], x, z, q)  # (C, B)
         # Samples past K in the last chunk get weight zero.
         index = chunk_index * sample_chunk + jnp.arange(sample_chunk)  # (C,)
         log_w = jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < k, log_w, -jnp.inf)
@@ -107,29 +126,35 @@ def iwae_chunk(net, params, x, key, k, sample_chunk=SAMPLE_CHUNK):
     return running_max + jnp.log(running_sum) - jnp.log(k)
 
 
-def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False):
+def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=False):
     """The importance-weighted lower bound on log p(x) for each image, K samples: (N,)."""
-    bar = tqdm(data.chunks(x.shape[0], IMAGE_CHUNK), desc=f"IWAE K={k}", unit="chunk", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(data.chunks(x.shape[0], IMAGE_CHUNK), desc=f"IWAE K={k}" + " defensive" * defensive, unit="chunk",
+               disable=not progress, dynamic_ncols=True)
     return np.concatenate([np.asarray(iwae_chunk(net, params, jnp.asarray(x[start:stop]),
-                                                 jax.random.fold_in(key, start), k, min(SAMPLE_CHUNK, k)))
+                                                 jax.random.fold_in(key, start), k, min(SAMPLE_CHUNK, k), defensive))
                            for start, stop in bar])
 
 
 def evaluate(net, params, x_train, x_test, num_samples, k, progress=True):
-    """The numbers summary.json holds; every value in nats per image."""
-    results = {}
-    results["train_elbo"], results["train_elbo_se"] = evaluate_elbo(net, params, x_train, num_samples,
-                                                                    progress=progress, desc="train ELBO")
-    results["test_elbo"], results["test_elbo_se"] = evaluate_elbo(net, params, x_test, num_samples,
-                                                                  progress=progress, desc="test ELBO")
-    results["elbo_samples"] = num_samples
+    """(the numbers summary.json holds, in nats per image; the per-image values behind them)."""
+    train_elbo = elbo_per_image(net, params, x_train, num_samples, progress=progress, desc="train ELBO")
+    test_elbo = elbo_per_image(net, params, x_test, num_samples, progress=progress, desc="test ELBO")
     began = time.perf_counter()
     iwae = iwae_per_image(net, params, x_test, k, progress=progress)
     seconds = time.perf_counter() - began
+    results = {"elbo_samples": num_samples, "iwae_k": k, "iwae_seconds": seconds,
+               "iwae_samples_per_second": x_test.shape[0] * k / seconds, "units": "nats per image"}
+    results["train_elbo"], results["train_elbo_se"] = mean_and_standard_error(train_elbo)
+    results["test_elbo"], results["test_elbo_se"] = mean_and_standard_error(test_elbo)
     results["test_iwae"], results["test_iwae_se"] = mean_and_standard_error(iwae)
-    results["iwae_k"] = k
-    results["iwae_seconds"] = seconds
-    results["iwae_samples_per_second"] = x_test.shape[0] * k / seconds
-    results["units"] = "nats per image"
-    return results
+    return results, {"train_elbo": train_elbo, "test_elbo": test_elbo, "test_iwae": iwae}
+
+
+def describe(results, n_test):
+    """What `aevb evaluate` prints of its numbers."""
+    r = results
+    return (f"test ELBO  {r['test_elbo']:.2f} ± {r['test_elbo_se']:.2f} nats/image (S={r['elbo_samples']}, ± one "
+            f"standard error over {n_test} images)\n"
+            f"test IWAE  {r['test_iwae']:.2f} ± {r['test_iwae_se']:.2f} nats/image (K={r['iwae_k']}; a lower bound "
+            f"on log p(x))\n"
+            f"train ELBO {r['train_elbo']:.2f} ± {r['train_elbo_se']:.2f} nats/image")

@@ -18,8 +18,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from . import data, datasets, drawing, evaluate as evaluation, networks, partial, plots, report as pages, rundir
-from . import train as training, writer
+from . import data, datasets, drawing, evaluate as evaluation, exact as exactly, networks, partial, plots, rundir
+from . import report as pages, train as training, writer
 from .config import Config, ConfigError
 
 
@@ -108,20 +108,31 @@ def train(settings, run_dir, mode="new", data_dir=None, progress=True):
     return {**result, "split": split}
 
 
-def evaluate(run, samples=None, k=None, progress=True, data_dir=None):
-    """The ELBO (S samples per image) and the IWAE bound (K samples) into summary.json."""
+def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=False):
+    """The ELBO (S samples per image) and the IWAE bound (K samples) into summary.json; with exact,
+    also the exact log p(x) by quadrature (Dz = 2), the bounds against it and where the gap comes from."""
     with _writing(run, "aevb evaluate", data_dir) as run:
-        split = run.split
-        results = evaluation.evaluate(run.net, run.params, split.x_train, split.x_test,
-                                      samples or run.config.eval_samples, k or run.config.iwae_k, progress)
+        if exact and run.config.latent_dim != 2:
+            raise ConfigError(f"--exact integrates over a 2-D latent space on a grid; this run has Dz = "
+                              f"{run.config.latent_dim} (its IWAE bound is the estimate to use)")
+        split, k = run.split, k or run.config.iwae_k
+        results, per_image = evaluation.evaluate(run.net, run.params, split.x_train, split.x_test,
+                                                 samples or run.config.eval_samples, k, progress)
+        results["evaluated_epoch"] = run.epoch
         # Printed before they are saved: a failed write can't take the numbers with it.
-        print(f"test ELBO  {results['test_elbo']:.2f} ± {results['test_elbo_se']:.2f} nats/image "
-              f"(S={results['elbo_samples']}, ± one standard error over {len(split.x_test)} images)")
-        print(f"test IWAE  {results['test_iwae']:.2f} ± {results['test_iwae_se']:.2f} nats/image "
-              f"(K={results['iwae_k']}; a lower bound on log p(x))")
-        print(f"train ELBO {results['train_elbo']:.2f} ± {results['train_elbo_se']:.2f} nats/image", flush=True)
+        print(evaluation.describe(results, len(split.x_test)), flush=True)
+        if exact:
+            more, arrays = exactly.evaluate(run.net, run.params, split.x_train, split.x_test, per_image, k, EXACT_KEY,
+                                            progress)
+            results.update(more)
+            per_image.update(arrays)
+            print(exactly.describe(results), flush=True)
         rundir.update_summary(run.path, results)
+        rundir.update_per_image(run.path, per_image)
     return results
+
+
+EXACT_KEY = jax.random.PRNGKey(3)  # fixed: the SVI fits and the ELBOs of the gap decomposition
 
 
 def figures(run, kinds=None, pairs=None, seed=0, data_dir=None):
@@ -197,7 +208,8 @@ def answers(run, completion=None, data_dir=None):
             c = completion if completion is not None and completion.mask_name == "top" else _infer(run)
             i, j, correlation, ess = c.correlation
             demo = {"index": c.index, "pixel_i": i, "pixel_j": j, "correlation": correlation,
-                    "effective_sample_size": ess, "normal_density_at_0": partial.normal_density_at_mean(0.1)}
+                    "effective_sample_size": ess, "normal_density_at_0": partial.normal_density_at_mean(0.1),
+                    "kl_rise": partial.kl_rise(rundir.read_metrics(run.path))}
             rundir.update_summary(run.path, {"answers_demo": demo})
             texts = partial.answer_texts(demo, run.split.image_shape[1])
     except rundir.CheckpointError as error:
@@ -237,7 +249,7 @@ def train_and_evaluate(settings, run_dir, data_dir=None, progress=True):
     if result["status"] != "done":
         return None
     run = Run(Path(run_dir), result["config"], result["params"], result["epoch"], result["split"])
-    evaluate(run, progress=progress)
+    evaluate(run, progress=progress, exact=run.config.latent_dim == 2)
     return run
 
 

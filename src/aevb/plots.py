@@ -32,7 +32,7 @@ def _image(ax, pixels, title=None):
         ax.set_title(title, fontsize=8)
 
 
-def _note_figure(title, message):
+def note_figure(title, message):
     figure = Figure(figsize=(6, 2.5), layout="constrained")
     ax = figure.add_subplot()
     ax.set_axis_off()
@@ -130,7 +130,7 @@ def manifold_figure(images, grid, title="Learned manifold"):
     """The decoded means over a grid of z (Kingma & Welling 2013, figure 4): images (n, n, rows,
     columns), images[i, j] decoded at z = (grid[i], grid[j])."""
     if images is None:
-        return _note_figure("Learned manifold", "The manifold plot needs Dz = 2:\nthis model has another "
+        return note_figure("Learned manifold", "The manifold plot needs Dz = 2:\nthis model has another "
                             "latent dimension.")
     n, rows, cols = len(grid), *np.shape(images)[2:]
     blocks = np.asarray(images).transpose(1, 0, 2, 3)[::-1]  # block row r holds z2 = grid[n-1-r]: z2 grows upwards
@@ -146,19 +146,43 @@ def manifold_figure(images, grid, title="Learned manifold"):
     return figure
 
 
-def curves_figure(epochs, train_elbo, test_elbo):
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
-    ax = figure.add_subplot()
+def curves_figure(epochs, train_elbo, test_elbo, tracked=None):
+    """The ELBO per epoch; with tracked = (epochs, log p(x), ELBO, images) a second panel: the exact
+    log p(x) of a fixed set of test images beside their ELBO, and the gap between them, KL(q || p(z|x))."""
+    figure = Figure(figsize=(7, 4.5) if tracked is None else (13, 4.8), layout="constrained")
+    ax, *others = figure.subplots(1, 1 if tracked is None else 2, squeeze=False)[0]
+    if tracked is not None:
+        _tracked_axes(others[0], *tracked)
     ax.plot(epochs, train_elbo, label="train (mean of the epoch's minibatch estimates)", color=CLASS_COLOURS[0])
     ax.plot(epochs, test_elbo, label="test (single-sample ELBO, fixed key)", color=CLASS_COLOURS[1])
     ax.set_xlabel("epoch"), ax.set_ylabel("ELBO (nats per image)")
     low = min(np.percentile(train_elbo, 5), np.percentile(test_elbo, 5))
     high = max(np.max(train_elbo), np.max(test_elbo))
     ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
-    ax.set_title(f"Training curves (final: train {train_elbo[-1]:.1f}, test {test_elbo[-1]:.1f} nats/image)")
+    ax.set_title(f"Training curves (final: train {train_elbo[-1]:.1f}, test {test_elbo[-1]:.1f} nats/image)",
+                 fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     return figure
+
+
+def _tracked_axes(ax, epochs, log_px, elbo, images):
+    epochs, log_px, elbo = (np.asarray(a) for a in (epochs, log_px, elbo))
+    ax.plot(epochs, log_px, marker=".", color=CLASS_COLOURS[0], label="exact log p(x)")
+    ax.plot(epochs, elbo, marker=".", color=CLASS_COLOURS[6], label="ELBO (S = 100, fixed key)")
+    low = min(np.percentile(elbo, 5), np.percentile(log_px, 5))
+    high = np.max(log_px)
+    ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+    ax.set_xlabel("epoch"), ax.set_ylabel("nats per image")
+    ax.grid(alpha=0.3)
+    gap = ax.twinx()
+    gap.plot(epochs, log_px - elbo, marker=".", linestyle="--", color=CLASS_COLOURS[3],
+             label="log p(x) - ELBO = KL(q || p(z|x)) (right axis)")
+    gap.set_ylabel("KL(q(z|x) || p(z|x)), nats per image")
+    lines = ax.get_legend_handles_labels()
+    more = gap.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower right", fontsize=8)
+    ax.set_title(f"The first {images} test images: the exact log p(x) and the ELBO", fontsize=10)
 
 
 def reconstructions_figure(originals, means):
@@ -166,12 +190,11 @@ def reconstructions_figure(originals, means):
                      "Reconstructions: test images and the means of p(x | z = mean of q(z|x))")
 
 
-def posterior_figure(grid, q_mean, q_log_std, encoder_mean, encoder_log_std, title):
-    """Isocontours of p(z, observed x) (the unnormalized posterior) and of the fitted q on the same
-    axes, with the encoder's q(z | whole x) marked: its mean and its 1- and 2-std ellipses."""
+def posterior_axes(ax, grid, q_mean, q_log_std, encoder_mean, encoder_log_std, labels, legend_size=8):
+    """On ax: isocontours of the unnormalized posterior log_joint and of the fitted q (the grid's
+    (axis1, axis2, log_joint, log_q)), the fitted q's mean, and the encoder's q: its mean and its 1-
+    and 2-std ellipses. labels: the legend's three entries (posterior, fitted q, encoder's q)."""
     axis1, axis2, log_joint, log_q_grid = grid
-    figure = Figure(figsize=(7, 6), layout="constrained")
-    ax = figure.add_subplot()
     levels = [0.01, 0.1, 0.3, 0.6, 0.9]  # fractions of each surface's peak height
     ax.contour(axis1, axis2, np.exp(log_joint - log_joint.max()).T, levels=levels, colors=CLASS_COLOURS[0],
                linewidths=1.6)
@@ -184,16 +207,28 @@ def posterior_figure(grid, q_mean, q_log_std, encoder_mean, encoder_log_std, tit
                                                                                             np.sin(angle)])
         ax.plot(*ellipse, color=CLASS_COLOURS[3], linestyle=":", linewidth=1.5)
     ax.plot(*encoder_mean, marker="x", color=CLASS_COLOURS[3], markersize=10, mew=2)
-    handles = [Line2D([], [], color=CLASS_COLOURS[0], linewidth=1.6, label="p(z, observed pixels) ∝ p(z | observed)"),
-               Line2D([], [], color=CLASS_COLOURS[6], linestyle="--", marker="+", label="q(z) fitted by SVI"),
-               Line2D([], [], color=CLASS_COLOURS[3], linestyle=":", marker="x",
-                      label="encoder q(z | whole image): mean, 1 and 2 std")]
-    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
+    handles = [Line2D([], [], color=CLASS_COLOURS[0], linewidth=1.6, label=labels[0]),
+               Line2D([], [], color=CLASS_COLOURS[6], linestyle="--", marker="+", label=labels[1]),
+               Line2D([], [], color=CLASS_COLOURS[3], linestyle=":", marker="x", label=labels[2])]
+    ax.legend(handles=handles, loc="upper left", fontsize=legend_size, framealpha=0.9)
     ax.set_xlabel("z1"), ax.set_ylabel("z2")
-    ax.set_title(title + "\ncontours at 1%, 10%, 30%, 60%, 90% of each surface's peak", fontsize=10)
     ax.set_aspect("equal", adjustable="datalim")
     ax.grid(alpha=0.3)
+
+
+def posterior_figure(grid, q_mean, q_log_std, encoder_mean, encoder_log_std, title):
+    """Isocontours of p(z, observed x) (the unnormalized posterior) and of the fitted q on the same
+    axes, with the encoder's q(z | whole x) marked: its mean and its 1- and 2-std ellipses."""
+    figure = Figure(figsize=(7, 6), layout="constrained")
+    ax = figure.add_subplot()
+    posterior_axes(ax, grid, q_mean, q_log_std, encoder_mean, encoder_log_std,
+                   ("p(z, observed pixels) ∝ p(z | observed)", "q(z) fitted by SVI",
+                    "encoder q(z | whole image): mean, 1 and 2 std"))
+    ax.set_title(title + "\n" + CONTOURS, fontsize=10)
     return figure
+
+
+CONTOURS = "contours at 1%, 10%, 30%, 60%, 90% of each surface's peak"
 
 
 def completion_figure(original, completions, mask, title):
@@ -224,4 +259,4 @@ def trace_figure(trace):
     return figure
 
 
-KINDS = ("samples", "latent", "interpolate", "manifold", "curves", "reconstructions")
+KINDS = ("samples", "latent", "interpolate", "manifold", "curves", "reconstructions", "bounds", "gaps", "posteriors")

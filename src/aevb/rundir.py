@@ -5,6 +5,7 @@ runs/<name>/
   params.safetensors   the checkpoint, the source of truth (aevb.checkpoint's format)
   metrics.jsonl        one JSON line per trained epoch (append-only)
   summary.json         the run's numbers (merged by each command that measures something)
+  per_image.npz        each test image's ELBO, IWAE bound and exact log p(x) (what the figures of gaps need)
   figures/             every figure, PNG and SVG
   report.html          the report
   .lock                who writes the run now (aevb.writer's OS lock; the file itself is harmless)
@@ -22,7 +23,10 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from . import checkpoint
 from .checkpoint import CheckpointError  # noqa: F401 (raised here too; callers catch it from here)
@@ -32,11 +36,13 @@ CHECKPOINT = "params.safetensors"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
+PER_IMAGE = "per_image.npz"
 FIGURES = "figures"
 REPORT = "report.html"
 LOCK = ".lock"
 ASIDE = ".replaced"  # an --overwrite in progress keeps the run it replaces here
 TEMP = ".tmp"  # the suffix of atomic writes' temp files
+RUN_FILES = (CHECKPOINT, CONFIG, METRICS, SUMMARY, PER_IMAGE, REPORT, FIGURES)  # the checkpoint first: see writer
 
 
 def warn(message):
@@ -157,7 +163,7 @@ def resolve(run_dir, settings, mode):
 
 def clear(run_dir):
     """Removes a run's files: a run directory never mixes two runs."""
-    for name in (CHECKPOINT, CONFIG, METRICS, SUMMARY, REPORT):
+    for name in RUN_FILES[:-1]:
         (Path(run_dir) / name).unlink(missing_ok=True)
     shutil.rmtree(figures_dir(run_dir), ignore_errors=True)
 
@@ -211,6 +217,26 @@ def training_summary(rows, epoch, images_per_epoch):
     if len(rows) < epoch:  # rows lost with a damaged or deleted metrics.jsonl: say what the times cover
         summary["timed_epochs"] = len(rows)
     return summary
+
+
+def read_per_image(run_dir):
+    """per_image.npz as {name: array (N,)}: each image's ELBO, IWAE bound, exact log p(x); {} if absent."""
+    path = Path(run_dir) / PER_IMAGE
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return {}
+
+
+def update_per_image(run_dir, arrays):
+    """Merges arrays into per_image.npz (written atomically)."""
+    merged = {**read_per_image(run_dir), **{name: np.asarray(value) for name, value in arrays.items()}}
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **merged)
+
+    atomic_write(Path(run_dir) / PER_IMAGE, write)
 
 
 def read_summary(run_dir):

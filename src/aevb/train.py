@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from tqdm.auto import tqdm
 
-from . import data, datasets, evaluate, model, networks, rundir
+from . import data, datasets, evaluate, exact, model, networks, rundir
 from .config import ConfigError
 
 # name -> (key, net, params, x (B, D), num_samples) -> per-image estimates (B,) to maximize.
@@ -174,8 +174,13 @@ def train(config, run_dir, split, resume=False, progress=True):
                                            f"test ELBO became NaN or inf; {_kept(run_dir, last_saved)}. "
                                            "A smaller --learning-rate may help")
                 params, opt_state = new_params, new_opt_state
-                rundir.append_metrics(run_dir, {"epoch": epoch, "train_elbo": train_objective,
-                                                "test_elbo": test_elbo, "seconds": elapsed})
+                row = {"epoch": epoch, "train_elbo": train_objective, "test_elbo": test_elbo, "seconds": elapsed}
+                if config.latent_dim == 2 and exact.tracked(epoch, config.log_px_every):
+                    began = time.perf_counter()
+                    row["tracked"] = {**exact.track(net, params, x_test[: exact.TRACKED_IMAGES]),
+                                      "images": min(exact.TRACKED_IMAGES, len(x_test)),
+                                      "seconds": time.perf_counter() - began}
+                rundir.append_metrics(run_dir, row)
                 bar.set_postfix(train_elbo=f"{train_objective:.2f}", test_elbo=f"{test_elbo:.2f}",
                                 images_per_s=f"{images_per_epoch / elapsed:.0f}")
                 if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.requested:

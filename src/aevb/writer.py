@@ -142,7 +142,7 @@ def replacing(run_dir):
     aside.mkdir()
     # The checkpoint first: a kill halfway then leaves no checkpoint in run_dir, and _settle_overwrite
     # puts the old run back whole.
-    for name in (rundir.CHECKPOINT, rundir.CONFIG, rundir.METRICS, rundir.SUMMARY, rundir.REPORT, rundir.FIGURES):
+    for name in rundir.RUN_FILES:
         if (Path(run_dir) / name).exists():
             os.replace(Path(run_dir) / name, aside / name)
     try:

@@ -1,0 +1,296 @@
+"""Exact log p(x) for a 2-D latent: log of the integral of p(x|z) p(z) over z, by quadrature.
+
+A uniform grid of cell centres z_g with spacing h: p(x) ~ h^2 sum_g p(x|z_g) p(z_g), the midpoint
+rule, whose error for a smooth integrand that decays falls like exp(-2 pi^2 sigma^2 / h^2) for a
+posterior of width sigma (it is spectrally accurate), so a spacing at or below the narrowest
+posterior's width leaves errors far below 0.01 nats. Most of the plane holds no posterior mass of a
+given image, so the plane is cut into tiles, and each image is integrated over the tiles where its
+mass lies: a coarse look over [-extent, extent]^2 keeps the tiles whose log p(x, z) comes within
+`threshold` nats of the image's maximum, and their neighbours. For each kept tile the decoder's
+logits L (P, D) are computed once and shared by every image that needs the tile:
+log p(x|z_g) = x . l_g - sum_d softplus(l_gd), one matmul X @ L^T (n, P) minus a row term,
+accumulated over tiles with a running log-sum-exp. Memory is bounded by one tile and one chunk.
+"""
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import densities, model, partial
+from .config import ConfigError
+
+TILE = 0.4  # a tile's side in z units
+COARSE = 4  # coarse cells along a tile's side: the coarse look's spacing is TILE / COARSE = 0.1
+SPACING = 0.02  # the fine grid's spacing: at most the narrowest posterior's width (see the accuracy check)
+EXTENT = 8.0  # the coarse look covers [-EXTENT, EXTENT]^2 (the prior's density there is e^-32 of its peak)
+THRESHOLD = 30.0  # nats below an image's coarse maximum that a tile may be and still count
+IMAGE_CHUNK = 512  # images per compiled call: memory ~ IMAGE_CHUNK * points of one tile * 4 bytes
+
+
+def cell_centres(lows, side, spacing):
+    """The centres of the spacing-cells of the squares [low, low + side)^2: (len(lows), m * m, 2)."""
+    m = int(round(side / spacing))
+    offsets = (np.arange(m) + 0.5) * spacing
+    grid = np.stack(np.meshgrid(offsets, offsets, indexing="ij"), -1).reshape(-1, 2)  # (m*m, 2)
+    return (np.asarray(lows, np.float64)[:, None, :] + grid[None]).astype(np.float32)
+
+
+@jax.jit(static_argnames=("net",))
+def _tile_terms(net, theta, z):
+    """For the points z (P, 2): the decoder's logits (P, D) and the row term sum_d softplus - log p(z) (P,)."""
+    logits = net.decode(theta, z)
+    return logits, jnp.sum(jax.nn.softplus(logits), axis=-1) - model.log_prior(z)
+
+
+@jax.jit
+def _log_joint(x, logits, row):
+    """log p(x, z_g) = x . l_g - row_g for images x (n, D) and points g: (n, P)."""
+    return x @ logits.T - jnp.broadcast_to(row, (x.shape[0], row.shape[0]))
+
+
+@jax.jit(static_argnames=("tiles",))
+def _tile_maxima(x, logits, row, tiles):
+    """The largest coarse log p(x, z) of each image in each tile: (n, tiles); points are tile-major."""
+    return jnp.max(_log_joint(x, logits, row).reshape(x.shape[0], tiles, -1), axis=-1)
+
+
+@jax.jit
+def _log_sum(x, logits, row, kept):
+    """log sum_g p(x, z_g) over the points of the tiles each image keeps: kept (n, G) for G tiles of
+    P points each (points tile-major); -inf for an image that keeps none of them."""
+    log_joint = _log_joint(x, logits, row).reshape(x.shape[0], kept.shape[1], -1)  # (n, G, P)
+    return jax.nn.logsumexp(jnp.where(jnp.broadcast_to(kept[:, :, None], log_joint.shape), log_joint, -jnp.inf),
+                            axis=(1, 2))
+
+
+def _groups(needed, n_side):
+    """The needed tiles in 2x2 blocks of neighbours (one compiled call each: a quarter of the calls,
+    and an image's tiles are neighbours): lists of four tile indices, -1 where a block has no tile."""
+    blocks = {}
+    for t in needed:
+        blocks.setdefault((t // n_side // 2, t % n_side // 2), []).append(int(t))
+    return [members + [-1] * (4 - len(members)) for members in blocks.values()]
+
+
+def _chunks(ids):
+    """Image indices in chunks padded to a few fixed sizes (few compilations): (padded ids, how many real)."""
+    for start in range(0, len(ids), IMAGE_CHUNK):
+        part = ids[start : start + IMAGE_CHUNK]
+        size = min(IMAGE_CHUNK, 1 << max(5, (len(part) - 1).bit_length()))
+        yield np.concatenate([part, np.full(size - len(part), part[0])]), len(part)
+
+
+def select_tiles(net, theta, x, extent=EXTENT, threshold=THRESHOLD, coarse=COARSE, grow=True):
+    """Which tiles each image needs: (tile lower corners (T, 2), kept (N, T) bool, coarse points).
+    coarse: coarse cells along a tile's side; grow: add every kept tile's neighbours."""
+    n_side = int(round(2 * extent / TILE))
+    corners = -extent + TILE * np.arange(n_side)
+    lows = np.stack(np.meshgrid(corners, corners, indexing="ij"), -1).reshape(-1, 2)  # (T, 2), row-major
+    logits, row = _tile_terms(net, theta, jnp.asarray(cell_centres(lows, TILE, TILE / coarse).reshape(-1, 2)))
+    maxima = np.concatenate([np.asarray(_tile_maxima(jnp.asarray(x[ids]), logits, row, len(lows)))[:n]
+                             for ids, n in _chunks(np.arange(len(x)))])  # (N, T)
+    kept = maxima >= maxima.max(axis=1, keepdims=True) - threshold
+    if not grow:
+        return lows, kept, len(lows) * coarse**2
+    # Grow by one tile each way: mass just across a tile's edge, between two coarse points, counts too.
+    grid = kept.reshape(len(x), n_side, n_side)
+    padded = np.pad(grid, ((0, 0), (1, 1), (1, 1)))
+    grown = np.zeros_like(grid)
+    for di in range(3):
+        for dj in range(3):
+            grown |= padded[:, di : di + n_side, dj : dj + n_side]
+    return lows, grown.reshape(len(x), -1), len(lows) * coarse**2
+
+
+def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, tiles=None, progress=False,
+           desc="exact log p(x)"):
+    """log p(x) of each image (N,) in float64 nats, and what it cost: {"points", "flops", "seconds", ...}.
+
+    tiles: the output of select_tiles, to reuse it (the accuracy check halves the spacing on the same tiles).
+    """
+    if abs(TILE / spacing - round(TILE / spacing)) > 1e-6:
+        raise ConfigError(f"the exact grid's spacing must divide {TILE}, not {spacing}")
+    x = np.asarray(x, np.float32)
+    began = time.perf_counter()
+    lows, kept, coarse_points = tiles if tiles is not None else select_tiles(net, theta, x, extent, threshold)
+    total = np.full(len(x), -np.inf)
+    pairs = 0  # (image, fine point) pairs evaluated
+    needed = np.nonzero(kept.any(axis=0))[0]
+    for group in tqdm(_groups(needed, int(round(math.sqrt(len(lows))))), desc=desc, unit="block", disable=not progress,
+                      dynamic_ncols=True):
+        members = np.array([t if t >= 0 else group[0] for t in group])  # an absent tile repeats one, kept by none
+        in_group = kept[:, members] & (np.array(group) >= 0)  # (N, 4)
+        logits, row = _tile_terms(net, theta, jnp.asarray(cell_centres(lows[members], TILE, spacing).reshape(-1, 2)))
+        for ids, n in _chunks(np.nonzero(in_group.any(axis=1))[0]):
+            values = np.asarray(_log_sum(jnp.asarray(x[ids]), logits, row, jnp.asarray(in_group[ids])),
+                                np.float64)[:n]
+            total[ids[:n]] = np.logaddexp(total[ids[:n]], values)
+            pairs += n * logits.shape[0]
+    points = len(needed) * round(TILE / spacing) ** 2
+    d = x.shape[1]
+    hidden = theta["hidden"]["weight"].shape[1] if "hidden" in theta else 0  # for the FLOP count (mlp)
+    decoder_flops = 2 * (2 * hidden + hidden * d)
+    stats = {"seconds": time.perf_counter() - began, "tiles": int(len(needed)), "points": int(points),
+             "image_point_pairs": int(pairs),
+             "flops": float(2 * d * (pairs + len(x) * coarse_points) + decoder_flops * (points + coarse_points))}
+    return total + 2 * math.log(spacing), stats
+
+
+def accuracy(net, theta, x, values, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, tiles=None, progress=False):
+    """How much log p(x) moves when the spacing is halved and when the extent and the threshold grow
+    (by two tiles and 15 nats): mean and largest absolute change per image, nats."""
+    halved, _ = log_px(net, theta, x, spacing / 2, extent, threshold, tiles, progress, "halved spacing")
+    grown, _ = log_px(net, theta, x, spacing, extent + 2 * TILE, threshold + 15, None, progress, "grown extent")
+    return {name: {"mean_abs_change": float(np.mean(np.abs(other - values))),
+                   "max_abs_change": float(np.max(np.abs(other - values))),
+                   "change_of_mean": float(np.mean(other) - np.mean(values))}
+            for name, other in (("halved_spacing", halved), ("grown_extent", grown))}
+
+
+# ---- log p(x) during training ---------------------------------------------------------------------
+
+TRACKED_IMAGES = 100  # the first this many test images, every recorded epoch
+TRACKED_ELBO_SAMPLES = 100  # z per image for their ELBO (evaluation's fixed key: epoch-to-epoch noise stays low)
+
+
+def tracked(epoch, every):
+    """Whether training records the exact log p(x) at this epoch: epochs 1-10, then every `every`."""
+    return every > 0 and (epoch <= 10 or epoch % every == 0)
+
+
+def track(net, params, x):
+    """{"log_px", "elbo", "kl"}: means over the images x, for the curves during training. A cheaper
+    grid than the evaluation's (spacing 0.05, a coarse look at 0.2, tiles within 12 nats, not grown):
+    within 0.01 nats of it per image on the default run's first 100 test images (measured)."""
+    from . import evaluate as evaluation  # imported here: evaluate knows nothing of this module
+
+    theta = params["decoder"]
+    tiles = select_tiles(net, theta, x, threshold=12.0, coarse=2, grow=False)
+    log_px_values = log_px(net, theta, x, spacing=0.05, tiles=tiles)[0]
+    elbo = evaluation.elbo_per_image(net, params, x, TRACKED_ELBO_SAMPLES)
+    return {"log_px": float(np.mean(log_px_values)), "elbo": float(np.mean(elbo)),
+            "kl": float(np.mean(log_px_values - elbo))}
+
+
+# ---- where the gap comes from (Cremer, Li & Duvenaud 2018) ---------------------------------------
+
+
+@jax.jit(static_argnames=("net", "steps", "num_samples", "learning_rate"))
+def fit_q_star(key, net, params, x, steps=100, num_samples=10, learning_rate=0.02):
+    """q*, the best factorized Gaussian for each image (n, D), by SVI from the encoder's q: (mean, log_std)."""
+    mask = jnp.ones(x.shape[-1], bool)  # every pixel observed: partial's SVI on the whole image
+
+    def fit(fit_key, image, mean, log_std):
+        return partial.svi(fit_key, net, params["decoder"], image, mask, (mean, log_std), num_samples, steps,
+                           learning_rate)[0]
+
+    return jax.vmap(fit)(jax.random.split(key, x.shape[0]), x, *net.encode(params["encoder"], x))
+
+
+@jax.jit(static_argnames=("net", "num_samples"))
+def elbo_of(key, net, theta, x, q, num_samples):
+    """Each image's ELBO under q = (mean, log_std), each (n, Dz): the mean of num_samples log weights."""
+    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, n, Dz)
+    return jnp.mean(model.log_weights(net, theta, x, z, q), axis=0)
+
+
+# ---- everything `aevb evaluate --exact` measures --------------------------------------------------
+
+BOUND_KS = (1, 10, 100, 1000, 5000)  # K of the bounds compared with the exact value
+BOUND_IMAGES = 300  # the first this many test images (K = 5000 on all 10000 would take minutes)
+GAP_IMAGES = 500  # the first this many test and training images for the gap decomposition
+GAP_SAMPLES = 1000  # z per image for the ELBOs of q* and of the encoder's q (the same z noise for both)
+CHECK_IMAGES = 2000  # the first this many test images for the accuracy check (halving the spacing: 4x the work)
+
+
+def _mean_se(values):
+    values = np.asarray(values, np.float64)
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else math.nan
+
+
+def gap_decomposition(net, params, x, log_px_values, key):
+    """log p(x) - ELBO(encoder's q) = approximation gap [log p(x) - ELBO(q*)] + amortization gap
+    [ELBO(q*) - ELBO(encoder's q)], per image (Cremer, Li & Duvenaud 2018), nats."""
+    began = time.perf_counter()
+    fit_key, elbo_key = jax.random.split(key)
+    q_star = fit_q_star(fit_key, net, params, jnp.asarray(x))
+    theta = params["decoder"]
+    elbo_star = np.asarray(elbo_of(elbo_key, net, theta, jnp.asarray(x), q_star, GAP_SAMPLES), np.float64)
+    elbo_encoder = np.asarray(elbo_of(elbo_key, net, theta, jnp.asarray(x), net.encode(params["encoder"], x),
+                                      GAP_SAMPLES), np.float64)
+    numbers = {"images": len(x), "seconds": time.perf_counter() - began}
+    for name, values in (("log_px", log_px_values), ("elbo_q_star", elbo_star), ("elbo_encoder", elbo_encoder),
+                         ("approximation_gap", log_px_values - elbo_star),
+                         ("amortization_gap", elbo_star - elbo_encoder)):
+        numbers[name], numbers[name + "_se"] = _mean_se(values)
+    return numbers
+
+
+def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True):
+    """(the numbers summary.json holds, per-image arrays): exact log p(x) of every training and test
+    image with its accuracy check, the bounds against it for several K, and the gap decomposition.
+    per_image: aevb.evaluate's per-image ELBOs and IWAE bounds of the same images."""
+    from . import evaluate as evaluation  # the bounds; imported here: evaluate knows nothing of this module
+
+    theta, began = params["decoder"], time.perf_counter()
+    tiles = select_tiles(net, theta, x_test)
+    test, stats = log_px(net, theta, x_test, tiles=tiles, progress=progress, desc="exact log p(x), test")
+    train, _ = log_px(net, theta, x_train, progress=progress, desc="exact log p(x), train")
+    check = x_test[:CHECK_IMAGES]
+    results = {"log_px_grid": {"spacing": SPACING, "extent": EXTENT, "threshold_nats": THRESHOLD, "tile": TILE},
+               "log_px_accuracy": {"images": len(check), **accuracy(net, theta, check, test[: len(check)],
+                                                                  progress=progress)},
+               "log_px_seconds": stats["seconds"], "log_px_gflop": stats["flops"] / 1e9}
+    results["test_log_px"], results["test_log_px_se"] = _mean_se(test)
+    results["train_log_px"], results["train_log_px_se"] = _mean_se(train)
+    for side, values in (("test", test), ("train", train)):
+        results[f"{side}_gap_elbo"], results[f"{side}_gap_elbo_se"] = _mean_se(values - per_image[f"{side}_elbo"])
+    gap = test - per_image["test_iwae"]
+    results["test_gap_iwae"] = {"k": iwae_k, "mean": _mean_se(gap)[0], "se": _mean_se(gap)[1],
+                                "fraction_over_10_nats": float(np.mean(gap > 10)),
+                                "share_of_total_from_those": float(gap[gap > 10].sum() / gap.sum())}
+    subset = x_test[:BOUND_IMAGES]
+    bounds = {"images": len(subset), "k": list(BOUND_KS)}
+    for name, defensive in (("iwae", False), ("defensive", True)):
+        per_k = [evaluation.iwae_per_image(net, params, subset, k, progress=progress, defensive=defensive)
+                 for k in BOUND_KS]
+        bounds[name] = [_mean_se(values)[0] for values in per_k]
+        bounds[name + "_se"] = [_mean_se(values)[1] for values in per_k]
+        bounds[name + "_gap"] = [_mean_se(test[: len(subset)] - values)[0] for values in per_k]
+        bounds[name + "_gap_se"] = [_mean_se(test[: len(subset)] - values)[1] for values in per_k]
+    bounds["exact"], bounds["exact_se"] = _mean_se(test[: len(subset)])
+    results["bounds_vs_k"] = bounds
+    results["gap_decomposition"] = {
+        "test": gap_decomposition(net, params, x_test[:GAP_IMAGES], test[:GAP_IMAGES], jax.random.fold_in(key, 0)),
+        "train": gap_decomposition(net, params, x_train[:GAP_IMAGES], train[:GAP_IMAGES], jax.random.fold_in(key, 1))}
+    results["exact_evaluation_seconds"] = time.perf_counter() - began
+    return results, {"test_log_px": test, "train_log_px": train}
+
+
+def describe(r):
+    """What `aevb evaluate --exact` prints of its numbers (r: the summary's keys)."""
+    lines = []
+    check = r["log_px_accuracy"]
+    lines.append(f"test log p(x)  {r['test_log_px']:.2f} ± {r['test_log_px_se']:.2f} nats/image, exact (quadrature on "
+                 f"a grid of spacing {r['log_px_grid']['spacing']}; halving it moves log p(x) by "
+                 f"{check['halved_spacing']['max_abs_change']:.1e} nats at most, growing the extent by "
+                 f"{check['grown_extent']['max_abs_change']:.1e})")
+    lines.append(f"train log p(x) {r['train_log_px']:.2f} ± {r['train_log_px_se']:.2f} nats/image")
+    gap = r["test_gap_iwae"]
+    lines.append(f"IWAE K={gap['k']} is {gap['mean']:.2f} ± {gap['se']:.2f} nats/image below it; "
+                 f"{gap['fraction_over_10_nats']:.0%} of the images are over 10 nats below and hold "
+                 f"{gap['share_of_total_from_those']:.0%} of that gap")
+    b = r["bounds_vs_k"]
+    lines.append(f"on {b['images']} test images, K={b['k'][-1]}: IWAE {b['iwae_gap'][-1]:.2f} ± "
+                 f"{b['iwae_gap_se'][-1]:.2f} nats below log p(x), the defensive IWAE {b['defensive_gap'][-1]:.2f} ± "
+                 f"{b['defensive_gap_se'][-1]:.2f}")
+    for side in ("test", "train"):
+        g = r["gap_decomposition"][side]
+        lines.append(f"{side} gap on {g['images']} images: approximation {g['approximation_gap']:.2f} ± "
+                     f"{g['approximation_gap_se']:.2f}, amortization {g['amortization_gap']:.2f} ± "
+                     f"{g['amortization_gap_se']:.2f} nats/image")
+    return "\n".join(lines)

@@ -111,7 +111,7 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
                   # Dz = 2: the exact evaluation too
                   "test_log_px", "test_log_px_se", "train_log_px", "train_log_px_se", "log_px_grid", "log_px_accuracy",
                   "log_px_seconds", "log_px_gflop", "test_gap_elbo", "test_gap_elbo_se", "train_gap_elbo",
-                  "train_gap_elbo_se", "test_gap_iwae", "bounds_vs_k", "gap_decomposition"}
+                  "train_gap_elbo_se", "test_gap_iwae", "bounds_vs_k", "gap_decomposition", "exact_evaluation_seconds"}
     assert set(summary) == documented
     assert summary["test_log_px"] >= summary["test_iwae"] - 3 * summary["test_iwae_se"]
     assert summary["log_px_accuracy"]["halved_spacing"]["max_abs_change"] < 0.01

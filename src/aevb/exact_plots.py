@@ -50,7 +50,9 @@ def gaps_figure(gaps, k):
     gaps = np.asarray(gaps)
     figure = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = figure.add_subplot()
-    edges = np.concatenate([[min(gaps.min(), -0.1)], np.geomspace(0.01, max(gaps.max(), 1.0), 40)])
+    # Log-spaced bins both ways from +-0.01 (an estimate may land above the truth), one bin between.
+    below = np.geomspace(0.01, max(-gaps.min(), 0.02), 12)[::-1] * -1 if gaps.min() < -0.01 else np.array([-0.01])
+    edges = np.concatenate([below, np.geomspace(0.01, max(gaps.max(), 1.0), 40)])
     ax.hist(gaps, bins=edges, color=CLASS_COLOURS[0])
     ax.set_xscale("symlog", linthresh=0.01)
     ax.set_yscale("log")

@@ -20,7 +20,8 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
 main { max-width: 980px; margin: 0 auto; padding: 12px 16px 48px; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee;
-  text-align: left; vertical-align: top; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+  text-align: left; vertical-align: top; } td.num { text-align: right; font-variant-numeric: tabular-nums;
+  white-space: nowrap; }
 img.figure { max-width: 100%; height: auto; display: block; margin: 10px 0; }
 figure { margin: 0 0 18px; }
 .headline { font-size: 1.15em; background: #f4f6fa; padding: 10px 14px; border-radius: 6px; }
@@ -138,7 +139,8 @@ K = {b['k'][-1]} it is {_pm(b['defensive_gap'][-1], b['defensive_gap_se'][-1])} 
 {_pm(b['iwae_gap'][-1], b['iwae_gap_se'][-1])} for the plain bound (first {b['images']} test images). Which number to
 trust: the exact log p(x); where no grid exists (Dz &gt; 2), the defensive IWAE bound at large K.</p>
 {_figure(figure("bounds"), "Bounds against K beside the exact log p(x)")}
-{_figure(figure("gaps"), "Per-image gap between the exact log p(x) and the IWAE bound")}
+{_figure(figure("gaps"), "Per-image gap between the exact log p(x) and the IWAE bound (negative where that "
+                          "image's single IWAE estimate landed above the truth, as a random estimate may)")}
 {_figure(figure("posteriors"), "True posteriors beside q* and the encoder's q")}"""
 
 

@@ -102,11 +102,19 @@ def test_the_defensive_mixture_density_and_draws():
         assert stats.kstest(z[:, d], cdf).pvalue > 1e-3
 
 
-def test_exact_evaluation_needs_a_2d_latent_space(tmp_path, capsys):
+def test_without_a_grid_the_defensive_bound_is_reported_and_exact_says_why_not(tmp_path, capsys):
     argv = ["--runs-dir", str(tmp_path), "--name", "dz3"]
-    assert run_cli(capsys, "train", *tiny_flags(epochs=1, latent_dim=3), "--no-progress", *argv)[0] == 0
+    assert run_cli(capsys, "train", *tiny_flags(epochs=3, latent_dim=3), "--no-progress", *argv)[0] == 0
     code, _, err = run_cli(capsys, "evaluate", "--exact", "--no-progress", *argv)
     assert code == 2 and "--exact integrates over a 2-D latent space" in err and "Dz = 3" in err
+    code, out, _ = run_cli(capsys, "evaluate", "--no-progress", "-k", "50", *argv)
+    summary = rundir.read_summary(tmp_path / "dz3")
+    assert code == 0 and "defensive proposal" in out
+    per_image = rundir.read_per_image(tmp_path / "dz3")
+    assert summary["test_iwae_defensive"] == pytest.approx(per_image["test_iwae_defensive"].mean())
+    assert run_cli(capsys, "report", *argv)[0] == 0
+    text = rundir.report_path(tmp_path / "dz3").read_text()
+    assert "Exact log p(x) not computed" in text and "the defensive proposal" in text
 
 
 def test_training_records_the_exact_log_px_and_answer_c_cites_it(tmp_path, capsys):

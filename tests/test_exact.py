@@ -8,7 +8,7 @@ import pytest
 from conftest import run_cli, tiny, tiny_flags
 from scipy import special, stats
 
-from aevb import data, densities, evaluate, exact, networks, partial, pipeline, rundir
+from aevb import answers, data, densities, evaluate, exact, networks, pipeline, rundir
 from aevb.config import Config
 
 NET = networks.get("mlp")
@@ -129,7 +129,7 @@ def test_training_records_the_exact_log_px_and_answer_c_cites_it(tmp_path, capsy
     assert last["log_px"] == pytest.approx(reference.mean(), abs=0.01)  # the cheaper grid, within 0.01
     assert last["kl"] == pytest.approx(last["log_px"] - last["elbo"], abs=1e-4)
     code, out, _ = run_cli(capsys, "answers", *argv)
-    rise = partial.kl_rise(rows)
+    rise = answers.kl_rise(rows)
     assert code == 0 and rise is not None
     if "from" in rise:
         assert f"from epoch {rise['from']} to {rise['to']}" in out and rise["elbo_rise"] > 0.1 < rise["kl_rise"]

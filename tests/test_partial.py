@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from aevb import networks, partial, plots
+from aevb import answers, networks, partial, plots
 from aevb.config import Config
 
 NET = networks.get("mlp")
@@ -107,11 +107,11 @@ def test_pixel_correlation_under_p_bottom_given_top(params, image, grid):
 
 
 def test_normal_density_above_one_and_the_answer_texts():
-    np.testing.assert_allclose(partial.normal_density_at_mean(0.1), stats.norm(0, 0.1).pdf(0), rtol=1e-5)
+    np.testing.assert_allclose(answers.normal_density_at_mean(0.1), stats.norm(0, 0.1).pdf(0), rtol=1e-5)
     demo = {"index": 7, "pixel_i": 2 * 9 + 4, "pixel_j": 3 * 9, "correlation": 0.25, "effective_sample_size": 99.6}
-    texts = {question.split()[0]: reason for question, _, reason in partial.answer_texts(demo, image_width=9)}
+    texts = {question.split()[0]: reason for question, _, reason in answers.answer_texts(demo, image_width=9)}
     assert "image #7" in texts["(b)"] and "(row 2, col 4) and (row 3, col 0)" in texts["(b)"]
     assert "+0.250" in texts["(b)"] and "effective sample size 100" in texts["(b)"]
     assert "3.9894" in texts["(e)"]
-    missing = partial.answer_texts(None, 9, "not computed")
-    assert missing[1][2].endswith("not computed") and len(missing) == len(partial.ANSWERS)
+    missing = answers.answer_texts(None, 9, "not computed")
+    assert missing[1][2].endswith("not computed") and len(missing) == len(answers.ANSWERS)

@@ -18,7 +18,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from . import data, datasets, drawing, evaluate as evaluation, exact as exactly, networks, partial, plots, rundir
+from . import answers as questions, data, datasets, drawing, evaluate as evaluation, exact as exactly, networks
+from . import partial, plots, rundir
 from . import report as pages, train as training, writer
 from .config import Config, ConfigError
 
@@ -210,12 +211,12 @@ def answers(run, completion=None, data_dir=None):
             c = completion if completion is not None and completion.mask_name == "top" else _infer(run)
             i, j, correlation, ess = c.correlation
             demo = {"index": c.index, "pixel_i": i, "pixel_j": j, "correlation": correlation,
-                    "effective_sample_size": ess, "normal_density_at_0": partial.normal_density_at_mean(0.1),
-                    "kl_rise": partial.kl_rise(rundir.read_metrics(run.path))}
+                    "effective_sample_size": ess, "normal_density_at_0": questions.normal_density_at_mean(0.1),
+                    "kl_rise": questions.kl_rise(rundir.read_metrics(run.path))}
             rundir.update_summary(run.path, {"answers_demo": demo})
-            texts = partial.answer_texts(demo, run.split.image_shape[1])
+            texts = questions.answer_texts(demo, run.split.image_shape[1])
     except rundir.CheckpointError as error:
-        texts = partial.answer_texts(None, 1, f"(The computed demonstration needs a trained run: {error})")
+        texts = questions.answer_texts(None, 1, f"(The computed demonstration needs a trained run: {error})")
     for question, answer, reason in texts:
         print(f"{question}\n  {'True' if answer else 'False'}. {reason}")
     return texts
@@ -233,7 +234,7 @@ def report(run, data_dir=None):
         else:
             note = (f"The live explorer needs a 2-D latent space and the {' or '.join(pages.EXPLORER_ARCHITECTURES)}"
                     f" decoder; this model has Dz = {config.latent_dim} and the {config.architecture} networks.")
-        answer_texts = partial.answer_texts(summary.get("answers_demo"), split.image_shape[1],
+        answer_texts = questions.answer_texts(summary.get("answers_demo"), split.image_shape[1],
                                             "(Run aevb answers to compute it.)")
         html = pages.render(run.name, config, summary, split, lambda name: rundir.figure_path(run.path, name),
                             answer_texts, payload, note)

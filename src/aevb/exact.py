@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import densities, model, partial
+from . import evaluate as evaluation, model, partial
 from .config import ConfigError
 
 TILE = 0.4  # a tile's side in z units
@@ -166,8 +166,6 @@ def track(net, params, x):
     """{"log_px", "elbo", "kl"}: means over the images x, for the curves during training. A cheaper
     grid than the evaluation's (spacing 0.05, a coarse look at 0.2, tiles within 12 nats, not grown):
     within 0.01 nats of it per image on the default run's first 100 test images (measured)."""
-    from . import evaluate as evaluation  # imported here: evaluate knows nothing of this module
-
     theta = params["decoder"]
     tiles = select_tiles(net, theta, x, threshold=12.0, coarse=2, grow=False)
     log_px_values = log_px(net, theta, x, spacing=0.05, tiles=tiles)[0]
@@ -191,11 +189,7 @@ def fit_q_star(key, net, params, x, steps=100, num_samples=10, learning_rate=0.0
     return jax.vmap(fit)(jax.random.split(key, x.shape[0]), x, *net.encode(params["encoder"], x))
 
 
-@jax.jit(static_argnames=("net", "num_samples"))
-def elbo_of(key, net, theta, x, q, num_samples):
-    """Each image's ELBO under q = (mean, log_std), each (n, Dz): the mean of num_samples log weights."""
-    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, n, Dz)
-    return jnp.mean(model.log_weights(net, theta, x, z, q), axis=0)
+_elbo_of = jax.jit(model.elbo_of, static_argnames=("net", "num_samples"))
 
 
 # ---- everything `aevb evaluate --exact` measures --------------------------------------------------
@@ -207,11 +201,6 @@ GAP_SAMPLES = 1000  # z per image for the ELBOs of q* and of the encoder's q (th
 CHECK_IMAGES = 2000  # the first this many test images for the accuracy check (halving the spacing: 4x the work)
 
 
-def _mean_se(values):
-    values = np.asarray(values, np.float64)
-    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else math.nan
-
-
 def gap_decomposition(net, params, x, log_px_values, key):
     """log p(x) - ELBO(encoder's q) = approximation gap [log p(x) - ELBO(q*)] + amortization gap
     [ELBO(q*) - ELBO(encoder's q)], per image (Cremer, Li & Duvenaud 2018), nats."""
@@ -219,14 +208,14 @@ def gap_decomposition(net, params, x, log_px_values, key):
     fit_key, elbo_key = jax.random.split(key)
     q_star = fit_q_star(fit_key, net, params, jnp.asarray(x))
     theta = params["decoder"]
-    elbo_star = np.asarray(elbo_of(elbo_key, net, theta, jnp.asarray(x), q_star, GAP_SAMPLES), np.float64)
-    elbo_encoder = np.asarray(elbo_of(elbo_key, net, theta, jnp.asarray(x), net.encode(params["encoder"], x),
-                                      GAP_SAMPLES), np.float64)
+    elbo_star = np.asarray(_elbo_of(elbo_key, net, theta, jnp.asarray(x), q_star, GAP_SAMPLES), np.float64)
+    elbo_encoder = np.asarray(_elbo_of(elbo_key, net, theta, jnp.asarray(x), net.encode(params["encoder"], x),
+                                       GAP_SAMPLES), np.float64)
     numbers = {"images": len(x), "seconds": time.perf_counter() - began}
     for name, values in (("log_px", log_px_values), ("elbo_q_star", elbo_star), ("elbo_encoder", elbo_encoder),
                          ("approximation_gap", log_px_values - elbo_star),
                          ("amortization_gap", elbo_star - elbo_encoder)):
-        numbers[name], numbers[name + "_se"] = _mean_se(values)
+        numbers[name], numbers[name + "_se"] = evaluation.mean_and_standard_error(values)
     return numbers
 
 
@@ -234,23 +223,23 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     """(the numbers summary.json holds, per-image arrays): exact log p(x) of every training and test
     image with its accuracy check, the bounds against it for several K, and the gap decomposition.
     per_image: aevb.evaluate's per-image ELBOs and IWAE bounds of the same images."""
-    from . import evaluate as evaluation  # the bounds; imported here: evaluate knows nothing of this module
-
     theta, began = params["decoder"], time.perf_counter()
     tiles = select_tiles(net, theta, x_test)
     test, stats = log_px(net, theta, x_test, tiles=tiles, progress=progress, desc="exact log p(x), test")
     train, _ = log_px(net, theta, x_train, progress=progress, desc="exact log p(x), train")
     check = x_test[:CHECK_IMAGES]
     results = {"log_px_grid": {"spacing": SPACING, "extent": EXTENT, "threshold_nats": THRESHOLD, "tile": TILE},
-               "log_px_accuracy": {"images": len(check), **accuracy(net, theta, check, test[: len(check)],
-                                                                  progress=progress)},
+               "log_px_accuracy": {"images": len(check), **accuracy(
+                   net, theta, check, test[: len(check)], tiles=(tiles[0], tiles[1][: len(check)], tiles[2]),
+                   progress=progress)},
                "log_px_seconds": stats["seconds"], "log_px_gflop": stats["flops"] / 1e9}
-    results["test_log_px"], results["test_log_px_se"] = _mean_se(test)
-    results["train_log_px"], results["train_log_px_se"] = _mean_se(train)
+    mean_se = evaluation.mean_and_standard_error
+    results["test_log_px"], results["test_log_px_se"] = mean_se(test)
+    results["train_log_px"], results["train_log_px_se"] = mean_se(train)
     for side, values in (("test", test), ("train", train)):
-        results[f"{side}_gap_elbo"], results[f"{side}_gap_elbo_se"] = _mean_se(values - per_image[f"{side}_elbo"])
+        results[f"{side}_gap_elbo"], results[f"{side}_gap_elbo_se"] = mean_se(values - per_image[f"{side}_elbo"])
     gap = test - per_image["test_iwae"]
-    results["test_gap_iwae"] = {"k": iwae_k, "mean": _mean_se(gap)[0], "se": _mean_se(gap)[1],
+    results["test_gap_iwae"] = {"k": iwae_k, **dict(zip(("mean", "se"), mean_se(gap), strict=True)),
                                 "fraction_over_10_nats": float(np.mean(gap > 10)),
                                 "share_of_total_from_those": float(gap[gap > 10].sum() / gap.sum())}
     subset = x_test[:BOUND_IMAGES]
@@ -258,11 +247,10 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     for name, defensive in (("iwae", False), ("defensive", True)):
         per_k = [evaluation.iwae_per_image(net, params, subset, k, progress=progress, defensive=defensive)
                  for k in BOUND_KS]
-        bounds[name] = [_mean_se(values)[0] for values in per_k]
-        bounds[name + "_se"] = [_mean_se(values)[1] for values in per_k]
-        bounds[name + "_gap"] = [_mean_se(test[: len(subset)] - values)[0] for values in per_k]
-        bounds[name + "_gap_se"] = [_mean_se(test[: len(subset)] - values)[1] for values in per_k]
-    bounds["exact"], bounds["exact_se"] = _mean_se(test[: len(subset)])
+        bounds[name], bounds[name + "_se"] = (list(v) for v in zip(*map(mean_se, per_k), strict=True))
+        bounds[name + "_gap"], bounds[name + "_gap_se"] = (
+            list(v) for v in zip(*(mean_se(test[: len(subset)] - values) for values in per_k), strict=True))
+    bounds["exact"], bounds["exact_se"] = mean_se(test[: len(subset)])
     results["bounds_vs_k"] = bounds
     results["gap_decomposition"] = {
         "test": gap_decomposition(net, params, x_test[:GAP_IMAGES], test[:GAP_IMAGES], jax.random.fold_in(key, 0)),

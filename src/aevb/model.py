@@ -63,12 +63,17 @@ def iwae_bound(log_w):
 # ---- objectives: (key, net, params, x (B, D), num_samples) -> per-image estimates (B,) ----------
 
 
+def elbo_of(key, net, theta, x, q, num_samples, mask=None):
+    """The ELBO of any q = (mean, log_std), estimated by the mean of log p(x, z) - log q(z) over
+    num_samples reparameterized z ~ q: q (..., Dz) -> (...). With a mask, of the observed pixels."""
+    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, ..., Dz)
+    return jnp.mean(log_weights(net, theta, x, z, q, mask), axis=0)
+
+
 def elbo_per_image(key, net, params, x, num_samples=1):
-    """The assignment's estimator: the mean of log p(x, z) - log q(z|x) over num_samples
-    reparameterized z ~ q(z|x) (Kingma & Welling 2013, eq. 6), unbiased for each image's ELBO."""
-    q = net.encode(params["encoder"], x)  # (B, Dz) each
-    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, B, Dz)
-    return jnp.mean(log_weights(net, params["decoder"], x, z, q), axis=0)
+    """The assignment's estimator: elbo_of the encoder's q(z|x) (Kingma & Welling 2013, eq. 6),
+    unbiased for each image's ELBO: (B, D) -> (B,)."""
+    return elbo_of(key, net, params["decoder"], x, net.encode(params["encoder"], x), num_samples)
 
 
 def elbo_analytic_kl_per_image(key, net, params, x, num_samples=1):

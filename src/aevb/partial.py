@@ -33,12 +33,6 @@ def make_mask(kind, image_shape, key=None, fraction=0.5):
     raise ValueError(f"mask is one of {', '.join(MASKS)}, not {kind!r}")
 
 
-def svi_elbo(key, net, theta, x, mask, q, num_samples):
-    """ELBO of q(z) = N(mean, diag(exp(log_std)^2)) for log p(observed x), K reparameterized z."""
-    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (K, Dz)
-    return jnp.mean(model.log_weights(net, theta, x, z, q, mask))
-
-
 def fit_q(key, net, theta, x, mask, latent_dim, num_samples=100, steps=150, learning_rate=0.05, starts=None):
     """Stochastic variational inference of p(z | observed x): Adam on (mean, log_std) of q.
 
@@ -65,13 +59,15 @@ def final_steps(steps):
 
 
 def svi(key, net, theta, x, mask, q, num_samples, steps, learning_rate):
-    """Adam on q = (mean, log_std) from the given start, maximizing svi_elbo: ((mean, log_std),
-    elbo trace (steps,)). Pure, so callers vmap it over starts or over images inside one jit."""
+    """Adam on q = (mean, log_std) from the given start, maximizing the ELBO of q for log p(observed x)
+    (model.elbo_of with the mask, num_samples z per step): ((mean, log_std), elbo trace (steps,)).
+    Pure, so callers vmap it over starts or over images inside one jit."""
     opt = optax.adam(learning_rate)
 
     def step(carry, step_key):
         q, opt_state = carry
-        neg_elbo, grads = jax.value_and_grad(lambda q: -svi_elbo(step_key, net, theta, x, mask, q, num_samples))(q)
+        neg_elbo, grads = jax.value_and_grad(lambda q: -model.elbo_of(step_key, net, theta, x, q, num_samples,
+                                                                      mask))(q)
         updates, opt_state = opt.update(grads, opt_state, q)
         return (optax.apply_updates(q, updates), opt_state), -neg_elbo
 

@@ -33,13 +33,35 @@ def _pair(text):
     return tuple(_number(int, 0)(part) for part in text.split(","))
 
 
-def _add_settings(group):
-    """One flag per Config field, with its help and bounds from the field (aevb.config.setting)."""
+def _seeds(text):
+    """--seeds 0,1,2 -> (0, 1, 2)."""
+    parts = text.split(",")
+    return tuple(_number(int, 0)(part) for part in parts)
+
+
+def _values(kind):
+    """An argparse type for a sweep: "2,5,10" -> (2, 5, 10), each parsed as kind."""
+    def parse(text):
+        return tuple(part if kind is str else _number(kind)(part) for part in text.split(","))
+
+    return parse
+
+
+def _add_settings(group, lists=False):
+    """One flag per Config field, with its help and bounds from the field (aevb.config.setting).
+    lists: each flag takes comma-separated values (a sweep's grid)."""
     for field in dataclasses.fields(Config):
         flags = ["--" + field.name.replace("_", "-"), *field.metadata["aliases"]]
         help_text = f"{field.metadata['help']} (default {field.default})"
-        if field.type is bool:
+        if lists and field.type is not bool:
+            choices = f"{', '.join(choices_of(field))}: " if field.metadata["choices"] else ""
+            group.add_argument(*flags, dest=field.name, type=_values(field.type), metavar="V1,V2,...",
+                               help=choices + help_text)
+        elif field.type is bool:
             group.add_argument(*flags, dest=field.name, action="store_true", default=None, help=help_text)
+        elif field.name == "dataset":  # a table name or npz:PATH; Config checks it
+            group.add_argument(*flags, dest=field.name, metavar="DATASET",
+                               help=f"{', '.join(choices_of(field))}, or npz:PATH: {help_text}")
         elif field.metadata["choices"] is not None:
             group.add_argument(*flags, dest=field.name, choices=choices_of(field), help=help_text)
         else:
@@ -53,6 +75,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, help, run=True, progress=False, settings=False):
+        """A subcommand; with settings, the training flags and --seeds."""
         p = commands.add_parser(name, help=help)
         if run:
             p.add_argument("--name", default="default",
@@ -63,10 +86,14 @@ def build_parser():
             p.add_argument("--no-progress", action="store_true", help="no progress bars")
         if settings:
             _add_settings(p.add_argument_group("settings (defaults reproduce the assignment)"))
+            p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...",
+                           help="train these seeds together in one compiled program, each into RUNS_DIR/NAME/seed-S, "
+                           "with RUNS_DIR/NAME/group.json holding the mean and spread across seeds")
         return p
 
     p = command("data", "fetch and verify a dataset; print where it is and the class counts", run=False)
-    p.add_argument("--dataset", default="mnist", choices=choices_of(Config.__dataclass_fields__["dataset"]))
+    p.add_argument("--dataset", default="mnist", metavar="DATASET",
+                   help=f"{', '.join(choices_of(Config.__dataclass_fields__['dataset']))}, or npz:PATH")
     mode = command("train", "train a VAE into RUNS_DIR/NAME", True, True, True).add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     mode.add_argument("--overwrite", action="store_true", help="start again even if the run has a checkpoint")
@@ -90,6 +117,12 @@ def build_parser():
     command("report", "write RUNS_DIR/NAME/report.html: one self-contained page")
     command("run", "everything: train (or resume), evaluate, figures, completion, answers, report", progress=True,
             settings=True)
+    p = command("sweep", "train and evaluate a grid of settings, each an ordinary run in RUNS_DIR/NAME/POINT; "
+                "a finished run is skipped", run=False, progress=True)
+    p.add_argument("name", metavar="NAME", help="the sweep's folder name")
+    p.add_argument("--runs-dir", default="runs", help="folder of run directories (default runs)")
+    p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...", help="seeds trained together at each point")
+    _add_settings(p.add_argument_group("settings: comma-separated values make the grid"), lists=True)
     return parser
 
 
@@ -100,11 +133,20 @@ def _settings(args):  # the settings given; the rest come from the defaults or t
 def _call(args, pipeline):  # runs the command; returns its exit code
     progress, data_dir = not getattr(args, "no_progress", False), args.data_dir
     run_dir = Path(args.runs_dir) / check_run_name(args.name) if hasattr(args, "name") else None
+    seeds = getattr(args, "seeds", None)
+    if seeds is not None and args.seed is not None:
+        raise ConfigError("give --seed or --seeds, not both")
+    if args.command == "sweep":
+        grid = {name: value for name, value in _settings(args).items()}
+        grid = {name: value if isinstance(value, tuple) else (value,) for name, value in grid.items()}
+        return 130 if pipeline.sweep(grid, run_dir, seeds, data_dir, progress) is None else 0
     if args.command == "train":
         mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
-        stopped = pipeline.train(_settings(args), run_dir, mode, data_dir, progress)["status"] == "interrupted"
+        results = pipeline.train(_settings(args), run_dir, mode, data_dir, progress, seeds)
+        stopped = any(r["status"] == "interrupted" for r in (results if seeds is not None else [results]))
     else:
-        stopped = args.command == "run" and pipeline.run_all(_settings(args), run_dir, data_dir, progress) is None
+        stopped = args.command == "run" and pipeline.run_all(_settings(args), run_dir, data_dir, progress,
+                                                             seeds) is None
     calls = {"data": lambda: pipeline.data_info(args.dataset, data_dir),
              "evaluate": lambda: pipeline.evaluate(run_dir, args.samples, args.k, progress, data_dir, args.exact),
              "plot": lambda: pipeline.figures(run_dir, None if "all" in args.kinds else args.kinds, args.pairs,
@@ -115,7 +157,8 @@ def _call(args, pipeline):  # runs the command; returns its exit code
     if args.command in calls:
         calls[args.command]()
     if stopped:
-        again = shlex.join(["aevb", args.command, "--runs-dir", args.runs_dir, "--name", args.name])
+        again = shlex.join(["aevb", args.command, "--runs-dir", args.runs_dir, "--name", args.name]
+                           + (["--seeds", ",".join(map(str, seeds))] if seeds is not None else []))
         print(f"stopped after the epoch in flight, saved in {run_dir}. Continue with: {again}"
               + " --resume" * (args.command == "train"))
     return 130 if stopped else 0

@@ -11,6 +11,7 @@ import importlib
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 
 NAME_MAX = 255  # bytes in a file name on the usual file systems
@@ -53,7 +54,8 @@ def choices_of(field):
 @dataclass(frozen=True)
 class Config:
     # Data: the assignment's split is train = training images 0-9999, test = 10000-19999.
-    dataset: str = setting("mnist", "dataset by name", choices="datasets.DATASETS")
+    dataset: str = setting("mnist", "dataset by name, or npz:PATH for your own uint8 images (N, 28, 28) "
+                           "with optional labels", choices="datasets.DATASETS")
     n_train: int = setting(10000, "training images: the first N of the dataset's training set", minimum=1)
     n_test: int = setting(10000, "test images", minimum=1)
     test_split: str = setting("assignment", "assignment: the training images after the first n_train; "
@@ -68,7 +70,8 @@ class Config:
     batch_size: int = setting(100, "images per Adam step", minimum=1)
     learning_rate: float = setting(1e-3, "Adam's step size", minimum=0.0, aliases=("--lr",))
     epochs: int = setting(100, "passes over the training images", minimum=1)
-    num_samples: int = setting(1, "z samples per image in the training objective", minimum=1)
+    num_samples: int = setting(1, "z samples per image in the training objective (K for iwae)", minimum=1,
+                               aliases=("--k",))
     seed: int = setting(0, "seed of the initial parameters and of every draw in training", minimum=0,
                         maximum=2**32 - 1)
     checkpoint_every: int = setting(10, "epochs between checkpoints (one is also written at the end)", minimum=1)
@@ -95,14 +98,24 @@ class Config:
                 raise ConfigError(f"{field.name} must be at least {meta['minimum']}, not {value}")
             if meta["maximum"] is not None and value > meta["maximum"]:
                 raise ConfigError(f"{field.name} must be at most {meta['maximum']}, not {value}")
+            if field.name == "dataset" and value.startswith("npz:"):
+                continue  # checked below, by reading the file
             if meta["choices"] is not None and value not in choices_of(field):
                 raise ConfigError(f"{field.name} is one of {', '.join(choices_of(field))}, not {value!r}")
-        from .datasets import DATASETS
+        from . import datasets
 
-        train_count, test_count = DATASETS[self.dataset].sizes
+        if self.dataset.startswith(datasets.NPZ):  # stored with an absolute path: a resume elsewhere finds it
+            path = Path(self.dataset[len(datasets.NPZ):]).expanduser().resolve()
+            object.__setattr__(self, "dataset", f"{datasets.NPZ}{path}")
+        try:
+            train_count, test_count = datasets.get(self.dataset).sizes
+        except datasets.DataError as error:
+            raise ConfigError(str(error)) from None
         if self.test_split == "assignment" and self.n_train + self.n_test > train_count:
             raise ConfigError(f"n_train + n_test = {self.n_train + self.n_test} exceeds the {train_count} training "
                               f"images of {self.dataset}")
+        if self.test_split == "official" and test_count == 0:
+            raise ConfigError(f"{self.dataset} has no test set (test_images); use --test-split assignment")
         if self.test_split == "official" and (self.n_train > train_count or self.n_test > test_count):
             raise ConfigError(f"the official split of {self.dataset} has at most {train_count} training and "
                               f"{test_count} test images")

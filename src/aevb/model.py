@@ -85,6 +85,15 @@ def elbo_analytic_kl_per_image(key, net, params, x, num_samples=1):
     return expected_log_likelihood - densities.gaussian_kl_to_standard_normal(mean, log_std)
 
 
+def iwae_per_image(key, net, params, x, num_samples=1):
+    """The importance-weighted bound of Burda, Grosse & Salakhutdinov (2016, eq. 8) with K =
+    num_samples reparameterized z ~ q(z|x): log (1/K) sum_k w_k, (B, D) -> (B,). The same draws as
+    elbo_per_image: at K = 1 both are log w of one z, number for number."""
+    q = net.encode(params["encoder"], x)
+    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (K, B, Dz)
+    return iwae_bound(log_weights(net, params["decoder"], x, z, q))
+
+
 def sample(key, net, theta, latent_dim, n):
     """Ancestral samples z ~ p(z), x ~ p(x|z): (z (n, Dz), Bernoulli means (n, D), binary x (n, D))."""
     z_key, x_key = jax.random.split(key)

@@ -13,10 +13,13 @@ and also printed in a line or two, in nats per image.
 
 import contextlib
 import dataclasses
+import itertools
+import json
 from pathlib import Path
 
 import jax
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import answers as questions, data, datasets, drawing, evaluate as evaluation, exact as exactly, networks
 from . import partial, plots, rundir
@@ -65,9 +68,12 @@ def data_info(dataset="mnist", data_dir=None):
     images, source = datasets.load(dataset, data_dir)
     spec, labels = images.dataset, images.arrays["train_labels"]
     n_train, n_test = (f.default for f in dataclasses.fields(Config) if f.name in ("n_train", "n_test"))
-    print(f"{spec.display_name} verified (SHA-256 of the standard IDX files), from {source}")
-    if source != "memory":
+    if spec.files:
+        print(f"{spec.display_name} verified (SHA-256 of the standard IDX files), from {source}")
         print(f"cached at {datasets.cache_path(spec)}")
+    else:
+        print(f"{spec.display_name}: {sum(spec.sizes)} images of {spec.image_shape[0]}x{spec.image_shape[1]}, from "
+              f"{source}")
     splits = [(f"train (images 0-{len(labels[:n_train]) - 1})", labels[:n_train]),
               (f"test (images {n_train}-{n_train + len(labels[n_train:n_train + n_test]) - 1})",
                labels[n_train : n_train + n_test]), ("official test set", images.arrays["test_labels"])]
@@ -89,29 +95,67 @@ def _check_settings(run_dir, settings, mode):
             raise
 
 
-def train(settings, run_dir, mode="new", data_dir=None, progress=True):
+def _members(settings, run_dir, seeds):
+    """[(run directory, settings)]: run_dir itself, or with seeds one run directory GROUP/seed-S each."""
+    if seeds is None:
+        return [(Path(run_dir), settings)]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds has a seed twice: {','.join(map(str, seeds))}")
+    return [(Path(run_dir) / f"seed-{seed}", dataclasses.replace(settings, seed=seed)
+             if isinstance(settings, Config) else {**settings, "seed": seed}) for seed in seeds]
+
+
+def train(settings, run_dir, mode="new", data_dir=None, progress=True, seeds=None):
     """Trains into run_dir; returns training's result dict (status "done" or "interrupted").
 
     settings: a Config, or a dict of the settings given; mode: "new", "resume", "auto" or
-    "overwrite" (see aevb.rundir.resolve).
+    "overwrite" (see aevb.rundir.resolve). seeds: several seeds trained together in one compiled
+    program, each into run_dir/seed-S, with run_dir/group.json holding their mean and spread;
+    the result is then a list, one dict per seed.
     """
-    _check_settings(run_dir, settings, mode)
-    with writer.writing(run_dir, "aevb train", wait=False):
-        config, resume = rundir.resolve(run_dir, settings, mode)  # decided while no one else can write the run
-        split = data.load(config, data_dir)  # the data first: nothing is touched for a run that can't start
-        with writer.replacing(run_dir) if mode == "overwrite" else contextlib.nullcontext():
-            result = training.train(config, run_dir, split, resume, progress)
-    if result["status"] == "done" and result["trained_now"] == 0:
-        print(f"{run_dir} is already trained ({result['epoch']} epochs)")
-    elif result["status"] == "done":
-        print(f"trained {run_dir}: train ELBO {result['train_elbo_last_epoch']:.2f} nats/image in the last epoch, "
-              f"{result['seconds_per_epoch']:.3f} s/epoch")
-    return {**result, "split": split}
+    group, members = seeds is not None, _members(settings, run_dir, seeds)
+    run_dirs = [one_dir for one_dir, _ in members]
+    for one_dir, one_settings in members:
+        _check_settings(one_dir, one_settings, mode)
+    with contextlib.ExitStack() as stack:
+        for one_dir in run_dirs:
+            stack.enter_context(writer.writing(one_dir, "aevb train", wait=False))
+        # Decided while no one else can write the runs.
+        resolved = [rundir.resolve(one_dir, one_settings, mode) for one_dir, one_settings in members]
+        configs, resume = [config for config, _ in resolved], [again for _, again in resolved]
+        split = data.load(configs[0], data_dir)  # the data first: nothing is touched for a run that can't start
+        if mode == "overwrite":
+            for one_dir in run_dirs:
+                stack.enter_context(writer.replacing(one_dir))
+        results = training.train_group(configs, run_dirs, split, resume, progress)
+    for result in results:
+        name = result["run_dir"]
+        if result["status"] == "done" and result["trained_now"] == 0:
+            print(f"{name} is already trained ({result['epoch']} epochs)")
+        elif result["status"] == "done":
+            print(f"trained {name}: train ELBO {result['train_elbo_last_epoch']:.2f} nats/image in the last epoch, "
+                  f"{result['seconds_per_epoch']:.3f} s/epoch" + " (all seeds together)" * group)
+    if group:
+        summarize_group(run_dir, run_dirs)
+        return [{**result, "split": split} for result in results]
+    return {**results[0], "split": split}
 
 
-def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=False):
+def summarize_group(group_dir, run_dirs):
+    """group.json: every number the seeds' summaries share, with its mean and standard deviation
+    across the seeds; returns it and prints the main ones."""
+    summary = rundir.write_group_summary(group_dir, run_dirs)
+    for key in ("test_elbo", "test_iwae", "test_log_px", "seconds_per_epoch"):
+        if key in summary["mean"]:
+            print(f"{Path(group_dir).name}: {key} {summary['mean'][key]:.2f} ± {summary['std'][key]:.2f} "
+                  f"(mean ± sd over seeds {','.join(map(str, summary['seeds']))})")
+    return summary
+
+
+def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=False, exact_extras=True):
     """The ELBO (S samples per image) and the IWAE bound (K samples) into summary.json; with exact,
-    also the exact log p(x) by quadrature (Dz = 2), the bounds against it and where the gap comes from."""
+    also the exact log p(x) by quadrature (Dz = 2) and, with exact_extras, the bounds against it
+    for several K and where the gap comes from."""
     with _writing(run, "aevb evaluate", data_dir) as run:
         if exact and run.config.latent_dim != 2:
             raise ConfigError(f"--exact integrates over a 2-D latent space on a grid; this run has Dz = "
@@ -126,7 +170,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
         print(evaluation.describe(results, len(split.x_test)), flush=True)
         if exact:
             more, arrays = exactly.evaluate(run.net, run.params, split.x_train, split.x_test, per_image, k, EXACT_KEY,
-                                            progress)
+                                            progress, exact_extras)
             results.update(more)
             per_image.update(arrays)
             print(exactly.describe(results), flush=True)
@@ -246,24 +290,83 @@ def report(run, data_dir=None):
 # ---- everything ---------------------------------------------------------------------------
 
 
-def train_and_evaluate(settings, run_dir, data_dir=None, progress=True):
-    """Trains (or resumes, or finds trained) and evaluates; returns the Run, or None if interrupted."""
-    result = train(settings, run_dir, "auto", data_dir, progress)
-    if result["status"] != "done":
+def train_and_evaluate(settings, run_dir, data_dir=None, progress=True, seeds=None, exact_extras=True):
+    """Trains (or resumes, or finds trained) and evaluates (unless evaluated at its last epoch);
+    returns the Run, or None if interrupted. seeds: trains them together (see train) and returns a
+    list of Runs, one per seed. exact_extras: see evaluate."""
+    results = train(settings, run_dir, "auto", data_dir, progress, seeds)
+    results = results if seeds is not None else [results]
+    if any(result["status"] != "done" for result in results):
         return None
-    run = Run(Path(run_dir), result["config"], result["params"], result["epoch"], result["split"])
-    evaluate(run, progress=progress, exact=run.config.latent_dim == 2)
-    return run
+    runs = [Run(Path(r["run_dir"]), r["config"], r["params"], r["epoch"], r["split"]) for r in results]
+    for run in runs:
+        if rundir.read_summary(run.path).get("evaluated_epoch") != run.epoch or (
+                run.config.latent_dim == 2 and "test_log_px" not in rundir.read_summary(run.path)):
+            evaluate(run, progress=progress, exact=run.config.latent_dim == 2, exact_extras=exact_extras)
+    if seeds is not None:
+        summarize_group(run_dir, [run.path for run in runs])
+        return runs
+    return runs[0]
 
 
-def run_all(settings, run_dir, data_dir=None, progress=True):
+def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None):
     """What `aevb run` does: train or resume, evaluate, every figure, the completion, the answers,
-    the report. Returns the report's path, or None if training was interrupted."""
-    _check_settings(run_dir, settings, "auto")
-    with writer.writing(run_dir, "aevb run", wait=False):
-        run = train_and_evaluate(settings, run_dir, data_dir, progress)
-        if run is None:
+    the report. Returns the report's path (a list with seeds), or None if training was interrupted."""
+    members = _members(settings, run_dir, seeds)
+    for one_dir, one_settings in members:
+        _check_settings(one_dir, one_settings, "auto")
+    with contextlib.ExitStack() as stack:
+        for one_dir, _ in members:
+            stack.enter_context(writer.writing(one_dir, "aevb run", wait=False))
+        runs = train_and_evaluate(settings, run_dir, data_dir, progress, seeds)
+        if runs is None:
             return None
-        figures(run)
-        answers(run, complete(run))
-        return report(run)
+        reports = []
+        for run in runs if seeds is not None else [runs]:
+            figures(run)
+            answers(run, complete(run))
+            reports.append(report(run))
+        return reports if seeds is not None else reports[0]
+
+
+# ---- sweeps -------------------------------------------------------------------------------
+
+
+def point_name(point, varied):
+    """A sweep point's folder name from the settings it varies: latent_dim=5_objective=iwae."""
+    def short(value):  # npz:/data/mine.npz -> npz-mine
+        text = str(value)
+        return f"npz-{Path(text[4:]).stem}" if text.startswith(datasets.NPZ) else text.replace("/", "-")
+
+    return "_".join(f"{name}={short(point[name])}" for name in varied) or "run"
+
+
+def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True):
+    """Trains and evaluates every combination of grid's values ({setting: (values...)}), each an
+    ordinary run directory (with seeds, a group of them) under sweep_dir named by the settings it
+    varies. Resumable: a finished point is skipped, a cut-short one resumed. Returns the points'
+    directories, or None if training was interrupted."""
+    sweep_dir = Path(sweep_dir)
+    varied = [name for name, values in grid.items() if len(values) > 1]
+    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    for point in points:  # every bad combination is refused before anything trains
+        Config(**point)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    rundir.atomic_write_text(sweep_dir / SWEEP, json.dumps(
+        {"grid": {name: list(values) for name, values in grid.items()}, "varied": varied,
+         "seeds": None if seeds is None else list(seeds),
+         "points": [point_name(point, varied) for point in points]}, indent=2) + "\n")
+    directories = []
+    bar = tqdm(points, desc=f"sweep {sweep_dir.name}", unit="run", disable=not progress, dynamic_ncols=True)
+    for point in bar:
+        directory = sweep_dir / point_name(point, varied)
+        bar.set_postfix_str(directory.name)
+        if train_and_evaluate(point, directory, data_dir, progress, seeds, exact_extras=False) is None:
+            return None
+        directories.append(directory)
+    print(f"sweep {sweep_dir}: {len(points)} settings x {len(seeds or [None])} seeds; compare them with: "
+          f"aevb compare {sweep_dir}")
+    return directories
+
+
+SWEEP = "sweep.json"  # in a sweep's folder: its grid and its points

@@ -245,6 +245,24 @@ def read_summary(run_dir):
     return (read_json(path) or {}) if path.is_file() else {}
 
 
+GROUP = "group.json"  # in a folder of seeds' run directories: their numbers' mean and spread
+
+
+def write_group_summary(group_dir, run_dirs):
+    """GROUP/group.json from the seeds' summaries: for every number they all hold, the values,
+    their mean and their standard deviation across seeds (n - 1 in the denominator; 0 for one)."""
+    summaries = [read_summary(d) for d in run_dirs]
+    seeds = [json.loads((Path(d) / CONFIG).read_text())["seed"] for d in run_dirs]
+    shared = [key for key, value in summaries[0].items() if isinstance(value, (int, float))
+              and not isinstance(value, bool) and all(isinstance(s.get(key), (int, float)) for s in summaries)]
+    values = {key: [s[key] for s in summaries] for key in sorted(shared)}
+    group = {"seeds": seeds, "runs": [Path(d).name for d in run_dirs], "values": values,
+             "mean": {key: float(np.mean(v)) for key, v in values.items()},
+             "std": {key: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for key, v in values.items()}}
+    atomic_write_text(Path(group_dir) / GROUP, json.dumps(group, indent=2, sort_keys=True) + "\n")
+    return group
+
+
 def update_summary(run_dir, values):
     """Merges values into summary.json (written atomically); returns the merged summary."""
     summary = {**read_summary(run_dir), **values}

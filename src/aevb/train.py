@@ -22,6 +22,7 @@ from .config import ConfigError
 OBJECTIVES = {
     "elbo": model.elbo_per_image,  # the assignment's single-sample estimator (the default)
     "elbo-analytic-kl": model.elbo_analytic_kl_per_image,
+    "iwae": model.iwae_per_image,  # Burda et al. (2016); K = num_samples (--k)
 }
 
 
@@ -35,7 +36,7 @@ def optimizer(config):
 
 def init_state(config):
     """(params, opt_state) at the start of training, from the config's seed."""
-    data_dim = math.prod(datasets.DATASETS[config.dataset].image_shape)
+    data_dim = math.prod(datasets.get(config.dataset).image_shape)
     params = networks.get(config.architecture).init(jax.random.PRNGKey(config.seed), data_dim, config)
     return params, optimizer(config).init(params)
 
@@ -50,9 +51,9 @@ def restore(run_dir):
     return rundir.load_checkpoint(run_dir, state_template)
 
 
-def epoch_keys(config, epoch):
-    """(shuffle key, step keys) for a 1-based epoch: derived, never stored."""
-    shuffle_key, step_key = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), epoch))
+def epoch_keys(seed, epoch):
+    """(shuffle key, step keys) for a 1-based epoch: derived from (seed, epoch), never stored."""
+    shuffle_key, step_key = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), epoch))
     return shuffle_key, step_key
 
 
@@ -71,13 +72,17 @@ def make_step(config):
     return step
 
 
-def make_epoch(config):
-    """epoch(params, opt_state, x_train, epoch) -> (params, opt_state, metrics), one jit call."""
+def make_epoch(config, seeds=None):
+    """epoch(params, opt_state, x_train, epoch) -> (params, opt_state, metrics), one jit call.
+
+    seeds: several seeds of config trained together. The state then carries a leading seed axis
+    (S, ...), epoch is a vector (S,) and a 4th argument active (S,) bool keeps the state of a seed
+    that has finished: jax.vmap runs the seeds' epochs side by side in the one compiled epoch.
+    """
     step = make_step(config)
 
-    @jax.jit
-    def epoch(params, opt_state, x_train, epoch_number):
-        shuffle_key, step_key = epoch_keys(config, epoch_number)
+    def one_epoch(params, opt_state, x_train, epoch_number, seed):
+        shuffle_key, step_key = epoch_keys(seed, epoch_number)
         batches = data.shuffled_batches(shuffle_key, x_train, config.batch_size)  # (steps, B, D)
         keys = jax.random.split(step_key, batches.shape[0])
 
@@ -91,7 +96,36 @@ def make_epoch(config):
         finite = jnp.all(jnp.isfinite(objectives)) & jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in leaves]))
         return params, opt_state, {"train_objective": jnp.mean(objectives), "finite": finite}
 
-    return epoch
+    if seeds is None:
+        return jax.jit(lambda params, opt_state, x_train, epoch_number: one_epoch(params, opt_state, x_train,
+                                                                                  epoch_number, config.seed))
+    seed_vector = jnp.asarray(seeds, dtype=jnp.uint32)  # (S,)
+
+    @jax.jit
+    def group_epoch(params, opt_state, x_train, epoch_numbers, active):
+        new_params, new_opt_state, metrics = jax.vmap(one_epoch, in_axes=(0, 0, None, 0, 0))(
+            params, opt_state, x_train, epoch_numbers, seed_vector)
+        return (*keep_where(active, (new_params, new_opt_state), (params, opt_state)), metrics)
+
+    return group_epoch
+
+
+def keep_where(chosen, new, old):
+    """new's entries for the seeds where chosen (S,) is True, old's elsewhere: stacked pytrees (S, ...)."""
+    def pick(a, b):
+        return jnp.where(chosen.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree_util.tree_map(pick, new, old)
+
+
+def stack(trees):
+    """Pytrees of the same structure -> one pytree with a leading axis (S, ...)."""
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def member(tree, i):
+    """The i-th pytree of a stacked one."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[i], tree)
 
 
 class Interrupted(RuntimeError):
@@ -132,6 +166,22 @@ def _kept(run_dir, last_saved):
     return f"the checkpoint of epoch {last_saved} in {run_dir} is kept"
 
 
+class _Seed:
+    """One run of a group being trained: where it goes and how far it is."""
+
+    def __init__(self, config, run_dir, resume):
+        self.config, self.run_dir = config, run_dir
+        if resume:
+            _, self.params, self.opt_state, self.start = restore(run_dir)
+        else:
+            (self.params, self.opt_state), self.start = init_state(config), 0
+        self.epoch, self.last_saved, self.diverged = self.start, self.start if resume else None, None
+
+    @property
+    def active(self):
+        return self.diverged is None and self.epoch < self.config.epochs
+
+
 def train(config, run_dir, split, resume=False, progress=True):
     """Trains config on split in run_dir; returns a dict with 'status' ("done" or "interrupted").
 
@@ -140,64 +190,119 @@ def train(config, run_dir, split, resume=False, progress=True):
     finite: otherwise TrainingDiverged names the epoch and the last good checkpoint. A second Ctrl-C
     or SIGTERM raises Interrupted, naming what was kept.
     """
+    return train_group([config], [run_dir], split, [resume], progress)[0]
+
+
+def train_group(configs, run_dirs, split, resume, progress=True):
+    """Trains configs that differ only in their seed together, each into its run directory, in
+    one compiled epoch (vmap over the seeds); returns train's result dict for each.
+
+    Each seed gets the draws and, within float rounding, the parameters it gets trained alone.
+    Seeds may resume from different epochs: one that has finished keeps its state. A seed that
+    diverges stops (its last good checkpoint is kept) while the others go on; TrainingDiverged
+    then names it at the end.
+    """
+    config = configs[0]
     if len(split.x_train) < config.batch_size:
         raise ConfigError(f"batch size {config.batch_size} exceeds the {len(split.x_train)} training images")
-    if resume:
-        _, params, opt_state, start = restore(run_dir)
-        if start >= config.epochs:
-            return {"status": "done", "epoch": start, "config": config, "params": params, "trained_now": 0}
-    else:
-        params, opt_state = init_state(config)
-        start = 0
-    rundir.write_config(run_dir, config)
+    seeds = [_Seed(c, d, r) for c, d, r in zip(configs, run_dirs, resume)]
+    grouped = len(seeds) > 1
     x_train, x_test = jnp.asarray(split.x_train), jnp.asarray(split.x_test)
     net = networks.get(config.architecture)
-    history = rundir.read_metrics(run_dir, start)  # drop epochs after the checkpoint we resume from
-    rundir.write_metrics(run_dir, history)
-    epoch_fn = make_epoch(config)
+    for seed in (s for s in seeds if s.active):  # a finished run is left as it is
+        rundir.write_config(seed.run_dir, seed.config)
+        rundir.write_metrics(seed.run_dir, rundir.read_metrics(seed.run_dir, seed.start))  # drop epochs after it
+    if grouped:
+        epoch_fn = make_epoch(config, tuple(c.seed for c in configs))
+        params, opt_state = stack([s.params for s in seeds]), stack([s.opt_state for s in seeds])
+    else:
+        epoch_fn, params, opt_state = make_epoch(config), seeds[0].params, seeds[0].opt_state
     images_per_epoch = (x_train.shape[0] // config.batch_size) * config.batch_size
-    status, epoch, last_saved = "done", start, start if resume else None
-    bar = tqdm(range(start + 1, config.epochs + 1), initial=start, total=config.epochs, desc="train",
-               unit="epoch", disable=not progress, dynamic_ncols=True)
+    first, last = min(s.epoch for s in seeds), max(c.epochs for c in configs)
+    bar = tqdm(range(first + 1, last + 1), initial=first, total=last, unit="epoch", dynamic_ncols=True,
+               desc=f"train seeds {','.join(str(c.seed) for c in configs)}" if grouped else "train",
+               disable=not progress)
+    status = "done"
     try:
         with _StopRequest() as stop:
-            for epoch in bar:
+            for _ in bar:
+                running = [s for s in seeds if s.active]
+                if not running:
+                    break
                 began = time.perf_counter()
-                new_params, new_opt_state, metrics = epoch_fn(params, opt_state, x_train, epoch)
-                train_objective = float(metrics["train_objective"])
+                if grouped:
+                    active = jnp.array([s.active for s in seeds])
+                    new_params, new_opt_state, metrics = epoch_fn(params, opt_state, x_train,
+                                                                  jnp.array([s.epoch + 1 for s in seeds]), active)
+                else:
+                    new_params, new_opt_state, metrics = epoch_fn(params, opt_state, x_train, seeds[0].epoch + 1)
+                train_objectives = [float(v) for v in jnp.atleast_1d(metrics["train_objective"])]
+                finite = [bool(v) for v in jnp.atleast_1d(metrics["finite"])]
                 elapsed = time.perf_counter() - began
-                # The curve's test ELBO: one sample per image with evaluation's fixed key.
-                test_elbo = float(evaluate.elbo_per_image(net, new_params, x_test, 1).mean()) if bool(
-                    metrics["finite"]) else math.nan
-                if not math.isfinite(test_elbo):
-                    raise TrainingDiverged(f"training diverged at epoch {epoch}: the objective, the parameters or the "
-                                           f"test ELBO became NaN or inf; {_kept(run_dir, last_saved)}. "
-                                           "A smaller --learning-rate may help")
-                params, opt_state = new_params, new_opt_state
-                row = {"epoch": epoch, "train_elbo": train_objective, "test_elbo": test_elbo, "seconds": elapsed}
-                if config.latent_dim == 2 and exact.tracked(epoch, config.log_px_every):
-                    began = time.perf_counter()
-                    row["tracked"] = {**exact.track(net, params, x_test[: exact.TRACKED_IMAGES]),
-                                      "images": min(exact.TRACKED_IMAGES, len(x_test)),
-                                      "seconds": time.perf_counter() - began}
-                rundir.append_metrics(run_dir, row)
-                bar.set_postfix(train_elbo=f"{train_objective:.2f}", test_elbo=f"{test_elbo:.2f}",
-                                images_per_s=f"{images_per_epoch / elapsed:.0f}")
-                if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stop.requested:
-                    rundir.save_checkpoint(run_dir, config, params, opt_state, epoch)
-                    last_saved = epoch
+                for i, seed in enumerate(seeds):
+                    if seed in running:
+                        _record(seed, member(new_params, i) if grouped else new_params, train_objectives[i],
+                                finite[i], elapsed, net, x_test)
+                        bar.set_postfix(train_elbo=f"{train_objectives[i]:.2f}",
+                                        images_per_s=f"{len(running) * images_per_epoch / elapsed:.0f}")
+                if not grouped and seeds[0].diverged:
+                    raise TrainingDiverged(seeds[0].diverged)
+                # The new state where a seed trained and stayed finite; the old one where it diverged.
+                kept = jnp.array([s.diverged is None for s in seeds])
+                params, opt_state = keep_where(kept, (new_params, new_opt_state), (params, opt_state)) if grouped \
+                    else (new_params, new_opt_state)
+                for i, seed in enumerate(seeds):
+                    epoch_done = seed in running and seed.diverged is None
+                    if epoch_done and (seed.epoch % seed.config.checkpoint_every == 0 or not seed.active
+                                       or stop.requested):
+                        rundir.save_checkpoint(seed.run_dir, seed.config, *(member((params, opt_state), i)
+                                               if grouped else (params, opt_state)), seed.epoch)
+                        seed.last_saved = seed.epoch
                 if stop.requested:
                     status = "interrupted"
                     break
     except KeyboardInterrupt:
-        raise Interrupted(f"stopped at once in epoch {epoch}; {_kept(run_dir, last_saved)}") from None
+        kept = "; ".join(_kept(s.run_dir, s.last_saved) for s in seeds)
+        raise Interrupted(f"stopped at once in epoch {max(s.epoch for s in seeds) + 1}; {kept}") from None
     finally:
         bar.close()
-    history = rundir.read_metrics(run_dir, epoch)
-    summary = rundir.training_summary(history, epoch, images_per_epoch)
-    if len(history) < epoch:
-        rundir.warn(f"{run_dir}: metrics.jsonl holds {len(history)} of the {epoch} epochs; the curves and the "
-                    "training time cover those")
-    rundir.update_summary(run_dir, summary)
-    return {"status": status, "epoch": epoch, "config": config, "params": params, "trained_now": epoch - start,
-            **summary}
+    results = [_finish(seed, member(params, i) if grouped else params, status, images_per_epoch,
+                       [c.seed for c in configs] if grouped else None) for i, seed in enumerate(seeds)]
+    diverged = [s.diverged for s in seeds if s.diverged]
+    if diverged:
+        raise TrainingDiverged("; ".join(diverged))
+    return results
+
+
+def _record(seed, params, train_objective, finite, elapsed, net, x_test):
+    """The epoch a seed has just trained: its metrics row, or the reason it diverged."""
+    epoch = seed.epoch + 1
+    # The curve's test ELBO: one sample per image with evaluation's fixed key.
+    test_elbo = float(evaluate.elbo_per_image(net, params, x_test, 1).mean()) if finite else math.nan
+    if not math.isfinite(test_elbo):
+        seed.diverged = (f"training diverged at epoch {epoch}: the objective, the parameters or the test ELBO "
+                         f"became NaN or inf; {_kept(seed.run_dir, seed.last_saved)}. A smaller --learning-rate "
+                         "may help")
+        return
+    seed.epoch = epoch
+    row = {"epoch": epoch, "train_elbo": train_objective, "test_elbo": test_elbo, "seconds": elapsed}
+    if seed.config.latent_dim == 2 and exact.tracked(epoch, seed.config.log_px_every):
+        began = time.perf_counter()
+        row["tracked"] = {**exact.track(net, params, x_test[: exact.TRACKED_IMAGES]),
+                          "images": min(exact.TRACKED_IMAGES, len(x_test)), "seconds": time.perf_counter() - began}
+    rundir.append_metrics(seed.run_dir, row)
+
+
+def _finish(seed, params, status, images_per_epoch, group_seeds):
+    """The seed's training summary into its summary.json; train's result dict."""
+    history = rundir.read_metrics(seed.run_dir, seed.epoch)
+    summary = rundir.training_summary(history, seed.epoch, images_per_epoch) if history else {}
+    if len(history) < seed.epoch:
+        rundir.warn(f"{seed.run_dir}: metrics.jsonl holds {len(history)} of the {seed.epoch} epochs; the curves "
+                    "and the training time cover those")
+    if group_seeds is not None and seed.epoch > seed.start:
+        summary["trained_with_seeds"] = group_seeds  # its seconds are those of the group's epochs
+    if summary and not seed.diverged:
+        rundir.update_summary(seed.run_dir, summary)
+    return {"status": status, "epoch": seed.epoch, "config": seed.config, "params": params,
+            "trained_now": seed.epoch - seed.start, "run_dir": seed.run_dir, **summary}

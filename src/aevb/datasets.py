@@ -281,7 +281,8 @@ def read_npz(path):
         class_names = ("all",) if labels is None else tuple(str(label) for label in range(n_classes))
     elif class_names.dtype.kind != "U" or class_names.shape != (n_classes,):
         raise DataError(f"{path}: class_names must be {n_classes} strings, one per label")
-    flat = {"train_images": images.reshape(len(images), -1), "test_images": test_images.reshape(len(test_images), -1)}
+    pixels = image_shape[0] * image_shape[1]
+    flat = {"train_images": images.reshape(len(images), pixels), "test_images": test_images.reshape(-1, pixels)}
     labelled = {"train_labels": labels, "test_labels": test_labels}
     for role, y in labelled.items():
         size = len(flat[role.replace("labels", "images")])

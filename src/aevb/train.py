@@ -302,7 +302,7 @@ def _finish(seed, params, status, images_per_epoch, group_seeds):
                     "and the training time cover those")
     if group_seeds is not None and seed.epoch > seed.start:
         summary["trained_with_seeds"] = group_seeds  # its seconds are those of the group's epochs
-    if summary and not seed.diverged:
+    if summary and not seed.diverged and seed.epoch > seed.start:  # a finished run is left as it is
         rundir.update_summary(seed.run_dir, summary)
     return {"status": status, "epoch": seed.epoch, "config": seed.config, "params": params,
             "trained_now": seed.epoch - seed.start, "run_dir": seed.run_dir, **summary}

@@ -1,0 +1,137 @@
+"""Several seeds in one compiled program, sweeps over settings, and the comparison page."""
+
+import json
+import re
+import shutil
+
+import jax
+import numpy as np
+import pytest
+from conftest import run_cli, tiny, tiny_flags
+
+from aevb import data, pipeline, rundir, train
+from test_report import CHROMIUM_ARGS
+
+
+def _close(a, b, tolerance=2e-5):
+    """Parameters equal within float rounding (vmapped matmuls may sum in another order)."""
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)) < tolerance
+
+
+def _alone(config, run_dir):
+    run_dir.mkdir(parents=True)
+    return train.train(config, run_dir, data.load(config), progress=False)
+
+
+def test_seeds_trained_together_get_the_parameters_they_get_alone(tmp_path):
+    results = pipeline.train(tiny(), tmp_path / "group", seeds=(0, 1, 7), progress=False)
+    assert [r["run_dir"].name for r in results] == ["seed-0", "seed-1", "seed-7"]
+    for result in results:
+        alone = _alone(tiny(seed=result["config"].seed), tmp_path / f"alone-{result['config'].seed}")
+        assert _close(result["params"], alone["params"])
+        assert not _close(result["params"], results[0]["params"]) or result is results[0]  # seeds differ
+        rows, alone_rows = rundir.read_metrics(result["run_dir"]), rundir.read_metrics(alone["run_dir"])
+        np.testing.assert_allclose([r["train_elbo"] for r in rows], [r["train_elbo"] for r in alone_rows], rtol=1e-5)
+    group = json.loads((tmp_path / "group" / rundir.GROUP).read_text())
+    finals = [rundir.read_summary(r["run_dir"])["train_elbo_last_epoch"] for r in results]
+    assert group["seeds"] == [0, 1, 7] and group["values"]["train_elbo_last_epoch"] == finals
+    assert group["mean"]["train_elbo_last_epoch"] == pytest.approx(np.mean(finals))
+    assert group["std"]["train_elbo_last_epoch"] == pytest.approx(np.std(finals, ddof=1))
+
+
+def test_a_group_resumes_seeds_that_stand_at_different_epochs(tmp_path):
+    _alone(tiny(seed=0, epochs=2), tmp_path / "g" / "seed-0")  # seed 0 is ahead: 2 epochs, seed 1 has none
+    results = pipeline.train(tiny(epochs=2), tmp_path / "g", "auto", seeds=(0, 1), progress=False)
+    assert [r["trained_now"] for r in results] == [0, 2]
+    results = pipeline.train({"epochs": 4}, tmp_path / "g", "resume", seeds=(0, 1), progress=False)
+    assert [r["trained_now"] for r in results] == [2, 2]
+    for result in results:  # a resumed group ends where an uninterrupted run alone ends
+        alone = _alone(tiny(seed=result["config"].seed, epochs=4), tmp_path / f"alone-{result['config'].seed}")
+        assert _close(result["params"], alone["params"])
+        assert [r["epoch"] for r in rundir.read_metrics(result["run_dir"])] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("flags, message", [(["--seeds", "0,0"], "a seed twice"),
+                                            (["--seeds", "0,1", "--seed", "2"], "not both"),
+                                            (["--seeds", "0,x"], "is not a whole number")])
+def test_bad_seeds_are_one_usage_line(tmp_path, capsys, flags, message):
+    code, out, err = run_cli(capsys, "train", *tiny_flags(), *flags, "--runs-dir", str(tmp_path), "--no-progress")
+    assert code == 2 and message in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    flags = [*tiny_flags(epochs=2), "--latent-dim", "2,3", "--seeds", "0,1", "--runs-dir", str(runs), "--no-progress"]
+    from aevb import cli
+
+    assert cli.main(["sweep", "sw", *flags]) == 0
+    return runs / "sw", flags
+
+
+def test_sweep_trains_and_evaluates_each_point_as_an_ordinary_run(sweep):
+    sweep_dir, _ = sweep
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["latent_dim=2", "latent_dim=3"]
+    for dz in (2, 3):
+        for seed in (0, 1):
+            run_dir = sweep_dir / f"latent_dim={dz}" / f"seed-{seed}"
+            config, epoch = rundir.read_checkpoint_config(run_dir)
+            assert (config.latent_dim, config.seed, epoch) == (dz, seed, 2)
+            summary = rundir.read_summary(run_dir)
+            assert summary["evaluated_epoch"] == 2 and ("test_log_px" in summary) == (dz == 2)
+            assert summary["test_iwae"] >= summary["test_elbo"] - 3 * summary["test_elbo_se"]
+        group = json.loads((sweep_dir / f"latent_dim={dz}" / rundir.GROUP).read_text())
+        assert group["seeds"] == [0, 1] and "test_elbo" in group["mean"]
+    assert json.loads((sweep_dir / "sweep.json").read_text())["varied"] == ["latent_dim"]
+
+
+def test_a_finished_sweep_is_skipped(sweep, capsys):
+    sweep_dir, flags = sweep
+    stamps = {p: p.stat().st_mtime_ns for p in sweep_dir.rglob("*") if p.name in ("summary.json", "params.safetensors")}
+    code, out, err = run_cli(capsys, "sweep", "sw", *flags)
+    assert code == 0 and out.count("is already trained") == 4
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+
+
+def test_compare_page_numbers_and_figures(sweep, capsys):
+    sweep_dir, _ = sweep
+    code, out, err = run_cli(capsys, "compare", str(sweep_dir))
+    assert code == 0, err
+    page = (sweep_dir / "compare.html").read_text()
+    for name in ("compare_latent_dim", "compare_curves"):
+        assert rundir.figure_path(sweep_dir, name).is_file()
+    assert page.count('<img class="figure"') == 2 and "http" not in page.replace("http-equiv", "")
+    for dz in (2, 3):  # the settings table: mean ± sd over the two seeds, from the runs' own summaries
+        values = [rundir.read_summary(sweep_dir / f"latent_dim={dz}" / f"seed-{s}")["test_elbo"] for s in (0, 1)]
+        assert f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}" in page
+    assert len(re.findall(r'<td class="path">', page)) == 4
+
+
+def test_compare_of_nothing_is_one_line(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "compare", str(tmp_path))
+    assert code == 2 and "no trained runs" in err
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1200, 390])
+def test_compare_page_in_a_browser_at_laptop_and_phone_widths(sweep, capsys, width):
+    from playwright.sync_api import sync_playwright
+
+    sweep_dir, _ = sweep
+    if not (sweep_dir / "compare.html").is_file():
+        run_cli(capsys, "compare", str(sweep_dir))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                    args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        requests, errors = [], []
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto((sweep_dir / "compare.html").resolve().as_uri())
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        widths = page.evaluate("[...document.images].map(i => [i.naturalWidth, i.getBoundingClientRect().width])")
+        assert len(widths) == 2 and all(natural > 0 and 0 < shown <= width for natural, shown in widths)
+        assert not errors and all(url.startswith(("file:", "data:")) for url in requests)
+        browser.close()

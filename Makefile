@@ -9,7 +9,7 @@ NAME ?= default
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser data run test bench clean
+.PHONY: install browser debian-lists data run test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,13 +25,19 @@ browser:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	  --no-install-recommends chromium; }
 
+# Fashion-MNIST comes from Debian's package dataset-fashion-mnist (apt-get download, no install):
+# apt's package lists must know it; a fresh container has none until apt-get update.
+debian-lists:
+	@apt-cache show dataset-fashion-mnist >/dev/null 2>&1 || ! command -v apt-get >/dev/null || \
+	  { echo "updating apt's package lists (for Fashion-MNIST's Debian package)"; $(SUDO) apt-get update -qq || true; }
+
 data: install
 	$(BIN)/aevb data
 
 run: data
 	$(BIN)/aevb run --name $(NAME)
 
-test: install browser
+test: install browser debian-lists
 	$(BIN)/python -m pytest
 
 bench: data

@@ -8,6 +8,7 @@ evaluation added later) under 2 minutes; the exact log p(x) of the 10000 test im
 """
 
 import argparse
+import dataclasses
 import json
 import resource
 import shutil
@@ -130,6 +131,31 @@ def epoch_seconds(config, x_train, epochs=6):
     return statistics.median(times)
 
 
+def group_epoch_seconds(config, x_train, seeds, rounds=3):
+    """Median seconds of one epoch of len(seeds) seeds trained together (vmap in one compiled epoch)
+    and of the same seeds' epochs one after another, measured alternately in this process."""
+    x_train = jnp.asarray(x_train)
+    configs = [dataclasses.replace(config, seed=s) for s in seeds]
+    singles = [(train.make_epoch(c), *train.init_state(c)) for c in configs]
+    group = train.make_epoch(config, tuple(seeds))
+    params = train.stack([p for _, p, _ in singles])
+    opt_state = train.stack([o for _, _, o in singles])
+    active = jnp.ones(len(seeds), bool)
+    together, apart = [], []
+    for r in range(rounds + 1):  # round 0 compiles
+        began = time.perf_counter()
+        params, opt_state, metrics = group(params, opt_state, x_train, jnp.full(len(seeds), r + 1), active)
+        jax.block_until_ready(metrics)
+        together.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        for i, (epoch, p, o) in enumerate(singles):
+            p, o, metrics = epoch(p, o, x_train, r + 1)
+            jax.block_until_ready(metrics)
+            singles[i] = (epoch, p, o)
+        apart.append(time.perf_counter() - began)
+    return statistics.median(together[1:]), statistics.median(apart[1:])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
@@ -174,6 +200,13 @@ def main():
         "ideal_ceiling_fraction_of_peak_matmul": flops / floor_seconds / peak,
     }
 
+    together, apart = group_epoch_seconds(config, x_train, tuple(range(args.seeds)))
+    results["seeds_together"] = {"seeds": args.seeds, "together_seconds_per_epoch": together,
+                                 "one_after_another_seconds_per_epoch": apart, "ratio": together / apart}
+    results["objective_seconds_per_epoch"] = {
+        name: epoch_seconds(Config(objective=objective, num_samples=k), x_train, epochs=2)
+        for name, objective, k in (("elbo", "elbo", 1), ("iwae_k5", "iwae", 5), ("iwae_k50", "iwae", 50))}
+
     k = 1000
     sub = x_test[:1000]
     evaluate.iwae_per_image(net, params, sub[:100], k)  # compile
@@ -193,40 +226,43 @@ def main():
     results["svi_seconds_per_image"] = statistics.mean(svi_seconds)
 
     if not args.quick:
+        # The seeds trained together in one compiled program (aevb train --seeds 0,1,2), each evaluated.
+        began = time.perf_counter()
+        group = pipeline.train(config, "bench/results/runs/seeds", "overwrite", progress=False,
+                               seeds=tuple(range(args.seeds)))
         runs = []
-        for seed in range(args.seeds):
-            out = Path("bench/results/runs") / f"seed{seed}"
-            shutil.rmtree(out, ignore_errors=True)
-            began = time.perf_counter()
-            if seed == 0:
-                # Seed 0 is exactly what make run does after install and data: the whole pipeline, timed.
-                subprocess.run([sys.executable, "-m", "aevb", "run", "--runs-dir", str(out.parent), "--name",
-                                out.name, "--no-progress"], check=True, stdout=subprocess.DEVNULL)
-                summary = json.loads((out / "summary.json").read_text())
-                row = {"seed": seed, "test_elbo": summary["test_elbo"], "test_elbo_se": summary["test_elbo_se"],
-                       "test_iwae_k1000": summary["test_iwae"], "make_run_seconds": time.perf_counter() - began}
-            else:
-                cfg = Config(seed=seed)
-                result = pipeline.train(cfg, out, progress=False)
-                test_elbo, test_se = evaluate.evaluate_elbo(net, result["params"], x_test, cfg.eval_samples)
-                row = {"seed": seed, "test_elbo": test_elbo, "test_elbo_se": test_se,
-                       "train_seconds": time.perf_counter() - began}
-            runs.append(row)
-            print(json.dumps(row), flush=True)
-        results["quality"] = {"runs": runs, "mean_test_elbo": statistics.mean(r["test_elbo"] for r in runs)}
-        runs[0]["exact_evaluation_seconds"] = json.loads((Path("bench/results/runs/seed0") / "summary.json")
-                                                         .read_text())["exact_evaluation_seconds"]
-        results["exact"] = exact_speed(pipeline.load("bench/results/runs/seed0"), peak)
+        for result in group:
+            test_elbo, test_se = evaluate.evaluate_elbo(net, result["params"], x_test, config.eval_samples)
+            runs.append({"seed": result["config"].seed, "test_elbo": test_elbo, "test_elbo_se": test_se})
+            print(json.dumps(runs[-1]), flush=True)
+        results["quality"] = {"runs": runs, "mean_test_elbo": statistics.mean(r["test_elbo"] for r in runs),
+                              "sd_test_elbo": statistics.stdev(r["test_elbo"] for r in runs) if len(runs) > 1 else 0,
+                              "seeds_trained_together_seconds": time.perf_counter() - began}
+        # What make run does after install and data (seed 0, the whole pipeline), timed.
+        out = Path("bench/results/runs/seed0")
+        shutil.rmtree(out, ignore_errors=True)
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "aevb", "run", "--runs-dir", str(out.parent), "--name", out.name,
+                        "--no-progress"], check=True, stdout=subprocess.DEVNULL)
+        summary = json.loads((out / "summary.json").read_text())
+        results["make_run"] = {"seconds": time.perf_counter() - began, "test_elbo": summary["test_elbo"],
+                               "test_elbo_se": summary["test_elbo_se"], "test_iwae_k1000": summary["test_iwae"],
+                               "test_log_px": summary["test_log_px"],
+                               "exact_evaluation_seconds": summary["exact_evaluation_seconds"]}
+        print(json.dumps(results["make_run"]), flush=True)
+        results["exact"] = exact_speed(pipeline.load(out), peak)
 
     checks = [("fraction of peak matmul >= 0.65", results["speed"]["fraction_of_peak_matmul"] >= 0.65),
               ("IWAE K=5000 peak memory < 2 GiB", results["iwae"]["peak_rss_gib_after_k5000"] < 2.0),
-              ("SVI under 1 s per image", results["svi_seconds_per_image"] < 1.0)]
+              ("SVI under 1 s per image", results["svi_seconds_per_image"] < 1.0),
+              (f"{args.seeds} seeds together no slower than one after another (within 5%)",
+               results["seeds_together"]["ratio"] <= 1.05)]
     if "quality" in results:
         checks.append(("mean test ELBO >= -158", results["quality"]["mean_test_elbo"] >= -158.0))
         # The 120 s were set for the assignment's pipeline; the exact evaluation came later, timed apart.
-        first = results["quality"]["runs"][0]
+        timed = results["make_run"]
         checks.append(("make run (after install and data), less its exact evaluation, under 120 s",
-                       first["make_run_seconds"] - first["exact_evaluation_seconds"] < 120))
+                       timed["seconds"] - timed["exact_evaluation_seconds"] < 120))
         checks.append(("exact log p(x) of the 10000 test images under 60 s", results["exact"]["seconds"] < 60))
     results["checks"] = {name: ok for name, ok in checks}
     Path("bench/results").mkdir(parents=True, exist_ok=True)

@@ -135,3 +135,12 @@ def test_compare_page_in_a_browser_at_laptop_and_phone_widths(sweep, capsys, wid
         assert len(widths) == 2 and all(natural > 0 and 0 < shown <= width for natural, shown in widths)
         assert not errors and all(url.startswith(("file:", "data:")) for url in requests)
         browser.close()
+
+
+def test_run_with_seeds_gives_each_seed_its_report_and_the_group_its_summary(tmp_path, capsys):
+    reports = pipeline.run_all(tiny(epochs=1, latent_dim=3), tmp_path / "g", progress=False, seeds=(0, 1))
+    assert [path.parent.name for path in reports] == ["seed-0", "seed-1"] and all(p.is_file() for p in reports)
+    group = json.loads((tmp_path / "g" / rundir.GROUP).read_text())
+    elbos = [rundir.read_summary(tmp_path / "g" / f"seed-{s}")["test_elbo"] for s in (0, 1)]
+    assert group["values"]["test_elbo"] == elbos
+    assert "test_elbo" in capsys.readouterr().out

@@ -25,7 +25,7 @@ def settings_figure(name, points, measure_names):
     step = min(np.diff(sorted(positions.values())), default=1)
     figure = Figure(figsize=(4.3 * len(measure_names), 3.9), layout="constrained")
     axes = figure.subplots(1, len(measure_names), squeeze=False)[0]
-    for m, (ax, measure) in enumerate(zip(axes, measure_names)):
+    for m, (ax, measure) in enumerate(zip(axes, measure_names, strict=True)):
         for i, line in enumerate(labels):
             rows = sorted((positions[value], numbers[m]) for label, value, numbers in points
                           if label == line and numbers[m] is not None)
@@ -67,7 +67,7 @@ def curves_figure(panels):
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for ax in axes[len(panels):]:
         ax.set_axis_off()
-    for ax, (title, lines) in zip(axes, panels.items()):
+    for ax, (title, lines) in zip(axes, panels.items(), strict=False):
         lows, highs = [], []
         for i, (line, images_per_epoch, rows_per_seed) in enumerate(lines):
             rows_per_seed = [rows for rows in rows_per_seed if rows]

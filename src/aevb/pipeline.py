@@ -348,7 +348,7 @@ def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True):
     directories, or None if training was interrupted."""
     sweep_dir = Path(sweep_dir)
     varied = [name for name, values in grid.items() if len(values) > 1]
-    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     for point in points:  # every bad combination is refused before anything trains
         Config(**point)
     sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -205,7 +205,7 @@ def train_group(configs, run_dirs, split, resume, progress=True):
     config = configs[0]
     if len(split.x_train) < config.batch_size:
         raise ConfigError(f"batch size {config.batch_size} exceeds the {len(split.x_train)} training images")
-    seeds = [_Seed(c, d, r) for c, d, r in zip(configs, run_dirs, resume)]
+    seeds = [_Seed(c, d, r) for c, d, r in zip(configs, run_dirs, resume, strict=True)]
     grouped = len(seeds) > 1
     x_train, x_test = jnp.asarray(split.x_train), jnp.asarray(split.x_test)
     net = networks.get(config.architecture)

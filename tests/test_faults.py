@@ -378,3 +378,21 @@ def _same(a, b):
 
     return all(np.array_equal(np.asarray(x), np.asarray(y))
                for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True))
+
+
+@pytest.mark.slow
+def test_a_signal_to_a_group_saves_every_seed_and_the_group_resumes_to_the_same_end(tmp_path):
+    flags = [*tiny_flags(epochs=30, checkpoint_every=5, n_train=800, n_test=100, hidden_dim=64, batch_size=20),
+             "--seeds", "0,1", "--runs-dir", str(tmp_path), "--no-progress"]
+    assert _finish(_aevb("train", "--name", "whole", *flags))[0] == 0
+    cut = _aevb("train", "--name", "cut", *flags)
+    _wait_for_rows(tmp_path / "cut" / "seed-1", 6, cut)
+    cut.send_signal(signal.SIGTERM)
+    code, out, err = _finish(cut)
+    assert code == 130 and "Traceback" not in err and "--seeds 0,1 --resume" in out
+    epochs = [train.restore(tmp_path / "cut" / f"seed-{s}")[3] for s in (0, 1)]
+    assert epochs[0] == epochs[1] and 6 <= epochs[0] < 30  # both seeds saved at the epoch the signal came in
+    assert _finish(_aevb("train", "--name", "cut", "--resume", *flags))[0] == 0
+    for seed in (0, 1):  # the same draws, the same compiled group epoch: the same end, bit for bit
+        whole, cut = (train.restore(tmp_path / name / f"seed-{seed}") for name in ("whole", "cut"))
+        assert _same(whole[1:3], cut[1:3])

@@ -85,6 +85,10 @@ def varied_settings(groups):
     return [name for name in names if len({json.dumps(getattr(g.config, name)) for g in groups}) > 1]
 
 
+def _order(value):
+    return (1, str(value), 0) if isinstance(value, str) else (0, "", value)
+
+
 def label(config, names):
     return ", ".join(f"{name}={getattr(config, name)}" for name in names) or "all runs"
 
@@ -131,8 +135,10 @@ def _run_table(entries, varied, measures, root):
 def compare(paths, out_dir):
     """Writes out_dir/compare.html and out_dir/figures/compare_*.png; returns the page's path."""
     entries = find_runs(paths)
+    varied = varied_settings(group_runs(entries))
+    # In the order of the varied settings' values (numbers as numbers: 2 before 10), then the seed.
+    entries.sort(key=lambda e: ([_order(getattr(e.config, name)) for name in varied], e.config.seed))
     groups = group_runs(entries)
-    varied = varied_settings(groups)
     measures = [m for m in MEASURES if any(g.values(m) for g in groups)]
     out_dir = Path(out_dir)
     figures = []
@@ -146,7 +152,8 @@ def compare(paths, out_dir):
                         "across seeds (with one seed: ± one standard error over test images)."))
     panels = {}
     for g in groups:  # curves: a panel per combination of the varied settings other than the latent dimension
-        panel = label(g.config, [n for n in varied if n != "latent_dim"])
+        others = [n for n in varied if n != "latent_dim"]
+        panel = label(g.config, others) if others else g.config.dataset
         line = f"Dz={g.config.latent_dim}" if "latent_dim" in varied else label(g.config, varied)
         images_per_epoch = g.config.train_size // g.config.batch_size * g.config.batch_size
         panels.setdefault(panel, []).append((line, images_per_epoch, [e.metrics for e in g.entries]))

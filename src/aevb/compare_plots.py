@@ -78,7 +78,7 @@ def curves_figure(panels):
                 epochs, mean = _mean_curve(rows_per_seed, key)
                 if len(epochs):
                     ax.plot(epochs * images_per_epoch, mean, style, color=colour, label=line if style == "-" else None)
-                    lows.append(np.percentile(mean, 10)), highs.append(mean.max())
+                    lows.append(np.percentile(mean, 3)), highs.append(mean.max())
         ax.set_xscale("log")
         if lows:
             low, high = min(lows), max(highs)
@@ -88,6 +88,6 @@ def curves_figure(panels):
         ax.grid(alpha=0.3, which="both")
         handles, labels = ax.get_legend_handles_labels()
         handles += [Line2D([], [], color="k", linestyle="-"), Line2D([], [], color="k", linestyle="--")]
-        ax.legend(handles, labels + ["train", "test"], fontsize=8, loc="lower right")
+        ax.legend(handles, labels + ["train", "test"], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     figure.suptitle("Learning curves (mean over seeds)", fontsize=11)
     return figure

@@ -170,6 +170,9 @@ def render(name, config, summary, split, figure, answers, payload=None, explorer
     if "training_seconds" in s:
         timing = (f"{s['epochs']} epochs in {s['training_seconds']:.1f} s ({s['seconds_per_epoch']:.3f} s per epoch, "
                   f"{s['images_per_second']:.0f} images/s).")
+        if "trained_with_seeds" in s:
+            seeds = ", ".join(map(str, s["trained_with_seeds"]))
+            timing += f" Trained together with seeds {seeds} in one compiled program: the times are the group's."
     completion_rows, completion_figures = "", ""
     for mask, c in s.get("completion", {}).items():
         label = dataset.class_names[c["label"]] if c.get("label") is not None else "?"

@@ -17,7 +17,8 @@ from . import report as pages
 from .config import Config, ConfigError
 
 # summary key -> what the page calls it; the bounds a run may hold, best known last
-MEASURES = {"test_elbo": "test ELBO", "test_iwae": "test IWAE bound", "test_log_px": "exact test log p(x)"}
+MEASURES = {"test_elbo": "test ELBO", "test_iwae": "test IWAE bound", "test_iwae_defensive": "test IWAE, defensive",
+            "test_log_px": "exact test log p(x)"}
 PAGE = "compare.html"
 STYLE = "td.path { overflow-wrap: anywhere; min-width: 8em; } h1 { overflow-wrap: anywhere; }"
 
@@ -171,7 +172,8 @@ def compare(paths, out_dir):
             f'<p class="headline">{html.escape(headline)}. Numbers in nats per image, higher is better.</p>',
             '<p class="note">Where two settings differ by less than the seed-to-seed spread, these runs do not '
             "tell them apart. The exact log p(x) exists for Dz = 2 only (a grid over the latent plane); the IWAE "
-            "bound is a lower bound on it.</p>",
+            "bounds are lower bounds on it. Where it does not exist, the defensive bound (proposal ½ q + ¼ wide q + "
+            "¼ prior) is the estimate to trust.</p>",
             "<h2>Settings, mean ± sd over seeds</h2>", _group_table(groups, varied, measures)]
     body += ["<h2>Figures</h2>"] + [pages._figure(path, caption) for _, path, caption in figures]
     shared = ", ".join(f"{name}={getattr(base, name)}" for name in (f.name for f in dataclasses.fields(Config))

@@ -37,9 +37,12 @@ def settings_figure(name, points, measure_names):
             spread = [r[1][1] if np.isfinite(r[1][1]) else 0.0 for r in rows]
             ax.errorbar(x, mean, yerr=spread, color=CLASS_COLOURS[i % len(CLASS_COLOURS)],
                         marker=CLASS_MARKERS[i % len(CLASS_MARKERS)], capsize=3, label=line)
+        low, high = min(positions.values()), max(positions.values())
         if log:
             ax.set_xscale("log")
-        ax.margins(x=0.12)
+            ax.set_xlim(low / 1.4, high * 1.4)
+        else:
+            ax.set_xlim(low - 0.4 * (step or 1), high + 0.4 * (step or 1))
         ax.set_xticks([positions[t] for t in ticks], [str(t) for t in ticks])
         ax.minorticks_off()
         ax.set_xlabel(name), ax.set_title(measure, fontsize=10)

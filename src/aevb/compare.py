@@ -20,7 +20,9 @@ from .config import Config, ConfigError
 MEASURES = {"test_elbo": "test ELBO", "test_iwae": "test IWAE bound", "test_iwae_defensive": "test IWAE, defensive",
             "test_log_px": "exact test log p(x)"}
 PAGE = "compare.html"
-STYLE = "td.path { overflow-wrap: anywhere; min-width: 8em; } h1 { overflow-wrap: anywhere; }"
+# On a phone the wide figures keep a readable size and scroll sideways in their box, not the page.
+STYLE = """td.path { overflow-wrap: anywhere; min-width: 8em; } h1 { overflow-wrap: anywhere; }
+@media (max-width: 600px) { .wrap img.figure { max-width: none; width: 760px; } }"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +177,8 @@ def compare(paths, out_dir):
             "bounds are lower bounds on it. Where it does not exist, the defensive bound (proposal ½ q + ¼ wide q + "
             "¼ prior) is the estimate to trust.</p>",
             "<h2>Settings, mean ± sd over seeds</h2>", _group_table(groups, varied, measures)]
-    body += ["<h2>Figures</h2>"] + [pages._figure(path, caption) for _, path, caption in figures]
+    body += ["<h2>Figures</h2>"] + [f'<div class="wrap">{pages._figure(path, caption)}</div>'
+                                     for _, path, caption in figures]
     shared = ", ".join(f"{name}={getattr(base, name)}" for name in (f.name for f in dataclasses.fields(Config))
                        if name != "seed" and name not in varied)
     body += ["<h2>Every run</h2>", f'<p class="note">Settings every run shares: {html.escape(shared)}. The '

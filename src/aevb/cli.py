@@ -35,8 +35,7 @@ def _pair(text):
 
 def _seeds(text):
     """--seeds 0,1,2 -> (0, 1, 2)."""
-    parts = text.split(",")
-    return tuple(_number(int, 0)(part) for part in parts)
+    return tuple(_number(int, 0)(part) for part in text.split(","))
 
 
 def _values(kind):
@@ -141,8 +140,8 @@ def _call(args, pipeline):  # runs the command; returns its exit code
     if seeds is not None and args.seed is not None:
         raise ConfigError("give --seed or --seeds, not both")
     if args.command == "sweep":
-        grid = {name: value for name, value in _settings(args).items()}
-        grid = {name: value if isinstance(value, tuple) else (value,) for name, value in grid.items()}
+        # Every setting given is a tuple of values (--debug, a flag, gives one value).
+        grid = {name: value if isinstance(value, tuple) else (value,) for name, value in _settings(args).items()}
         return 130 if pipeline.sweep(grid, run_dir, seeds, data_dir, progress) is None else 0
     if args.command == "train":
         mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"

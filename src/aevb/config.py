@@ -11,7 +11,6 @@ import importlib
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 
 NAME_MAX = 255  # bytes in a file name on the usual file systems
@@ -98,19 +97,19 @@ class Config:
                 raise ConfigError(f"{field.name} must be at least {meta['minimum']}, not {value}")
             if meta["maximum"] is not None and value > meta["maximum"]:
                 raise ConfigError(f"{field.name} must be at most {meta['maximum']}, not {value}")
-            if field.name == "dataset" and value.startswith("npz:"):
-                continue  # checked below, by reading the file
+            if field.name == "dataset":
+                continue  # datasets.get checks it below: a table's name, or npz:PATH (reading the file)
             if meta["choices"] is not None and value not in choices_of(field):
                 raise ConfigError(f"{field.name} is one of {', '.join(choices_of(field))}, not {value!r}")
         from . import datasets
 
-        if self.dataset.startswith(datasets.NPZ):  # stored with an absolute path: a resume elsewhere finds it
-            path = Path(self.dataset[len(datasets.NPZ):]).expanduser().resolve()
-            object.__setattr__(self, "dataset", f"{datasets.NPZ}{path}")
         try:
-            train_count, test_count = datasets.get(self.dataset).sizes
+            dataset = datasets.get(self.dataset)
         except datasets.DataError as error:
             raise ConfigError(str(error)) from None
+        # The dataset's own name: npz:PATH is stored with an absolute path, so a resume elsewhere finds it.
+        object.__setattr__(self, "dataset", dataset.name)
+        train_count, test_count = dataset.sizes
         if self.test_split == "assignment" and self.n_train + self.n_test > train_count:
             raise ConfigError(f"n_train + n_test = {self.n_train + self.n_test} exceeds the {train_count} training "
                               f"images of {self.dataset}")

@@ -63,11 +63,17 @@ def iwae_bound(log_w):
 # ---- objectives: (key, net, params, x (B, D), num_samples) -> per-image estimates (B,) ----------
 
 
+def sampled_log_weights(key, net, theta, x, q, num_samples, mask=None):
+    """log_weights at num_samples reparameterized z ~ q = (mean, log_std): q (..., Dz) -> (S, ...).
+    The one place the objectives draw z, so the ELBO and the IWAE bound of a key see the same draws."""
+    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, ..., Dz)
+    return log_weights(net, theta, x, z, q, mask)
+
+
 def elbo_of(key, net, theta, x, q, num_samples, mask=None):
     """The ELBO of any q = (mean, log_std), estimated by the mean of log p(x, z) - log q(z) over
     num_samples reparameterized z ~ q: q (..., Dz) -> (...). With a mask, of the observed pixels."""
-    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, ..., Dz)
-    return jnp.mean(log_weights(net, theta, x, z, q, mask), axis=0)
+    return jnp.mean(sampled_log_weights(key, net, theta, x, q, num_samples, mask), axis=0)
 
 
 def elbo_per_image(key, net, params, x, num_samples=1):
@@ -89,9 +95,8 @@ def iwae_per_image(key, net, params, x, num_samples=1):
     """The importance-weighted bound of Burda, Grosse & Salakhutdinov (2016, eq. 8) with K =
     num_samples reparameterized z ~ q(z|x): log (1/K) sum_k w_k, (B, D) -> (B,). The same draws as
     elbo_per_image: at K = 1 both are log w of one z, number for number."""
-    q = net.encode(params["encoder"], x)
-    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (K, B, Dz)
-    return iwae_bound(log_weights(net, params["decoder"], x, z, q))
+    q = net.encode(params["encoder"], x)  # (B, Dz) each
+    return iwae_bound(sampled_log_weights(key, net, params["decoder"], x, q, num_samples))  # of (K, B)
 
 
 def sample(key, net, theta, latent_dim, n):

@@ -21,8 +21,8 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import answers as questions, data, datasets, drawing, evaluate as evaluation, exact as exactly, networks
-from . import partial, plots, rundir
+from . import answers as questions, compare as comparison, data, datasets, drawing, evaluate as evaluation
+from . import exact as exactly, networks, partial, plots, rundir
 from . import report as pages, train as training, writer
 from .config import Config, ConfigError
 
@@ -300,8 +300,8 @@ def train_and_evaluate(settings, run_dir, data_dir=None, progress=True, seeds=No
         return None
     runs = [Run(Path(r["run_dir"]), r["config"], r["params"], r["epoch"], r["split"]) for r in results]
     for run in runs:
-        if rundir.read_summary(run.path).get("evaluated_epoch") != run.epoch or (
-                run.config.latent_dim == 2 and "test_log_px" not in rundir.read_summary(run.path)):
+        summary = rundir.read_summary(run.path)
+        if summary.get("evaluated_epoch") != run.epoch or (run.config.latent_dim == 2 and "test_log_px" not in summary):
             evaluate(run, progress=progress, exact=run.config.latent_dim == 2, exact_extras=exact_extras)
     if seeds is not None:
         summarize_group(run_dir, [run.path for run in runs])
@@ -336,7 +336,7 @@ def point_name(point, varied):
     """A sweep point's folder name from the settings it varies: latent_dim=5_objective=iwae."""
     def short(value):  # npz:/data/mine.npz -> npz-mine
         text = str(value)
-        return f"npz-{Path(text[4:]).stem}" if text.startswith(datasets.NPZ) else text.replace("/", "-")
+        return f"npz-{Path(text[len(datasets.NPZ):]).stem}" if text.startswith(datasets.NPZ) else text.replace("/", "-")
 
     return "_".join(f"{name}={short(point[name])}" for name in varied) or "run"
 
@@ -352,7 +352,7 @@ def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True):
     for point in points:  # every bad combination is refused before anything trains
         Config(**point)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    rundir.atomic_write_text(sweep_dir / SWEEP, json.dumps(
+    rundir.atomic_write_text(sweep_dir / rundir.SWEEP, json.dumps(
         {"grid": {name: list(values) for name, values in grid.items()}, "varied": varied,
          "seeds": None if seeds is None else list(seeds),
          "points": [point_name(point, varied) for point in points]}, indent=2) + "\n")
@@ -372,10 +372,6 @@ def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True):
 def compare(paths, out_dir=None):
     """One HTML page comparing the runs at or under paths (runs, groups, sweeps); returns its path.
     out_dir: default the one directory given, else runs/comparison."""
-    from . import compare as comparison
-
     out_dir = out_dir or (paths[0] if len(paths) == 1 else Path("runs") / "comparison")
     return comparison.compare(list(paths), out_dir)
 
-
-SWEEP = "sweep.json"  # in a sweep's folder: its grid and its points

@@ -246,6 +246,7 @@ def read_summary(run_dir):
 
 
 GROUP = "group.json"  # in a folder of seeds' run directories: their numbers' mean and spread
+SWEEP = "sweep.json"  # in a sweep's folder: its grid and its points
 
 
 def write_group_summary(group_dir, run_dirs):

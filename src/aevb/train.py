@@ -217,6 +217,10 @@ def train_group(configs, run_dirs, split, resume, progress=True):
         params, opt_state = stack([s.params for s in seeds]), stack([s.opt_state for s in seeds])
     else:
         epoch_fn, params, opt_state = make_epoch(config), seeds[0].params, seeds[0].opt_state
+
+    def of(tree, i):  # seed i's part of the state: stacked when grouped, the state itself when not
+        return member(tree, i) if grouped else tree
+
     images_per_epoch = (x_train.shape[0] // config.batch_size) * config.batch_size
     first, last = min(s.epoch for s in seeds), max(c.epochs for c in configs)
     bar = tqdm(range(first + 1, last + 1), initial=first, total=last, unit="epoch", dynamic_ncols=True,
@@ -241,8 +245,7 @@ def train_group(configs, run_dirs, split, resume, progress=True):
                 elapsed = time.perf_counter() - began
                 for i, seed in enumerate(seeds):
                     if seed in running:
-                        _record(seed, member(new_params, i) if grouped else new_params, train_objectives[i],
-                                finite[i], elapsed, net, x_test)
+                        _record(seed, of(new_params, i), train_objectives[i], finite[i], elapsed, net, x_test)
                         bar.set_postfix(train_elbo=f"{train_objectives[i]:.2f}",
                                         images_per_s=f"{len(running) * images_per_epoch / elapsed:.0f}")
                 if not grouped and seeds[0].diverged:
@@ -255,18 +258,17 @@ def train_group(configs, run_dirs, split, resume, progress=True):
                     epoch_done = seed in running and seed.diverged is None
                     if epoch_done and (seed.epoch % seed.config.checkpoint_every == 0 or not seed.active
                                        or stop.requested):
-                        rundir.save_checkpoint(seed.run_dir, seed.config, *(member((params, opt_state), i)
-                                               if grouped else (params, opt_state)), seed.epoch)
+                        rundir.save_checkpoint(seed.run_dir, seed.config, *of((params, opt_state), i), seed.epoch)
                         seed.last_saved = seed.epoch
                 if stop.requested:
                     status = "interrupted"
                     break
     except KeyboardInterrupt:
-        kept = "; ".join(_kept(s.run_dir, s.last_saved) for s in seeds)
-        raise Interrupted(f"stopped at once in epoch {max(s.epoch for s in seeds) + 1}; {kept}") from None
+        saved = "; ".join(_kept(s.run_dir, s.last_saved) for s in seeds)
+        raise Interrupted(f"stopped at once in epoch {max(s.epoch for s in seeds) + 1}; {saved}") from None
     finally:
         bar.close()
-    results = [_finish(seed, member(params, i) if grouped else params, status, images_per_epoch,
+    results = [_finish(seed, of(params, i), status, images_per_epoch,
                        [c.seed for c in configs] if grouped else None) for i, seed in enumerate(seeds)]
     diverged = [s.diverged for s in seeds if s.diverged]
     if diverged:

@@ -11,7 +11,9 @@ import argparse
 import dataclasses
 import json
 import resource
+import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -156,6 +158,44 @@ def group_epoch_seconds(config, x_train, seeds, rounds=3):
     return statistics.median(together[1:]), statistics.median(apart[1:])
 
 
+def scaling(rounds=2, epochs=4):
+    """Images/s of training the default config with `aevb train` on 1 device, on 2 devices of one
+    process and on 2 processes (one device each, gloo on 127.0.0.1): the median of epochs 2..epochs
+    (epoch 1 compiles) over rounds, the three layouts alternated so that they share the hour."""
+    def launch(name, extra):
+        command = [sys.executable, "-m", "aevb", "train", "--runs-dir", "bench/results/runs/scaling", "--name", name,
+                   "--overwrite", "--epochs", str(epochs), "--log-px-every", "0", "--no-progress"]
+        environment = {**os.environ, "XLA_FLAGS": ""}  # one CPU device per process unless --devices asks more
+        if extra == "processes":
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            processes = [subprocess.Popen(command + ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                                                     "--process-id", str(i)], env=environment,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in (0, 1)]
+        else:
+            processes = [subprocess.Popen(command + extra, env=environment, stdout=subprocess.DEVNULL)]
+        for process in processes:
+            if process.wait(timeout=900) != 0:
+                raise RuntimeError(f"aevb train for {name} failed")
+        rows = [json.loads(line) for line in Path(f"bench/results/runs/scaling/{name}/metrics.jsonl").read_text()
+                .splitlines()]
+        return [row["seconds"] for row in rows[1:]]
+
+    layouts = {"1_device": [], "2_devices_1_process": ["--devices", "2"], "2_processes": "processes"}
+    seconds = {name: [] for name in layouts}
+    for _ in range(rounds):
+        for name, extra in layouts.items():
+            seconds[name] += launch(name, extra)
+    images = Config().n_train // Config().batch_size * Config().batch_size
+    result = {name: {"seconds_per_epoch": statistics.median(times), "images_per_second":
+                     images / statistics.median(times), "epochs_timed": len(times)} for name, times in seconds.items()}
+    for name in layouts:
+        result[name]["speedup_over_1_device"] = (result["1_device"]["seconds_per_epoch"]
+                                                 / result[name]["seconds_per_epoch"])
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
@@ -200,6 +240,8 @@ def main():
         "ideal_ceiling_fraction_of_peak_matmul": flops / floor_seconds / peak,
     }
 
+    results["scaling"] = scaling()
+    print(json.dumps(results["scaling"]), flush=True)
     together, apart = group_epoch_seconds(config, x_train, tuple(range(args.seeds)))
     results["seeds_together"] = {"seeds": args.seeds, "together_seconds_per_epoch": together,
                                  "one_after_another_seconds_per_epoch": apart, "ratio": together / apart}
@@ -271,6 +313,11 @@ def main():
     for name, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {name}")
     speed = results["speed"]
+    scale = results["scaling"]
+    print(f"note  training images/s: 1 device {scale['1_device']['images_per_second']:.0f}, 2 devices of one process "
+          f"{scale['2_devices_1_process']['images_per_second']:.0f}, 2 processes "
+          f"{scale['2_processes']['images_per_second']:.0f}: on {os.cpu_count()} CPU cores that share one memory, "
+          "several devices split the same cores and add an all-reduce per step, so no speed-up is expected here")
     print(f"note  an epoch whose only costs were its matmuls at the model-shape rate and optax's Adam would reach "
           f"{speed['ceiling_fraction_of_peak_matmul']:.0%} of peak; with Adam fused to its minimal memory "
           f"traffic, {speed['ideal_ceiling_fraction_of_peak_matmul']:.0%}")

@@ -7,6 +7,8 @@ from aevb.config import Config
 
 # Silent broadcasting hides shape bugs: make rank promotion an error in every test.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Two CPU devices, for the tests of several devices (aevb.parallel); the rest use the first, as ever.
+jax.config.update("jax_num_cpu_devices", 2)
 
 # Most tests run on a small synthetic dataset held in memory (no download): 12x12 images of
 # discs in 4 classes, a shape other than MNIST's so that nothing can lean on 28x28.

@@ -38,6 +38,25 @@ def _seeds(text):
     return tuple(_number(int, 0)(part) for part in text.split(","))
 
 
+def _device_count(text):
+    """--devices N or all."""
+    return "all" if text == "all" else _number(int, 1)(text)
+
+
+def _add_devices(p):
+    """Where a command computes: several devices, several processes (aevb.parallel)."""
+    g = p.add_argument_group("devices and processes (see the README's 'Several devices')")
+    g.add_argument("--devices", type=_device_count, metavar="N|all",
+                   help="devices to split each batch and the evaluated images over: a number or all "
+                   "(default 1; with several processes, all). On CPU, N devices are simulated")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, for several processes "
+                   "(or JAX_COORDINATOR_ADDRESS)")
+    g.add_argument("--num-processes", type=_number(int, 1), metavar="P",
+                   help="processes in the job, one per machine or GPU (or JAX_NUM_PROCESSES)")
+    g.add_argument("--process-id", type=_number(int, 0), metavar="I",
+                   help="this process's number, 0 to P-1; 0 writes the run (or JAX_PROCESS_ID)")
+
+
 def _values(kind):
     """An argparse type for a sweep: "2,5,10" -> (2, 5, 10), each parsed as kind."""
     def parse(text):
@@ -73,9 +92,12 @@ def build_parser():
                                      "binarized images. Numbers are in nats per image.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name, help, run=True, progress=False, settings=False):
-        """A subcommand; with settings, the training flags and --seeds."""
+    def command(name, help, run=True, progress=False, settings=False, devices=False):
+        """A subcommand; with settings, the training flags and --seeds; with devices, --devices and
+        the flags of several processes."""
         p = commands.add_parser(name, help=help)
+        if devices:
+            _add_devices(p)
         if run:
             p.add_argument("--name", default="default",
                            help="run name, one folder name: outputs go to RUNS_DIR/NAME (default default)")
@@ -93,10 +115,11 @@ def build_parser():
     p = command("data", "fetch and verify a dataset; print where it is and the class counts", run=False)
     p.add_argument("--dataset", default="mnist", metavar="DATASET",
                    help=f"{', '.join(choices_of(Config.__dataclass_fields__['dataset']))}, or npz:PATH")
-    mode = command("train", "train a VAE into RUNS_DIR/NAME", True, True, True).add_mutually_exclusive_group()
+    mode = command("train", "train a VAE into RUNS_DIR/NAME", True, True, True, True).add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     mode.add_argument("--overwrite", action="store_true", help="start again even if the run has a checkpoint")
-    p = command("evaluate", "test ELBO with standard error and the IWAE bound on log p(x)", progress=True)
+    p = command("evaluate", "test ELBO with standard error and the IWAE bound on log p(x)", progress=True,
+                devices=True)
     p.add_argument("--samples", type=_number(int, 1), help="S, z samples per image for the ELBO (default: config)")
     p.add_argument("-k", "--k", type=_number(int, 1), help="K, importance samples per image (default: config)")
     p.add_argument("--exact", action="store_true", help="also the exact log p(x) by quadrature (Dz = 2 only), "
@@ -115,9 +138,9 @@ def build_parser():
     command("answers", "the true/false questions, answered, with computed demonstrations")
     command("report", "write RUNS_DIR/NAME/report.html: one self-contained page")
     command("run", "everything: train (or resume), evaluate, figures, completion, answers, report", progress=True,
-            settings=True)
+            settings=True, devices=True)
     p = command("sweep", "train and evaluate a grid of settings, each an ordinary run in RUNS_DIR/NAME/POINT; "
-                "a finished run is skipped", run=False, progress=True)
+                "a finished run is skipped", run=False, progress=True, devices=True)
     p.add_argument("name", metavar="NAME", help="the sweep's folder name")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories (default runs)")
     p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...", help="seeds trained together at each point")
@@ -133,7 +156,22 @@ def _settings(args):  # the settings given; the rest come from the defaults or t
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
 
 
+def _start(args):
+    """The Devices the command runs on; a process other than process 0 prints nothing."""
+    from . import parallel
+
+    if not hasattr(args, "devices"):
+        return parallel.ONE
+    devices = parallel.start(args.devices, args.coordinator, args.num_processes, args.process_id)
+    if not devices.writer:
+        args.no_progress = True
+        sys.stdout.flush()  # process 0 speaks for the job (gloo's C++ too); errors still reach stderr
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return devices
+
+
 def _call(args, pipeline):  # runs the command; returns its exit code
+    devices = _start(args)
     progress, data_dir = not getattr(args, "no_progress", False), args.data_dir
     run_dir = Path(args.runs_dir) / check_run_name(args.name) if hasattr(args, "name") else None
     seeds = getattr(args, "seeds", None)
@@ -142,16 +180,17 @@ def _call(args, pipeline):  # runs the command; returns its exit code
     if args.command == "sweep":
         # Every setting given is a tuple of values (--debug, a flag, gives one value).
         grid = {name: value if isinstance(value, tuple) else (value,) for name, value in _settings(args).items()}
-        return 130 if pipeline.sweep(grid, run_dir, seeds, data_dir, progress) is None else 0
+        return 130 if pipeline.sweep(grid, run_dir, seeds, data_dir, progress, devices) is None else 0
     if args.command == "train":
         mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
-        results = pipeline.train(_settings(args), run_dir, mode, data_dir, progress, seeds)
+        results = pipeline.train(_settings(args), run_dir, mode, data_dir, progress, seeds, devices)
         stopped = any(r["status"] == "interrupted" for r in (results if seeds is not None else [results]))
     else:
         stopped = args.command == "run" and pipeline.run_all(_settings(args), run_dir, data_dir, progress,
-                                                             seeds) is None
+                                                             seeds, devices) is None
     calls = {"data": lambda: pipeline.data_info(args.dataset, data_dir),
-             "evaluate": lambda: pipeline.evaluate(run_dir, args.samples, args.k, progress, data_dir, args.exact),
+             "evaluate": lambda: pipeline.evaluate(run_dir, args.samples, args.k, progress, data_dir, args.exact,
+                                                   devices=devices),
              "plot": lambda: pipeline.figures(run_dir, None if "all" in args.kinds else args.kinds, args.pairs,
                                               args.seed, data_dir),
              "complete": lambda: pipeline.complete(run_dir, args.mask, args.index, args.seed, data_dir),

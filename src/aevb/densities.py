@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-LOG_2PI = float(jnp.log(2.0 * jnp.pi))
+LOG_2PI = float(np.float32(np.log(2.0 * np.pi)))  # numpy: importing aevb starts no JAX backend
 
 
 def factorized_gaussian_log_density(mean, log_std, z):

@@ -6,7 +6,7 @@ and the accelerator runtime's errors are put into such a line here, naming the f
 
 import errno
 
-from . import datasets, rundir, train, writer
+from . import datasets, parallel, rundir, train, writer
 
 HINTS = {
     errno.EACCES: "check its permissions or choose another --runs-dir",
@@ -23,7 +23,8 @@ OUT_OF_MEMORY = ("out of memory: choose smaller settings (--hidden-dim, --batch-
 
 def one_line(error):
     """(message, exit code) for an error the command reports in one line; (None, None) otherwise."""
-    if isinstance(error, (datasets.DataError, rundir.CheckpointError, writer.RunBusy, train.TrainingDiverged)):
+    if isinstance(error, (datasets.DataError, rundir.CheckpointError, writer.RunBusy, train.TrainingDiverged,
+                          parallel.ProcessesError)):
         return str(error), 1
     if isinstance(error, train.Interrupted):
         return str(error), 130

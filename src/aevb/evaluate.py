@@ -2,6 +2,8 @@
 
 Units: nats per image. A fixed key (EVAL_KEY) makes the numbers compare across runs and epochs;
 images are taken IMAGE_CHUNK at a time and chunk i draws its noise from fold_in(key, first image).
+On several devices (aevb.parallel) each takes whole chunks, with their own keys: the same draws
+and the same numbers as on one device.
 """
 
 import math
@@ -12,9 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import data, densities, model
+from . import data, densities, model, parallel
 
-EVAL_KEY = jax.random.PRNGKey(2)
+EVAL_KEY = np.array([0, 2], np.uint32)  # jax.random.PRNGKey(2), made without starting a backend
 IMAGE_CHUNK = 100  # images per draw of noise
 SAMPLE_CHUNK = 100  # z per image drawn at once (the ELBO beyond this, and IWAE, scan over groups of them):
 #                     memory ~ IMAGE_CHUNK * SAMPLE_CHUNK * (D + H) * 4 bytes, whatever S or K
@@ -61,22 +63,24 @@ def _chunk_calls(n, num_samples):
     return calls + ([(whole, n)] if whole < n else [])
 
 
-def elbo_per_image(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO"):
+def elbo_per_image(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO", devices=parallel.ONE):
     """Each image's ELBO estimated with num_samples z ~ q(z|x): (N,)."""
-    parts = []
+    params, parts = devices.replicate(params), []
     for start, stop in tqdm(_chunk_calls(x.shape[0], num_samples), desc=desc, unit="call", disable=not progress,
                             dynamic_ncols=True):
         size = min(IMAGE_CHUNK, stop - start)
         starts = np.arange(start, stop, size)
         keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(starts))
         block = jnp.asarray(x[start:stop]).reshape(len(starts), size, -1)
-        parts.append(np.asarray(_elbo_chunks(net, params, block, keys, num_samples)).reshape(-1))
+        # On several devices: whole chunks each, the call filled up with copies of its first chunk.
+        keys, block = (devices.split(devices.pad(a)) for a in (keys, block))
+        parts.append(devices.gather(_elbo_chunks(net, params, block, keys, num_samples))[: len(starts)].reshape(-1))
     return np.concatenate(parts)
 
 
-def evaluate_elbo(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO"):
+def evaluate_elbo(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO", devices=parallel.ONE):
     """(mean ELBO, its standard error over images), nats per image."""
-    return mean_and_standard_error(elbo_per_image(net, params, x, num_samples, key, progress, desc))
+    return mean_and_standard_error(elbo_per_image(net, params, x, num_samples, key, progress, desc, devices))
 
 
 WIDENING = 3.0  # the defensive proposal's wide component has q's standard deviation times this
@@ -126,31 +130,58 @@ def iwae_chunk(net, params, x, key, k, sample_chunk=SAMPLE_CHUNK, defensive=Fals
     return running_max + jnp.log(running_sum) - jnp.log(k)
 
 
-def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=False):
-    """The importance-weighted lower bound on log p(x) for each image, K samples: (N,)."""
-    bar = tqdm(data.chunks(x.shape[0], IMAGE_CHUNK), desc=f"IWAE K={k}" + " defensive" * defensive, unit="chunk",
-               disable=not progress, dynamic_ncols=True)
-    return np.concatenate([np.asarray(iwae_chunk(net, params, jnp.asarray(x[start:stop]),
-                                                 jax.random.fold_in(key, start), k, min(SAMPLE_CHUNK, k), defensive))
-                           for start, stop in bar])
+@jax.jit(static_argnames=("net", "k", "sample_chunk", "defensive"))
+def _iwae_chunks(net, params, x, keys, k, sample_chunk, defensive):
+    """iwae_chunk of each chunk x (C, B, D) with its key (C,): (C, B)."""
+    return jax.vmap(lambda xc, key: iwae_chunk(net, params, xc, key, k, sample_chunk, defensive))(x, keys)
 
 
-def evaluate(net, params, x_train, x_test, num_samples, k, progress=True, defensive=False):
+def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=False, devices=parallel.ONE):
+    """The importance-weighted lower bound on log p(x) for each image, K samples: (N,). On several
+    devices each call takes one chunk per device (the last call filled up with copies)."""
+    params, sample_chunk = devices.replicate(params), min(SAMPLE_CHUNK, k)
+    chunks = data.chunks(x.shape[0], IMAGE_CHUNK)
+    # Calls of count chunks of IMAGE_CHUNK images; a shorter last chunk goes alone (its own shape).
+    whole = [c for c in chunks if c[1] - c[0] == IMAGE_CHUNK]
+    calls = [whole[i : i + devices.count] for i in range(0, len(whole), devices.count)] + [
+        [c] for c in chunks if c[1] - c[0] != IMAGE_CHUNK]
+    bar = tqdm(calls, desc=f"IWAE K={k}" + " defensive" * defensive, unit="call", disable=not progress,
+               dynamic_ncols=True)
+    parts = []
+    for call in bar:
+        if devices.count == 1:  # one device: one chunk per call, as ever
+            (start, stop), = call
+            parts.append(np.asarray(iwae_chunk(net, params, jnp.asarray(x[start:stop]), jax.random.fold_in(key, start),
+                                               k, sample_chunk, defensive)))
+            continue
+        keys = np.stack([np.asarray(jax.random.fold_in(key, start)) for start, _ in call])
+        block = np.stack([np.asarray(x[start:stop]) for start, stop in call])  # (C, B, D)
+        keys, block = (devices.split(devices.pad(a)) for a in (keys, block))
+        parts.append(devices.gather(_iwae_chunks(net, params, block, keys, k, sample_chunk, defensive))[: len(call)]
+                     .reshape(-1))
+    return np.concatenate(parts)
+
+
+def evaluate(net, params, x_train, x_test, num_samples, k, progress=True, defensive=False, devices=parallel.ONE):
     """(the numbers summary.json holds, in nats per image; the per-image values behind them).
-    defensive: also the bound with the defensive proposal (the estimate to trust where no grid exists)."""
-    train_elbo = elbo_per_image(net, params, x_train, num_samples, progress=progress, desc="train ELBO")
-    test_elbo = elbo_per_image(net, params, x_test, num_samples, progress=progress, desc="test ELBO")
+    defensive: also the bound with the defensive proposal (the estimate to trust where no grid exists).
+    devices: images split over them (see aevb.parallel), the same numbers as on one."""
+    train_elbo = elbo_per_image(net, params, x_train, num_samples, progress=progress, desc="train ELBO",
+                                devices=devices)
+    test_elbo = elbo_per_image(net, params, x_test, num_samples, progress=progress, desc="test ELBO", devices=devices)
     began = time.perf_counter()
-    iwae = iwae_per_image(net, params, x_test, k, progress=progress)
+    iwae = iwae_per_image(net, params, x_test, k, progress=progress, devices=devices)
     seconds = time.perf_counter() - began
     results = {"elbo_samples": num_samples, "iwae_k": k, "iwae_seconds": seconds,
-               "iwae_samples_per_second": x_test.shape[0] * k / seconds, "units": "nats per image"}
+               "iwae_samples_per_second": x_test.shape[0] * k / seconds, "units": "nats per image",
+               "evaluated_on": devices.describe()}
     results["train_elbo"], results["train_elbo_se"] = mean_and_standard_error(train_elbo)
     results["test_elbo"], results["test_elbo_se"] = mean_and_standard_error(test_elbo)
     results["test_iwae"], results["test_iwae_se"] = mean_and_standard_error(iwae)
     per_image = {"train_elbo": train_elbo, "test_elbo": test_elbo, "test_iwae": iwae}
     if defensive:
-        per_image["test_iwae_defensive"] = iwae_per_image(net, params, x_test, k, progress=progress, defensive=True)
+        per_image["test_iwae_defensive"] = iwae_per_image(net, params, x_test, k, progress=progress, defensive=True,
+                                                          devices=devices)
         results["test_iwae_defensive"], results["test_iwae_defensive_se"] = mean_and_standard_error(
             per_image["test_iwae_defensive"])
     return results, per_image

@@ -10,6 +10,8 @@ mass lies: a coarse look over [-extent, extent]^2 keeps the tiles whose log p(x,
 logits L (P, D) are computed once and shared by every image that needs the tile:
 log p(x|z_g) = x . l_g - sum_d softplus(l_gd), one matmul X @ L^T (n, P) minus a row term,
 accumulated over tiles with a running log-sum-exp. Memory is bounded by one tile and one chunk.
+On several devices (aevb.parallel) each chunk's images are split over them and a tile's logits
+are computed on each: nothing is drawn at random, so the numbers are those of one device.
 """
 
 import math
@@ -20,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import evaluate as evaluation, model, partial
+from . import evaluate as evaluation, model, parallel, partial
 from .config import ConfigError
 
 TILE = 0.4  # a tile's side in z units
@@ -76,23 +78,30 @@ def _groups(needed, n_side):
     return [members + [-1] * (4 - len(members)) for members in blocks.values()]
 
 
-def _chunks(ids):
-    """Image indices in chunks padded to a few fixed sizes (few compilations): (padded ids, how many real)."""
+def _chunks(ids, devices):
+    """Image indices in chunks padded to a few fixed sizes (few compilations) and to a multiple of
+    the device count: (padded ids, how many real)."""
     for start in range(0, len(ids), IMAGE_CHUNK):
         part = ids[start : start + IMAGE_CHUNK]
         size = min(IMAGE_CHUNK, 1 << max(5, (len(part) - 1).bit_length()))
-        yield np.concatenate([part, np.full(size - len(part), part[0])]), len(part)
+        yield devices.pad(np.concatenate([part, np.full(size - len(part), part[0])])), len(part)
 
 
-def select_tiles(net, theta, x, extent=EXTENT, threshold=THRESHOLD, coarse=COARSE, grow=True):
+def _points(devices, lows, side, spacing):
+    """The cell centres of the tiles at lows as one array (P, 2), on every device."""
+    return devices.replicate(jnp.asarray(cell_centres(lows, side, spacing).reshape(-1, 2)))
+
+
+def select_tiles(net, theta, x, extent=EXTENT, threshold=THRESHOLD, coarse=COARSE, grow=True, devices=parallel.ONE):
     """Which tiles each image needs: (tile lower corners (T, 2), kept (N, T) bool, coarse points).
     coarse: coarse cells along a tile's side; grow: add every kept tile's neighbours."""
     n_side = int(round(2 * extent / TILE))
     corners = -extent + TILE * np.arange(n_side)
     lows = np.stack(np.meshgrid(corners, corners, indexing="ij"), -1).reshape(-1, 2)  # (T, 2), row-major
-    logits, row = _tile_terms(net, theta, jnp.asarray(cell_centres(lows, TILE, TILE / coarse).reshape(-1, 2)))
-    maxima = np.concatenate([np.asarray(_tile_maxima(jnp.asarray(x[ids]), logits, row, len(lows)))[:n]
-                             for ids, n in _chunks(np.arange(len(x)))])  # (N, T)
+    logits, row = _tile_terms(net, devices.replicate(theta), _points(devices, lows, TILE, TILE / coarse))
+    maxima = np.concatenate([devices.gather(_tile_maxima(devices.split(jnp.asarray(x[ids])), logits, row,
+                                                         len(lows)))[:n]
+                             for ids, n in _chunks(np.arange(len(x)), devices)])  # (N, T)
     kept = maxima >= maxima.max(axis=1, keepdims=True) - threshold
     if not grow:
         return lows, kept, len(lows) * coarse**2
@@ -107,16 +116,19 @@ def select_tiles(net, theta, x, extent=EXTENT, threshold=THRESHOLD, coarse=COARS
 
 
 def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, tiles=None, progress=False,
-           desc="exact log p(x)"):
+           desc="exact log p(x)", devices=parallel.ONE):
     """log p(x) of each image (N,) in float64 nats, and what it cost: {"points", "flops", "seconds", ...}.
 
     tiles: the output of select_tiles, to reuse it (the accuracy check halves the spacing on the same tiles).
+    devices: each chunk's images split over them.
     """
     if abs(TILE / spacing - round(TILE / spacing)) > 1e-6:
         raise ConfigError(f"the exact grid's spacing must divide {TILE}, not {spacing}")
     x = np.asarray(x, np.float32)
     began = time.perf_counter()
-    lows, kept, coarse_points = tiles if tiles is not None else select_tiles(net, theta, x, extent, threshold)
+    theta = devices.replicate(theta)
+    lows, kept, coarse_points = tiles if tiles is not None else select_tiles(net, theta, x, extent, threshold,
+                                                                             devices=devices)
     total = np.full(len(x), -np.inf)
     pairs = 0  # (image, fine point) pairs evaluated
     needed = np.nonzero(kept.any(axis=0))[0]
@@ -124,10 +136,10 @@ def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, t
                       dynamic_ncols=True):
         members = np.array([t if t >= 0 else group[0] for t in group])  # an absent tile repeats one, kept by none
         in_group = kept[:, members] & (np.array(group) >= 0)  # (N, 4)
-        logits, row = _tile_terms(net, theta, jnp.asarray(cell_centres(lows[members], TILE, spacing).reshape(-1, 2)))
-        for ids, n in _chunks(np.nonzero(in_group.any(axis=1))[0]):
-            values = np.asarray(_log_sum(jnp.asarray(x[ids]), logits, row, jnp.asarray(in_group[ids])),
-                                np.float64)[:n]
+        logits, row = _tile_terms(net, theta, _points(devices, lows[members], TILE, spacing))
+        for ids, n in _chunks(np.nonzero(in_group.any(axis=1))[0], devices):
+            values = devices.gather(_log_sum(devices.split(jnp.asarray(x[ids])), logits, row,
+                                             devices.split(jnp.asarray(in_group[ids])))).astype(np.float64)[:n]
             total[ids[:n]] = np.logaddexp(total[ids[:n]], values)
             pairs += n * logits.shape[0]
     points = len(needed) * round(TILE / spacing) ** 2
@@ -140,11 +152,13 @@ def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, t
     return total + 2 * math.log(spacing), stats
 
 
-def accuracy(net, theta, x, values, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, tiles=None, progress=False):
+def accuracy(net, theta, x, values, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, tiles=None, progress=False,
+             devices=parallel.ONE):
     """How much log p(x) moves when the spacing is halved and when the extent and the threshold grow
     (by two tiles and 15 nats): mean and largest absolute change per image, nats."""
-    halved, _ = log_px(net, theta, x, spacing / 2, extent, threshold, tiles, progress, "halved spacing")
-    grown, _ = log_px(net, theta, x, spacing, extent + 2 * TILE, threshold + 15, None, progress, "grown extent")
+    halved, _ = log_px(net, theta, x, spacing / 2, extent, threshold, tiles, progress, "halved spacing", devices)
+    grown, _ = log_px(net, theta, x, spacing, extent + 2 * TILE, threshold + 15, None, progress, "grown extent",
+                      devices)
     return {name: {"mean_abs_change": float(np.mean(np.abs(other - values))),
                    "max_abs_change": float(np.max(np.abs(other - values))),
                    "change_of_mean": float(np.mean(other) - np.mean(values))}
@@ -162,14 +176,14 @@ def tracked(epoch, every):
     return every > 0 and (epoch <= 10 or epoch % every == 0)
 
 
-def track(net, params, x):
+def track(net, params, x, devices=parallel.ONE):
     """{"log_px", "elbo", "kl"}: means over the images x, for the curves during training. A cheaper
     grid than the evaluation's (spacing 0.05, a coarse look at 0.2, tiles within 12 nats, not grown):
     within 0.01 nats of it per image on the default run's first 100 test images (measured)."""
     theta = params["decoder"]
-    tiles = select_tiles(net, theta, x, threshold=12.0, coarse=2, grow=False)
-    log_px_values = log_px(net, theta, x, spacing=0.05, tiles=tiles)[0]
-    elbo = evaluation.elbo_per_image(net, params, x, TRACKED_ELBO_SAMPLES)
+    tiles = select_tiles(net, theta, x, threshold=12.0, coarse=2, grow=False, devices=devices)
+    log_px_values = log_px(net, theta, x, spacing=0.05, tiles=tiles, devices=devices)[0]
+    elbo = evaluation.elbo_per_image(net, params, x, TRACKED_ELBO_SAMPLES, devices=devices)
     return {"log_px": float(np.mean(log_px_values)), "elbo": float(np.mean(elbo)),
             "kl": float(np.mean(log_px_values - elbo))}
 
@@ -219,20 +233,22 @@ def gap_decomposition(net, params, x, log_px_values, key):
     return numbers
 
 
-def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True, extras=True):
+def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True, extras=True, devices=parallel.ONE):
     """(the numbers summary.json holds, per-image arrays): exact log p(x) of every training and test
     image with its accuracy check and its gaps to the bounds; with extras, also the bounds against
     it for several K and the gap decomposition (most of the time; sweeps leave them out).
-    per_image: aevb.evaluate's per-image ELBOs and IWAE bounds of the same images."""
-    theta, began = params["decoder"], time.perf_counter()
-    tiles = select_tiles(net, theta, x_test)
-    test, stats = log_px(net, theta, x_test, tiles=tiles, progress=progress, desc="exact log p(x), test")
-    train, _ = log_px(net, theta, x_train, progress=progress, desc="exact log p(x), train")
+    per_image: aevb.evaluate's per-image ELBOs and IWAE bounds of the same images. devices: the
+    log p(x) and the bounds split images over them; the gap decomposition runs whole on each process."""
+    theta, began = devices.replicate(params["decoder"]), time.perf_counter()
+    tiles = select_tiles(net, theta, x_test, devices=devices)
+    test, stats = log_px(net, theta, x_test, tiles=tiles, progress=progress, desc="exact log p(x), test",
+                         devices=devices)
+    train, _ = log_px(net, theta, x_train, progress=progress, desc="exact log p(x), train", devices=devices)
     check = x_test[:CHECK_IMAGES]
     results = {"log_px_grid": {"spacing": SPACING, "extent": EXTENT, "threshold_nats": THRESHOLD, "tile": TILE},
                "log_px_accuracy": {"images": len(check), **accuracy(
                    net, theta, check, test[: len(check)], tiles=(tiles[0], tiles[1][: len(check)], tiles[2]),
-                   progress=progress)},
+                   progress=progress, devices=devices)},
                "log_px_seconds": stats["seconds"], "log_px_gflop": stats["flops"] / 1e9}
     mean_se = evaluation.mean_and_standard_error
     results["test_log_px"], results["test_log_px_se"] = mean_se(test)
@@ -249,16 +265,17 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     subset = x_test[:BOUND_IMAGES]
     bounds = {"images": len(subset), "k": list(BOUND_KS)}
     for name, defensive in (("iwae", False), ("defensive", True)):
-        per_k = [evaluation.iwae_per_image(net, params, subset, k, progress=progress, defensive=defensive)
-                 for k in BOUND_KS]
+        per_k = [evaluation.iwae_per_image(net, params, subset, k, progress=progress, defensive=defensive,
+                                           devices=devices) for k in BOUND_KS]
         bounds[name], bounds[name + "_se"] = (list(v) for v in zip(*map(mean_se, per_k), strict=True))
         bounds[name + "_gap"], bounds[name + "_gap_se"] = (
             list(v) for v in zip(*(mean_se(test[: len(subset)] - values) for values in per_k), strict=True))
     bounds["exact"], bounds["exact_se"] = mean_se(test[: len(subset)])
     results["bounds_vs_k"] = bounds
+    local = devices.local(params)  # this process's own copy: the same fits on every process
     results["gap_decomposition"] = {
-        "test": gap_decomposition(net, params, x_test[:GAP_IMAGES], test[:GAP_IMAGES], jax.random.fold_in(key, 0)),
-        "train": gap_decomposition(net, params, x_train[:GAP_IMAGES], train[:GAP_IMAGES], jax.random.fold_in(key, 1))}
+        "test": gap_decomposition(net, local, x_test[:GAP_IMAGES], test[:GAP_IMAGES], jax.random.fold_in(key, 0)),
+        "train": gap_decomposition(net, local, x_train[:GAP_IMAGES], train[:GAP_IMAGES], jax.random.fold_in(key, 1))}
     results["exact_evaluation_seconds"] = time.perf_counter() - began
     return results, {"test_log_px": test, "train_log_px": train}
 

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import answers as questions, compare as comparison, data, datasets, drawing, evaluate as evaluation
-from . import exact as exactly, networks, partial, plots, rundir
+from . import exact as exactly, networks, parallel, partial, plots, rundir
 from . import report as pages, train as training, writer
 from .config import Config, ConfigError
 
@@ -52,19 +52,43 @@ def load(run_dir, data_dir=None):
     return Run(Path(run_dir), config, params, epoch, data.load(config, data_dir))
 
 
+# What process 0 may meet while it decides for every process (aevb.parallel.Devices.agree).
+ERRORS = (ConfigError, rundir.CheckpointError, writer.RunBusy, datasets.DataError)
+
+
 @contextlib.contextmanager
-def _writing(run, command, data_dir=None):
+def _writing(run, command, data_dir=None, devices=parallel.ONE):
     """The loaded run, with its writer lock held for the block: if another process is writing the
-    run (training it), this waits for it to end, then reads the run as that process left it."""
+    run (training it), this waits for it to end, then reads the run as that process left it.
+    With several processes, process 0 holds the lock and reads the run; the others get its
+    config, epoch and parameters."""
     path = run.path if isinstance(run, Run) else Path(run)
-    if not path.is_dir():
-        raise rundir.CheckpointError(f"run directory {path} does not exist")
-    with writer.writing(path, command, wait=True):
-        yield run if isinstance(run, Run) else load(path, data_dir)
+    with contextlib.ExitStack() as stack:
+        loaded = []
+
+        def hold():
+            if not path.is_dir():
+                raise rundir.CheckpointError(f"run directory {path} does not exist")
+            stack.enter_context(writer.writing(path, command, wait=True))
+            if not isinstance(run, Run):
+                loaded.append(load(path, data_dir))
+                return [loaded[0].config.to_json(), loaded[0].epoch]
+
+        shared = devices.agree(hold, ERRORS)
+        if isinstance(run, Run):
+            yield run
+        elif devices.processes == 1:
+            yield loaded[0]
+        else:
+            config = Config.from_json(shared[0])
+            params = loaded[0].params if loaded else training.init_state(config)[0]  # a template for the others
+            split = loaded[0].split if loaded else data.load(config, data_dir)
+            yield Run(path, config, devices.local(devices.broadcast(params)), shared[1], split)
 
 
 def data_info(dataset="mnist", data_dir=None):
     """Fetches and verifies a dataset; prints where it is and how many images of each class."""
+    print(f"devices: {parallel.available()}; aevb uses one unless told --devices N or all")
     images, source = datasets.load(dataset, data_dir)
     spec, labels = images.dataset, images.arrays["train_labels"]
     n_train, n_test = (f.default for f in dataclasses.fields(Config) if f.name in ("n_train", "n_test"))
@@ -105,40 +129,46 @@ def _members(settings, run_dir, seeds):
              if isinstance(settings, Config) else {**settings, "seed": seed}) for seed in seeds]
 
 
-def train(settings, run_dir, mode="new", data_dir=None, progress=True, seeds=None):
+def train(settings, run_dir, mode="new", data_dir=None, progress=True, seeds=None, devices=parallel.ONE):
     """Trains into run_dir; returns training's result dict (status "done" or "interrupted").
 
     settings: a Config, or a dict of the settings given; mode: "new", "resume", "auto" or
     "overwrite" (see aevb.rundir.resolve). seeds: several seeds trained together in one compiled
     program, each into run_dir/seed-S, with run_dir/group.json holding their mean and spread;
-    the result is then a list, one dict per seed.
+    the result is then a list, one dict per seed. devices: see aevb.parallel; with several
+    processes every process calls this alike and process 0 decides, reads and writes.
     """
     group, members = seeds is not None, _members(settings, run_dir, seeds)
     run_dirs = [one_dir for one_dir, _ in members]
-    for one_dir, one_settings in members:
-        _check_settings(one_dir, one_settings, mode)
     with contextlib.ExitStack() as stack:
-        for one_dir in run_dirs:
-            stack.enter_context(writer.writing(one_dir, "aevb train", wait=False))
-        # Decided while no one else can write the runs.
-        resolved = [rundir.resolve(one_dir, one_settings, mode) for one_dir, one_settings in members]
-        configs, resume = [config for config, _ in resolved], [again for _, again in resolved]
+        def decide():
+            for one_dir, one_settings in members:
+                _check_settings(one_dir, one_settings, mode)
+            for one_dir in run_dirs:
+                stack.enter_context(writer.writing(one_dir, "aevb train", wait=False))
+            # Decided while no one else can write the runs.
+            return [[config.to_json(), again] for config, again in
+                    (rundir.resolve(one_dir, one_settings, mode) for one_dir, one_settings in members)]
+
+        decided = devices.agree(decide, ERRORS)
+        configs, resume = [Config.from_json(text) for text, _ in decided], [again for _, again in decided]
         split = data.load(configs[0], data_dir)  # the data first: nothing is touched for a run that can't start
-        if mode == "overwrite":
+        if mode == "overwrite" and devices.writer:
             for one_dir in run_dirs:
                 stack.enter_context(writer.replacing(one_dir))
-        results = training.train_group(configs, run_dirs, split, resume, progress)
-    for result in results:
+        results = [{**result, "split": split}
+                   for result in training.train_group(configs, run_dirs, split, resume, progress, devices)]
+    for result in results if devices.writer else ():
+
         name = result["run_dir"]
         if result["status"] == "done" and result["trained_now"] == 0:
             print(f"{name} is already trained ({result['epoch']} epochs)")
         elif result["status"] == "done":
             print(f"trained {name}: train ELBO {result['train_elbo_last_epoch']:.2f} nats/image in the last epoch, "
                   f"{result['seconds_per_epoch']:.3f} s/epoch" + " (all seeds together)" * group)
-    if group:
+    if group and devices.writer:
         summarize_group(run_dir, run_dirs)
-        return [{**result, "split": split} for result in results]
-    return {**results[0], "split": split}
+    return results if group else results[0]
 
 
 def summarize_group(group_dir, run_dirs):
@@ -152,11 +182,12 @@ def summarize_group(group_dir, run_dirs):
     return summary
 
 
-def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=False, exact_extras=True):
+def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=False, exact_extras=True,
+             devices=parallel.ONE):
     """The ELBO (S samples per image) and the IWAE bound (K samples) into summary.json; with exact,
     also the exact log p(x) by quadrature (Dz = 2) and, with exact_extras, the bounds against it
-    for several K and where the gap comes from."""
-    with _writing(run, "aevb evaluate", data_dir) as run:
+    for several K and where the gap comes from. devices: images split over them (aevb.parallel)."""
+    with _writing(run, "aevb evaluate", data_dir, devices) as run:
         if exact and run.config.latent_dim != 2:
             raise ConfigError(f"--exact integrates over a 2-D latent space on a grid; this run has Dz = "
                               f"{run.config.latent_dim} (its IWAE bound is the estimate to use)")
@@ -164,22 +195,23 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
         # Where no grid exists, the defensive bound is the estimate to trust; with Dz = 2 the exact value is.
         results, per_image = evaluation.evaluate(run.net, run.params, split.x_train, split.x_test,
                                                  samples or run.config.eval_samples, k, progress,
-                                                 defensive=run.config.latent_dim != 2)
+                                                 defensive=run.config.latent_dim != 2, devices=devices)
         results["evaluated_epoch"] = run.epoch
         # Printed before they are saved: a failed write can't take the numbers with it.
         print(evaluation.describe(results, len(split.x_test)), flush=True)
         if exact:
             more, arrays = exactly.evaluate(run.net, run.params, split.x_train, split.x_test, per_image, k, EXACT_KEY,
-                                            progress, exact_extras)
+                                            progress, exact_extras, devices)
             results.update(more)
             per_image.update(arrays)
             print(exactly.describe(results), flush=True)
-        rundir.update_summary(run.path, results)
-        rundir.update_per_image(run.path, per_image)
+        if devices.writer:
+            rundir.update_summary(run.path, results)
+            rundir.update_per_image(run.path, per_image)
     return results
 
 
-EXACT_KEY = jax.random.PRNGKey(3)  # fixed: the SVI fits and the ELBOs of the gap decomposition
+EXACT_KEY = np.array([0, 3], np.uint32)  # jax.random.PRNGKey(3), fixed: the SVI fits and the gap decomposition's ELBOs
 
 
 def figures(run, kinds=None, pairs=None, seed=0, data_dir=None):
@@ -290,37 +322,51 @@ def report(run, data_dir=None):
 # ---- everything ---------------------------------------------------------------------------
 
 
-def train_and_evaluate(settings, run_dir, data_dir=None, progress=True, seeds=None, exact_extras=True):
+def train_and_evaluate(settings, run_dir, data_dir=None, progress=True, seeds=None, exact_extras=True,
+                       devices=parallel.ONE):
     """Trains (or resumes, or finds trained) and evaluates (unless evaluated at its last epoch);
     returns the Run, or None if interrupted. seeds: trains them together (see train) and returns a
-    list of Runs, one per seed. exact_extras: see evaluate."""
-    results = train(settings, run_dir, "auto", data_dir, progress, seeds)
+    list of Runs, one per seed. exact_extras: see evaluate. devices: see aevb.parallel."""
+    results = train(settings, run_dir, "auto", data_dir, progress, seeds, devices)
     results = results if seeds is not None else [results]
     if any(result["status"] != "done" for result in results):
         return None
     runs = [Run(Path(r["run_dir"]), r["config"], r["params"], r["epoch"], r["split"]) for r in results]
     for run in runs:
-        summary = rundir.read_summary(run.path)
-        if summary.get("evaluated_epoch") != run.epoch or (run.config.latent_dim == 2 and "test_log_px" not in summary):
-            evaluate(run, progress=progress, exact=run.config.latent_dim == 2, exact_extras=exact_extras)
+        def evaluated(run=run):
+            summary = rundir.read_summary(run.path)
+            return summary.get("evaluated_epoch") == run.epoch and (run.config.latent_dim != 2
+                                                                    or "test_log_px" in summary)
+
+        if not devices.agree(evaluated, ERRORS):
+            evaluate(run, progress=progress, exact=run.config.latent_dim == 2, exact_extras=exact_extras,
+                     devices=devices)
     if seeds is not None:
-        summarize_group(run_dir, [run.path for run in runs])
+        if devices.writer:
+            summarize_group(run_dir, [run.path for run in runs])
         return runs
     return runs[0]
 
 
-def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None):
+def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None, devices=parallel.ONE):
     """What `aevb run` does: train or resume, evaluate, every figure, the completion, the answers,
-    the report. Returns the report's path (a list with seeds), or None if training was interrupted."""
+    the report. Returns the report's path (a list with seeds), or None if training was interrupted.
+    devices: training and evaluation run on them; the rest runs in process 0 alone (the other
+    processes return [])."""
     members = _members(settings, run_dir, seeds)
-    for one_dir, one_settings in members:
-        _check_settings(one_dir, one_settings, "auto")
     with contextlib.ExitStack() as stack:
-        for one_dir, _ in members:
-            stack.enter_context(writer.writing(one_dir, "aevb run", wait=False))
-        runs = train_and_evaluate(settings, run_dir, data_dir, progress, seeds)
+        def hold():
+            for one_dir, one_settings in members:
+                _check_settings(one_dir, one_settings, "auto")
+            for one_dir, _ in members:
+                stack.enter_context(writer.writing(one_dir, "aevb run", wait=False))
+
+        devices.agree(hold, ERRORS)
+        runs = train_and_evaluate(settings, run_dir, data_dir, progress, seeds, devices=devices)
         if runs is None:
             return None
+        if not devices.writer:
+            return []
         reports = []
         for run in runs if seeds is not None else [runs]:
             figures(run)
@@ -341,7 +387,7 @@ def point_name(point, varied):
     return "_".join(f"{name}={short(point[name])}" for name in varied) or "run"
 
 
-def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True):
+def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True, devices=parallel.ONE):
     """Trains and evaluates every combination of grid's values ({setting: (values...)}), each an
     ordinary run directory (with seeds, a group of them) under sweep_dir named by the settings it
     varies. Resumable: a finished point is skipped, a cut-short one resumed. Returns the points'
@@ -351,17 +397,18 @@ def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True):
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     for point in points:  # every bad combination is refused before anything trains
         Config(**point)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    rundir.atomic_write_text(sweep_dir / rundir.SWEEP, json.dumps(
-        {"grid": {name: list(values) for name, values in grid.items()}, "varied": varied,
-         "seeds": None if seeds is None else list(seeds),
-         "points": [point_name(point, varied) for point in points]}, indent=2) + "\n")
+    if devices.writer:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        rundir.atomic_write_text(sweep_dir / rundir.SWEEP, json.dumps(
+            {"grid": {name: list(values) for name, values in grid.items()}, "varied": varied,
+             "seeds": None if seeds is None else list(seeds),
+             "points": [point_name(point, varied) for point in points]}, indent=2) + "\n")
     directories = []
     bar = tqdm(points, desc=f"sweep {sweep_dir.name}", unit="run", disable=not progress, dynamic_ncols=True)
     for point in bar:
         directory = sweep_dir / point_name(point, varied)
         bar.set_postfix_str(directory.name)
-        if train_and_evaluate(point, directory, data_dir, progress, seeds, exact_extras=False) is None:
+        if train_and_evaluate(point, directory, data_dir, progress, seeds, False, devices) is None:
             return None
         directories.append(directory)
     print(f"sweep {sweep_dir}: {len(points)} settings x {len(seeds or [None])} seeds; compare them with: "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plots
+from . import parallel, plots
 
 EXPLORER_JS = Path(__file__).with_name("explorer.js")
 EXPLORER_ARCHITECTURES = ("mlp",)  # the networks whose decoder explorer.js computes
@@ -173,6 +173,9 @@ def render(name, config, summary, split, figure, answers, payload=None, explorer
         if "trained_with_seeds" in s:
             seeds = ", ".join(map(str, s["trained_with_seeds"]))
             timing += f" Trained together with seeds {seeds} in one compiled program: the times are the group's."
+        if "trained_on" in s:
+            timing += f" Trained on {parallel.describe_text(s['trained_on'])}"
+            timing += (f"; evaluated on {parallel.describe_text(s['evaluated_on'])}." if "evaluated_on" in s else ".")
     completion_rows, completion_figures = "", ""
     for mask, c in s.get("completion", {}).items():
         label = dataset.class_names[c["label"]] if c.get("label") is not None else "?"

@@ -12,10 +12,11 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from . import data, datasets, evaluate, exact, model, networks, rundir
+from . import data, datasets, evaluate, exact, model, networks, parallel, rundir
 from .config import ConfigError
 
 # name -> (key, net, params, x (B, D), num_samples) -> per-image estimates (B,) to maximize.
@@ -72,18 +73,21 @@ def make_step(config):
     return step
 
 
-def make_epoch(config, seeds=None):
+def make_epoch(config, seeds=None, devices=parallel.ONE):
     """epoch(params, opt_state, x_train, epoch) -> (params, opt_state, metrics), one jit call.
 
     seeds: several seeds of config trained together. The state then carries a leading seed axis
     (S, ...), epoch is a vector (S,) and a 4th argument active (S,) bool keeps the state of a seed
     that has finished: jax.vmap runs the seeds' epochs side by side in the one compiled epoch.
+    devices: each batch is split over them (its images, B / count each) and the state replicated
+    (x_train and the state must be placed so, see aevb.parallel); XLA all-reduces the gradients.
     """
     step = make_step(config)
 
     def one_epoch(params, opt_state, x_train, epoch_number, seed):
         shuffle_key, step_key = epoch_keys(seed, epoch_number)
-        batches = data.shuffled_batches(shuffle_key, x_train, config.batch_size)  # (steps, B, D)
+        # Every device shuffles the whole (replicated) x_train alike and gathers its share of each batch.
+        batches = devices.constrain(data.shuffled_batches(shuffle_key, x_train, config.batch_size), 1)  # (steps, B, D)
         keys = jax.random.split(step_key, batches.shape[0])
 
         def body(carry, inputs):
@@ -92,6 +96,7 @@ def make_epoch(config, seeds=None):
             return (params, opt_state), metrics["objective"]
 
         (params, opt_state), objectives = jax.lax.scan(body, (params, opt_state), (batches, keys))
+        params, opt_state = devices.constrain_replicated((params, opt_state))
         leaves = jax.tree_util.tree_leaves((params, opt_state))
         finite = jnp.all(jnp.isfinite(objectives)) & jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in leaves]))
         return params, opt_state, {"train_objective": jnp.mean(objectives), "finite": finite}
@@ -169,12 +174,15 @@ def _kept(run_dir, last_saved):
 class _Seed:
     """One run of a group being trained: where it goes and how far it is."""
 
-    def __init__(self, config, run_dir, resume):
+    def __init__(self, config, run_dir, resume, devices):
         self.config, self.run_dir = config, run_dir
-        if resume:
+        if resume and devices.writer:
             _, self.params, self.opt_state, self.start = restore(run_dir)
         else:
             (self.params, self.opt_state), self.start = init_state(config), 0
+        if devices.processes > 1:  # every process starts from process 0's state: it alone reads the run
+            self.params, self.opt_state, start = devices.broadcast((self.params, self.opt_state, np.int64(self.start)))
+            self.start = int(start)
         self.epoch, self.last_saved, self.diverged = self.start, self.start if resume else None, None
 
     @property
@@ -182,18 +190,19 @@ class _Seed:
         return self.diverged is None and self.epoch < self.config.epochs
 
 
-def train(config, run_dir, split, resume=False, progress=True):
+def train(config, run_dir, split, resume=False, progress=True, devices=parallel.ONE):
     """Trains config on split in run_dir; returns a dict with 'status' ("done" or "interrupted").
 
     resume: continue from run_dir's checkpoint (aevb.rundir.resolve has checked that it fits).
     A checkpoint is written only when the parameters, Adam's state and the epoch's objectives are
     finite: otherwise TrainingDiverged names the epoch and the last good checkpoint. A second Ctrl-C
-    or SIGTERM raises Interrupted, naming what was kept.
+    or SIGTERM raises Interrupted, naming what was kept. devices: see make_epoch; with several
+    processes each calls this alike, and process 0 alone reads and writes run_dir.
     """
-    return train_group([config], [run_dir], split, [resume], progress)[0]
+    return train_group([config], [run_dir], split, [resume], progress, devices)[0]
 
 
-def train_group(configs, run_dirs, split, resume, progress=True):
+def train_group(configs, run_dirs, split, resume, progress=True, devices=parallel.ONE):
     """Trains configs that differ only in their seed together, each into its run directory, in
     one compiled epoch (vmap over the seeds); returns train's result dict for each.
 
@@ -205,18 +214,22 @@ def train_group(configs, run_dirs, split, resume, progress=True):
     config = configs[0]
     if len(split.x_train) < config.batch_size:
         raise ConfigError(f"batch size {config.batch_size} exceeds the {len(split.x_train)} training images")
-    seeds = [_Seed(c, d, r) for c, d, r in zip(configs, run_dirs, resume, strict=True)]
+    if config.batch_size % devices.count:
+        raise ConfigError(f"batch size {config.batch_size} is not a multiple of the {devices.count} devices: each "
+                          "takes an equal share of every batch (choose --batch-size or --devices to fit)")
+    seeds = [_Seed(c, d, r, devices) for c, d, r in zip(configs, run_dirs, resume, strict=True)]
     grouped = len(seeds) > 1
-    x_train, x_test = jnp.asarray(split.x_train), jnp.asarray(split.x_test)
+    x_train, x_test = devices.replicate(jnp.asarray(split.x_train)), jnp.asarray(split.x_test)
     net = networks.get(config.architecture)
-    for seed in (s for s in seeds if s.active):  # a finished run is left as it is
+    for seed in (s for s in seeds if s.active and devices.writer):  # a finished run is left as it is
         rundir.write_config(seed.run_dir, seed.config)
         rundir.write_metrics(seed.run_dir, rundir.read_metrics(seed.run_dir, seed.start))  # drop epochs after it
     if grouped:
-        epoch_fn = make_epoch(config, tuple(c.seed for c in configs))
+        epoch_fn = make_epoch(config, tuple(c.seed for c in configs), devices)
         params, opt_state = stack([s.params for s in seeds]), stack([s.opt_state for s in seeds])
     else:
-        epoch_fn, params, opt_state = make_epoch(config), seeds[0].params, seeds[0].opt_state
+        epoch_fn, params, opt_state = make_epoch(config, devices=devices), seeds[0].params, seeds[0].opt_state
+    params, opt_state = devices.replicate((params, opt_state))
 
     def of(tree, i):  # seed i's part of the state: stacked when grouped, the state itself when not
         return member(tree, i) if grouped else tree
@@ -235,9 +248,9 @@ def train_group(configs, run_dirs, split, resume, progress=True):
                     break
                 began = time.perf_counter()
                 if grouped:
-                    active = jnp.array([s.active for s in seeds])
+                    active = np.array([s.active for s in seeds])
                     new_params, new_opt_state, metrics = epoch_fn(params, opt_state, x_train,
-                                                                  jnp.array([s.epoch + 1 for s in seeds]), active)
+                                                                  np.array([s.epoch + 1 for s in seeds]), active)
                 else:
                     new_params, new_opt_state, metrics = epoch_fn(params, opt_state, x_train, seeds[0].epoch + 1)
                 train_objectives = [float(v) for v in jnp.atleast_1d(metrics["train_objective"])]
@@ -245,22 +258,24 @@ def train_group(configs, run_dirs, split, resume, progress=True):
                 elapsed = time.perf_counter() - began
                 for i, seed in enumerate(seeds):
                     if seed in running:
-                        _record(seed, of(new_params, i), train_objectives[i], finite[i], elapsed, net, x_test)
+                        _record(seed, of(new_params, i), train_objectives[i], finite[i], elapsed, net, x_test, devices)
                         bar.set_postfix(train_elbo=f"{train_objectives[i]:.2f}",
                                         images_per_s=f"{len(running) * images_per_epoch / elapsed:.0f}")
                 if not grouped and seeds[0].diverged:
                     raise TrainingDiverged(seeds[0].diverged)
                 # The new state where a seed trained and stayed finite; the old one where it diverged.
-                kept = jnp.array([s.diverged is None for s in seeds])
+                kept = np.array([s.diverged is None for s in seeds])
                 params, opt_state = keep_where(kept, (new_params, new_opt_state), (params, opt_state)) if grouped \
                     else (new_params, new_opt_state)
+                stopping = devices.any(stop.requested)  # a signal to one process stops them all, at the same epoch
                 for i, seed in enumerate(seeds):
                     epoch_done = seed in running and seed.diverged is None
                     if epoch_done and (seed.epoch % seed.config.checkpoint_every == 0 or not seed.active
-                                       or stop.requested):
-                        rundir.save_checkpoint(seed.run_dir, seed.config, *of((params, opt_state), i), seed.epoch)
+                                       or stopping):
+                        if devices.writer:
+                            rundir.save_checkpoint(seed.run_dir, seed.config, *of((params, opt_state), i), seed.epoch)
                         seed.last_saved = seed.epoch
-                if stop.requested:
+                if stopping:
                     status = "interrupted"
                     break
     except KeyboardInterrupt:
@@ -268,19 +283,19 @@ def train_group(configs, run_dirs, split, resume, progress=True):
         raise Interrupted(f"stopped at once in epoch {max(s.epoch for s in seeds) + 1}; {saved}") from None
     finally:
         bar.close()
-    results = [_finish(seed, of(params, i), status, images_per_epoch,
-                       [c.seed for c in configs] if grouped else None) for i, seed in enumerate(seeds)]
+    results = [_finish(seed, devices.local(of(params, i)), status, images_per_epoch,
+                       [c.seed for c in configs] if grouped else None, devices) for i, seed in enumerate(seeds)]
     diverged = [s.diverged for s in seeds if s.diverged]
     if diverged:
         raise TrainingDiverged("; ".join(diverged))
     return results
 
 
-def _record(seed, params, train_objective, finite, elapsed, net, x_test):
+def _record(seed, params, train_objective, finite, elapsed, net, x_test, devices):
     """The epoch a seed has just trained: its metrics row, or the reason it diverged."""
     epoch = seed.epoch + 1
     # The curve's test ELBO: one sample per image with evaluation's fixed key.
-    test_elbo = float(evaluate.elbo_per_image(net, params, x_test, 1).mean()) if finite else math.nan
+    test_elbo = float(evaluate.elbo_per_image(net, params, x_test, 1, devices=devices).mean()) if finite else math.nan
     if not math.isfinite(test_elbo):
         seed.diverged = (f"training diverged at epoch {epoch}: the objective, the parameters or the test ELBO "
                          f"became NaN or inf; {_kept(seed.run_dir, seed.last_saved)}. A smaller --learning-rate "
@@ -290,13 +305,18 @@ def _record(seed, params, train_objective, finite, elapsed, net, x_test):
     row = {"epoch": epoch, "train_elbo": train_objective, "test_elbo": test_elbo, "seconds": elapsed}
     if seed.config.latent_dim == 2 and exact.tracked(epoch, seed.config.log_px_every):
         began = time.perf_counter()
-        row["tracked"] = {**exact.track(net, params, x_test[: exact.TRACKED_IMAGES]),
+        row["tracked"] = {**exact.track(net, params, x_test[: exact.TRACKED_IMAGES], devices),
                           "images": min(exact.TRACKED_IMAGES, len(x_test)), "seconds": time.perf_counter() - began}
-    rundir.append_metrics(seed.run_dir, row)
+    if devices.writer:
+        rundir.append_metrics(seed.run_dir, row)
 
 
-def _finish(seed, params, status, images_per_epoch, group_seeds):
-    """The seed's training summary into its summary.json; train's result dict."""
+def _finish(seed, params, status, images_per_epoch, group_seeds, devices):
+    """The seed's training summary into its summary.json (process 0); train's result dict."""
+    result = {"status": status, "epoch": seed.epoch, "config": seed.config, "params": params,
+              "trained_now": seed.epoch - seed.start, "run_dir": seed.run_dir}
+    if not devices.writer:
+        return result
     history = rundir.read_metrics(seed.run_dir, seed.epoch)
     summary = rundir.training_summary(history, seed.epoch, images_per_epoch) if history else {}
     if len(history) < seed.epoch:
@@ -304,7 +324,8 @@ def _finish(seed, params, status, images_per_epoch, group_seeds):
                     "and the training time cover those")
     if group_seeds is not None and seed.epoch > seed.start:
         summary["trained_with_seeds"] = group_seeds  # its seconds are those of the group's epochs
+    if summary and seed.epoch > seed.start:
+        summary["trained_on"] = devices.describe()
     if summary and not seed.diverged and seed.epoch > seed.start:  # a finished run is left as it is
         rundir.update_summary(seed.run_dir, summary)
-    return {"status": status, "epoch": seed.epoch, "config": seed.config, "params": params,
-            "trained_now": seed.epoch - seed.start, "run_dir": seed.run_dir, **summary}
+    return {**result, **summary}

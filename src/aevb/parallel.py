@@ -1,0 +1,286 @@
+"""Several devices and several processes, through JAX's own engine (jax.sharding, jax.distributed).
+
+Data parallelism over a 1-D mesh whose one axis is the batch: a minibatch is split over the
+devices, the parameters and Adam's state are replicated, and the one jit-compiled epoch stays
+one program; XLA inserts the all-reduce of the gradients. Every array keeps its global shape
+and every random draw its global index (JAX's threefry is partitionable), so the noise of image
+i never depends on the device count and the training is the one-device training, up to the
+order of floating-point sums.
+
+Several processes (machines): `initialize` (jax.distributed; gloo collectives on CPU) before JAX
+touches a device, then every process runs the same program on the same data (SPMD). Process 0
+decides (`agree`), reads and writes the run directory; the others receive what it decided and
+its state (`broadcast`) and write nothing.
+
+The default, one device in one process, is `ONE`: no mesh, no sharding, no collective; the
+code path and the compiled programs of a plain jit.
+"""
+
+import dataclasses
+import errno
+import json
+import os
+import socket
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from .config import ConfigError
+
+AXIS = "batch"  # the mesh's one axis
+ENVIRONMENT = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")  # what launchers can set
+
+
+class ProcessesError(RuntimeError):
+    """The processes of a job could not join, or process 0 stopped while the others waited on it."""
+
+
+def prepare(count):
+    """Before JAX starts its backends: on a machine whose CPU is the device, let --devices N
+    simulate N devices (one per process's share). Harmless on a GPU machine (it shapes only
+    the CPU backend) and where a backend has started already (tests set their own)."""
+    if isinstance(count, int) and count > 1 and "xla_force_host_platform_device_count" not in os.environ.get(
+            "XLA_FLAGS", ""):
+        try:
+            jax.config.update("jax_num_cpu_devices", count)
+        except RuntimeError:  # the backend is up: its devices are what they are
+            pass
+
+
+def start(count=None, coordinator=None, num_processes=None, process_id=None):
+    """The Devices of the command line's --devices (a whole number, "all", or None: 1 in one
+    process, all with several), after joining the job's processes if asked (initialize)."""
+    expected = num_processes or _whole(os.environ.get("JAX_NUM_PROCESSES"), "JAX_NUM_PROCESSES") or 1
+    if isinstance(count, int):
+        prepare(max(1, count // expected))
+    processes = initialize(coordinator, num_processes, process_id)
+    return devices(count if count is not None else 1 if processes == 1 else "all")
+
+
+def initialize(coordinator=None, num_processes=None, process_id=None):
+    """Joins the processes of one job (jax.distributed.initialize) when a coordinator or a
+    process count is given, by flag or by the environment (JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID); returns the process count (1: nothing was done)."""
+    coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    num_processes = num_processes if num_processes is not None else _whole(os.environ.get("JAX_NUM_PROCESSES"),
+                                                                          "JAX_NUM_PROCESSES")
+    process_id = process_id if process_id is not None else _whole(os.environ.get("JAX_PROCESS_ID"), "JAX_PROCESS_ID")
+    if coordinator is None and num_processes is None:
+        return 1
+    if None in (coordinator, num_processes, process_id):
+        raise ConfigError("several processes need all three: --coordinator HOST:PORT, --num-processes P and "
+                          "--process-id I (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID)")
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--coordinator {coordinator!r} is not HOST:PORT (process 0's address, e.g. 10.0.0.1:12345)")
+    if num_processes < 1 or not 0 <= process_id < num_processes:
+        raise ConfigError(f"--process-id must be from 0 to {num_processes - 1}, not {process_id}")
+    if num_processes == 1:
+        return 1
+    if process_id == 0 and not _port_free(int(port)):  # JAX's coordinator would crash the process on it
+        raise ProcessesError(f"process 0 cannot serve the coordinator on port {port}: another program uses it; "
+                             "choose a free port for --coordinator")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes talk through gloo
+    try:
+        jax.distributed.initialize(coordinator, num_processes, process_id)
+    except Exception as error:  # the runtime's message is long: its first line says what happened
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ProcessesError(f"process {process_id} could not join the {num_processes} processes at {coordinator} "
+                             f"({reason}); start every process with process 0's address as --coordinator and the "
+                             "same --num-processes") from None
+    return num_processes
+
+
+def _port_free(port):
+    """Whether this machine's port can be bound on every address (where the coordinator listens)."""
+    for family, address in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+        try:
+            with socket.socket(family) as probe:
+                probe.bind((address, port))
+        except OSError as error:  # a machine without IPv6 says so here, which is fine
+            if error.errno == errno.EADDRINUSE:
+                return False
+    return True
+
+
+def _whole(text, name):
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a whole number") from None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Devices:
+    """The devices a job runs on: a 1-D mesh over the batch axis, or mesh None for one device."""
+
+    mesh: Mesh | None = None
+
+    @property
+    def count(self):
+        return 1 if self.mesh is None else self.mesh.size
+
+    @property
+    def processes(self):
+        """How many processes the devices belong to (ONE: this process alone)."""
+        return 1 if self.mesh is None else len({d.process_index for d in self.mesh.devices.flat})
+
+    @property
+    def writer(self):
+        """Whether this process reads and writes run directories and prints: process 0 (ONE: this one)."""
+        return self.mesh is None or jax.process_index() == 0
+
+    def _sharding(self, axis=None, ndim=1):
+        spec = PartitionSpec() if axis is None else PartitionSpec(*(None,) * axis, AXIS, *(None,) * (ndim - axis - 1))
+        return NamedSharding(self.mesh, spec)
+
+    def replicate(self, tree):
+        """tree's arrays, a full copy on every device of the mesh (global arrays)."""
+        if self.mesh is None:
+            return tree
+        target = self._sharding()
+
+        def place(leaf):
+            if isinstance(leaf, jax.Array) and leaf.sharding == target:
+                return leaf
+            return jax.device_put(np.asarray(leaf), target)  # from the host: every process holds the same values
+
+        return jax.tree_util.tree_map(place, tree)
+
+    def split(self, array, axis=0):
+        """A host array (every process holds all of it) split along axis over the devices; the
+        axis's length must be a multiple of count (see pad)."""
+        if self.mesh is None:
+            return array
+        array = np.asarray(array)
+        return jax.device_put(array, self._sharding(axis, array.ndim))
+
+    def constrain(self, array, axis):
+        """Inside a compiled function: array split along axis over the devices."""
+        if self.mesh is None:
+            return array
+        return jax.lax.with_sharding_constraint(array, self._sharding(axis, array.ndim))
+
+    def constrain_replicated(self, tree):
+        """Inside a compiled function: every array of tree whole on every device."""
+        if self.mesh is None:
+            return tree
+        return jax.lax.with_sharding_constraint(tree, self._sharding())
+
+    def pad(self, array):
+        """array with its leading axis filled up to a multiple of count with copies of its first
+        entry (whole units, such as chunks of images with their own keys, so nothing else moves)."""
+        missing = -len(array) % self.count
+        if missing == 0:
+            return array
+        return np.concatenate([array, np.repeat(np.asarray(array)[:1], missing, axis=0)])
+
+    def gather(self, array):
+        """A result as a numpy array on every process."""
+        if not isinstance(array, jax.Array) or array.is_fully_addressable or array.is_fully_replicated:
+            return np.asarray(array)
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+    def local(self, tree):
+        """tree's arrays as numpy arrays of this process (replicated arrays: the local copy), for
+        work that runs in one process (figures, the report) or on one device."""
+        return tree if self.mesh is None else jax.tree_util.tree_map(self.gather, tree)
+
+    def broadcast(self, tree):
+        """Process 0's values of tree's arrays, on every process."""
+        if self.processes == 1:
+            return tree
+        from jax.experimental import multihost_utils
+
+        return jax.tree_util.tree_map(np.asarray, multihost_utils.broadcast_one_to_all(tree))
+
+    def any(self, flag):
+        """Whether flag is True in any process (every process calls it alike)."""
+        if self.processes == 1:
+            return flag
+        from jax.experimental import multihost_utils
+
+        return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
+
+    def agree(self, decide, errors=()):
+        """decide() on process 0, its JSON-able result on every process. An exception of one of the
+        classes in errors on process 0 is raised on every process, with its message."""
+        if self.processes == 1:
+            return decide()
+        if self.writer:
+            try:
+                result = decide()
+            except BaseException as error:  # the others stop too, with its message, instead of waiting
+                self._send({"error": [type(error).__name__, str(error) or type(error).__name__]})
+                raise
+            self._send({"result": result})
+            return result
+        message = self._send(None)
+        if "error" in message:
+            kind, text = message["error"]
+            known = {cls.__name__: cls for cls in errors}
+            raise known[kind](text) if kind in known else ProcessesError(f"process 0 stopped: {kind}: {text}")
+        return message["result"]
+
+    def _send(self, message):
+        """Process 0's message (JSON) on every process; each process calls it once per message."""
+        from jax.experimental import multihost_utils
+
+        payload = np.frombuffer(json.dumps(message).encode(), np.uint8) if self.writer else np.zeros(0, np.uint8)
+        length = int(multihost_utils.broadcast_one_to_all(np.array(len(payload), np.int64)))
+        payload = np.concatenate([payload, np.zeros(length - len(payload), np.uint8)])
+        return json.loads(bytes(np.asarray(multihost_utils.broadcast_one_to_all(payload))).decode())
+
+    def describe(self):
+        """Which devices run the job: {"platform", "kind", "count", "processes"}."""
+        devices = list(self.mesh.devices.flat) if self.mesh is not None else jax.devices()[:1]
+        return {"platform": devices[0].platform, "kind": devices[0].device_kind, "count": len(devices),
+                "processes": self.processes}
+
+
+ONE = Devices()
+
+
+def devices(count=1):
+    """The Devices of --devices count: a whole number or "all" (every device of every process).
+    With several processes each brings count / processes of its own devices."""
+    available, processes = jax.devices(), jax.process_count()
+    if count == "all":
+        count = len(available)
+    if count == 1 and processes == 1:
+        return ONE
+    if count % processes:
+        raise ConfigError(f"--devices {count} is not a multiple of the {processes} processes (each brings the same "
+                          "number of its devices)")
+    per_process = count // processes
+    chosen = []
+    for index in range(processes):
+        own = [d for d in available if d.process_index == index]
+        if len(own) < per_process:
+            raise ConfigError(f"--devices {count} needs {per_process} devices in each process; process {index} has "
+                              f"{len(own)} ({own[0].platform if own else 'none'}: {', '.join(map(str, own))}). "
+                              "On CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N to simulate N")
+        chosen += own[:per_process]
+    return Devices(Mesh(np.array(chosen), (AXIS,)))
+
+
+def available():
+    """What JAX sees here, in words: '2 cpu devices (JAX 0.10.2, process 1 of 2)'."""
+    found = jax.devices()
+    text = describe_text({"platform": found[0].platform, "kind": found[0].device_kind, "count": len(found),
+                          "processes": 1})
+    return f"{text} (JAX {jax.__version__}" + (f", process {jax.process_index()} of {jax.process_count()})"
+                                               if jax.process_count() > 1 else ")")
+
+
+def describe_text(description):
+    """'2 cpu devices (cpu) in 2 processes' from Devices.describe()."""
+    d = description
+    kind = d["kind"] if d["kind"].lower() != d["platform"] else d["platform"]
+    text = f"{d['count']} {kind} device{'s' * (d['count'] > 1)}"
+    return text + (f" in {d['processes']} processes" if d["processes"] > 1 else "")

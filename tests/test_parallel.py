@@ -1,0 +1,208 @@
+"""Several devices and several processes (aevb.parallel): the same training and the same numbers
+as on one device. Two CPU devices in this process (conftest), and two real processes joined by
+jax.distributed over gloo on 127.0.0.1."""
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import SYNTHETIC, run_cli, tiny, tiny_flags
+from safetensors.numpy import load_file
+
+from aevb import checkpoint, data, densities, evaluate, exact, networks, parallel, rundir, train
+
+NET = networks.get("mlp")
+HELPER = str(Path(__file__).with_name("synthetic_aevb.py"))
+
+
+@pytest.fixture(scope="module")
+def split():
+    return data.load(tiny())
+
+
+@pytest.fixture(scope="module")
+def two():
+    return parallel.devices(2)
+
+
+def _leaves(tree):
+    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(tree)]
+
+
+def test_two_devices_train_as_one(split, two, tmp_path):
+    """The same minibatches, draws and Adam steps, the gradient summed across devices: after 3
+    epochs the parameters and every metric agree with one device within float rounding."""
+    config = tiny(log_px_every=1)
+    one = train.train(config, tmp_path / "one", split, progress=False)
+    both = train.train(config, tmp_path / "two", split, progress=False, devices=two)
+    for a, b in zip(_leaves(one["params"]), _leaves(both["params"]), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    rows_one, rows_two = rundir.read_metrics(tmp_path / "one"), rundir.read_metrics(tmp_path / "two")
+    for r1, r2 in zip(rows_one, rows_two, strict=True):
+        np.testing.assert_allclose([r2["train_elbo"], r2["test_elbo"], r2["tracked"]["log_px"]],
+                                   [r1["train_elbo"], r1["test_elbo"], r1["tracked"]["log_px"]], rtol=1e-5)
+    summary = rundir.read_summary(tmp_path / "two")
+    assert summary["trained_on"] == {"platform": "cpu", "kind": "cpu", "count": 2, "processes": 1}
+
+
+def test_the_epoch_is_split_over_the_devices(split, two):
+    """The compiled epoch gives each device half of each batch and all-reduces the gradients: it is
+    data parallel, not the whole batch computed twice."""
+    config = tiny()
+    params, opt_state = two.replicate(train.init_state(config))
+    epoch = train.make_epoch(config, devices=two)
+    text = epoch.lower(params, opt_state, two.replicate(jnp.asarray(split.x_train)), 1).compile().as_text()
+    assert "all-reduce" in text
+    pixels = split.x_train.shape[1]
+    assert f"f32[{config.batch_size // 2},{pixels}]" in text
+    assert f"f32[{config.batch_size},{pixels}]" not in text
+    assert not re.search(r"all-gather|all-to-all", text)
+
+
+def test_the_noise_of_an_image_does_not_depend_on_the_device_count(two):
+    """Image i's z noise inside the compiled step, split over two devices, equals one device's draws
+    bit for bit (JAX's threefry is partitionable)."""
+    key, x = jax.random.PRNGKey(7), np.random.default_rng(0).uniform(size=(50, 6)).astype(np.float32)
+    mean, log_std = jnp.asarray(x[:, :2]), jnp.asarray(x[:, 2:4])
+
+    def draws(devices):
+        @jax.jit
+        def f(mean, log_std):
+            mean, log_std = devices.constrain(mean, 0), devices.constrain(log_std, 0)
+            return densities.sample_diag_gaussian(key, mean, log_std, (3,))  # (3, B, 2)
+
+        return f(devices.split(np.asarray(mean)), devices.split(np.asarray(log_std)))
+
+    alone, split_draws = draws(parallel.ONE), draws(two)
+    assert len(split_draws.sharding.device_set) == 2
+    np.testing.assert_array_equal(np.asarray(split_draws), np.asarray(alone))
+
+
+def test_sharded_evaluation_gives_the_same_numbers(split, two):
+    """ELBO, IWAE (plain and defensive) and exact log p(x) with images split over two devices: the
+    same per-image numbers as one device, bit for bit; 150 and 37 images leave a short last chunk."""
+    params = train.init_state(tiny(latent_dim=2))[0]
+    params = jax.tree_util.tree_map(lambda leaf: leaf * 1.5, params)
+    for x in (split.x_test[:150], split.x_test[:37]):
+        pairs = [(evaluate.elbo_per_image(NET, params, x, 3, devices=d),
+                  evaluate.iwae_per_image(NET, params, x, 20, devices=d),
+                  evaluate.iwae_per_image(NET, params, x, 20, defensive=True, devices=d),
+                  exact.log_px(NET, params["decoder"], x, devices=d)[0]) for d in (parallel.ONE, two)]
+        for alone, shared in zip(*pairs, strict=True):
+            assert alone.shape == (len(x),)
+            np.testing.assert_array_equal(shared, alone)
+
+
+def test_a_batch_the_devices_do_not_divide_is_one_line(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--runs-dir", str(tmp_path), *tiny_flags(batch_size=25),
+                           "--devices", "2", "--no-progress")
+    assert code == 2 and "batch size 25 is not a multiple of the 2 devices" in err
+    code, _, err = run_cli(capsys, "train", "--runs-dir", str(tmp_path), *tiny_flags(), "--devices", "8",
+                           "--no-progress")
+    assert code == 2 and "--devices 8 needs 8 devices in each process; process 0 has 2" in err
+    assert not (tmp_path / "default" / rundir.CHECKPOINT).exists()
+    code, _, err = run_cli(capsys, "train", "--runs-dir", str(tmp_path), *tiny_flags(), "--coordinator", "nowhere",
+                           "--num-processes", "2", "--process-id", "0")
+    assert code == 2 and "is not HOST:PORT" in err
+    code, _, err = run_cli(capsys, "train", "--runs-dir", str(tmp_path), *tiny_flags(), "--num-processes", "2")
+    assert code == 2 and "several processes need all three" in err
+
+
+def test_aevb_says_which_devices_ran_the_job(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "run", "--runs-dir", str(tmp_path), *tiny_flags(epochs=1, latent_dim=3),
+                           "--devices", "2", "--no-progress")
+    assert code == 0
+    page = (tmp_path / "default" / rundir.REPORT).read_text()
+    assert "Trained on 2 cpu devices; evaluated on 2 cpu devices." in page
+    code, out, _ = run_cli(capsys, "data", "--dataset", SYNTHETIC.name)
+    assert code == 0 and re.search(r"devices: 2 cpu devices \(JAX [0-9.]+\)", out)
+
+
+# ---- two processes -------------------------------------------------------------------------------
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _two_processes(*args):
+    """aevb ARGS in two processes joined on a free port of 127.0.0.1: [process 0, process 1]."""
+    port = _free_port()
+    return [subprocess.Popen([sys.executable, HELPER, *args, "--coordinator", f"127.0.0.1:{port}",
+                              "--num-processes", "2", "--process-id", str(i), "--no-progress"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+
+
+def _wait(processes, timeout=240):
+    """Exit codes and outputs of both; whatever happens, neither is left running."""
+    deadline, results = time.monotonic() + timeout, []
+    try:
+        for p in processes:
+            out, err = p.communicate(timeout=max(1, deadline - time.monotonic()))
+            results.append((p.returncode, out, err))
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return results
+
+
+@pytest.mark.slow
+def test_two_processes_train_resume_and_match_one(split, tmp_path):
+    """Two real processes train one run (gloo collectives): a SIGTERM to process 1 stops both after
+    the same epoch, process 0 alone has written the run; resumed by two processes it ends where an
+    uninterrupted single-process run ends."""
+    runs = tmp_path / "runs"
+    processes = _two_processes("train", "--runs-dir", str(runs), "--name", "both", *tiny_flags(epochs=40))
+    metrics = runs / "both" / rundir.METRICS
+    deadline = time.monotonic() + 180
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            break
+        time.sleep(0.2)
+    processes[1].send_signal(signal.SIGTERM)
+    (code0, out0, err0), (code1, out1, err1) = _wait(processes)
+    assert (code0, code1) == (130, 130), (err0, err1)
+    assert out1 == ""  # process 1 says nothing: process 0 speaks for the job
+    _, stopped = rundir.read_checkpoint_config(runs / "both")
+    assert 2 <= stopped < 40 and len(rundir.read_metrics(runs / "both")) == stopped
+    assert sorted(p.name for p in runs.iterdir()) == ["both"]
+
+    results = _wait(_two_processes("train", "--runs-dir", str(runs), "--name", "both", "--resume", "--epochs",
+                                   str(stopped + 1)))
+    assert [code for code, _, _ in results] == [0, 0], results
+    alone = train.train(tiny(epochs=stopped + 1), tmp_path / "alone", split, progress=False)
+    stored = load_file(runs / "both" / rundir.CHECKPOINT)
+    for name, value in checkpoint.flatten(alone["params"]).items():
+        np.testing.assert_allclose(stored[name], value, rtol=1e-5, atol=1e-6)
+    summary = rundir.read_summary(runs / "both")
+    assert summary["trained_on"]["processes"] == 2 and summary["epochs"] == stopped + 1
+
+
+
+def test_a_busy_coordinator_port_is_one_line(tmp_path):
+    """Process 0 cannot serve the coordinator on a port another program holds: one line, exit 1,
+    nothing written (JAX's coordinator itself would crash the process there)."""
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run([sys.executable, HELPER, "train", "--runs-dir", str(tmp_path), *tiny_flags(),
+                                 "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "0"],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (f"aevb: error: process 0 cannot serve the coordinator on port "
+                                                      f"{port}: another program uses it; choose a free port for "
+                                                      "--coordinator")
+    assert list(tmp_path.iterdir()) == []

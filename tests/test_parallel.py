@@ -121,9 +121,9 @@ def test_aevb_says_which_devices_ran_the_job(capsys, tmp_path):
                            "--devices", "2", "--no-progress")
     assert code == 0
     page = (tmp_path / "default" / rundir.REPORT).read_text()
-    assert "Trained on 2 cpu devices; evaluated on 2 cpu devices." in page
+    assert "Trained on 2 CPU devices; evaluated on 2 CPU devices." in page
     code, out, _ = run_cli(capsys, "data", "--dataset", SYNTHETIC.name)
-    assert code == 0 and re.search(r"devices: 2 cpu devices \(JAX [0-9.]+\)", out)
+    assert code == 0 and re.search(r"devices: 2 CPU devices \(JAX [0-9.]+\)", out)
 
 
 # ---- two processes -------------------------------------------------------------------------------
@@ -206,3 +206,12 @@ def test_a_busy_coordinator_port_is_one_line(tmp_path):
                                                       f"{port}: another program uses it; choose a free port for "
                                                       "--coordinator")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_on_two_devices(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "sweep", "grid", "--runs-dir", str(tmp_path), *tiny_flags(epochs=1),
+                             "--latent-dim", "3,4", "--devices", "2", "--no-progress")
+    assert code == 0, err
+    for point in ("latent_dim=3", "latent_dim=4"):
+        summary = rundir.read_summary(tmp_path / "grid" / point)
+        assert summary["trained_on"]["count"] == summary["evaluated_on"]["count"] == 2

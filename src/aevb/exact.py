@@ -41,17 +41,25 @@ def cell_centres(lows, side, spacing):
     return (np.asarray(lows, np.float64)[:, None, :] + grid[None]).astype(np.float32)
 
 
+# The grid's matmuls in full float32: a GPU's default precision (TF32 on an H200) moved log p(x) by
+# up to 7e-3 nats per image in the accuracy check, float32 by 2.5e-5 (measured); a CPU computes
+# float32 either way.
+PRECISION = "highest"
+
+
 @jax.jit(static_argnames=("net",))
 def _tile_terms(net, theta, z):
     """For the points z (P, 2): the decoder's logits (P, D) and the row term sum_d softplus - log p(z) (P,)."""
-    logits = net.decode(theta, z)
+    with jax.default_matmul_precision(PRECISION):
+        logits = net.decode(theta, z)
     return logits, jnp.sum(jax.nn.softplus(logits), axis=-1) - model.log_prior(z)
 
 
 @jax.jit
 def _log_joint(x, logits, row):
     """log p(x, z_g) = x . l_g - row_g for images x (n, D) and points g: (n, P)."""
-    return x @ logits.T - jnp.broadcast_to(row, (x.shape[0], row.shape[0]))
+    with jax.default_matmul_precision(PRECISION):
+        return x @ logits.T - jnp.broadcast_to(row, (x.shape[0], row.shape[0]))
 
 
 @jax.jit(static_argnames=("tiles",))

@@ -270,7 +270,7 @@ def devices(count=1):
 
 
 def available():
-    """What JAX sees here, in words: '2 cpu devices (JAX 0.10.2, process 1 of 2)'."""
+    """What JAX sees here, in words: '2 CPU devices (JAX 0.10.2, process 1 of 2)'."""
     found = jax.devices()
     text = describe_text({"platform": found[0].platform, "kind": found[0].device_kind, "count": len(found),
                           "processes": 1})
@@ -279,8 +279,8 @@ def available():
 
 
 def describe_text(description):
-    """'2 cpu devices (cpu) in 2 processes' from Devices.describe()."""
+    """'2 CPU devices in 2 processes', '1 NVIDIA H200 device' from Devices.describe()."""
     d = description
-    kind = d["kind"] if d["kind"].lower() != d["platform"] else d["platform"]
+    kind = d["kind"] if d["kind"].lower() != d["platform"] else d["platform"].upper()
     text = f"{d['count']} {kind} device{'s' * (d['count'] > 1)}"
     return text + (f" in {d['processes']} processes" if d["processes"] > 1 else "")

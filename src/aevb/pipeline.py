@@ -158,8 +158,7 @@ def train(settings, run_dir, mode="new", data_dir=None, progress=True, seeds=Non
                 stack.enter_context(writer.replacing(one_dir))
         results = [{**result, "split": split}
                    for result in training.train_group(configs, run_dirs, split, resume, progress, devices)]
-    for result in results if devices.writer else ():
-
+    for result in results if devices.writer else ():  # process 0 speaks for the job
         name = result["run_dir"]
         if result["status"] == "done" and result["trained_now"] == 0:
             print(f"{name} is already trained ({result['epoch']} epochs)")

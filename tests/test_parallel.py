@@ -215,3 +215,14 @@ def test_a_sweep_on_two_devices(capsys, tmp_path):
     for point in ("latent_dim=3", "latent_dim=4"):
         summary = rundir.read_summary(tmp_path / "grid" / point)
         assert summary["trained_on"]["count"] == summary["evaluated_on"]["count"] == 2
+
+
+def test_seeds_trained_together_on_two_devices(split, two, tmp_path):
+    """--seeds with --devices: the vmapped group epoch split over the devices ends where each seed
+    ends alone on one device."""
+    configs = [tiny(seed=seed, epochs=2) for seed in (0, 1)]
+    together = train.train_group(configs, [tmp_path / "a", tmp_path / "b"], split, [False, False], False, two)
+    for config, result in zip(configs, together, strict=True):
+        alone = train.train(config, tmp_path / f"alone-{config.seed}", split, progress=False)
+        for a, b in zip(_leaves(alone["params"]), _leaves(result["params"]), strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)

@@ -159,36 +159,50 @@ def _wait(processes, timeout=240):
 
 
 @pytest.mark.slow
-def test_two_processes_train_resume_and_match_one(split, tmp_path):
-    """Two real processes train one run (gloo collectives): a SIGTERM to process 1 stops both after
-    the same epoch, process 0 alone has written the run; resumed by two processes it ends where an
-    uninterrupted single-process run ends."""
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+def test_two_processes_stop_together_resume_and_match_one(split, tmp_path, how):
+    """Two real processes train one run (gloo collectives), and process 1 gets a SIGTERM or a kill -9.
+    SIGTERM: both stop after the same epoch and save it (exit 130). kill -9: process 0's next
+    collective fails; it saves the last epoch both finished (no regular checkpoint was due) and says
+    so in one line (exit 1), at once. Only process 0 has written; resumed by two processes, the run
+    ends where an uninterrupted single-process run ends."""
     runs = tmp_path / "runs"
-    processes = _two_processes("train", "--runs-dir", str(runs), "--name", "both", *tiny_flags(epochs=40))
+    processes = _two_processes("train", "--runs-dir", str(runs), "--name", "both",
+                               *tiny_flags(epochs=40, checkpoint_every=100))
     metrics = runs / "both" / rundir.METRICS
     deadline = time.monotonic() + 180
     while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes):
             break
         time.sleep(0.2)
-    processes[1].send_signal(signal.SIGTERM)
+    processes[1].send_signal(how)
+    began = time.monotonic()
     (code0, out0, err0), (code1, out1, err1) = _wait(processes)
-    assert (code0, code1) == (130, 130), (err0, err1)
-    assert out1 == ""  # process 1 says nothing: process 0 speaks for the job
+    if how == signal.SIGTERM:
+        assert (code0, code1) == (130, 130), (err0, err1)
+        assert out1 == ""  # process 1 says nothing: process 0 speaks for the job
+    else:
+        assert (code0, code1) == (1, -9), err0
+        assert time.monotonic() - began < 60  # not JAX's minutes-long wait for the lost process
+        errors = [line for line in err0.splitlines() if line.startswith("aevb: error:")]
+        assert len(errors) == 1 and "another process of the job stopped during training" in errors[0], err0
+        assert "Traceback" not in err0
     _, stopped = rundir.read_checkpoint_config(runs / "both")
-    assert 2 <= stopped < 40 and len(rundir.read_metrics(runs / "both")) == stopped
+    assert 2 <= stopped < 40 and len(rundir.read_metrics(runs / "both")) >= stopped
+    if how == signal.SIGKILL:
+        assert f"the checkpoint of epoch {stopped} in" in err0
     assert sorted(p.name for p in runs.iterdir()) == ["both"]
 
     results = _wait(_two_processes("train", "--runs-dir", str(runs), "--name", "both", "--resume", "--epochs",
                                    str(stopped + 1)))
     assert [code for code, _, _ in results] == [0, 0], results
-    alone = train.train(tiny(epochs=stopped + 1), tmp_path / "alone", split, progress=False)
+    alone = train.train(tiny(epochs=stopped + 1, checkpoint_every=100), tmp_path / "alone", split, progress=False)
     stored = load_file(runs / "both" / rundir.CHECKPOINT)
     for name, value in checkpoint.flatten(alone["params"]).items():
         np.testing.assert_allclose(stored[name], value, rtol=1e-5, atol=1e-6)
     summary = rundir.read_summary(runs / "both")
     assert summary["trained_on"]["processes"] == 2 and summary["epochs"] == stopped + 1
-
+    assert len(rundir.read_metrics(runs / "both")) == stopped + 1
 
 
 def test_a_busy_coordinator_port_is_one_line(tmp_path):

@@ -230,6 +230,10 @@ def main(argv=None):
         if isinstance(error, BrokenPipeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more can be shown there
         print(f"aevb: error: {message}", file=sys.stderr)
+        if errors.parallel.peers_lost(error):  # JAX's exit would wait minutes for the lost process
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         return code
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -36,6 +36,13 @@ class ProcessesError(RuntimeError):
     """The processes of a job could not join, or process 0 stopped while the others waited on it."""
 
 
+def peers_lost(error):
+    """Whether error means the job's processes no longer run together (one could not join, or a
+    collective failed because another stopped); JAX's exit would then wait minutes for it."""
+    return isinstance(error, ProcessesError) or (isinstance(error, jax.errors.JaxRuntimeError)
+                                                 and jax.process_count() > 1)
+
+
 def prepare(count):
     """Before JAX starts its backends: on a machine whose CPU is the device, let --devices N
     simulate N devices (one per process's share). Harmless on a GPU machine (it shapes only

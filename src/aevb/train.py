@@ -240,6 +240,7 @@ def train_group(configs, run_dirs, split, resume, progress=True, devices=paralle
                desc=f"train seeds {','.join(str(c.seed) for c in configs)}" if grouped else "train",
                disable=not progress)
     status = "done"
+    good = (params, opt_state), [s.epoch for s in seeds]  # the last state every process finished
     try:
         with _StopRequest() as stop:
             for _ in bar:
@@ -267,6 +268,7 @@ def train_group(configs, run_dirs, split, resume, progress=True, devices=paralle
                 kept = np.array([s.diverged is None for s in seeds])
                 params, opt_state = keep_where(kept, (new_params, new_opt_state), (params, opt_state)) if grouped \
                     else (new_params, new_opt_state)
+                good = (params, opt_state), [s.epoch for s in seeds]
                 stopping = devices.any(stop.requested)  # a signal to one process stops them all, at the same epoch
                 for i, seed in enumerate(seeds):
                     epoch_done = seed in running and seed.diverged is None
@@ -281,6 +283,10 @@ def train_group(configs, run_dirs, split, resume, progress=True, devices=paralle
     except KeyboardInterrupt:
         saved = "; ".join(_kept(s.run_dir, s.last_saved) for s in seeds)
         raise Interrupted(f"stopped at once in epoch {max(s.epoch for s in seeds) + 1}; {saved}") from None
+    except jax.errors.JaxRuntimeError as error:
+        if devices.processes == 1:
+            raise
+        raise parallel.ProcessesError(_peer_lost(error, seeds, *good, grouped, devices)) from None
     finally:
         bar.close()
     results = [_finish(seed, devices.local(of(params, i)), status, images_per_epoch,
@@ -289,6 +295,23 @@ def train_group(configs, run_dirs, split, resume, progress=True, devices=paralle
     if diverged:
         raise TrainingDiverged("; ".join(diverged))
     return results
+
+
+def _peer_lost(error, seeds, state, epochs, grouped, devices):
+    """Another process died in the middle of training (its collectives fail here): process 0 saves
+    the last epoch that every process finished, from its own copy of the state; the message."""
+    saved = []
+    if devices.writer:
+        host = devices.local(state)  # replicated: this process's copy, no collective needed
+        for i, (seed, epoch) in enumerate(zip(seeds, epochs, strict=True)):
+            if epoch > seed.start and epoch != seed.last_saved:
+                rundir.save_checkpoint(seed.run_dir, seed.config, *(member(host, i) if grouped else host), epoch)
+                seed.last_saved = epoch
+            saved.append(_kept(seed.run_dir, seed.last_saved))
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (f"another process of the job stopped during training ({reason}); "
+            + ("; ".join(saved) if saved else "process 0 keeps the last epoch all finished")
+            + ". Start every process again with --resume")
 
 
 def _record(seed, params, train_objective, finite, elapsed, net, x_test, devices):

@@ -36,8 +36,7 @@ def one_line(error):
         where = f"{error.filename}: " if error.filename else ""
         return f"{where}{error.strerror or error}; {HINTS.get(error.errno, 'nothing was left half-written')}", 1
     if parallel.peers_lost(error):  # a collective failed outside training: another process has stopped
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return f"another process of the job stopped ({reason}); what process 0 saved is kept", 1
+        return f"another process of the job stopped ({parallel.first_line(error)}); what process 0 saved is kept", 1
     if isinstance(error, MemoryError) or "RESOURCE_EXHAUSTED" in str(error) or "Out of memory" in str(error):
         return OUT_OF_MEMORY, 1
     return None, None

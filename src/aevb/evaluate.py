@@ -55,27 +55,31 @@ def _elbo_chunks(net, params, x, keys, num_samples):
     return jax.vmap(lambda xc, key: _elbo_chunk(key, net, params, xc, num_samples))(x, keys)
 
 
-def _chunk_calls(n, num_samples):
-    """(start, stop) of each compiled call: whole groups of IMAGE_CHUNK images, then the rest."""
+def _by_chunks(compute, x, key, per_call, devices, progress, desc):
+    """compute(block (C, B, D), keys (C,)) -> (C, B) over x's images: per_call whole chunks of
+    IMAGE_CHUNK images per compiled call, then a shorter rest alone (its own shape); chunk i draws
+    its noise from fold_in(key, its first image). On several devices each takes whole chunks, the
+    call filled up with copies of its first chunk, so no draw moves. Returns (N,)."""
+    n = x.shape[0]
     whole = n // IMAGE_CHUNK * IMAGE_CHUNK
-    per_call = max(1, min(CHUNKS_PER_CALL, SAMPLES_PER_CALL // min(num_samples, SAMPLE_CHUNK)))
-    calls = data.chunks(whole, IMAGE_CHUNK * per_call)
-    return calls + ([(whole, n)] if whole < n else [])
-
-
-def elbo_per_image(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO", devices=parallel.ONE):
-    """Each image's ELBO estimated with num_samples z ~ q(z|x): (N,)."""
-    params, parts = devices.replicate(params), []
-    for start, stop in tqdm(_chunk_calls(x.shape[0], num_samples), desc=desc, unit="call", disable=not progress,
-                            dynamic_ncols=True):
+    calls = data.chunks(whole, IMAGE_CHUNK * per_call) + ([(whole, n)] if whole < n else [])
+    parts = []
+    for start, stop in tqdm(calls, desc=desc, unit="call", disable=not progress, dynamic_ncols=True):
         size = min(IMAGE_CHUNK, stop - start)
         starts = np.arange(start, stop, size)
         keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(starts))
         block = jnp.asarray(x[start:stop]).reshape(len(starts), size, -1)
-        # On several devices: whole chunks each, the call filled up with copies of its first chunk.
         keys, block = (devices.split(devices.pad(a)) for a in (keys, block))
-        parts.append(devices.gather(_elbo_chunks(net, params, block, keys, num_samples))[: len(starts)].reshape(-1))
+        parts.append(devices.gather(compute(block, keys))[: len(starts)].reshape(-1))
     return np.concatenate(parts)
+
+
+def elbo_per_image(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO", devices=parallel.ONE):
+    """Each image's ELBO estimated with num_samples z ~ q(z|x): (N,)."""
+    params = devices.replicate(params)
+    per_call = max(1, min(CHUNKS_PER_CALL, SAMPLES_PER_CALL // min(num_samples, SAMPLE_CHUNK)))
+    return _by_chunks(lambda block, keys: _elbo_chunks(net, params, block, keys, num_samples), x, key, per_call,
+                      devices, progress, desc)
 
 
 def evaluate_elbo(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO", devices=parallel.ONE):
@@ -137,29 +141,12 @@ def _iwae_chunks(net, params, x, keys, k, sample_chunk, defensive):
 
 
 def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=False, devices=parallel.ONE):
-    """The importance-weighted lower bound on log p(x) for each image, K samples: (N,). On several
-    devices each call takes one chunk per device (the last call filled up with copies)."""
-    params, sample_chunk = devices.replicate(params), min(SAMPLE_CHUNK, k)
-    chunks = data.chunks(x.shape[0], IMAGE_CHUNK)
-    # Calls of count chunks of IMAGE_CHUNK images; a shorter last chunk goes alone (its own shape).
-    whole = [c for c in chunks if c[1] - c[0] == IMAGE_CHUNK]
-    calls = [whole[i : i + devices.count] for i in range(0, len(whole), devices.count)] + [
-        [c] for c in chunks if c[1] - c[0] != IMAGE_CHUNK]
-    bar = tqdm(calls, desc=f"IWAE K={k}" + " defensive" * defensive, unit="call", disable=not progress,
-               dynamic_ncols=True)
-    parts = []
-    for call in bar:
-        if devices.count == 1:  # one device: one chunk per call, as ever
-            (start, stop), = call
-            parts.append(np.asarray(iwae_chunk(net, params, jnp.asarray(x[start:stop]), jax.random.fold_in(key, start),
-                                               k, sample_chunk, defensive)))
-            continue
-        keys = np.stack([np.asarray(jax.random.fold_in(key, start)) for start, _ in call])
-        block = np.stack([np.asarray(x[start:stop]) for start, stop in call])  # (C, B, D)
-        keys, block = (devices.split(devices.pad(a)) for a in (keys, block))
-        parts.append(devices.gather(_iwae_chunks(net, params, block, keys, k, sample_chunk, defensive))[: len(call)]
-                     .reshape(-1))
-    return np.concatenate(parts)
+    """The importance-weighted lower bound on log p(x) for each image, K samples: (N,). One chunk
+    per device per call (K samples already fill a call; on one device the numbers are bit for bit
+    those of unbatched iwae_chunk calls, measured)."""
+    params = devices.replicate(params)
+    return _by_chunks(lambda block, keys: _iwae_chunks(net, params, block, keys, k, min(SAMPLE_CHUNK, k), defensive),
+                      x, key, devices.count, devices, progress, f"IWAE K={k}" + " defensive" * defensive)
 
 
 def evaluate(net, params, x_train, x_test, num_samples, k, progress=True, defensive=False, devices=parallel.ONE):

@@ -43,12 +43,17 @@ def peers_lost(error):
                                                  and jax.process_count() > 1)
 
 
+def first_line(error):
+    """The first line of a runtime error's message (JAX's and gloo's run to many lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def prepare(count):
     """Before JAX starts its backends: on a machine whose CPU is the device, let --devices N
     simulate N devices (one per process's share). Harmless on a GPU machine (it shapes only
     the CPU backend) and where a backend has started already (tests set their own)."""
-    if isinstance(count, int) and count > 1 and "xla_force_host_platform_device_count" not in os.environ.get(
-            "XLA_FLAGS", ""):
+    if count > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         try:
             jax.config.update("jax_num_cpu_devices", count)
         except RuntimeError:  # the backend is up: its devices are what they are
@@ -57,22 +62,23 @@ def prepare(count):
 
 def start(count=None, coordinator=None, num_processes=None, process_id=None):
     """The Devices of the command line's --devices (a whole number, "all", or None: 1 in one
-    process, all with several), after joining the job's processes if asked (initialize)."""
-    expected = num_processes or _whole(os.environ.get("JAX_NUM_PROCESSES"), "JAX_NUM_PROCESSES") or 1
+    process, all with several), after joining the job's processes if asked (initialize). The
+    process flags not given come from the environment (JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID), as cluster launchers set them."""
+    coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if num_processes is None:
+        num_processes = _whole(os.environ.get("JAX_NUM_PROCESSES"), "JAX_NUM_PROCESSES")
+    if process_id is None:
+        process_id = _whole(os.environ.get("JAX_PROCESS_ID"), "JAX_PROCESS_ID")
     if isinstance(count, int):
-        prepare(max(1, count // expected))
+        prepare(count // (num_processes or 1))
     processes = initialize(coordinator, num_processes, process_id)
     return devices(count if count is not None else 1 if processes == 1 else "all")
 
 
-def initialize(coordinator=None, num_processes=None, process_id=None):
+def initialize(coordinator, num_processes, process_id):
     """Joins the processes of one job (jax.distributed.initialize) when a coordinator or a
-    process count is given, by flag or by the environment (JAX_COORDINATOR_ADDRESS,
-    JAX_NUM_PROCESSES, JAX_PROCESS_ID); returns the process count (1: nothing was done)."""
-    coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
-    num_processes = num_processes if num_processes is not None else _whole(os.environ.get("JAX_NUM_PROCESSES"),
-                                                                          "JAX_NUM_PROCESSES")
-    process_id = process_id if process_id is not None else _whole(os.environ.get("JAX_PROCESS_ID"), "JAX_PROCESS_ID")
+    process count is given; returns the process count (1: nothing was done)."""
     if coordinator is None and num_processes is None:
         return 1
     if None in (coordinator, num_processes, process_id):
@@ -92,10 +98,9 @@ def initialize(coordinator=None, num_processes=None, process_id=None):
     try:
         jax.distributed.initialize(coordinator, num_processes, process_id)
     except Exception as error:  # the runtime's message is long: its first line says what happened
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ProcessesError(f"process {process_id} could not join the {num_processes} processes at {coordinator} "
-                             f"({reason}); start every process with process 0's address as --coordinator and the "
-                             "same --num-processes") from None
+                             f"({first_line(error)}); start every process with process 0's address as --coordinator "
+                             "and the same --num-processes") from None
     return num_processes
 
 

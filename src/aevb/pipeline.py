@@ -119,6 +119,15 @@ def _check_settings(run_dir, settings, mode):
             raise
 
 
+def _hold(stack, members, mode, command):
+    """Refuses bad settings before anything is written (_check_settings), then takes every run's
+    writer lock for the stack's block."""
+    for one_dir, one_settings in members:
+        _check_settings(one_dir, one_settings, mode)
+    for one_dir, _ in members:
+        stack.enter_context(writer.writing(one_dir, command, wait=False))
+
+
 def _members(settings, run_dir, seeds):
     """[(run directory, settings)]: run_dir itself, or with seeds one run directory GROUP/seed-S each."""
     if seeds is None:
@@ -142,10 +151,7 @@ def train(settings, run_dir, mode="new", data_dir=None, progress=True, seeds=Non
     run_dirs = [one_dir for one_dir, _ in members]
     with contextlib.ExitStack() as stack:
         def decide():
-            for one_dir, one_settings in members:
-                _check_settings(one_dir, one_settings, mode)
-            for one_dir in run_dirs:
-                stack.enter_context(writer.writing(one_dir, "aevb train", wait=False))
+            _hold(stack, members, mode, "aevb train")
             # Decided while no one else can write the runs.
             return [[config.to_json(), again] for config, again in
                     (rundir.resolve(one_dir, one_settings, mode) for one_dir, one_settings in members)]
@@ -354,13 +360,7 @@ def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None, devices
     processes return [])."""
     members = _members(settings, run_dir, seeds)
     with contextlib.ExitStack() as stack:
-        def hold():
-            for one_dir, one_settings in members:
-                _check_settings(one_dir, one_settings, "auto")
-            for one_dir, _ in members:
-                stack.enter_context(writer.writing(one_dir, "aevb run", wait=False))
-
-        devices.agree(hold, ERRORS)
+        devices.agree(lambda: _hold(stack, members, "auto", "aevb run"), ERRORS)
         runs = train_and_evaluate(settings, run_dir, data_dir, progress, seeds, devices=devices)
         if runs is None:
             return None

@@ -240,7 +240,7 @@ def train_group(configs, run_dirs, split, resume, progress=True, devices=paralle
                desc=f"train seeds {','.join(str(c.seed) for c in configs)}" if grouped else "train",
                disable=not progress)
     status = "done"
-    good = (params, opt_state), [s.epoch for s in seeds]  # the last state every process finished
+    finished = [s.epoch for s in seeds]  # the epochs (params, opt_state) hold: every process finished them
     try:
         with _StopRequest() as stop:
             for _ in bar:
@@ -268,7 +268,7 @@ def train_group(configs, run_dirs, split, resume, progress=True, devices=paralle
                 kept = np.array([s.diverged is None for s in seeds])
                 params, opt_state = keep_where(kept, (new_params, new_opt_state), (params, opt_state)) if grouped \
                     else (new_params, new_opt_state)
-                good = (params, opt_state), [s.epoch for s in seeds]
+                finished = [s.epoch for s in seeds]
                 stopping = devices.any(stop.requested)  # a signal to one process stops them all, at the same epoch
                 for i, seed in enumerate(seeds):
                     epoch_done = seed in running and seed.diverged is None
@@ -286,7 +286,8 @@ def train_group(configs, run_dirs, split, resume, progress=True, devices=paralle
     except jax.errors.JaxRuntimeError as error:
         if devices.processes == 1:
             raise
-        raise parallel.ProcessesError(_peer_lost(error, seeds, *good, grouped, devices)) from None
+        raise parallel.ProcessesError(_peer_lost(error, seeds, (params, opt_state), finished, grouped,
+                                                 devices)) from None
     finally:
         bar.close()
     results = [_finish(seed, devices.local(of(params, i)), status, images_per_epoch,
@@ -308,8 +309,7 @@ def _peer_lost(error, seeds, state, epochs, grouped, devices):
                 rundir.save_checkpoint(seed.run_dir, seed.config, *(member(host, i) if grouped else host), epoch)
                 seed.last_saved = epoch
             saved.append(_kept(seed.run_dir, seed.last_saved))
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return (f"another process of the job stopped during training ({reason}); "
+    return (f"another process of the job stopped during training ({parallel.first_line(error)}); "
             + ("; ".join(saved) if saved else "process 0 keeps the last epoch all finished")
             + ". Start every process again with --resume")
 

@@ -10,8 +10,8 @@ evaluation added later) under 2 minutes; the exact log p(x) of the 10000 test im
 import argparse
 import dataclasses
 import json
-import resource
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -24,8 +24,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aevb import data, evaluate, exact, networks, partial, pipeline, train
+from aevb import pipeline
 from aevb.config import Config
+from aevb.data import splits
+from aevb.evaluation import bounds, curves, exact, partial
+from aevb.model import networks
+from aevb.training import compiled
 
 
 def best_seconds(fn, repeats):
@@ -71,8 +75,8 @@ def optimizer_seconds(config, steps):
     Adam reads the parameters, the gradient and both moments and writes three of them back, about
     22 MB per step at the default size: memory-bound work that no matmul speed can hide.
     """
-    params, opt_state = train.init_state(config)
-    opt = train.optimizer(config)
+    params, opt_state = compiled.init_state(config)
+    opt = compiled.optimizer(config)
     grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, 1e-3), params)
 
     def body(carry, _):
@@ -111,8 +115,8 @@ def exact_speed(run, peak):
     began = time.perf_counter()
     values, cost = exact.log_px(run.net, theta, x_test)
     seconds = time.perf_counter() - began
-    exact.track(run.net, run.params, x_test[: exact.TRACKED_IMAGES])  # compile
-    tracked = best_seconds(lambda: exact.track(run.net, run.params, x_test[: exact.TRACKED_IMAGES])["log_px"], 3)
+    curves.track(run.net, run.params, x_test[: curves.TRACKED_IMAGES])  # compile
+    tracked = best_seconds(lambda: curves.track(run.net, run.params, x_test[: curves.TRACKED_IMAGES])["log_px"], 3)
     return {"test_images": len(x_test), "seconds": seconds, "gflop": cost["flops"] / 1e9,
             "gflop_per_s": cost["flops"] / seconds / 1e9, "fraction_of_peak_matmul": cost["flops"] / seconds / peak,
             "tiles": cost["tiles"], "grid_points": cost["points"], "test_log_px": float(values.mean()),
@@ -120,8 +124,8 @@ def exact_speed(run, peak):
 
 
 def epoch_seconds(config, x_train, epochs=6):
-    params, opt_state = train.init_state(config)
-    epoch = train.make_epoch(config)
+    params, opt_state = compiled.init_state(config)
+    epoch = compiled.make_epoch(config)
     x_train = jnp.asarray(x_train)
     params, opt_state, _ = epoch(params, opt_state, x_train, 1)  # compile
     times = []
@@ -138,10 +142,10 @@ def group_epoch_seconds(config, x_train, seeds, rounds=3):
     and of the same seeds' epochs one after another, measured alternately in this process."""
     x_train = jnp.asarray(x_train)
     configs = [dataclasses.replace(config, seed=s) for s in seeds]
-    singles = [(train.make_epoch(c), *train.init_state(c)) for c in configs]
-    group = train.make_epoch(config, tuple(seeds))
-    params = train.stack([p for _, p, _ in singles])
-    opt_state = train.stack([o for _, _, o in singles])
+    singles = [(compiled.make_epoch(c), *compiled.init_state(c)) for c in configs]
+    group = compiled.make_epoch(config, tuple(seeds))
+    params = compiled.stack([p for _, p, _ in singles])
+    opt_state = compiled.stack([o for _, _, o in singles])
     active = jnp.ones(len(seeds), bool)
     together, apart = [], []
     for r in range(rounds + 1):  # round 0 compiles
@@ -202,12 +206,12 @@ def main():
     parser.add_argument("--quick", action="store_true", help="speed only, no 100-epoch quality runs")
     args = parser.parse_args()
     config = Config()
-    split = data.load(config)
+    split = splits.load(config)
     x_train, x_test, d = split.x_train, split.x_test, split.x_train.shape[1]
     net = networks.get(config.architecture)
     results = {"machine": {"devices": str(jax.devices()), "jax": jax.__version__}}
 
-    params, _ = train.init_state(config)
+    params, _ = compiled.init_state(config)
     steps = x_train.shape[0] // config.batch_size
     peak = peak_matmul_rate()
     shape_rate = model_shape_matmul_rate(config, d)
@@ -242,13 +246,13 @@ def main():
 
     k = 1000
     sub = x_test[:1000]
-    evaluate.iwae_per_image(net, params, sub[:100], k)  # compile
+    bounds.iwae_per_image(net, params, sub[:100], k)  # compile
     began = time.perf_counter()
-    evaluate.iwae_per_image(net, params, sub, k)
+    bounds.iwae_per_image(net, params, sub, k)
     results["iwae"] = {"k": k, "images_times_k_per_s": sub.shape[0] * k / (time.perf_counter() - began)}
     # Memory does not grow with the number of images (one chunk at a time) nor with K (scan). Measured before
     # the seeds' group epoch, whose three stacked states would set this process's peak (ru_maxrss) instead.
-    evaluate.iwae_per_image(net, params, x_test[:300], 5000)
+    bounds.iwae_per_image(net, params, x_test[:300], 5000)
     results["iwae"]["peak_rss_gib_after_k5000"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
     results["scaling"] = scaling()
@@ -275,7 +279,7 @@ def main():
                                seeds=tuple(range(args.seeds)))
         runs = []
         for result in group:
-            test_elbo, test_se = evaluate.evaluate_elbo(net, result["params"], x_test, config.eval_samples)
+            test_elbo, test_se = bounds.evaluate_elbo(net, result["params"], x_test, config.eval_samples)
             runs.append({"seed": result["config"].seed, "test_elbo": test_elbo, "test_elbo_se": test_se})
             print(json.dumps(runs[-1]), flush=True)
         results["quality"] = {"runs": runs, "mean_test_elbo": statistics.mean(r["test_elbo"] for r in runs),

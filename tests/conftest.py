@@ -2,8 +2,11 @@ import jax
 import numpy as np
 import pytest
 
-from aevb import data, datasets
+from aevb import parallel
 from aevb.config import Config
+from aevb.data import datasets, splits
+from aevb.evaluation import curves
+from aevb.training import loop
 
 # Silent broadcasting hides shape bugs: make rank promotion an error in every test.
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -12,7 +15,7 @@ jax.config.update("jax_num_cpu_devices", 2)
 
 # Most tests run on a small synthetic dataset held in memory (no download): 12x12 images of
 # discs in 4 classes, a shape other than MNIST's so that nothing can lean on 28x28.
-SYNTHETIC = datasets.register(data.synthetic())
+SYNTHETIC = datasets.register(splits.synthetic())
 
 
 def tiny(**settings):
@@ -28,6 +31,12 @@ def tiny_flags(**settings):
     return [arg for name in ("dataset", "n_train", "n_test", "hidden_dim", "batch_size", "epochs", "eval_samples",
                              "iwae_k", "log_px_every", *settings)
             for arg in ("--" + name.replace("_", "-"), str(getattr(config, name)))]
+
+
+def train_run(config, run_dir, split, devices=parallel.ONE, **kwargs):
+    """aevb.training.loop.train with the measures aevb.pipeline passes in (aevb.evaluation.curves)."""
+    return loop.train(config, run_dir, split, curves.monitor(config, split.x_test, devices), devices=devices,
+                      **kwargs)
 
 
 def run_cli(capsys, *argv):

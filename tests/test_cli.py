@@ -4,8 +4,10 @@ import json
 import pytest
 from conftest import run_cli, tiny, tiny_flags
 
-from aevb import cli, rundir, train
+from aevb import arguments, cli
 from aevb.config import Config
+from aevb.runs import files, records
+from aevb.training import trained
 
 
 @pytest.mark.parametrize("argv", [
@@ -46,7 +48,7 @@ def test_every_setting_is_a_flag_with_its_help(capsys):
         assert field.metadata["help"].split()[0] in out
     # Flags land in the config, under the field's name.
     values = {"latent_dim": 3, "hidden_dim": 17, "objective": "elbo-analytic-kl", "learning_rate": 0.002, "seed": 7}
-    args = cli.build_parser().parse_args(["train", "--latent-dim", "3", "--hidden-dim", "17", "--objective",
+    args = arguments.build_parser().parse_args(["train", "--latent-dim", "3", "--hidden-dim", "17", "--objective",
                                           "elbo-analytic-kl", "--lr", "0.002", "--seed", "7"])
     assert cli._settings(args) == values
 
@@ -72,8 +74,8 @@ def test_resume_policy_and_damaged_checkpoints(capsys, tmp_path):
     # Resuming with only --epochs continues the stored config.
     code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "3", *argv)
     assert code == 0, err
-    assert train.restore(tmp_path / "r")[0] == tiny(epochs=3) and len(rundir.read_metrics(tmp_path / "r")) == 3
-    path = tmp_path / "r" / rundir.CHECKPOINT
+    assert trained.restore(tmp_path / "r")[0] == tiny(epochs=3) and len(records.read_metrics(tmp_path / "r")) == 3
+    path = tmp_path / "r" / files.CHECKPOINT
     path.write_bytes(path.read_bytes()[:1000])
     code, _, err = run_cli(capsys, "evaluate", "-k", "2", *argv)
     assert code == 1 and "truncated" in err and "Traceback" not in err
@@ -85,14 +87,14 @@ def test_overwrite_starts_again_and_drops_the_old_numbers(capsys, tmp_path):
     assert run_cli(capsys, "train", *tiny_flags(epochs=2), "--no-progress", *argv)[0] == 0
     for command in (["evaluate", "--no-progress"], ["plot", "curves"], ["report"]):
         assert run_cli(capsys, *command, *argv)[0] == 0
-    assert "test_elbo" in rundir.read_summary(tmp_path / "r")
+    assert "test_elbo" in records.read_summary(tmp_path / "r")
     code, _, err = run_cli(capsys, "run", *tiny_flags(epochs=2, hidden_dim=20), "--no-progress", *argv)
     assert code == 1 and "hidden_dim" in err
     assert run_cli(capsys, "train", *tiny_flags(epochs=2, seed=3), "--overwrite", "--no-progress", *argv)[0] == 0
-    stored, _, _, epoch = train.restore(tmp_path / "r")
+    stored, _, _, epoch = trained.restore(tmp_path / "r")
     assert stored.seed == 3 and epoch == 2
-    assert "test_elbo" not in rundir.read_summary(tmp_path / "r")
-    assert not (tmp_path / "r" / rundir.REPORT).exists() and not (tmp_path / "r" / rundir.FIGURES).exists()
+    assert "test_elbo" not in records.read_summary(tmp_path / "r")
+    assert not (tmp_path / "r" / files.REPORT).exists() and not (tmp_path / "r" / files.FIGURES).exists()
 
 
 def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path):
@@ -100,10 +102,10 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
     code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=4), *argv)
     assert code == 0, err
     run = tmp_path / "e2e"
-    assert json.loads((run / rundir.CONFIG).read_text()) == json.loads(tiny(epochs=4).to_json())
-    assert [row["epoch"] for row in rundir.read_metrics(run)] == [1, 2, 3, 4]
-    assert set(rundir.read_metrics(run)[0]) == {"epoch", "train_elbo", "test_elbo", "seconds"}
-    summary = rundir.read_summary(run)
+    assert json.loads((run / files.CONFIG).read_text()) == json.loads(tiny(epochs=4).to_json())
+    assert [row["epoch"] for row in records.read_metrics(run)] == [1, 2, 3, 4]
+    assert set(records.read_metrics(run)[0]) == {"epoch", "train_elbo", "test_elbo", "seconds"}
+    summary = records.read_summary(run)
     documented = {"epochs", "train_elbo_last_epoch", "training_seconds", "seconds_per_epoch", "images_per_second",
                   "train_elbo", "train_elbo_se", "test_elbo", "test_elbo_se", "elbo_samples", "test_iwae",
                   "test_iwae_se", "iwae_k", "iwae_seconds", "iwae_samples_per_second", "units", "completion",
@@ -115,7 +117,7 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
     assert set(summary) == documented
     assert summary["test_log_px"] >= summary["test_iwae"] - 3 * summary["test_iwae_se"]
     assert summary["log_px_accuracy"]["halved_spacing"]["max_abs_change"] < 0.01
-    per_image = rundir.read_per_image(run)
+    per_image = records.read_per_image(run)
     assert set(per_image) == {"train_elbo", "test_elbo", "test_iwae", "test_log_px", "train_log_px"}
     assert per_image["test_log_px"].shape == (200,) and per_image["train_log_px"].shape == (600,)
     assert summary["epochs"] == 4 and summary["iwae_k"] == 10 and summary["elbo_samples"] == 2
@@ -124,15 +126,15 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
     assert completion["hidden_pixels"] == 72 and completion["mask"] == "top"  # 6 of the 12 rows of 12 pixels
     for name in ["samples", "latent", "interpolate", "manifold", "curves", "reconstructions", "bounds", "gaps",
                  "posteriors", "complete_top", "complete_top_posterior", "complete_top_trace"]:
-        assert (run / rundir.FIGURES / f"{name}.png").stat().st_size > 5000
-        assert (run / rundir.FIGURES / f"{name}.svg").is_file()
-    assert (run / rundir.REPORT).stat().st_size > 100000
-    assert "test ELBO" in out and "nats/image" in out and str((run / rundir.REPORT).resolve()) in out
+        assert (run / files.FIGURES / f"{name}.png").stat().st_size > 5000
+        assert (run / files.FIGURES / f"{name}.svg").is_file()
+    assert (run / files.REPORT).stat().st_size > 100000
+    assert "test ELBO" in out and "nats/image" in out and str((run / files.REPORT).resolve()) in out
     # A second `aevb run` finds the run trained and trains nothing; its checkpoint is untouched.
-    before = (run / rundir.CHECKPOINT).read_bytes()
+    before = (run / files.CHECKPOINT).read_bytes()
     code, out, _ = run_cli(capsys, "run", *tiny_flags(epochs=4), *argv)
     assert code == 0 and "already trained (4 epochs)" in out
-    assert (run / rundir.CHECKPOINT).read_bytes() == before
+    assert (run / files.CHECKPOINT).read_bytes() == before
 
 
 def test_data_command_prints_counts(capsys, mnist):
@@ -147,10 +149,10 @@ def test_complete_and_answers_commands(capsys, tmp_path):
     code, out, err = run_cli(capsys, "complete", "--mask", "bottom", "--index", "7", *argv)
     assert code == 0, err
     assert "#7" in out and "nats" in out
-    figures = tmp_path / "r" / rundir.FIGURES
+    figures = tmp_path / "r" / files.FIGURES
     for name in ["complete_bottom", "complete_bottom_posterior", "complete_bottom_trace"]:
         assert (figures / f"{name}.png").is_file()
-    completion = rundir.read_summary(tmp_path / "r")["completion"]["bottom"]
+    completion = records.read_summary(tmp_path / "r")["completion"]["bottom"]
     assert completion["index"] == 7 and completion["hidden_pixels"] == 72
     code, _, err = run_cli(capsys, "complete", "--index", "600", *argv)
     assert code == 2 and "from 0 to 599" in err

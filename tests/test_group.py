@@ -7,10 +7,12 @@ import shutil
 import jax
 import numpy as np
 import pytest
-from conftest import run_cli, tiny, tiny_flags
-
-from aevb import data, pipeline, rundir, train
+from conftest import run_cli, tiny, tiny_flags, train_run
 from test_report import CHROMIUM_ARGS
+
+from aevb import pipeline
+from aevb.data import splits
+from aevb.runs import checkpoint, files, records
 
 
 def _close(a, b, tolerance=2e-5):
@@ -21,7 +23,7 @@ def _close(a, b, tolerance=2e-5):
 
 def _alone(config, run_dir):
     run_dir.mkdir(parents=True)
-    return train.train(config, run_dir, data.load(config), progress=False)
+    return train_run(config, run_dir, splits.load(config), progress=False)
 
 
 def test_seeds_trained_together_get_the_parameters_they_get_alone(tmp_path):
@@ -31,10 +33,10 @@ def test_seeds_trained_together_get_the_parameters_they_get_alone(tmp_path):
         alone = _alone(tiny(seed=result["config"].seed), tmp_path / f"alone-{result['config'].seed}")
         assert _close(result["params"], alone["params"])
         assert not _close(result["params"], results[0]["params"]) or result is results[0]  # seeds differ
-        rows, alone_rows = rundir.read_metrics(result["run_dir"]), rundir.read_metrics(alone["run_dir"])
+        rows, alone_rows = records.read_metrics(result["run_dir"]), records.read_metrics(alone["run_dir"])
         np.testing.assert_allclose([r["train_elbo"] for r in rows], [r["train_elbo"] for r in alone_rows], rtol=1e-5)
-    group = json.loads((tmp_path / "group" / rundir.GROUP).read_text())
-    finals = [rundir.read_summary(r["run_dir"])["train_elbo_last_epoch"] for r in results]
+    group = json.loads((tmp_path / "group" / files.GROUP).read_text())
+    finals = [records.read_summary(r["run_dir"])["train_elbo_last_epoch"] for r in results]
     assert group["seeds"] == [0, 1, 7] and group["values"]["train_elbo_last_epoch"] == finals
     assert group["mean"]["train_elbo_last_epoch"] == pytest.approx(np.mean(finals))
     assert group["std"]["train_elbo_last_epoch"] == pytest.approx(np.std(finals, ddof=1))
@@ -49,7 +51,7 @@ def test_a_group_resumes_seeds_that_stand_at_different_epochs(tmp_path):
     for result in results:  # a resumed group ends where an uninterrupted run alone ends
         alone = _alone(tiny(seed=result["config"].seed, epochs=4), tmp_path / f"alone-{result['config'].seed}")
         assert _close(result["params"], alone["params"])
-        assert [r["epoch"] for r in rundir.read_metrics(result["run_dir"])] == [1, 2, 3, 4]
+        assert [r["epoch"] for r in records.read_metrics(result["run_dir"])] == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("flags, message", [(["--seeds", "0,0"], "a seed twice"),
@@ -77,12 +79,12 @@ def test_sweep_trains_and_evaluates_each_point_as_an_ordinary_run(sweep):
     for dz in (2, 3):
         for seed in (0, 1):
             run_dir = sweep_dir / f"latent_dim={dz}" / f"seed-{seed}"
-            config, epoch = rundir.read_checkpoint_config(run_dir)
+            config, epoch = checkpoint.read_checkpoint_config(run_dir)
             assert (config.latent_dim, config.seed, epoch) == (dz, seed, 2)
-            summary = rundir.read_summary(run_dir)
+            summary = records.read_summary(run_dir)
             assert summary["evaluated_epoch"] == 2 and ("test_log_px" in summary) == (dz == 2)
             assert summary["test_iwae"] >= summary["test_elbo"] - 3 * summary["test_elbo_se"]
-        group = json.loads((sweep_dir / f"latent_dim={dz}" / rundir.GROUP).read_text())
+        group = json.loads((sweep_dir / f"latent_dim={dz}" / files.GROUP).read_text())
         assert group["seeds"] == [0, 1] and "test_elbo" in group["mean"]
     assert json.loads((sweep_dir / "sweep.json").read_text())["varied"] == ["latent_dim"]
 
@@ -101,10 +103,10 @@ def test_compare_page_numbers_and_figures(sweep, capsys):
     assert code == 0, err
     page = (sweep_dir / "compare.html").read_text()
     for name in ("compare_latent_dim", "compare_curves"):
-        assert rundir.figure_path(sweep_dir, name).is_file()
+        assert files.figure_path(sweep_dir, name).is_file()
     assert page.count('<img class="figure"') == 2 and "http" not in page.replace("http-equiv", "")
     for dz in (2, 3):  # the settings table: mean ± sd over the two seeds, from the runs' own summaries
-        values = [rundir.read_summary(sweep_dir / f"latent_dim={dz}" / f"seed-{s}")["test_elbo"] for s in (0, 1)]
+        values = [records.read_summary(sweep_dir / f"latent_dim={dz}" / f"seed-{s}")["test_elbo"] for s in (0, 1)]
         assert f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}" in page
     assert len(re.findall(r'<td class="path">', page)) == 4
 
@@ -142,7 +144,7 @@ def test_compare_page_in_a_browser_at_laptop_and_phone_widths(sweep, capsys, wid
 def test_run_with_seeds_gives_each_seed_its_report_and_the_group_its_summary(tmp_path, capsys):
     reports = pipeline.run_all(tiny(epochs=1, latent_dim=3), tmp_path / "g", progress=False, seeds=(0, 1))
     assert [path.parent.name for path in reports] == ["seed-0", "seed-1"] and all(p.is_file() for p in reports)
-    group = json.loads((tmp_path / "g" / rundir.GROUP).read_text())
-    elbos = [rundir.read_summary(tmp_path / "g" / f"seed-{s}")["test_elbo"] for s in (0, 1)]
+    group = json.loads((tmp_path / "g" / files.GROUP).read_text())
+    elbos = [records.read_summary(tmp_path / "g" / f"seed-{s}")["test_elbo"] for s in (0, 1)]
     assert group["values"]["test_elbo"] == elbos
     assert "test_elbo" in capsys.readouterr().out

@@ -14,10 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import SYNTHETIC, run_cli, tiny, tiny_flags
+from conftest import SYNTHETIC, run_cli, tiny, tiny_flags, train_run
 from safetensors.numpy import load_file
 
-from aevb import checkpoint, data, densities, evaluate, exact, networks, parallel, rundir, train
+from aevb import parallel
+from aevb.data import splits
+from aevb.evaluation import bounds, curves, exact
+from aevb.model import densities, networks
+from aevb.runs import checkpoint, files, records
+from aevb.training import compiled, loop
 
 NET = networks.get("mlp")
 HELPER = str(Path(__file__).with_name("synthetic_aevb.py"))
@@ -25,7 +30,7 @@ HELPER = str(Path(__file__).with_name("synthetic_aevb.py"))
 
 @pytest.fixture(scope="module")
 def split():
-    return data.load(tiny())
+    return splits.load(tiny())
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +46,15 @@ def test_two_devices_train_as_one(split, two, tmp_path):
     """The same minibatches, draws and Adam steps, the gradient summed across devices: after 3
     epochs the parameters and every metric agree with one device within float rounding."""
     config = tiny(log_px_every=1)
-    one = train.train(config, tmp_path / "one", split, progress=False)
-    both = train.train(config, tmp_path / "two", split, progress=False, devices=two)
+    one = train_run(config, tmp_path / "one", split, progress=False)
+    both = train_run(config, tmp_path / "two", split, progress=False, devices=two)
     for a, b in zip(_leaves(one["params"]), _leaves(both["params"]), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-    rows_one, rows_two = rundir.read_metrics(tmp_path / "one"), rundir.read_metrics(tmp_path / "two")
+    rows_one, rows_two = records.read_metrics(tmp_path / "one"), records.read_metrics(tmp_path / "two")
     for r1, r2 in zip(rows_one, rows_two, strict=True):
         np.testing.assert_allclose([r2["train_elbo"], r2["test_elbo"], r2["tracked"]["log_px"]],
                                    [r1["train_elbo"], r1["test_elbo"], r1["tracked"]["log_px"]], rtol=1e-5)
-    summary = rundir.read_summary(tmp_path / "two")
+    summary = records.read_summary(tmp_path / "two")
     assert summary["trained_on"] == {"platform": "cpu", "kind": "cpu", "count": 2, "processes": 1}
 
 
@@ -57,8 +62,8 @@ def test_the_epoch_is_split_over_the_devices(split, two):
     """The compiled epoch gives each device half of each batch and all-reduces the gradients: it is
     data parallel, not the whole batch computed twice."""
     config = tiny()
-    params, opt_state = two.replicate(train.init_state(config))
-    epoch = train.make_epoch(config, devices=two)
+    params, opt_state = two.replicate(compiled.init_state(config))
+    epoch = compiled.make_epoch(config, devices=two)
     text = epoch.lower(params, opt_state, two.replicate(jnp.asarray(split.x_train)), 1).compile().as_text()
     assert "all-reduce" in text
     pixels = split.x_train.shape[1]
@@ -89,12 +94,12 @@ def test_the_noise_of_an_image_does_not_depend_on_the_device_count(two):
 def test_sharded_evaluation_gives_the_same_numbers(split, two):
     """ELBO, IWAE (plain and defensive) and exact log p(x) with images split over two devices: the
     same per-image numbers as one device, bit for bit; 150 and 37 images leave a short last chunk."""
-    params = train.init_state(tiny(latent_dim=2))[0]
+    params = compiled.init_state(tiny(latent_dim=2))[0]
     params = jax.tree_util.tree_map(lambda leaf: leaf * 1.5, params)
     for x in (split.x_test[:150], split.x_test[:37]):
-        pairs = [(evaluate.elbo_per_image(NET, params, x, 3, devices=d),
-                  evaluate.iwae_per_image(NET, params, x, 20, devices=d),
-                  evaluate.iwae_per_image(NET, params, x, 20, defensive=True, devices=d),
+        pairs = [(bounds.elbo_per_image(NET, params, x, 3, devices=d),
+                  bounds.iwae_per_image(NET, params, x, 20, devices=d),
+                  bounds.iwae_per_image(NET, params, x, 20, defensive=True, devices=d),
                   exact.log_px(NET, params["decoder"], x, devices=d)[0]) for d in (parallel.ONE, two)]
         for alone, shared in zip(*pairs, strict=True):
             assert alone.shape == (len(x),)
@@ -108,7 +113,7 @@ def test_a_batch_the_devices_do_not_divide_is_one_line(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "--runs-dir", str(tmp_path), *tiny_flags(), "--devices", "8",
                            "--no-progress")
     assert code == 2 and "--devices 8 needs 8 devices in each process; process 0 has 2" in err
-    assert not (tmp_path / "default" / rundir.CHECKPOINT).exists()
+    assert not (tmp_path / "default" / files.CHECKPOINT).exists()
     code, _, err = run_cli(capsys, "train", "--runs-dir", str(tmp_path), *tiny_flags(), "--coordinator", "nowhere",
                            "--num-processes", "2", "--process-id", "0")
     assert code == 2 and "is not HOST:PORT" in err
@@ -120,7 +125,7 @@ def test_aevb_says_which_devices_ran_the_job(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "run", "--runs-dir", str(tmp_path), *tiny_flags(epochs=1, latent_dim=3),
                            "--devices", "2", "--no-progress")
     assert code == 0
-    page = (tmp_path / "default" / rundir.REPORT).read_text()
+    page = (tmp_path / "default" / files.REPORT).read_text()
     assert "Trained on 2 CPU devices; evaluated on 2 CPU devices." in page
     code, out, _ = run_cli(capsys, "data", "--dataset", SYNTHETIC.name)
     assert code == 0 and re.search(r"devices: 2 CPU devices \(JAX [0-9.]+\)", out)
@@ -169,7 +174,7 @@ def test_two_processes_stop_together_resume_and_match_one(split, tmp_path, how):
     runs = tmp_path / "runs"
     processes = _two_processes("train", "--runs-dir", str(runs), "--name", "both",
                                *tiny_flags(epochs=40, checkpoint_every=100))
-    metrics = runs / "both" / rundir.METRICS
+    metrics = runs / "both" / files.METRICS
     deadline = time.monotonic() + 180
     while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes):
@@ -187,8 +192,8 @@ def test_two_processes_stop_together_resume_and_match_one(split, tmp_path, how):
         errors = [line for line in err0.splitlines() if line.startswith("aevb: error:")]
         assert len(errors) == 1 and "another process of the job stopped during training" in errors[0], err0
         assert "Traceback" not in err0
-    _, stopped = rundir.read_checkpoint_config(runs / "both")
-    assert 2 <= stopped < 40 and len(rundir.read_metrics(runs / "both")) >= stopped
+    _, stopped = checkpoint.read_checkpoint_config(runs / "both")
+    assert 2 <= stopped < 40 and len(records.read_metrics(runs / "both")) >= stopped
     if how == signal.SIGKILL:
         assert f"the checkpoint of epoch {stopped} in" in err0
     assert sorted(p.name for p in runs.iterdir()) == ["both"]
@@ -196,13 +201,13 @@ def test_two_processes_stop_together_resume_and_match_one(split, tmp_path, how):
     results = _wait(_two_processes("train", "--runs-dir", str(runs), "--name", "both", "--resume", "--epochs",
                                    str(stopped + 1)))
     assert [code for code, _, _ in results] == [0, 0], results
-    alone = train.train(tiny(epochs=stopped + 1, checkpoint_every=100), tmp_path / "alone", split, progress=False)
-    stored = load_file(runs / "both" / rundir.CHECKPOINT)
+    alone = train_run(tiny(epochs=stopped + 1, checkpoint_every=100), tmp_path / "alone", split, progress=False)
+    stored = load_file(runs / "both" / files.CHECKPOINT)
     for name, value in checkpoint.flatten(alone["params"]).items():
         np.testing.assert_allclose(stored[name], value, rtol=1e-5, atol=1e-6)
-    summary = rundir.read_summary(runs / "both")
+    summary = records.read_summary(runs / "both")
     assert summary["trained_on"]["processes"] == 2 and summary["epochs"] == stopped + 1
-    assert len(rundir.read_metrics(runs / "both")) == stopped + 1
+    assert len(records.read_metrics(runs / "both")) == stopped + 1
 
 
 def test_a_busy_coordinator_port_is_one_line(tmp_path):
@@ -227,7 +232,7 @@ def test_a_sweep_on_two_devices(capsys, tmp_path):
                              "--latent-dim", "3,4", "--devices", "2", "--no-progress")
     assert code == 0, err
     for point in ("latent_dim=3", "latent_dim=4"):
-        summary = rundir.read_summary(tmp_path / "grid" / point)
+        summary = records.read_summary(tmp_path / "grid" / point)
         assert summary["trained_on"]["count"] == summary["evaluated_on"]["count"] == 2
 
 
@@ -235,8 +240,9 @@ def test_seeds_trained_together_on_two_devices(split, two, tmp_path):
     """--seeds with --devices: the vmapped group epoch split over the devices ends where each seed
     ends alone on one device."""
     configs = [tiny(seed=seed, epochs=2) for seed in (0, 1)]
-    together = train.train_group(configs, [tmp_path / "a", tmp_path / "b"], split, [False, False], False, two)
+    together = loop.train_group(configs, [tmp_path / "a", tmp_path / "b"], split,
+                                curves.monitor(configs[0], split.x_test, two), [False, False], False, two)
     for config, result in zip(configs, together, strict=True):
-        alone = train.train(config, tmp_path / f"alone-{config.seed}", split, progress=False)
+        alone = train_run(config, tmp_path / f"alone-{config.seed}", split, progress=False)
         for a, b in zip(_leaves(alone["params"]), _leaves(result["params"]), strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)

@@ -4,7 +4,10 @@ import pytest
 from conftest import tiny
 from scipy import special, stats
 
-from aevb import cli, densities, drawing, model, pipeline, plots, rundir
+from aevb import cli, pipeline
+from aevb.model import densities, probability
+from aevb.runs import files
+from aevb.views import drawing, plots
 
 SHAPE = (12, 12)  # the synthetic dataset's images
 
@@ -29,7 +32,7 @@ def _decoded(run, z):
 
 def test_samples_layout_and_values(run):
     figure = drawing.figure("samples", run, [])
-    _, means, binary = model.sample(jax.random.fold_in(jax.random.PRNGKey(0), 1), run.net, run.params["decoder"], 2,
+    _, means, binary = probability.sample(jax.random.fold_in(jax.random.PRNGKey(0), 1), run.net, run.params["decoder"], 2,
                                     10)
     assert len(_image_axes(figure)) == 20
     shown = [ax.images[0].get_array() for ax in figure.axes]
@@ -97,8 +100,8 @@ def test_plot_command_writes_every_figure(run, capsys):
     argv = ["--runs-dir", str(run.path.parent), "--name", run.name]
     assert cli.main(["plot", *argv, "--pairs", "0,1", "5,7"]) == 0
     for kind in plots.KINDS:
-        assert rundir.figure_path(run.path, kind).stat().st_size > 5000
-        assert rundir.figure_path(run.path, kind).with_suffix(".svg").is_file()
+        assert files.figure_path(run.path, kind).stat().st_size > 5000
+        assert files.figure_path(run.path, kind).with_suffix(".svg").is_file()
     for bad in (["nonsense"], ["interpolate", "--pairs", "0,600"]):
         with pytest.raises(SystemExit) as exit:
             cli.main(["plot", *bad, *argv])

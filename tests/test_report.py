@@ -6,11 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import tiny_flags
 from scipy import special
 
-from aevb import cli, drawing, pipeline, plots, rundir
+from aevb import cli, pipeline
+from aevb.runs import files
+from aevb.views import drawing, plots
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
@@ -129,6 +130,6 @@ def test_other_latent_dimensions_get_a_note_not_an_explorer(tmp_path, capsys):
     argv = ["--runs-dir", str(tmp_path), "--name", "r3"]
     assert cli.main(["train", *tiny_flags(epochs=1, latent_dim=3), "--no-progress", *argv]) == 0
     assert cli.main(["report", *argv]) == 0
-    text = rundir.report_path(tmp_path / "r3").read_text()
+    text = files.report_path(tmp_path / "r3").read_text()
     assert "needs a 2-D latent space" in text and "Dz = 3" in text and "<canvas" not in text
     assert "aevbExplorer" not in text and "Not evaluated yet" in text and "not drawn yet" in text

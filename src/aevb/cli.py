@@ -2,7 +2,6 @@
 1 one line on stderr saying what failed and what to do (aevb.errors); 2 bad arguments (the usage
 and one line); 130 stopped by Ctrl-C or SIGTERM."""
 
-import argparse
 import dataclasses
 import os
 import shlex
@@ -10,146 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import Config, ConfigError, check_run_name, choices_of
-
-
-def _number(kind, minimum=None):
-    """An argparse type: text -> kind, at least minimum. Config checks its own settings' bounds."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{' whole' if kind is int else ''} number") from None
-        if minimum is not None and value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
-        return value
-
-    return parse
-
-
-def _pair(text):
-    if text.count(",") != 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a pair I,J of image indices")
-    return tuple(_number(int, 0)(part) for part in text.split(","))
-
-
-def _seeds(text):
-    """--seeds 0,1,2 -> (0, 1, 2)."""
-    return tuple(_number(int, 0)(part) for part in text.split(","))
-
-
-def _device_count(text):
-    """--devices N or all."""
-    return "all" if text == "all" else _number(int, 1)(text)
-
-
-def _add_devices(p):
-    """Where a command computes: several devices, several processes (aevb.parallel)."""
-    g = p.add_argument_group("devices and processes (see the README's 'Several devices')")
-    g.add_argument("--devices", type=_device_count, metavar="N|all",
-                   help="devices to split each batch and the evaluated images over: a number or all "
-                   "(default 1; with several processes, all). On CPU, N devices are simulated")
-    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, for several processes "
-                   "(or JAX_COORDINATOR_ADDRESS)")
-    g.add_argument("--num-processes", type=_number(int, 1), metavar="P",
-                   help="processes in the job, one per machine or GPU (or JAX_NUM_PROCESSES)")
-    g.add_argument("--process-id", type=_number(int, 0), metavar="I",
-                   help="this process's number, 0 to P-1; 0 writes the run (or JAX_PROCESS_ID)")
-
-
-def _values(kind):
-    """An argparse type for a sweep: "2,5,10" -> (2, 5, 10), each parsed as kind."""
-    def parse(text):
-        return tuple(part if kind is str else _number(kind)(part) for part in text.split(","))
-
-    return parse
-
-
-def _add_settings(group, lists=False):
-    """One flag per Config field, with its help and bounds from the field (aevb.config.setting).
-    lists: each flag takes comma-separated values (a sweep's grid)."""
-    for field in dataclasses.fields(Config):
-        flags = ["--" + field.name.replace("_", "-"), *field.metadata["aliases"]]
-        help_text = f"{field.metadata['help']} (default {field.default})"
-        if lists and field.type is not bool:
-            choices = f"{', '.join(choices_of(field))}: " if field.metadata["choices"] else ""
-            group.add_argument(*flags, dest=field.name, type=_values(field.type), metavar="V1,V2,...",
-                               help=choices + help_text)
-        elif field.type is bool:
-            group.add_argument(*flags, dest=field.name, action="store_true", default=None, help=help_text)
-        elif field.name == "dataset":  # a table name or npz:PATH; Config checks it
-            group.add_argument(*flags, dest=field.name, metavar="DATASET",
-                               help=f"{', '.join(choices_of(field))}, or npz:PATH: {help_text}")
-        elif field.metadata["choices"] is not None:
-            group.add_argument(*flags, dest=field.name, choices=choices_of(field), help=help_text)
-        else:
-            group.add_argument(*flags, dest=field.name, type=_number(field.type), metavar=field.name.upper(),
-                               help=help_text)
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(prog="aevb", description="A hand-written VAE (Kingma & Welling 2013) on "
-                                     "binarized images. Numbers are in nats per image.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name, help, run=True, progress=False, settings=False, devices=False):
-        """A subcommand; with settings, the training flags and --seeds; with devices, --devices and
-        the flags of several processes."""
-        p = commands.add_parser(name, help=help)
-        if devices:
-            _add_devices(p)
-        if run:
-            p.add_argument("--name", default="default",
-                           help="run name, one folder name: outputs go to RUNS_DIR/NAME (default default)")
-            p.add_argument("--runs-dir", default="runs", help="folder of run directories (default runs)")
-        p.add_argument("--data-dir", help="a folder holding the dataset's IDX files (tried before any download)")
-        if progress:
-            p.add_argument("--no-progress", action="store_true", help="no progress bars")
-        if settings:
-            _add_settings(p.add_argument_group("settings (defaults reproduce the assignment)"))
-            p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...",
-                           help="train these seeds together in one compiled program, each into RUNS_DIR/NAME/seed-S, "
-                           "with RUNS_DIR/NAME/group.json holding the mean and spread across seeds")
-        return p
-
-    p = command("data", "fetch and verify a dataset; print where it is and the class counts", run=False)
-    p.add_argument("--dataset", default="mnist", metavar="DATASET",
-                   help=f"{', '.join(choices_of(Config.__dataclass_fields__['dataset']))}, or npz:PATH")
-    mode = command("train", "train a VAE into RUNS_DIR/NAME", True, True, True, True).add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
-    mode.add_argument("--overwrite", action="store_true", help="start again even if the run has a checkpoint")
-    p = command("evaluate", "test ELBO with standard error and the IWAE bound on log p(x)", progress=True,
-                devices=True)
-    p.add_argument("--samples", type=_number(int, 1), help="S, z samples per image for the ELBO (default: config)")
-    p.add_argument("-k", "--k", type=_number(int, 1), help="K, importance samples per image (default: config)")
-    p.add_argument("--exact", action="store_true", help="also the exact log p(x) by quadrature (Dz = 2 only), "
-                   "the bounds against it and the gap decomposition")
-    p = command("plot", "draw figures of a trained run into RUNS_DIR/NAME/figures")
-    p.add_argument("kinds", nargs="*", metavar="KIND", default=["all"],
-                   help="samples, latent, interpolate, manifold, curves, reconstructions, or all (default)")
-    p.add_argument("--pairs", nargs="+", type=_pair, metavar="I,J",
-                   help="training-image index pairs to interpolate between (default: 3 pairs chosen by --seed)")
-    p.add_argument("--seed", type=int, default=0, help="seed for prior samples and the chosen pairs")
-    p = command("complete", "infer p(z | part of an image) by SVI and predict the rest")
-    p.add_argument("--index", type=int, help="training image to complete (default: chosen by a stated criterion)")
-    p.add_argument("--mask", choices=["top", "bottom", "left", "right", "random"], default="top",
-                   help="the observed part (default top: the upper half of the rows)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the SVI fit (and of the random mask)")
-    command("answers", "the true/false questions, answered, with computed demonstrations")
-    command("report", "write RUNS_DIR/NAME/report.html: one self-contained page")
-    command("run", "everything: train (or resume), evaluate, figures, completion, answers, report", progress=True,
-            settings=True, devices=True)
-    p = command("sweep", "train and evaluate a grid of settings, each an ordinary run in RUNS_DIR/NAME/POINT; "
-                "a finished run is skipped", run=False, progress=True, devices=True)
-    p.add_argument("name", metavar="NAME", help="the sweep's folder name")
-    p.add_argument("--runs-dir", default="runs", help="folder of run directories (default runs)")
-    p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...", help="seeds trained together at each point")
-    _add_settings(p.add_argument_group("settings: comma-separated values make the grid"), lists=True)
-    p = command("compare", "one HTML page comparing runs, groups of seeds and sweeps", run=False)
-    p.add_argument("paths", nargs="+", metavar="RUN_OR_SWEEP", help="run, group or sweep directories")
-    p.add_argument("--out", help="folder for compare.html and its figures (default: the one directory given, "
-                   "else runs/comparison)")
-    return parser
+from .arguments import build_parser
+from .config import Config, check_run_name
+from .errors import ConfigError
 
 
 def _settings(args):  # the settings given; the rest come from the defaults or the checkpoint
@@ -214,7 +76,7 @@ def _interrupt(signum, frame):  # SIGTERM stops a command like Ctrl-C: temp file
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from . import errors, pipeline
+    from . import errors, pipeline  # after parsing: --help starts no JAX
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -230,7 +92,7 @@ def main(argv=None):
         if isinstance(error, BrokenPipeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more can be shown there
         print(f"aevb: error: {message}", file=sys.stderr)
-        if errors.parallel.peers_lost(error):  # JAX's exit would wait minutes for the lost process
+        if errors.peers_lost(error):  # JAX's exit would wait minutes for the lost process
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

@@ -1,25 +1,25 @@
 """One frozen Config holds every setting; it is stored with every checkpoint.
 
 Each field is one setting: its default, help text and bounds sit together in `setting(...)`.
-The command line's training flags are generated from these fields (aevb.cli), so a new setting
-is one line here. Names chosen from a table (dataset, architecture, objective) are checked
-against that table, so adding a table entry is all it takes to offer a new choice.
+The command line's training flags are generated from these fields (aevb.arguments), so a new
+setting is one line here. Names chosen from a table (dataset, architecture, objective) are
+checked against that table, so adding a table entry is all it takes to offer a new choice.
+Config sits above aevb.model and aevb.data, whose tables it reads, and below everything that
+trains, evaluates or stores a run.
 """
 
 import dataclasses
-import importlib
 import json
 import math
 from dataclasses import dataclass
 
+from .data import datasets
+from .data.splits import DEBUG_SIZE
+from .errors import ConfigError, DataError
+from .model import networks, probability
 
 NAME_MAX = 255  # bytes in a file name on the usual file systems
-DEBUG_SIZE = 100  # --debug keeps the first 100 training and test images
 KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
-
-
-class ConfigError(ValueError):
-    """A setting is out of range or unknown; the command line reports it as a usage error."""
 
 
 def check_run_name(name):
@@ -35,37 +35,34 @@ def setting(default, help, *, minimum=None, maximum=None, choices=None, aliases=
     """A Config field with the help text and bounds the command line and the checks read.
 
     minimum: inclusive for whole numbers, exclusive for real ones (a learning rate must be > 0).
-    choices: a tuple of allowed values, or "module.TABLE" naming a dict whose keys are allowed.
+    choices: a tuple of allowed values, or a table (a dict) whose keys are allowed, read when checked
+    (a dataset registered later is a choice too).
     """
     metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "aliases": aliases}
     return dataclasses.field(default=default, metadata=metadata)
 
 
 def choices_of(field):
-    """The allowed values of a field with choices, reading its table if it names one."""
-    choices = field.metadata["choices"]
-    if isinstance(choices, str):
-        module, table = choices.rsplit(".", 1)
-        return tuple(getattr(importlib.import_module(f"aevb.{module}"), table))
-    return choices
+    """The allowed values of a field with choices: its tuple, or its table's keys as they are now."""
+    return tuple(field.metadata["choices"])
 
 
 @dataclass(frozen=True)
 class Config:
     # Data: the assignment's split is train = training images 0-9999, test = 10000-19999.
     dataset: str = setting("mnist", "dataset by name, or npz:PATH for your own uint8 images (N, 28, 28) "
-                           "with optional labels", choices="datasets.DATASETS")
+                           "with optional labels", choices=datasets.DATASETS)
     n_train: int = setting(10000, "training images: the first N of the dataset's training set", minimum=1)
     n_test: int = setting(10000, "test images", minimum=1)
     test_split: str = setting("assignment", "assignment: the training images after the first n_train; "
                               "official: the dataset's test set", choices=("assignment", "official"))
     debug: bool = setting(False, "train and test on 100 images each")
     # Model (Kingma & Welling 2013, Section 3 and Appendix C.2, with the assignment's sizes).
-    architecture: str = setting("mlp", "encoder and decoder networks by name", choices="networks.NETWORKS")
+    architecture: str = setting("mlp", "encoder and decoder networks by name", choices=networks.NETWORKS)
     latent_dim: int = setting(2, "Dz, the dimension of z", minimum=1)
     hidden_dim: int = setting(500, "hidden units of each network", minimum=1)
     # Training.
-    objective: str = setting("elbo", "training objective by name", choices="train.OBJECTIVES")
+    objective: str = setting("elbo", "training objective by name", choices=probability.OBJECTIVES)
     batch_size: int = setting(100, "images per Adam step", minimum=1)
     learning_rate: float = setting(1e-3, "Adam's step size", minimum=0.0, aliases=("--lr",))
     epochs: int = setting(100, "passes over the training images", minimum=1)
@@ -101,11 +98,9 @@ class Config:
                 continue  # datasets.get checks it below: a table's name, or npz:PATH (reading the file)
             if meta["choices"] is not None and value not in choices_of(field):
                 raise ConfigError(f"{field.name} is one of {', '.join(choices_of(field))}, not {value!r}")
-        from . import datasets
-
         try:
             dataset = datasets.get(self.dataset)
-        except datasets.DataError as error:
+        except DataError as error:
             raise ConfigError(str(error)) from None
         # The dataset's own name: npz:PATH is stored with an absolute path, so a resume elsewhere finds it.
         object.__setattr__(self, "dataset", dataset.name)

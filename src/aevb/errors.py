@@ -1,12 +1,50 @@
-"""One line for every failure the command line expects: the message and the exit code.
+"""Every error aevb raises on purpose, and one line for every failure the command line expects.
 
-Every error aevb raises on purpose already says what failed and what to do; the operating system's
-and the accelerator runtime's errors are put into such a line here, naming the file or the settings.
+The floor of the house: it imports nothing of aevb, so every layer raises its errors from here
+and the command line (aevb.cli) maps them to one line and an exit code (`one_line`). Each
+message already says what failed and what to do; the operating system's and the accelerator
+runtime's errors are put into such a line here, naming the file or the settings.
 """
 
 import errno
 
-from . import datasets, parallel, rundir, train, writer
+import jax
+
+
+class ConfigError(ValueError):
+    """A setting is out of range or unknown; the command line reports it as a usage error."""
+
+
+class DataError(RuntimeError):
+    """The data could not be found, fetched or verified; the message says what to do."""
+
+
+class ChecksumError(DataError):
+    """A file's SHA-256 is not the expected one; the file is not used and not cached."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, damaged, or does not match what was asked for."""
+
+
+class RunBusy(RuntimeError):
+    """Another process is writing the run."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the parameters became NaN or inf."""
+
+
+class Interrupted(RuntimeError):
+    """Training was stopped at once (a second Ctrl-C or SIGTERM); the message says what was kept."""
+
+
+class ProcessesError(RuntimeError):
+    """The processes of a job could not join, or process 0 stopped while the others waited on it."""
+
+
+# What process 0 may meet while it decides for every process (aevb.parallel.Devices.agree).
+DECIDING = (ConfigError, CheckpointError, RunBusy, DataError)
 
 HINTS = {
     errno.EACCES: "check its permissions or choose another --runs-dir",
@@ -21,12 +59,24 @@ OUT_OF_MEMORY = ("out of memory: choose smaller settings (--hidden-dim, --batch-
                  "with more memory")
 
 
+def first_line(error):
+    """The first line of a runtime error's message (JAX's and gloo's run to many lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def peers_lost(error):
+    """Whether error means the job's processes no longer run together (one could not join, or a
+    collective failed because another stopped); JAX's exit would then wait minutes for it."""
+    return isinstance(error, ProcessesError) or (isinstance(error, jax.errors.JaxRuntimeError)
+                                                 and jax.process_count() > 1)
+
+
 def one_line(error):
     """(message, exit code) for an error the command reports in one line; (None, None) otherwise."""
-    if isinstance(error, (datasets.DataError, rundir.CheckpointError, writer.RunBusy, train.TrainingDiverged,
-                          parallel.ProcessesError)):
+    if isinstance(error, (DataError, CheckpointError, RunBusy, TrainingDiverged, ProcessesError)):
         return str(error), 1
-    if isinstance(error, train.Interrupted):
+    if isinstance(error, Interrupted):
         return str(error), 130
     if isinstance(error, KeyboardInterrupt):
         return "interrupted", 130
@@ -35,8 +85,8 @@ def one_line(error):
     if isinstance(error, OSError):
         where = f"{error.filename}: " if error.filename else ""
         return f"{where}{error.strerror or error}; {HINTS.get(error.errno, 'nothing was left half-written')}", 1
-    if parallel.peers_lost(error):  # a collective failed outside training: another process has stopped
-        return f"another process of the job stopped ({parallel.first_line(error)}); what process 0 saved is kept", 1
+    if peers_lost(error):  # a collective failed outside training: another process has stopped
+        return f"another process of the job stopped ({first_line(error)}); what process 0 saved is kept", 1
     if isinstance(error, MemoryError) or "RESOURCE_EXHAUSTED" in str(error) or "Out of memory" in str(error):
         return OUT_OF_MEMORY, 1
     return None, None

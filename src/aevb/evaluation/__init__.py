@@ -1,0 +1,13 @@
+"""Evaluation: numbers about a trained model, from its parameters and arrays (no files).
+
+bounds   the ELBO with its standard error, the IWAE bound, the defensive proposal; fixed keys
+exact    log p(x) by quadrature on a tiled grid (Dz = 2), with its accuracy check
+gaps     everything `aevb evaluate --exact` measures around it: bounds against K, the gap decomposition
+curves   what training records each epoch (passed into training by the pipeline)
+partial  partial observation: SVI of p(z | observed pixels), completions, posterior grids
+answers  the true/false questions and their computed demonstrations
+
+Imports: aevb.errors, aevb.model, aevb.data (batch chunks), aevb.parallel.
+"""
+
+from . import answers, bounds, curves, exact, gaps, partial  # noqa: F401 (the modules it offers)

@@ -1,0 +1,188 @@
+"""Evaluation: the ELBO with its standard error and the importance-weighted bound on log p(x).
+
+Units: nats per image. A fixed key (EVAL_KEY) makes the numbers compare across runs and epochs;
+images are taken IMAGE_CHUNK at a time and chunk i draws its noise from fold_in(key, first image).
+On several devices (aevb.parallel) each takes whole chunks, with their own keys: the same draws
+and the same numbers as on one device.
+"""
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import parallel
+from ..data import splits
+from ..model import densities, probability
+
+EVAL_KEY = np.array([0, 2], np.uint32)  # jax.random.PRNGKey(2), made without starting a backend
+IMAGE_CHUNK = 100  # images per draw of noise
+SAMPLE_CHUNK = 100  # z per image drawn at once (the ELBO beyond this, and IWAE, scan over groups of them):
+#                     memory ~ IMAGE_CHUNK * SAMPLE_CHUNK * (D + H) * 4 bytes, whatever S or K
+CHUNKS_PER_CALL = 25  # chunks per compiled call (vmapped): fewer dispatches, same draws ...
+SAMPLES_PER_CALL = 250  # ... and fewer chunks per call when each image has many z
+
+
+def mean_and_standard_error(values):
+    """(mean, standard error of the mean) of per-image values, in float64."""
+    values = np.asarray(values, dtype=np.float64)
+    se = values.std(ddof=1) / math.sqrt(values.size) if values.size > 1 else float("nan")
+    return float(values.mean()), float(se)
+
+
+def _elbo_chunk(key, net, params, x, num_samples):
+    """Each image's ELBO estimate from num_samples z ~ q(z|x): x (B, D) -> (B,). Up to SAMPLE_CHUNK
+    samples are drawn at once; more are drawn SAMPLE_CHUNK at a time in a scan (bounded memory)."""
+    if num_samples <= SAMPLE_CHUNK:
+        return probability.elbo_per_image(key, net, params, x, num_samples)
+    q = net.encode(params["encoder"], x)  # (B, Dz) each
+
+    def body(total, group):
+        z = densities.sample_diag_gaussian(jax.random.fold_in(key, group), *q, (SAMPLE_CHUNK,))  # (C, B, Dz)
+        log_w = probability.log_weights(net, params["decoder"], x, z, q)  # (C, B)
+        index = group * SAMPLE_CHUNK + jnp.arange(SAMPLE_CHUNK)  # samples past S count for nothing
+        return total + jnp.sum(jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < num_samples, log_w, 0.0),
+                               axis=0), None
+
+    total, _ = jax.lax.scan(body, jnp.zeros(x.shape[:1]), jnp.arange(-(-num_samples // SAMPLE_CHUNK)))
+    return total / num_samples
+
+
+@jax.jit(static_argnames=("net", "num_samples"))
+def _elbo_chunks(net, params, x, keys, num_samples):
+    """x (C, IMAGE_CHUNK, D), keys (C,) -> (C, IMAGE_CHUNK): one ELBO estimate per image."""
+    return jax.vmap(lambda xc, key: _elbo_chunk(key, net, params, xc, num_samples))(x, keys)
+
+
+def _by_chunks(compute, x, key, per_call, devices, progress, desc):
+    """compute(block (C, B, D), keys (C,)) -> (C, B) over x's images: per_call whole chunks of
+    IMAGE_CHUNK images per compiled call, then a shorter rest alone (its own shape); chunk i draws
+    its noise from fold_in(key, its first image). On several devices each takes whole chunks, the
+    call filled up with copies of its first chunk, so no draw moves. Returns (N,)."""
+    n = x.shape[0]
+    whole = n // IMAGE_CHUNK * IMAGE_CHUNK
+    calls = splits.chunks(whole, IMAGE_CHUNK * per_call) + ([(whole, n)] if whole < n else [])
+    parts = []
+    for start, stop in tqdm(calls, desc=desc, unit="call", disable=not progress, dynamic_ncols=True):
+        size = min(IMAGE_CHUNK, stop - start)
+        starts = np.arange(start, stop, size)
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(starts))
+        block = jnp.asarray(x[start:stop]).reshape(len(starts), size, -1)
+        keys, block = (devices.split(devices.pad(a)) for a in (keys, block))
+        parts.append(devices.gather(compute(block, keys))[: len(starts)].reshape(-1))
+    return np.concatenate(parts)
+
+
+def elbo_per_image(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO", devices=parallel.ONE):
+    """Each image's ELBO estimated with num_samples z ~ q(z|x): (N,)."""
+    params = devices.replicate(params)
+    per_call = max(1, min(CHUNKS_PER_CALL, SAMPLES_PER_CALL // min(num_samples, SAMPLE_CHUNK)))
+    return _by_chunks(lambda block, keys: _elbo_chunks(net, params, block, keys, num_samples), x, key, per_call,
+                      devices, progress, desc)
+
+
+def evaluate_elbo(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO", devices=parallel.ONE):
+    """(mean ELBO, its standard error over images), nats per image."""
+    return mean_and_standard_error(elbo_per_image(net, params, x, num_samples, key, progress, desc, devices))
+
+
+WIDENING = 3.0  # the defensive proposal's wide component has q's standard deviation times this
+
+
+def defensive_sample(key, q, sample_shape):
+    """Draws from the defensive mixture r = 1/2 q + 1/4 N(mean, (3 std)^2) + 1/4 N(0, I) and
+    returns (z, log r(z)), z of shape sample_shape + mean.shape. Where q is too narrow or sits
+    away from the posterior's mass, the wide and the prior components still find it (defensive
+    importance sampling, Hesterberg 1995); the weights p/r stay below 4 p(x|z)."""
+    mean, log_std = q
+    components = [(mean, log_std), (mean, log_std + jnp.log(WIDENING)), (jnp.zeros_like(mean), jnp.zeros_like(mean))]
+    return densities.sample_gaussian_mixture(key, (0.5, 0.25, 0.25), components, sample_shape)
+
+
+@jax.jit(static_argnames=("net", "k", "sample_chunk", "defensive"))
+def iwae_chunk(net, params, x, key, k, sample_chunk=SAMPLE_CHUNK, defensive=False):
+    """log (1/K) sum_k p(x, z_k) / r(z_k), z_k ~ r, for each image: (B, D) -> (B,); r = q(z|x), or the
+    defensive mixture around it (defensive_sample).
+
+    Burda et al. (2016), eq. 8. The K samples are drawn sample_chunk at a time in a scan with a
+    running log-sum-exp, so memory does not grow with K.
+    """
+    q = net.encode(params["encoder"], x)  # (B, Dz) each
+    n_chunks = -(-k // sample_chunk)
+
+    def body(carry, chunk_index):
+        running_max, running_sum = carry  # (B,) each: log-sum-exp = running_max + log(running_sum)
+        chunk_key = jax.random.fold_in(key, chunk_index)
+        if defensive:
+            z, log_r = defensive_sample(chunk_key, q, (sample_chunk,))  # (C, B, Dz), (C, B)
+            log_w = probability.log_joint(net, params["decoder"], x, z) - log_r
+        else:
+            z = densities.sample_diag_gaussian(chunk_key, *q, (sample_chunk,))  # (C, B, Dz)
+            log_w = probability.log_weights(net, params["decoder"], x, z, q)  # (C, B)
+        # Samples past K in the last chunk get weight zero.
+        index = chunk_index * sample_chunk + jnp.arange(sample_chunk)  # (C,)
+        log_w = jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < k, log_w, -jnp.inf)
+        new_max = jnp.maximum(running_max, jnp.max(log_w, axis=0))
+        shifted = log_w - jnp.broadcast_to(new_max, log_w.shape)
+        new_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(jnp.exp(shifted), axis=0)
+        return (new_max, new_sum), None
+
+    batch = q[0].shape[:1]
+    (running_max, running_sum), _ = jax.lax.scan(body, (jnp.full(batch, -jnp.inf), jnp.zeros(batch)),
+                                                 jnp.arange(n_chunks))
+    return running_max + jnp.log(running_sum) - jnp.log(k)
+
+
+@jax.jit(static_argnames=("net", "k", "sample_chunk", "defensive"))
+def _iwae_chunks(net, params, x, keys, k, sample_chunk, defensive):
+    """iwae_chunk of each chunk x (C, B, D) with its key (C,): (C, B)."""
+    return jax.vmap(lambda xc, key: iwae_chunk(net, params, xc, key, k, sample_chunk, defensive))(x, keys)
+
+
+def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=False, devices=parallel.ONE):
+    """The importance-weighted lower bound on log p(x) for each image, K samples: (N,). One chunk
+    per device per call (K samples already fill a call; on one device the numbers are bit for bit
+    those of unbatched iwae_chunk calls, measured)."""
+    params = devices.replicate(params)
+    return _by_chunks(lambda block, keys: _iwae_chunks(net, params, block, keys, k, min(SAMPLE_CHUNK, k), defensive),
+                      x, key, devices.count, devices, progress, f"IWAE K={k}" + " defensive" * defensive)
+
+
+def evaluate(net, params, x_train, x_test, num_samples, k, progress=True, defensive=False, devices=parallel.ONE):
+    """(the numbers summary.json holds, in nats per image; the per-image values behind them).
+    defensive: also the bound with the defensive proposal (the estimate to trust where no grid exists).
+    devices: images split over them (see aevb.parallel), the same numbers as on one."""
+    train_elbo = elbo_per_image(net, params, x_train, num_samples, progress=progress, desc="train ELBO",
+                                devices=devices)
+    test_elbo = elbo_per_image(net, params, x_test, num_samples, progress=progress, desc="test ELBO", devices=devices)
+    began = time.perf_counter()
+    iwae = iwae_per_image(net, params, x_test, k, progress=progress, devices=devices)
+    seconds = time.perf_counter() - began
+    results = {"elbo_samples": num_samples, "iwae_k": k, "iwae_seconds": seconds,
+               "iwae_samples_per_second": x_test.shape[0] * k / seconds, "units": "nats per image",
+               "evaluated_on": devices.describe()}
+    results["train_elbo"], results["train_elbo_se"] = mean_and_standard_error(train_elbo)
+    results["test_elbo"], results["test_elbo_se"] = mean_and_standard_error(test_elbo)
+    results["test_iwae"], results["test_iwae_se"] = mean_and_standard_error(iwae)
+    per_image = {"train_elbo": train_elbo, "test_elbo": test_elbo, "test_iwae": iwae}
+    if defensive:
+        per_image["test_iwae_defensive"] = iwae_per_image(net, params, x_test, k, progress=progress, defensive=True,
+                                                          devices=devices)
+        results["test_iwae_defensive"], results["test_iwae_defensive_se"] = mean_and_standard_error(
+            per_image["test_iwae_defensive"])
+    return results, per_image
+
+
+def describe(results, n_test):
+    """What `aevb evaluate` prints of its numbers."""
+    r = results
+    return (f"test ELBO  {r['test_elbo']:.2f} ± {r['test_elbo_se']:.2f} nats/image (S={r['elbo_samples']}, ± one "
+            f"standard error over {n_test} images)\n"
+            f"test IWAE  {r['test_iwae']:.2f} ± {r['test_iwae_se']:.2f} nats/image (K={r['iwae_k']}; a lower bound "
+            f"on log p(x))\n"
+            + (f"test IWAE, defensive proposal {r['test_iwae_defensive']:.2f} ± {r['test_iwae_defensive_se']:.2f} "
+               "nats/image (the one to trust: see the README)\n" if "test_iwae_defensive" in r else "") +
+            f"train ELBO {r['train_elbo']:.2f} ± {r['train_elbo_se']:.2f} nats/image")

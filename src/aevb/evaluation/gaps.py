@@ -1,0 +1,132 @@
+"""Everything `aevb evaluate --exact` measures around the exact log p(x) (Dz = 2): its accuracy check,
+the bounds' gaps to it, the bounds against K, and where the ELBO's gap comes from (Cremer, Li &
+Duvenaud 2018: an approximation gap and an amortization gap).
+"""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import parallel
+from ..model import probability
+from . import bounds, exact, partial
+
+
+@jax.jit(static_argnames=("net", "steps", "num_samples", "learning_rate"))
+def fit_q_star(key, net, params, x, steps=100, num_samples=10, learning_rate=0.02):
+    """q*, the best factorized Gaussian for each image (n, D), by SVI from the encoder's q: (mean, log_std)."""
+    mask = jnp.ones(x.shape[-1], bool)  # every pixel observed: partial's SVI on the whole image
+
+    def fit(fit_key, image, mean, log_std):
+        return partial.svi(fit_key, net, params["decoder"], image, mask, (mean, log_std), num_samples, steps,
+                           learning_rate)[0]
+
+    return jax.vmap(fit)(jax.random.split(key, x.shape[0]), x, *net.encode(params["encoder"], x))
+
+
+_elbo_of = jax.jit(probability.elbo_of, static_argnames=("net", "num_samples"))
+
+
+# ---- everything `aevb evaluate --exact` measures --------------------------------------------------
+
+KEY = np.array([0, 3], np.uint32)  # jax.random.PRNGKey(3), fixed: the SVI fits and the gap decomposition's ELBOs
+BOUND_KS = (1, 10, 100, 1000, 5000)  # K of the bounds compared with the exact value
+BOUND_IMAGES = 300  # the first this many test images (K = 5000 on all 10000 would take minutes)
+GAP_IMAGES = 500  # the first this many test and training images for the gap decomposition
+GAP_SAMPLES = 1000  # z per image for the ELBOs of q* and of the encoder's q (the same z noise for both)
+CHECK_IMAGES = 2000  # the first this many test images for the accuracy check (halving the spacing: 4x the work)
+
+
+def gap_decomposition(net, params, x, log_px_values, key):
+    """log p(x) - ELBO(encoder's q) = approximation gap [log p(x) - ELBO(q*)] + amortization gap
+    [ELBO(q*) - ELBO(encoder's q)], per image (Cremer, Li & Duvenaud 2018), nats."""
+    began = time.perf_counter()
+    fit_key, elbo_key = jax.random.split(key)
+    q_star = fit_q_star(fit_key, net, params, jnp.asarray(x))
+    theta = params["decoder"]
+    elbo_star = np.asarray(_elbo_of(elbo_key, net, theta, jnp.asarray(x), q_star, GAP_SAMPLES), np.float64)
+    elbo_encoder = np.asarray(_elbo_of(elbo_key, net, theta, jnp.asarray(x), net.encode(params["encoder"], x),
+                                       GAP_SAMPLES), np.float64)
+    numbers = {"images": len(x), "seconds": time.perf_counter() - began}
+    for name, values in (("log_px", log_px_values), ("elbo_q_star", elbo_star), ("elbo_encoder", elbo_encoder),
+                         ("approximation_gap", log_px_values - elbo_star),
+                         ("amortization_gap", elbo_star - elbo_encoder)):
+        numbers[name], numbers[name + "_se"] = bounds.mean_and_standard_error(values)
+    return numbers
+
+
+def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True, extras=True, devices=parallel.ONE):
+    """(the numbers summary.json holds, per-image arrays): exact log p(x) of every training and test
+    image with its accuracy check and its gaps to the bounds; with extras, also the bounds against
+    it for several K and the gap decomposition (most of the time; sweeps leave them out).
+    per_image: aevb.evaluation.bounds.evaluate's per-image ELBOs and IWAE bounds of the same images. devices: the
+    log p(x) and the bounds split images over them; the gap decomposition runs whole on each process."""
+    theta, began = devices.replicate(params["decoder"]), time.perf_counter()
+    tiles = exact.select_tiles(net, theta, x_test, devices=devices)
+    test, stats = exact.log_px(net, theta, x_test, tiles=tiles, progress=progress, desc="exact log p(x), test",
+                         devices=devices)
+    train, _ = exact.log_px(net, theta, x_train, progress=progress, desc="exact log p(x), train", devices=devices)
+    check = x_test[:CHECK_IMAGES]
+    grid = {"spacing": exact.SPACING, "extent": exact.EXTENT, "threshold_nats": exact.THRESHOLD, "tile": exact.TILE}
+    results = {"log_px_grid": grid,
+               "log_px_accuracy": {"images": len(check), **exact.accuracy(
+                   net, theta, check, test[: len(check)], tiles=(tiles[0], tiles[1][: len(check)], tiles[2]),
+                   progress=progress, devices=devices)},
+               "log_px_seconds": stats["seconds"], "log_px_gflop": stats["flops"] / 1e9}
+    mean_se = bounds.mean_and_standard_error
+    results["test_log_px"], results["test_log_px_se"] = mean_se(test)
+    results["train_log_px"], results["train_log_px_se"] = mean_se(train)
+    for side, values in (("test", test), ("train", train)):
+        results[f"{side}_gap_elbo"], results[f"{side}_gap_elbo_se"] = mean_se(values - per_image[f"{side}_elbo"])
+    gap = test - per_image["test_iwae"]
+    results["test_gap_iwae"] = {"k": iwae_k, **dict(zip(("mean", "se"), mean_se(gap), strict=True)),
+                                "fraction_over_10_nats": float(np.mean(gap > 10)),
+                                "share_of_total_from_those": float(gap[gap > 10].sum() / gap.sum())}
+    if not extras:
+        results["exact_evaluation_seconds"] = time.perf_counter() - began
+        return results, {"test_log_px": test, "train_log_px": train}
+    subset = x_test[:BOUND_IMAGES]
+    against_k = {"images": len(subset), "k": list(BOUND_KS)}
+    for name, defensive in (("iwae", False), ("defensive", True)):
+        per_k = [bounds.iwae_per_image(net, params, subset, k, progress=progress, defensive=defensive,
+                                    devices=devices) for k in BOUND_KS]
+        against_k[name], against_k[name + "_se"] = (list(v) for v in zip(*map(mean_se, per_k), strict=True))
+        against_k[name + "_gap"], against_k[name + "_gap_se"] = (
+            list(v) for v in zip(*(mean_se(test[: len(subset)] - values) for values in per_k), strict=True))
+    against_k["exact"], against_k["exact_se"] = mean_se(test[: len(subset)])
+    results["bounds_vs_k"] = against_k
+    local = devices.local(params)  # this process's own copy: the same fits on every process
+    results["gap_decomposition"] = {
+        "test": gap_decomposition(net, local, x_test[:GAP_IMAGES], test[:GAP_IMAGES], jax.random.fold_in(key, 0)),
+        "train": gap_decomposition(net, local, x_train[:GAP_IMAGES], train[:GAP_IMAGES], jax.random.fold_in(key, 1))}
+    results["exact_evaluation_seconds"] = time.perf_counter() - began
+    return results, {"test_log_px": test, "train_log_px": train}
+
+
+def describe(r):
+    """What `aevb evaluate --exact` prints of its numbers (r: the summary's keys)."""
+    lines = []
+    check = r["log_px_accuracy"]
+    lines.append(f"test log p(x)  {r['test_log_px']:.2f} ± {r['test_log_px_se']:.2f} nats/image, exact (quadrature on "
+                 f"a grid of spacing {r['log_px_grid']['spacing']}; halving it moves log p(x) by "
+                 f"{check['halved_spacing']['max_abs_change']:.1e} nats at most, growing the extent by "
+                 f"{check['grown_extent']['max_abs_change']:.1e})")
+    lines.append(f"train log p(x) {r['train_log_px']:.2f} ± {r['train_log_px_se']:.2f} nats/image")
+    gap = r["test_gap_iwae"]
+    lines.append(f"IWAE K={gap['k']} is {gap['mean']:.2f} ± {gap['se']:.2f} nats/image below it; "
+                 f"{gap['fraction_over_10_nats']:.0%} of the images are over 10 nats below and hold "
+                 f"{gap['share_of_total_from_those']:.0%} of that gap")
+    if "bounds_vs_k" not in r:  # evaluated without the extras (a sweep)
+        return "\n".join(lines)
+    b = r["bounds_vs_k"]
+    lines.append(f"on {b['images']} test images, K={b['k'][-1]}: IWAE {b['iwae_gap'][-1]:.2f} ± "
+                 f"{b['iwae_gap_se'][-1]:.2f} nats below log p(x), the defensive IWAE {b['defensive_gap'][-1]:.2f} ± "
+                 f"{b['defensive_gap_se'][-1]:.2f}")
+    for side in ("test", "train"):
+        g = r["gap_decomposition"][side]
+        lines.append(f"{side} gap on {g['images']} images: approximation {g['approximation_gap']:.2f} ± "
+                     f"{g['approximation_gap_se']:.2f}, amortization {g['amortization_gap']:.2f} ± "
+                     f"{g['amortization_gap_se']:.2f} nats/image")
+    return "\n".join(lines)

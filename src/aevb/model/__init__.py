@@ -1,0 +1,10 @@
+"""The model: densities, networks and the VAE's probability, as pure functions with the batch axis first.
+
+densities    log densities and samplers, written out by hand (jax.random gives uniform and
+             standard-normal draws only)
+networks     the table of encoder/decoder networks (Config.architecture)
+probability  log_prior, log_likelihood, log_q, log_weights, the ELBO and IWAE estimators, and the
+             table of training objectives (Config.objective)
+
+No I/O and no state. Imports: jax and numpy only; nothing else of aevb.
+"""

@@ -1,0 +1,9 @@
+"""Run directories: where a run's checkpoint, config, metrics, numbers and figures live.
+
+files       the layout, paths and atomic writes (temp file, fsync, rename)
+checkpoint  the checkpoint format (safetensors + the Config as metadata) and the resume policy
+records     config.json, metrics.jsonl, summary.json, per_image.npz, group.json, sweep.json
+lock        one writer per run (an OS lock that dies with its process) and repair after a crash
+
+Imports: aevb.errors, aevb.config, aevb.data (the npz names of sweep points).
+"""

@@ -1,0 +1,144 @@
+"""The checkpoint: its file format, and the resume policy that reads it.
+
+The format: safetensors with readable tensor names and the config as metadata.
+
+Data, never code: the parameters by the names of their pytree keys (encoder.hidden.weight, ...),
+Adam's state under optimizer.*, and in the metadata the format, the Config as JSON and the epoch.
+`resolve` decides, before anything is written, which config a command trains and whether it resumes.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save
+
+from ..config import Config
+from ..errors import CheckpointError
+from . import files
+
+FORMAT = "aevb-checkpoint-2"  # 2: objectives, datasets and networks by name (1 had `kl`)
+
+
+def flatten(tree, prefix=""):
+    """{"encoder.hidden.weight": array, ...}: readable names from the pytree's keys."""
+    flat = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        parts = [prefix] if prefix else []
+        for entry in path:
+            parts.append(str(getattr(entry, "key", getattr(entry, "name", getattr(entry, "idx", entry)))))
+        flat[".".join(parts)] = np.asarray(leaf)
+    return flat
+
+
+def _unflatten(template, prefix, tensors, where):
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    restored = []
+    for name, leaf in zip(flatten(template, prefix), leaves, strict=True):
+        if name not in tensors:
+            raise CheckpointError(f"{where}: tensor {name} is missing")
+        value = tensors[name]
+        if value.shape != leaf.shape or value.dtype != leaf.dtype:
+            raise CheckpointError(f"{where}: tensor {name} has shape {value.shape} {value.dtype}, the config "
+                                  f"needs {leaf.shape} {leaf.dtype}")
+        if not np.all(np.isfinite(value)):
+            raise CheckpointError(f"{where}: tensor {name} holds NaN or inf; these parameters cannot be used "
+                                  "(train again with a smaller --learning-rate)")
+        restored.append(jnp.asarray(value))
+    return jax.tree_util.tree_unflatten(treedef, restored)
+
+
+def write(path, config, params, opt_state, epoch):
+    """Writes the checkpoint file at path (the caller makes it atomic). The bytes are made in memory
+    and written by Python, so a full disk raises an OSError like any other file's."""
+    tensors = {**flatten(params), **flatten(opt_state, "optimizer")}
+    metadata = {"format": FORMAT, "config": config.to_json(), "epoch": str(epoch)}
+    with open(path, "wb") as f:
+        f.write(save(tensors, metadata=metadata))
+
+
+def read_config(path, hint=""):
+    """(Config, epoch) from the checkpoint at path; hint is added to the message of a wrong format."""
+    try:
+        with safe_open(str(path), "np") as stored:
+            metadata = stored.metadata() or {}
+    except Exception as error:  # safetensors raises its own types for truncated files
+        raise CheckpointError(f"{path} is damaged or truncated ({error})") from None
+    found = metadata.get("format", "none")
+    if not found.startswith("aevb-checkpoint-"):
+        raise CheckpointError(f"{path} is not an aevb checkpoint")
+    if found != FORMAT:
+        raise CheckpointError(f"{path} has format {found}; this aevb reads {FORMAT}. {hint}".strip())
+    try:
+        return Config.from_json(metadata["config"]), int(metadata["epoch"])
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{path} holds an unreadable config ({error})") from None
+
+
+def read(path, template, hint=""):
+    """(config, params, opt_state, epoch). template(config) gives the (params, opt_state) pytrees
+    whose structure, shapes and dtypes the stored tensors must have; every tensor must be finite."""
+    config, epoch = read_config(path, hint)
+    try:
+        with safe_open(str(path), "np") as stored:
+            tensors = {name: stored.get_tensor(name) for name in stored.keys()}
+    except Exception as error:
+        raise CheckpointError(f"{path} is damaged or truncated ({error})") from None
+    params_template, opt_template = template(config)
+    params = _unflatten(params_template, "", tensors, path)
+    return config, params, _unflatten(opt_template, "optimizer", tensors, path), epoch
+
+
+# ---- in a run directory, and the resume policy ----------------------------------------------------------
+
+
+def save_checkpoint(run_dir, config, params, opt_state, epoch):
+    files.atomic_write(Path(run_dir) / files.CHECKPOINT, lambda tmp: write(tmp, config, params, opt_state, epoch))
+
+
+def read_checkpoint_config(run_dir):
+    """(Config, epoch) stored in a run's checkpoint."""
+    path = Path(run_dir) / files.CHECKPOINT
+    if not Path(run_dir).is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist (train first: aevb train --name {Path(run_dir).name})")
+    return read_config(path, _retrain_hint(run_dir))
+
+
+def _retrain_hint(run_dir):
+    return f"Train the run again (aevb train --name {Path(run_dir).name} --overwrite)"
+
+
+def load_checkpoint(run_dir, template):
+    """(config, params, opt_state, epoch); see read."""
+    read_checkpoint_config(run_dir)  # the clear messages for a missing run or checkpoint
+    return read(Path(run_dir) / files.CHECKPOINT, template, _retrain_hint(run_dir))
+
+
+def resolve(run_dir, settings, mode):
+    """(config, resume): what to train in run_dir, decided before anything is loaded or written.
+
+    settings: a Config, or a dict of the settings given (the rest from the defaults, or from the
+    checkpoint when resuming). mode: "new" (refuses a run that has a checkpoint), "resume"
+    (continues the checkpoint; only epochs may change, and not below the checkpoint's), "auto"
+    (resume if there is a checkpoint, else new) or "overwrite" (start again).
+    """
+    given = dataclasses.asdict(settings) if isinstance(settings, Config) else dict(settings)
+    present = files.has_checkpoint(run_dir)
+    if mode == "new" and present:
+        raise CheckpointError(f"{run_dir} already holds a checkpoint; use --resume to continue it "
+                              "or --overwrite to start again")
+    if mode == "overwrite" or not (mode == "resume" or present):
+        return Config(**given), False
+    stored, epoch = read_checkpoint_config(run_dir)
+    config = dataclasses.replace(stored, **given)
+    if dataclasses.replace(config, epochs=stored.epochs) != stored:
+        raise CheckpointError(f"{run_dir} was trained with a different config: {stored.differences(config)}")
+    if config.epochs < epoch:
+        raise CheckpointError(f"{run_dir} is already at epoch {epoch}; --epochs {config.epochs} would go back")
+    return config, True
+

@@ -1,0 +1,126 @@
+"""The run directory's layout, its paths and atomic writes.
+
+runs/<name>/
+  config.json          every setting (the frozen Config), for people to read
+  params.safetensors   the checkpoint, the source of truth (aevb.runs.checkpoint's format)
+  metrics.jsonl        one JSON line per trained epoch (append-only)
+  summary.json         the run's numbers (merged by each command that measures something)
+  per_image.npz        each test image's ELBO, IWAE bound and exact log p(x) (what the figures of gaps need)
+  figures/             every figure, PNG and SVG
+  report.html          the report
+  .lock                who writes the run now (aevb.runs.lock's OS lock; the file itself is harmless)
+  .replaced/           the run an --overwrite in progress replaces (aevb.runs.lock)
+
+Every file is replaced atomically (temp file + rename): a kill at any moment leaves the old file
+or the new one. One process writes a run at a time (aevb.runs.lock). Which config a command trains
+with, and whether it resumes, is decided by aevb.runs.checkpoint.resolve before any file is touched;
+aevb.runs.records reads and writes the files that hold numbers.
+"""
+
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import ConfigError
+
+CHECKPOINT = "params.safetensors"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+PER_IMAGE = "per_image.npz"
+FIGURES = "figures"
+REPORT = "report.html"
+LOCK = ".lock"
+ASIDE = ".replaced"  # an --overwrite in progress keeps the run it replaces here
+TEMP = ".tmp"  # the suffix of atomic writes' temp files
+GROUP = "group.json"  # in a folder of seeds' run directories: their numbers' mean and spread
+SWEEP = "sweep.json"  # in a sweep's folder: its grid and its points
+# The checkpoint first: see aevb.runs.lock.replacing.
+RUN_FILES = (CHECKPOINT, CONFIG, METRICS, SUMMARY, PER_IMAGE, REPORT, FIGURES)
+
+
+def warn(message):
+    print(f"aevb: warning: {message}", file=sys.stderr)
+
+
+def figures_dir(run_dir):
+    return Path(run_dir) / FIGURES
+
+
+def figure_path(run_dir, name):
+    """Where the PNG of the figure called name lives (its SVG sits beside it)."""
+    return figures_dir(run_dir) / f"{name}.png"
+
+
+def report_path(run_dir):
+    return Path(run_dir) / REPORT
+
+
+def has_checkpoint(run_dir):
+    return (Path(run_dir) / CHECKPOINT).exists()
+
+
+# ---- atomic files -------------------------------------------------------------------------------
+
+
+def atomic_write(path, write):
+    """write(temp_path), fsync, then rename: a kill or a crash at any moment leaves the old file or
+    the new one, never a mix. A failed write (a full disk) leaves the old file and no temp file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=TEMP)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        if error.filename is None and error.errno is not None:  # a failed write() names no file: name ours
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        raise
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path, text):
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_report(run_dir, html_text):
+    return atomic_write_text(report_path(run_dir), html_text)
+
+
+def save_figure(run_dir, name, figure):
+    """figures/name.png and figures/name.svg, each written atomically; returns the PNG's path."""
+    path = figure_path(run_dir, name)
+    atomic_write(path.with_suffix(".svg"), lambda tmp: figure.savefig(tmp, format="svg", bbox_inches="tight"))
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=150, bbox_inches="tight"))
+
+
+def clear(run_dir):
+    """Removes a run's files: a run directory never mixes two runs."""
+    for name in RUN_FILES[:-1]:
+        (Path(run_dir) / name).unlink(missing_ok=True)
+    shutil.rmtree(figures_dir(run_dir), ignore_errors=True)
+
+
+
+def members(settings, run_dir, seeds):
+    """[(run directory, settings)]: run_dir itself, or with seeds one run directory RUN_DIR/seed-S each
+    (settings: a Config or a dict of the settings given)."""
+    if seeds is None:
+        return [(Path(run_dir), settings)]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds has a seed twice: {','.join(map(str, seeds))}")
+    return [(Path(run_dir) / f"seed-{seed}", {**settings, "seed": seed} if isinstance(settings, dict)
+             else dataclasses.replace(settings, seed=seed)) for seed in seeds]

@@ -1,0 +1,112 @@
+"""What training compiles: the optimizer, the initial state, the step, and one jit-compiled epoch
+(a lax.scan over Adam steps) for one seed or several (vmap), on one device or several (a batch
+split over a mesh).
+
+Every random draw comes from keys folded from (seed, epoch), so a resumed run repeats exactly
+the draws of an uninterrupted one and ends at the same parameters bit for bit. The objective is
+picked by name from aevb.model.probability.OBJECTIVES.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from .. import parallel
+from ..data import datasets, splits
+from ..model import networks, probability
+
+
+def optimizer(config):
+    return optax.adam(config.learning_rate)
+
+
+def init_state(config):
+    """(params, opt_state) at the start of training, from the config's seed."""
+    data_dim = math.prod(datasets.get(config.dataset).image_shape)
+    params = networks.get(config.architecture).init(jax.random.PRNGKey(config.seed), data_dim, config)
+    return params, optimizer(config).init(params)
+
+
+def epoch_keys(seed, epoch):
+    """(shuffle key, step keys) for a 1-based epoch: derived from (seed, epoch), never stored."""
+    shuffle_key, step_key = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), epoch))
+    return shuffle_key, step_key
+
+
+def make_step(config):
+    net, opt, objective = networks.get(config.architecture), optimizer(config), probability.OBJECTIVES[config.objective]
+
+    def loss(params, batch, key):
+        return -jnp.mean(objective(key, net, params, batch, config.num_samples))
+
+    def step(params, opt_state, batch, key):
+        """One Adam step on a (B, D) batch, all in the caller's compiled region."""
+        neg_objective, grads = jax.value_and_grad(loss)(params, batch, key)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, {"objective": -neg_objective}
+
+    return step
+
+
+def make_epoch(config, seeds=None, devices=parallel.ONE):
+    """epoch(params, opt_state, x_train, epoch) -> (params, opt_state, metrics), one jit call.
+
+    seeds: several seeds of config trained together. The state then carries a leading seed axis
+    (S, ...), epoch is a vector (S,) and a 4th argument active (S,) bool keeps the state of a seed
+    that has finished: jax.vmap runs the seeds' epochs side by side in the one compiled epoch.
+    devices: each batch is split over them (its images, B / count each) and the state replicated
+    (x_train and the state must be placed so, see aevb.parallel); XLA all-reduces the gradients.
+    """
+    step = make_step(config)
+
+    def one_epoch(params, opt_state, x_train, epoch_number, seed):
+        shuffle_key, step_key = epoch_keys(seed, epoch_number)
+        # Every device shuffles the whole (replicated) x_train alike and gathers its share of each batch.
+        batches = splits.shuffled_batches(shuffle_key, x_train, config.batch_size)  # (steps, B, D)
+        batches = devices.constrain(batches, 1)
+        keys = jax.random.split(step_key, batches.shape[0])
+
+        def body(carry, inputs):
+            params, opt_state = carry
+            params, opt_state, metrics = step(params, opt_state, *inputs)
+            return (params, opt_state), metrics["objective"]
+
+        (params, opt_state), objectives = jax.lax.scan(body, (params, opt_state), (batches, keys))
+        params, opt_state = devices.constrain_replicated((params, opt_state))
+        leaves = jax.tree_util.tree_leaves((params, opt_state))
+        finite = jnp.all(jnp.isfinite(objectives)) & jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in leaves]))
+        return params, opt_state, {"train_objective": jnp.mean(objectives), "finite": finite}
+
+    if seeds is None:
+        return jax.jit(lambda params, opt_state, x_train, epoch_number: one_epoch(params, opt_state, x_train,
+                                                                                  epoch_number, config.seed))
+    seed_vector = jnp.asarray(seeds, dtype=jnp.uint32)  # (S,)
+
+    @jax.jit
+    def group_epoch(params, opt_state, x_train, epoch_numbers, active):
+        new_params, new_opt_state, metrics = jax.vmap(one_epoch, in_axes=(0, 0, None, 0, 0))(
+            params, opt_state, x_train, epoch_numbers, seed_vector)
+        return (*keep_where(active, (new_params, new_opt_state), (params, opt_state)), metrics)
+
+    return group_epoch
+
+
+def keep_where(chosen, new, old):
+    """new's entries for the seeds where chosen (S,) is True, old's elsewhere: stacked pytrees (S, ...)."""
+    def pick(a, b):
+        return jnp.where(chosen.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree_util.tree_map(pick, new, old)
+
+
+def stack(trees):
+    """Pytrees of the same structure -> one pytree with a leading axis (S, ...)."""
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def member(tree, i):
+    """The i-th pytree of a stacked one."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[i], tree)
+

@@ -1,0 +1,16 @@
+"""Views: what a person looks at. Figure arrays from a run's parameters, matplotlib figures from
+arrays, the HTML report with its live explorer, and the comparison page.
+
+drawing           the arrays behind a run's figures (encodings, decoded means, posteriors, completions)
+plots             the run's figures: samples, latent space, interpolation, manifold, curves, ...
+completion_plots  posterior isocontours, completions, the SVI trace
+exact_plots       the bounds against K, the gaps per image, true posteriors
+compare_plots     the comparison page's figures
+report            the run's self-contained HTML report
+explorer          the report's latent-space explorer (explorer.js decodes z in the page)
+compare           one HTML page comparing runs, groups of seeds and sweeps
+
+Imports: every layer below (model, data, config, parallel, evaluation, runs); never training.
+"""
+
+from . import compare, compare_plots, completion_plots, drawing, exact_plots, explorer, plots, report  # noqa: F401

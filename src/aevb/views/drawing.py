@@ -1,0 +1,156 @@
+"""The arrays behind a run's figures, computed from its parameters, then drawn by aevb.views.plots.
+
+The plots take arrays and never see a model; this module turns a loaded run (aevb.pipeline.Run)
+into those arrays with the model's pure functions: encodings, decoded means, ancestral samples,
+the true posteriors, and a completion's figures.
+"""
+
+import jax
+import numpy as np
+
+from ..evaluation import partial
+from ..model import densities, probability
+from ..runs import records
+from . import completion_plots, exact_plots, plots
+
+
+def encode_means(run, x, chunk=5000):
+    """The means of q(z|x) for every image: (N, Dz)."""
+    return np.concatenate([np.asarray(run.net.encode(run.params["encoder"], x[i : i + chunk])[0])
+                           for i in range(0, len(x), chunk)])
+
+
+def images(run, flat):
+    """Flat pixels (..., D) -> images (..., rows, columns) for the plots."""
+    flat = np.asarray(flat)
+    return flat.reshape(flat.shape[:-1] + tuple(run.split.image_shape))
+
+
+def means(run, z):
+    return np.asarray(probability.bernoulli_means(run.net, run.params["decoder"], np.asarray(z, np.float32)))
+
+
+def choose_pairs(labels, key, n_pairs=3):
+    """n_pairs index pairs (i, j) of images of different classes, chosen by key."""
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    pairs = []
+    while len(pairs) < n_pairs:
+        i, j = rng.integers(len(labels), size=2)
+        if labels[i] != labels[j]:
+            pairs.append((int(i), int(j)))
+    return pairs
+
+
+def _interpolation(run, pairs, steps=10):
+    x, y, names = run.split.x_train, run.split.y_train, run.split.dataset.class_names
+    alphas = np.linspace(1.0, 0.0, steps)  # left to right: from z_a to z_b
+    z = encode_means(run, np.stack([x[i] for pair in pairs for i in pair]))  # (2P, Dz)
+    path = np.stack([plots.interpolate(z[0::2], z[1::2], alpha) for alpha in alphas], axis=1)  # (P, steps, Dz)
+    titles = [(f"a: #{i} ({names[y[i]]})", f"b: #{j} ({names[y[j]]})") for i, j in pairs]
+    return plots.interpolation_figure(images(run, x[[i for i, _ in pairs]]), images(run, x[[j for _, j in pairs]]),
+                                      images(run, means(run, path)), alphas, titles)
+
+
+def _manifold(run, n=20):
+    if run.config.latent_dim != 2:
+        return plots.manifold_figure(None, None)
+    grid = densities.standard_normal_quantile((np.arange(n) + 0.5) / n)
+    z = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1)  # (n, n, 2): row i has z1 = grid[i]
+    return plots.manifold_figure(images(run, means(run, z)), grid, f"Learned {run.split.dataset.display_name} manifold")
+
+
+def figure(kind, run, metrics, pairs=None, seed=0):
+    """The figure called kind (one of plots.KINDS) for a loaded run; metrics: its metrics.jsonl rows."""
+    split, key = run.split, jax.random.PRNGKey(seed)
+    draw = {
+        "samples": lambda: plots.samples_figure(*(images(run, a) for a in probability.sample(
+            jax.random.fold_in(key, 1), run.net, run.params["decoder"], run.config.latent_dim, 10)[1:])),
+        "latent": lambda: plots.latent_figure(encode_means(run, split.x_train), split.y_train,
+                                              split.dataset.class_names, split.dataset.noun),
+        "interpolate": lambda: _interpolation(run, pairs or choose_pairs(split.y_train, jax.random.fold_in(key, 2))),
+        "manifold": lambda: _manifold(run),
+        "curves": lambda: plots.curves_figure(*(np.array([row[k] for row in metrics])
+                                                for k in ("epoch", "train_elbo", "test_elbo")), _tracked(metrics)),
+        "reconstructions": lambda: plots.reconstructions_figure(
+            images(run, split.x_test[:12]), images(run, means(run, encode_means(run, split.x_test[:12])))),
+        "bounds": lambda: exact_plots.bounds_figure(summary["bounds_vs_k"]),
+        "gaps": lambda: exact_plots.gaps_figure(per_image["test_log_px"] - per_image["test_iwae"], summary["iwae_k"]),
+        "posteriors": lambda: exact_plots.posteriors_figure(_posterior_panels(run, per_image, seed)),
+    }
+    if kind in ("bounds", "gaps", "posteriors"):
+        summary, per_image = records.read_summary(run.path), records.read_per_image(run.path)
+        if "test_log_px" not in per_image or "bounds_vs_k" not in summary:
+            why = ("needs Dz = 2: this model has another latent dimension" if run.config.latent_dim != 2 else
+                   "needs the exact evaluation: aevb evaluate --exact")
+            return plots.note_figure(kind.capitalize(), f"This figure {why}.")
+    return draw[kind]()
+
+
+def _tracked(metrics):
+    """(epochs, log p(x), ELBO, images) of the rows that recorded the exact log p(x), or None."""
+    rows = [row for row in metrics if "tracked" in row]
+    if not rows:
+        return None
+    return ([row["epoch"] for row in rows], [row["tracked"]["log_px"] for row in rows],
+            [row["tracked"]["elbo"] for row in rows], rows[0]["tracked"]["images"])
+
+
+def count_modes(grid, within=5.0, apart=0.3):
+    """Modes of a gridded log density (axis1, axis2, log density (n, n), ...): its local maxima within
+    `within` nats of the largest, counting maxima closer than `apart` (z units) as one (float32
+    ripples make twin maxima a grid step apart on a single peak)."""
+    axis1, axis2, log_joint = grid[:3]
+    inner = log_joint[1:-1, 1:-1]
+    rows, cols = log_joint.shape
+    higher = [log_joint[1 + di : rows - 1 + di, 1 + dj : cols - 1 + dj] for di in (-1, 0, 1) for dj in (-1, 0, 1)
+              if di or dj]
+    peaks = np.argwhere(np.all([inner >= other for other in higher], axis=0) & (inner >= log_joint.max() - within))
+    points = np.stack([axis1[peaks[:, 0] + 1], axis2[peaks[:, 1] + 1]], -1)
+    modes = []
+    for point in points:
+        if all(np.hypot(*(point - mode)) >= apart for mode in modes):
+            modes.append(point)
+    return len(modes)
+
+
+def _posterior_panels(run, per_image, seed, search=40):
+    """The true posterior of the test image the model fits best (highest log p(x)), a typical one (the
+    median gap below IWAE), the worst (IWAE farthest below log p(x)) and the first multimodal one
+    among the `search` worst."""
+    x, theta = run.split.x_test, run.params["decoder"]
+    px, elbo, iwae = per_image["test_log_px"], per_image["test_elbo"], per_image["test_iwae"]
+    order = np.argsort(px - iwae)
+    everything = np.ones(x.shape[1], bool)
+    chosen = {"best fitted": int(np.argmax(px)), "typical": int(order[len(order) // 2]),
+              "IWAE farthest below": int(order[-1])}
+    for i in order[::-1][1:search]:
+        encoder = tuple(np.asarray(a) for a in run.net.encode(run.params["encoder"], x[i]))
+        if count_modes(partial.posterior_grid(run.net, theta, x[i], everything, encoder, encoder)) >= 2:
+            chosen["multimodal"] = int(i)
+            break
+    panels = []
+    for role, i in chosen.items():
+        encoder = tuple(np.asarray(a) for a in run.net.encode(run.params["encoder"], x[i]))
+        q_star, _ = partial.fit_q(jax.random.PRNGKey(seed), run.net, theta, x[i], everything, run.config.latent_dim)
+        q_star = tuple(np.asarray(a) for a in q_star)
+        panels.append({"image": images(run, x[i]), "q_star": q_star, "encoder": encoder,
+                       "grid": partial.posterior_grid(run.net, theta, x[i], everything, q_star, encoder),
+                       "title": f"test image #{i}, {role}: log p(x) {px[i]:.1f}, IWAE {iwae[i]:.1f}, ELBO "
+                                f"{elbo[i]:.1f} nats"})
+    return panels
+
+
+def completion_figures(run, c):
+    """{name: Figure} of a completion c (aevb.evaluation.partial.Completion) of one of run's training
+    images: the completions, the SVI trace and, with Dz = 2, the posterior's isocontours."""
+    name, dataset = f"complete_{c.mask_name}", run.split.dataset
+    title = (f"Training image #{c.index} ({dataset.noun} {dataset.class_names[c.label]}; {c.criterion}), observed: "
+             f"{c.mask_name}")
+    figures = {name: completion_plots.completion_figure(images(run, c.image), images(run, c.completions),
+                                                        images(run, c.mask), title),
+               name + "_trace": completion_plots.trace_figure(c.elbo_trace)}
+    if c.grid is not None:
+        figures[name + "_posterior"] = completion_plots.posterior_figure(
+            c.grid, c.q_mean, c.q_log_std, c.encoder_mean, c.encoder_log_std,
+            f"Posterior given the {c.mask_name} of image #{c.index}")
+    return figures

@@ -1,0 +1,65 @@
+"""The report's live latent-space explorer: the decoder's weights and the training set's latent
+means as JSON in the page, decoded in plain JavaScript (explorer.js) as the pointer moves."""
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import drawing, plots
+
+EXPLORER_JS = Path(__file__).with_name("explorer.js")
+ARCHITECTURES = ("mlp",)  # the networks whose decoder explorer.js computes
+
+
+def _float32_base64(array):
+    return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
+
+
+def payload(theta, z_means, labels, image_shape, class_names):
+    """What the in-page explorer needs: the mlp decoder's weights and the training set's latent means."""
+    return {
+        "latentDim": int(theta["hidden"]["weight"].shape[0]),
+        "hidden": int(theta["hidden"]["weight"].shape[1]),
+        "rows": int(image_shape[0]), "cols": int(image_shape[1]),
+        "w1": _float32_base64(theta["hidden"]["weight"]),  # (Dz, H), row-major
+        "b1": _float32_base64(theta["hidden"]["bias"]),
+        "w2": _float32_base64(theta["out"]["weight"]),  # (H, D), row-major
+        "b2": _float32_base64(theta["out"]["bias"]),
+        "points": _float32_base64(z_means),  # (N, 2)
+        "labels": base64.b64encode(np.asarray(labels, np.uint8).tobytes()).decode("ascii"),
+        "classNames": list(class_names), "colours": plots.CLASS_COLOURS,
+    }
+
+
+def section(payload, note):
+    if payload is None:
+        return f'<p class="note" id="explorer-note">{html.escape(note)}</p>'
+    return f"""
+<p class="note">Move the pointer over the plane: the page decodes z with the decoder's weights
+(z &rarr; {payload['hidden']} tanh &rarr; {payload['rows'] * payload['cols']} sigmoid, in plain JavaScript) and
+shows the Bernoulli means. Click two points to see the interpolation between them. Dots: means of q(z|x) of the training
+images.</p>
+<div id="explorer">
+  <canvas id="latent-canvas" width="560" height="560" aria-label="latent space"></canvas>
+  <div><canvas id="decoded-canvas" width="{payload['cols']}" height="{payload['rows']}" aria-label="decoded image"
+  style="aspect-ratio: {payload['cols']} / {payload['rows']}; height: auto"></canvas>
+  <p id="z-readout" class="note">z = (move the pointer)</p><div id="legend" class="note"></div></div>
+</div>
+<p class="note" id="strip-note">Interpolation: click two points.</p>
+<canvas id="strip-canvas" width="{10 * payload['cols']}" height="{payload['rows']}" aria-label="interpolation strip">
+</canvas>
+<script id="explorer-data" type="application/json">{json.dumps(payload)}</script>
+<script>{EXPLORER_JS.read_text()}</script>"""
+
+
+def for_run(run):
+    """(payload, None) for a loaded run (aevb.pipeline.Run) the explorer can show, else (None, why not)."""
+    config, split = run.config, run.split
+    if config.latent_dim == 2 and config.architecture in ARCHITECTURES:
+        return payload(run.params["decoder"], drawing.encode_means(run, split.x_train), split.y_train,
+                       split.image_shape, split.dataset.class_names), None
+    return None, (f"The live explorer needs a 2-D latent space and the {' or '.join(ARCHITECTURES)} decoder; this "
+                  f"model has Dz = {config.latent_dim} and the {config.architecture} networks.")

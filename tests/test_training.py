@@ -1,0 +1,131 @@
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import pytest
+from conftest import tiny, train_run
+from safetensors import safe_open
+
+from aevb import errors
+from aevb.data import splits
+from aevb.evaluation import bounds
+from aevb.model import networks, probability
+from aevb.runs import checkpoint, files, records
+from aevb.training import trained
+
+
+def _same(a, b):
+    return all(np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True))
+
+
+def _train(config, run_dir, **kwargs):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return train_run(config, run_dir, splits.load(config), progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("objective", list(probability.OBJECTIVES))
+def test_a_few_epochs_raise_the_elbo(tmp_path, objective):
+    config = tiny(epochs=15, objective=objective)
+    result = _train(config, tmp_path / "run")
+    rows = records.read_metrics(tmp_path / "run")
+    assert [row["epoch"] for row in rows] == list(range(1, 16))
+    assert rows[-1]["train_elbo"] > rows[0]["train_elbo"] + 15  # from about -95 to about -60 nats
+    assert rows[-1]["test_elbo"] > rows[0]["test_elbo"] + 15
+    assert result["status"] == "done"
+    summary = records.read_summary(tmp_path / "run")
+    assert summary["epochs"] == 15 and summary["images_per_second"] > 0
+    # The curve's test ELBO is the evaluated one-sample ELBO of the final parameters.
+    split = splits.load(config)
+    expected = bounds.elbo_per_image(networks.get("mlp"), result["params"], split.x_test, 1).mean()
+    assert rows[-1]["test_elbo"] == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_same_seed_same_parameters_bit_for_bit(tmp_path):
+    a = _train(tiny(), tmp_path / "a")["params"]
+    b = _train(tiny(), tmp_path / "b")["params"]
+    c = _train(tiny(seed=1), tmp_path / "c")["params"]
+    assert _same(a, b)
+    assert not _same(a, c)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    config = tiny(epochs=2, latent_dim=3, hidden_dim=7)
+    result = _train(config, tmp_path)
+    stored, params, opt_state, epoch = trained.restore(tmp_path)
+    assert stored == config and epoch == 2
+    assert _same(params, result["params"])
+    # Continuing from the restored state equals training straight through: Adam's state came back too.
+    longer = dataclasses.replace(config, epochs=3)
+    _train(longer, tmp_path / "straight")
+    _train(longer, tmp_path, resume=True)
+    assert _same(trained.restore(tmp_path)[1:3], trained.restore(tmp_path / "straight")[1:3])
+    with safe_open(str(tmp_path / files.CHECKPOINT), "np") as f:
+        assert f.get_tensor("encoder.hidden.weight").shape == (144, 7)
+        assert json.loads(f.metadata()["config"])["latent_dim"] == 3
+
+
+def test_checkpoint_that_does_not_fit(tmp_path):
+    config = tiny(epochs=1)
+    _train(config, tmp_path)
+    # Weights of another shape under the same config: refused with the tensor named.
+    _, params, opt_state, _ = trained.restore(tmp_path)
+    params["decoder"]["out"]["bias"] = params["decoder"]["out"]["bias"][:10]
+    checkpoint.save_checkpoint(tmp_path, config, params, opt_state, 1)
+    with pytest.raises(errors.CheckpointError, match="decoder.out.bias"):
+        trained.restore(tmp_path)
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    _train(tiny(epochs=1), tmp_path)
+    path = tmp_path / files.CHECKPOINT
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(errors.CheckpointError, match="damaged or truncated"):
+        trained.restore(tmp_path)
+
+
+def test_checkpoint_of_the_old_format_names_its_version(tmp_path):
+    from safetensors.numpy import save_file
+
+    old_config = {"kl": "mc", "n_train": 10000, "latent_dim": 2}  # format 1 had `kl`, no objective
+    save_file({"x": np.zeros(1, np.float32)}, str(tmp_path / files.CHECKPOINT),
+              metadata={"format": "aevb-checkpoint-1", "config": json.dumps(old_config), "epoch": "100"})
+    with pytest.raises(errors.CheckpointError, match="format aevb-checkpoint-1; this aevb reads aevb-checkpoint-2"):
+        trained.restore(tmp_path)
+
+
+def test_a_nan_test_elbo_with_finite_parameters_is_never_saved(tmp_path):
+    # The parameters stay finite but the model scores the test set NaN: that checkpoint is not "good".
+    config = tiny(epochs=3, checkpoint_every=1)
+    split = splits.load(config)
+    poisoned = split.x_test.copy()
+    poisoned[0, 0] = np.nan
+    with pytest.raises(errors.TrainingDiverged, match="epoch 1: .*no checkpoint had been saved"):
+        train_run(config, tmp_path, splits.Split(split.x_train, split.y_train, poisoned, split.y_test, split.dataset,
+                                              split.description), progress=False)
+    assert not files.has_checkpoint(tmp_path)
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = tiny(epochs=2, checkpoint_every=1)
+    _train(config, tmp_path)
+    split = splits.load(config)
+    poisoned = split.x_train.copy()
+    poisoned[3, 5] = np.nan
+    with pytest.raises(errors.TrainingDiverged, match="epoch 3: .* the checkpoint of epoch 2 .* is kept"):
+        train_run(tiny(epochs=4, checkpoint_every=1), tmp_path, splits.Split(
+            poisoned, split.y_train, split.x_test, split.y_test, split.dataset, split.description), resume=True,
+            progress=False)
+    _, params, _, epoch = trained.restore(tmp_path)
+    assert epoch == 2 and all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(params))
+
+
+def test_iwae_training_at_k_1_is_elbo_training(tmp_path):
+    elbo = _train(tiny(epochs=2), tmp_path / "elbo")
+    iwae = _train(tiny(epochs=2, objective="iwae", num_samples=1), tmp_path / "iwae")
+    assert _same(elbo["params"], iwae["params"])
+    assert records.read_metrics(tmp_path / "elbo")[-1]["train_elbo"] == records.read_metrics(tmp_path / "iwae")[-1][
+        "train_elbo"]
+    k5 = _train(tiny(epochs=2, objective="iwae", num_samples=5), tmp_path / "iwae5")
+    assert not _same(elbo["params"], k5["params"])

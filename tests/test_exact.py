@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import run_cli, tiny, tiny_flags
+from numpy.polynomial.hermite_e import hermegauss
 from scipy import special, stats
 
 from aevb import pipeline
@@ -26,18 +27,50 @@ def run(tmp_path_factory):
     return pipeline.load(run_dir)
 
 
+def _float64(theta):
+    return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), theta)
+
+
+def _float64_log_joint(t, x, z):
+    """log p(x, z) in float64 for images x (N, D) at points z (P, 2): (N, P), with scipy's densities."""
+    logits = np.tanh(z @ t["hidden"]["weight"] + t["hidden"]["bias"]) @ t["out"]["weight"] + t["out"]["bias"]
+    log_lik = x @ special.log_expit(logits).T + (1 - x) @ special.log_expit(-logits).T  # (N, P)
+    return log_lik + stats.norm.logpdf(z).sum(-1)
+
+
 def _float64_log_px(theta, x, half_width=8.0, n=1201):
     """log p(x) on a uniform float64 grid over [-8, 8]^2, every point, no tiles: the brute force."""
-    t = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), theta)
+    t, x = _float64(theta), np.asarray(x, np.float64)
     axis = np.linspace(-half_width, half_width, n)
     z = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
-    log_joint = np.empty((len(x), len(z)))
-    for start in range(0, len(z), 200000):
-        zc = z[start : start + 200000]
-        logits = np.tanh(zc @ t["hidden"]["weight"] + t["hidden"]["bias"]) @ t["out"]["weight"] + t["out"]["bias"]
-        log_lik = x @ special.log_expit(logits).T + (1 - x) @ special.log_expit(-logits).T  # (N, P)
-        log_joint[:, start : start + 200000] = log_lik + stats.norm.logpdf(zc).sum(-1)
-    return special.logsumexp(log_joint, axis=1) + 2 * np.log(axis[1] - axis[0])
+    total = np.full(len(x), -np.inf)
+    for start in range(0, len(z), 100000):  # a running log-sum-exp over chunks of points
+        total = np.logaddexp(total, special.logsumexp(_float64_log_joint(t, x, z[start : start + 100000]), axis=1))
+    return total + 2 * np.log(axis[1] - axis[0])
+
+
+def _float64_elbo(theta, x, q, nodes=60):
+    """Each image's ELBO E_q[log p(x, z) - log q(z)] of the Gaussian q = (mean, log_std), each (N, 2),
+    by Gauss-Hermite quadrature in float64 (no sampling): (N,)."""
+    t, x = _float64(theta), np.asarray(x, np.float64)
+    u, w = hermegauss(nodes)  # probabilists' nodes: weight exp(-u^2 / 2), summing to sqrt(2 pi)
+    u2 = np.stack(np.meshgrid(u, u, indexing="ij"), -1).reshape(-1, 2)  # (P, 2)
+    weight = np.outer(w, w).ravel() / (2 * np.pi)  # (P,), sums to 1
+    mean, std = (np.asarray(a, np.float64) for a in (q[0], np.exp(np.asarray(q[1], np.float64))))
+    values = []
+    for i in range(len(x)):
+        z = mean[i] + std[i] * u2
+        log_q = stats.norm.logpdf(z, mean[i], std[i]).sum(-1)
+        values.append(np.sum(weight * (_float64_log_joint(t, x[i : i + 1], z)[0] - log_q)))
+    return np.array(values)
+
+
+def _moved(params, shift=1.0):
+    """params with the encoder's means moved by shift in every latent dimension: q off the posterior."""
+    moved = jax.tree_util.tree_map(lambda a: a, params)
+    bias = moved["encoder"]["out"]["bias"]
+    moved["encoder"] = {**moved["encoder"], "out": {**moved["encoder"]["out"], "bias": bias.at[:2].add(shift)}}
+    return moved
 
 
 def test_a_decoder_that_ignores_z_gives_the_closed_form():
@@ -62,8 +95,21 @@ def test_halving_the_spacing_and_growing_the_extent_change_almost_nothing(run):
     x = run.split.x_test[:50]
     values, _ = exact.log_px(run.net, run.params["decoder"], x)
     check = exact.accuracy(run.net, run.params["decoder"], x, values)
-    assert check["halved_spacing"]["max_abs_change"] < 0.01
-    assert check["grown_extent"]["max_abs_change"] < 0.01
+    assert check["halved_spacing"]["max_abs_change"] < 1e-5  # measured 1.6e-6
+    assert check["grown_extent"]["max_abs_change"] < 1e-5  # measured 9e-13
+
+
+def test_a_missing_tile_shows_in_the_grown_extent_check(run):
+    """Halving the spacing reuses the tiles it is given, so it cannot see a tile left out; growing the
+    extent and the threshold selects the tiles again, and does. Tiles within 0 nats of each image's
+    coarse maximum, not grown, leave mass out."""
+    x, theta = run.split.x_test[:50], run.params["decoder"]
+    narrow = exact.select_tiles(run.net, theta, x, threshold=0.0, grow=False)
+    values, _ = exact.log_px(run.net, theta, x, tiles=narrow)
+    check = exact.accuracy(run.net, theta, x, values, tiles=narrow)
+    assert check["halved_spacing"]["max_abs_change"] < 1e-2  # blind to the missing tiles
+    assert check["grown_extent"]["max_abs_change"] > 0.1  # sees them
+    assert check["grown_extent"]["change_of_mean"] > 0  # the missing mass, added back
 
 
 def test_importance_weighted_bounds_stay_below_the_exact_value(run):
@@ -75,20 +121,37 @@ def test_importance_weighted_bounds_stay_below_the_exact_value(run):
                                                       defensive=defensive) for r in range(12)])  # (runs, images)
             error = draws.std(axis=0, ddof=1) / np.sqrt(len(draws))
             assert np.all(draws.mean(axis=0) <= log_px + 4 * error + 1e-3)  # E[bound] <= log p(x)
-    # The defensive proposal gets closer at large K than q alone (which misses mass off its mode).
-    plain = bounds.iwae_per_image(run.net, run.params, x, 2000)
-    defensive = bounds.iwae_per_image(run.net, run.params, x, 2000, defensive=True)
-    assert np.mean(log_px - defensive) <= np.mean(log_px - plain) + 0.05
 
 
-def test_the_gap_decomposition_adds_up(run):
-    x = run.split.x_test[:40]
+def test_the_defensive_bound_finds_the_posterior_that_q_misses(run):
+    """With the encoder's means moved off the posterior, the plain bound falls far below log p(x) and
+    the defensive proposal's wide and prior components still find the mass."""
+    x = run.split.x_test[:20]
     log_px, _ = exact.log_px(run.net, run.params["decoder"], x)
-    numbers = gaps.gap_decomposition(run.net, run.params, x, log_px, jax.random.PRNGKey(0))
-    assert numbers["approximation_gap"] + numbers["amortization_gap"] == pytest.approx(
-        numbers["log_px"] - numbers["elbo_encoder"], abs=1e-9)
-    assert numbers["elbo_q_star"] <= numbers["log_px"] + 3 * numbers["elbo_q_star_se"]  # an ELBO stays below
-    assert numbers["amortization_gap"] > -3 * numbers["amortization_gap_se"]  # SVI does not do worse than q
+    moved = _moved(run.params)
+    plain_gap = np.mean(log_px - bounds.iwae_per_image(run.net, moved, x, 2000))
+    defensive_gap = np.mean(log_px - bounds.iwae_per_image(run.net, moved, x, 2000, defensive=True))
+    assert plain_gap > 1.0 and 0 <= defensive_gap < 0.1 * plain_gap  # measured 1.31 and 0.04
+
+
+def test_the_gap_decomposition_against_float64_quadrature(run):
+    """The decomposition's ELBOs of q* and of the encoder's q against Gauss-Hermite quadrature of the
+    same Gaussians, in float64; and q*, fitted from a q moved off the posterior, recovers most of it."""
+    x, theta, key = run.split.x_test[:40], run.params["decoder"], jax.random.PRNGKey(0)
+    log_px, _ = exact.log_px(run.net, theta, x)
+    approximation = []
+    for params in (run.params, _moved(run.params)):
+        numbers = gaps.gap_decomposition(run.net, params, x, log_px, key)
+        approximation.append(numbers["approximation_gap"])
+        q_star = gaps.fit_q_star(jax.random.split(key)[0], run.net, params, jnp.asarray(x))  # its fit key
+        elbo_star = _float64_elbo(theta, x, q_star)
+        elbo_encoder = _float64_elbo(theta, x, run.net.encode(params["encoder"], x))
+        assert numbers["elbo_q_star"] == pytest.approx(elbo_star.mean(), abs=0.01)  # 1000 z per image: 2e-3
+        assert numbers["elbo_encoder"] == pytest.approx(elbo_encoder.mean(), abs=0.05)  # moved q: 0.016
+        assert numbers["approximation_gap"] == pytest.approx(np.mean(log_px - elbo_star), abs=0.01)
+        assert np.all(elbo_star <= log_px + 1e-3)  # an ELBO stays below log p(x), image by image
+    assert numbers["amortization_gap"] > 3.0  # the moved q is far off (measured 5.3 nats, 0.6 unmoved) ...
+    assert approximation[1] < approximation[0] + 0.1  # ... and q* fitted from it is as good (0.15 and 0.12)
 
 
 def test_the_defensive_mixture_density_and_draws():
@@ -129,16 +192,42 @@ def test_training_records_the_exact_log_px_and_answer_c_cites_it(tmp_path, capsy
     split = splits.load(tiny())
     params = pipeline.load(tmp_path / "t").params
     last = rows[-1]["tracked"]
-    reference, _ = exact.log_px(NET, params["decoder"], split.x_test[: last["images"]])
+    x = split.x_test[: last["images"]]
+    reference, _ = exact.log_px(NET, params["decoder"], x)
     assert last["log_px"] == pytest.approx(reference.mean(), abs=0.01)  # the cheaper grid, within 0.01
-    assert last["kl"] == pytest.approx(last["log_px"] - last["elbo"], abs=1e-4)
+    # KL(q || p(z|x)) = log p(x) - ELBO(q), both in float64 without sampling: the brute-force grid and
+    # Gauss-Hermite quadrature of the encoder's q. The tracked ELBO has 100 z per image.
+    log_px64 = _float64_log_px(params["decoder"], x)
+    kl64 = log_px64 - _float64_elbo(params["decoder"], x, NET.encode(params["encoder"], x))
+    assert last["log_px"] == pytest.approx(log_px64.mean(), abs=0.01)
+    assert last["kl"] == pytest.approx(kl64.mean(), abs=0.05) and kl64.min() >= -1e-6
     code, out, _ = run_cli(capsys, "answers", *argv)
     rise = answers.kl_rise(rows)
-    assert code == 0 and rise is not None
-    if "from" in rise:
-        assert f"from epoch {rise['from']} to {rise['to']}" in out and rise["elbo_rise"] > 0.1 < rise["kl_rise"]
-    else:
-        assert "this run does not show it" in out
+    # This seeded run shows it at once (measured: ELBO +7.48, KL +0.17 from epoch 1 to 2); the other
+    # branch ("this run does not show it") is checked on hand-written rows below.
+    assert code == 0 and (rise["from"], rise["to"]) == (1, 2) and rise["elbo_rise"] > 0.1 < rise["kl_rise"]
+    assert "from epoch 1 to 2" in out
+
+
+def _rows(*tracked):
+    """metrics.jsonl rows with (epoch, ELBO, KL) recorded; epoch 3 records nothing."""
+    return [{"epoch": 3}] + [{"epoch": epoch, "tracked": {"elbo": elbo, "kl": kl, "log_px": elbo + kl, "images": 7}}
+                             for epoch, elbo, kl in tracked]
+
+
+def test_kl_rise_names_the_first_recorded_epochs_where_the_elbo_and_the_kl_both_rose():
+    rows = _rows((1, -100.0, 5.0), (2, -99.95, 5.5), (4, -99.0, 5.8), (5, -98.0, 6.5))  # 1->2: ELBO +0.05 only
+    rise = answers.kl_rise(rows)
+    assert (rise["from"], rise["to"], rise["images"]) == (2, 4, 7)
+    assert rise["elbo_rise"] == pytest.approx(0.95) and rise["kl_rise"] == pytest.approx(0.3)
+    assert rise["log_px_rise"] == pytest.approx(1.25)
+    assert answers.kl_rise(_rows((1, -100.0, 5.0), (2, -99.0, 4.0), (4, -98.0, 4.05))) == {"recorded": 3}
+    assert answers.kl_rise([{"epoch": 1}, {"epoch": 2}]) is None
+    demo = {"index": 0, "pixel_i": 0, "pixel_j": 1, "correlation": 0.1, "effective_sample_size": 10.0}
+    reasons = {q.split()[0]: reason for q, _, reason in answers.answer_texts({**demo, "kl_rise": {"recorded": 3}}, 4)}
+    assert "at the 3 epochs that recorded" in reasons["(c)"] and "this run does not show it" in reasons["(c)"]
+    reasons = {q.split()[0]: reason for q, _, reason in answers.answer_texts({**demo, "kl_rise": rise}, 4)}
+    assert "from epoch 2 to 4 the ELBO rose by 0.95" in reasons["(c)"]
 
 
 def test_the_grid_asks_for_float32_matmuls():

@@ -2,6 +2,7 @@
 as on one device. Two CPU devices in this process (conftest), and two real processes joined by
 jax.distributed over gloo on 127.0.0.1."""
 
+import os
 import re
 import signal
 import socket
@@ -140,12 +141,23 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _two_processes(*args):
-    """aevb ARGS in two processes joined on a free port of 127.0.0.1: [process 0, process 1]."""
+def _two_processes(*args, read_only=None):
+    """aevb ARGS in two processes joined on a free port of 127.0.0.1: [process 0, process 1].
+    read_only: a folder process 1 must not write in (it exits 97 if it does: see synthetic_aevb.py)."""
     port = _free_port()
+    watch = [{}, {"AEVB_TEST_READ_ONLY": str(read_only)} if read_only else {}]
     return [subprocess.Popen([sys.executable, HELPER, *args, "--coordinator", f"127.0.0.1:{port}",
                               "--num-processes", "2", "--process-id", str(i), "--no-progress"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **watch[i]})
+            for i in (0, 1)]
+
+
+def test_the_write_watch_stops_a_process_that_writes(tmp_path):
+    """The audit hook behind read_only ends a process that writes a run, naming the file."""
+    done = subprocess.run([sys.executable, HELPER, "train", *tiny_flags(epochs=1), "--runs-dir", str(tmp_path),
+                           "--no-progress"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "AEVB_TEST_READ_ONLY": str(tmp_path)})
+    assert done.returncode == 97 and f"wrote under {tmp_path.resolve()}" in done.stderr
 
 
 def _wait(processes, timeout=240):
@@ -173,7 +185,7 @@ def test_two_processes_stop_together_resume_and_match_one(split, tmp_path, how):
     ends where an uninterrupted single-process run ends."""
     runs = tmp_path / "runs"
     processes = _two_processes("train", "--runs-dir", str(runs), "--name", "both",
-                               *tiny_flags(epochs=40, checkpoint_every=100))
+                               *tiny_flags(epochs=40, checkpoint_every=100), read_only=runs)
     metrics = runs / "both" / files.METRICS
     deadline = time.monotonic() + 180
     while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.monotonic() < deadline:
@@ -196,10 +208,10 @@ def test_two_processes_stop_together_resume_and_match_one(split, tmp_path, how):
     assert 2 <= stopped < 40 and len(records.read_metrics(runs / "both")) >= stopped
     if how == signal.SIGKILL:
         assert f"the checkpoint of epoch {stopped} in" in err0
-    assert sorted(p.name for p in runs.iterdir()) == ["both"]
+    assert sorted(p.name for p in runs.iterdir()) == ["both"]  # and process 1 wrote nothing at all (read_only)
 
     results = _wait(_two_processes("train", "--runs-dir", str(runs), "--name", "both", "--resume", "--epochs",
-                                   str(stopped + 1)))
+                                   str(stopped + 1), read_only=runs))
     assert [code for code, _, _ in results] == [0, 0], results
     alone = train_run(tiny(epochs=stopped + 1, checkpoint_every=100), tmp_path / "alone", split, progress=False)
     stored = load_file(runs / "both" / files.CHECKPOINT)

@@ -87,7 +87,8 @@ def test_predictive_scores_and_completion(params, image, grid):
     numbers = c.summary()
     assert numbers["hidden_pixels"] == 392 and numbers["q_std"] == pytest.approx(np.exp(c.q_log_std).tolist())
     assert numbers["svi_final_elbo"] == pytest.approx(np.mean(c.elbo_trace[-15:]))  # the last 10% of 150 steps
-    figure = completion_plots.completion_figure(image.reshape(SHAPE), c.completions.reshape(5, *SHAPE), mask.reshape(SHAPE), "t")
+    figure = completion_plots.completion_figure(image.reshape(SHAPE), c.completions.reshape(5, *SHAPE),
+                                                mask.reshape(SHAPE), "t")
     assert len([ax for ax in figure.axes if ax.images]) == 6
     figure = completion_plots.posterior_figure(c.grid, c.q_mean, c.q_log_std, c.encoder_mean, c.encoder_log_std, "t")
     assert len(figure.axes[0].get_legend().get_texts()) == 3

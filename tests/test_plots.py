@@ -32,8 +32,8 @@ def _decoded(run, z):
 
 def test_samples_layout_and_values(run):
     figure = drawing.figure("samples", run, [])
-    _, means, binary = probability.sample(jax.random.fold_in(jax.random.PRNGKey(0), 1), run.net, run.params["decoder"], 2,
-                                    10)
+    _, means, binary = probability.sample(jax.random.fold_in(jax.random.PRNGKey(0), 1), run.net,
+                                          run.params["decoder"], 2, 10)
     assert len(_image_axes(figure)) == 20
     shown = [ax.images[0].get_array() for ax in figure.axes]
     np.testing.assert_allclose(shown[0], np.asarray(means[0]).reshape(SHAPE))

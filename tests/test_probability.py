@@ -53,8 +53,8 @@ def test_log_likelihood_joint_and_weights_match_scipy(params, images, rng):
     np.testing.assert_allclose(probability.log_joint(NET, theta, images, z), expected_joint, rtol=1e-4)
     mean, log_std = rng.normal(size=(2, 5, 2)).astype(np.float32)
     expected_q = stats.norm.logpdf(z, mean, np.exp(log_std)).sum(-1)
-    np.testing.assert_allclose(probability.log_weights(NET, theta, images, z, (mean, log_std)), expected_joint - expected_q,
-                               rtol=1e-4)
+    np.testing.assert_allclose(probability.log_weights(NET, theta, images, z, (mean, log_std)),
+                               expected_joint - expected_q, rtol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["half", "random", "none", "all"])
@@ -166,8 +166,8 @@ def test_evaluated_elbo_does_not_depend_on_how_images_are_grouped(params, rng):
     x = (rng.uniform(size=(250, D)) < 0.3).astype(np.float32)
     all_at_once = bounds.elbo_per_image(NET, params, x, 3)
     for start in (0, 100, 200):
-        alone = probability.elbo_per_image(jax.random.fold_in(bounds.EVAL_KEY, start), NET, params, x[start:start + 100],
-                                     3)
+        alone = probability.elbo_per_image(jax.random.fold_in(bounds.EVAL_KEY, start), NET, params,
+                                           x[start:start + 100], 3)
         np.testing.assert_allclose(all_at_once[start:start + 100], alone, rtol=1e-5)
 
 
@@ -195,8 +195,8 @@ def test_iwae_objective_is_scipy_log_mean_exp_of_the_same_draws(params, images):
 
 def test_iwae_at_k_1_is_the_elbo_number_for_number_and_gradient_for_gradient(params, images):
     key, x = jax.random.PRNGKey(9), images[:4]
-    np.testing.assert_array_equal(probability.iwae_per_image(key, NET, params, x, 1), probability.elbo_per_image(key, NET, params,
-                                                                                                     x, 1))
+    np.testing.assert_array_equal(probability.iwae_per_image(key, NET, params, x, 1),
+                                  probability.elbo_per_image(key, NET, params, x, 1))
     grads = [jax.grad(lambda p, f=f: f(key, NET, p, x, 1).mean())(params)
              for f in (probability.iwae_per_image, probability.elbo_per_image)]
     for a, b in zip(jax.tree_util.tree_leaves(grads[0]), jax.tree_util.tree_leaves(grads[1]), strict=True):

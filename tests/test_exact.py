@@ -5,8 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import run_cli, tiny, tiny_flags
-from numpy.polynomial.hermite_e import hermegauss
+from conftest import float64_elbo, float64_log_joint, float64_tree, run_cli, tiny, tiny_flags
 from scipy import special, stats
 
 from aevb import pipeline
@@ -27,42 +26,15 @@ def run(tmp_path_factory):
     return pipeline.load(run_dir)
 
 
-def _float64(theta):
-    return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), theta)
-
-
-def _float64_log_joint(t, x, z):
-    """log p(x, z) in float64 for images x (N, D) at points z (P, 2): (N, P), with scipy's densities."""
-    logits = np.tanh(z @ t["hidden"]["weight"] + t["hidden"]["bias"]) @ t["out"]["weight"] + t["out"]["bias"]
-    log_lik = x @ special.log_expit(logits).T + (1 - x) @ special.log_expit(-logits).T  # (N, P)
-    return log_lik + stats.norm.logpdf(z).sum(-1)
-
-
 def _float64_log_px(theta, x, half_width=8.0, n=1201):
     """log p(x) on a uniform float64 grid over [-8, 8]^2, every point, no tiles: the brute force."""
-    t, x = _float64(theta), np.asarray(x, np.float64)
+    t, x = float64_tree(theta), np.asarray(x, np.float64)
     axis = np.linspace(-half_width, half_width, n)
     z = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
     total = np.full(len(x), -np.inf)
     for start in range(0, len(z), 100000):  # a running log-sum-exp over chunks of points
-        total = np.logaddexp(total, special.logsumexp(_float64_log_joint(t, x, z[start : start + 100000]), axis=1))
+        total = np.logaddexp(total, special.logsumexp(float64_log_joint(t, x, z[start : start + 100000]), axis=1))
     return total + 2 * np.log(axis[1] - axis[0])
-
-
-def _float64_elbo(theta, x, q, nodes=60):
-    """Each image's ELBO E_q[log p(x, z) - log q(z)] of the Gaussian q = (mean, log_std), each (N, 2),
-    by Gauss-Hermite quadrature in float64 (no sampling): (N,)."""
-    t, x = _float64(theta), np.asarray(x, np.float64)
-    u, w = hermegauss(nodes)  # probabilists' nodes: weight exp(-u^2 / 2), summing to sqrt(2 pi)
-    u2 = np.stack(np.meshgrid(u, u, indexing="ij"), -1).reshape(-1, 2)  # (P, 2)
-    weight = np.outer(w, w).ravel() / (2 * np.pi)  # (P,), sums to 1
-    mean, std = (np.asarray(a, np.float64) for a in (q[0], np.exp(np.asarray(q[1], np.float64))))
-    values = []
-    for i in range(len(x)):
-        z = mean[i] + std[i] * u2
-        log_q = stats.norm.logpdf(z, mean[i], std[i]).sum(-1)
-        values.append(np.sum(weight * (_float64_log_joint(t, x[i : i + 1], z)[0] - log_q)))
-    return np.array(values)
 
 
 def _moved(params, shift=1.0):
@@ -144,8 +116,8 @@ def test_the_gap_decomposition_against_float64_quadrature(run):
         numbers = gaps.gap_decomposition(run.net, params, x, log_px, key)
         approximation.append(numbers["approximation_gap"])
         q_star = gaps.fit_q_star(jax.random.split(key)[0], run.net, params, jnp.asarray(x))  # its fit key
-        elbo_star = _float64_elbo(theta, x, q_star)
-        elbo_encoder = _float64_elbo(theta, x, run.net.encode(params["encoder"], x))
+        elbo_star = float64_elbo(theta, x, q_star)
+        elbo_encoder = float64_elbo(theta, x, run.net.encode(params["encoder"], x))
         assert numbers["elbo_q_star"] == pytest.approx(elbo_star.mean(), abs=0.01)  # 1000 z per image: 2e-3
         assert numbers["elbo_encoder"] == pytest.approx(elbo_encoder.mean(), abs=0.05)  # moved q: 0.016
         assert numbers["approximation_gap"] == pytest.approx(np.mean(log_px - elbo_star), abs=0.01)
@@ -198,7 +170,7 @@ def test_training_records_the_exact_log_px_and_answer_c_cites_it(tmp_path, capsy
     # KL(q || p(z|x)) = log p(x) - ELBO(q), both in float64 without sampling: the brute-force grid and
     # Gauss-Hermite quadrature of the encoder's q. The tracked ELBO has 100 z per image.
     log_px64 = _float64_log_px(params["decoder"], x)
-    kl64 = log_px64 - _float64_elbo(params["decoder"], x, NET.encode(params["encoder"], x))
+    kl64 = log_px64 - float64_elbo(params["decoder"], x, NET.encode(params["encoder"], x))
     assert last["log_px"] == pytest.approx(log_px64.mean(), abs=0.01)
     assert last["kl"] == pytest.approx(kl64.mean(), abs=0.05) and kl64.min() >= -1e-6
     code, out, _ = run_cli(capsys, "answers", *argv)

@@ -1,3 +1,5 @@
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -71,6 +73,14 @@ def float64_elbo(theta, x, q, nodes=60, variance=False):
         values.append(np.sum(weight * log_w))
         variances.append(np.sum(weight * log_w**2) - values[-1] ** 2)
     return (np.array(values), np.array(variances)) if variance else np.array(values)
+
+
+def cannot_test(reason):
+    """A guarantee's test that cannot run here: skipped on a developer's machine, a failure under CI=true
+    (CI must test every guarantee, so a green CI never hides one that went untested)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; under CI=true every guarantee must be tested")
+    pytest.skip(reason)
 
 
 def run_cli(capsys, *argv):

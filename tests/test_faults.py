@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, tiny_flags
+from conftest import cannot_test, run_cli, tiny_flags
 
 from aevb import cli
 from aevb.runs import checkpoint, files, lock, records
@@ -245,11 +245,12 @@ def test_kill_9_at_random_moments_never_damages_the_checkpoint(tmp_path):
 
 
 def _in_mount_namespace(script):
-    """Runs a shell script in a private mount namespace (unshare), where it may mount; skips if it can't."""
+    """Runs a shell script in a private mount namespace (unshare), where it may mount; skips if it can't
+    (fails under CI=true: conftest.cannot_test)."""
     for prefix in (["unshare", "-rm"], ["unshare", "-m"]):
         if shutil.which(prefix[0]) and subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
             return subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True, timeout=180)
-    pytest.skip("unshare cannot make a mount namespace here (needed for a read-only or a full file system)")
+    cannot_test("unshare cannot make a mount namespace here (needed for a read-only or a full file system)")
 
 
 def test_a_read_only_run_directory_is_one_line_before_any_work(trained_run):

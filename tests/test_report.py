@@ -133,3 +133,16 @@ def test_other_latent_dimensions_get_a_note_not_an_explorer(tmp_path, capsys):
     text = files.report_path(tmp_path / "r3").read_text()
     assert "needs a 2-D latent space" in text and "Dz = 3" in text and "<canvas" not in text
     assert "aevbExplorer" not in text and "Not evaluated yet" in text and "not drawn yet" in text
+
+
+def test_the_exact_sections_conclusions_follow_the_runs_numbers():
+    """The report words what the bounds against K show from the run's numbers, not a fixed sentence."""
+    from aevb.views import report
+
+    base = {"images": 300, "k": [1, 10, 100, 1000, 5000], "iwae_gap_se": [0.1] * 5, "defensive_gap_se": [0.01] * 5}
+    stuck = report._bounds_conclusion({**base, "iwae_gap": [20, 12, 9, 7.5, 7.4], "defensive_gap": [9, 3, 1, .3, .1]})
+    assert "barely help" in stuck and "falls by 0.10 nats only" in stuck and "finds the missing mass" in stuck
+    assert "came within 0.10 nats" in stuck
+    helped = report._bounds_conclusion({**base, "iwae_gap": [20, 12, 9, 6.0, 3.0], "defensive_gap": [9, 6, 5, 4, 3]})
+    assert "more samples from q help" in helped and "barely" not in helped
+    assert "does not find the missing mass either" in helped and "no bound here can stand in for it" in helped

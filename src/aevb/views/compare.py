@@ -175,8 +175,8 @@ def compare(paths, out_dir):
             f'<p class="headline">{html.escape(headline)}. Numbers in nats per image, higher is better.</p>',
             '<p class="note">Where two settings differ by less than the seed-to-seed spread, these runs do not '
             "tell them apart. The exact log p(x) exists for Dz = 2 only (a grid over the latent plane); the IWAE "
-            "bounds are lower bounds on it. Where it does not exist, the defensive bound (proposal ½ q + ¼ wide q + "
-            "¼ prior) is the estimate to trust.</p>",
+            "bounds are lower bounds on it. Where it does not exist, the higher of the plain and the defensive bound "
+            "(proposal ½ q + ¼ wide q + ¼ prior) is the closer, with no certificate of how close.</p>",
             "<h2>Settings, mean ± sd over seeds</h2>", _group_table(groups, varied, measures)]
     body += ["<h2>Figures</h2>"] + [f'<div class="wrap">{report.figure_html(path, caption)}</div>'
                                      for _, path, caption in figures]

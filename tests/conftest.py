@@ -3,8 +3,6 @@ import os
 import jax
 import numpy as np
 import pytest
-from numpy.polynomial.hermite_e import hermegauss
-from scipy import special, stats
 
 from aevb import parallel
 from aevb.config import Config
@@ -52,6 +50,8 @@ def float64_tree(theta):
 
 def float64_log_joint(t, x, z):
     """log p(x, z) in float64 for images x (N, D) at points z (P, 2): (N, P), with scipy's densities."""
+    from scipy import special, stats  # here, not at the top: every aevb process of the tests imports conftest
+
     logits = np.tanh(z @ t["hidden"]["weight"] + t["hidden"]["bias"]) @ t["out"]["weight"] + t["out"]["bias"]
     log_lik = x @ special.log_expit(logits).T + (1 - x) @ special.log_expit(-logits).T  # (N, P)
     return log_lik + stats.norm.logpdf(z).sum(-1)
@@ -61,6 +61,9 @@ def float64_elbo(theta, x, q, nodes=60, variance=False):
     """Each image's ELBO E_q[log p(x, z) - log q(z)] of the Gaussian q = (mean, log_std), each (N, 2),
     by Gauss-Hermite quadrature in float64 (no sampling): (N,). variance: also Var_q[log w] (N,), the
     variance of a one-sample estimate, from the same nodes."""
+    from numpy.polynomial.hermite_e import hermegauss
+    from scipy import stats
+
     t, x = float64_tree(theta), np.asarray(x, np.float64)
     u, w = hermegauss(nodes)  # probabilists' nodes: weight exp(-u^2 / 2), summing to sqrt(2 pi)
     u2 = np.stack(np.meshgrid(u, u, indexing="ij"), -1).reshape(-1, 2)  # (P, 2)

@@ -88,12 +88,16 @@ def test_one_writer_at_a_time_readers_wait_and_a_kill_leaves_no_stuck_lock(tmp_p
     assert code == 1 and f"process {first.pid} (aevb train)" in _one_error_line(err)
     # A reader waits for the trainer, then reads the run as the trainer left it.
     reader = _aevb("evaluate", *argv)
-    time.sleep(3)
+    said, deadline = "", time.time() + 120  # its start-up takes seconds on a busy machine: wait for its word
+    while "waiting for it to end" not in said:
+        line = reader.stderr.readline()
+        assert line and time.time() < deadline, said
+        said += line
     assert reader.poll() is None
     first.send_signal(signal.SIGINT)
     assert _finish(first)[0] == 130
     code, out, err = _finish(reader)
-    assert code == 0 and "waiting for it to end" in err and "test ELBO" in out
+    assert code == 0 and f"process {first.pid} (aevb train)" in said and "test ELBO" in out, err
     epoch = trained.restore(run)[3]
     assert [row["epoch"] for row in records.read_metrics(run)] == list(range(1, epoch + 1))  # one run's rows
     assert records.read_summary(run)["epochs"] == epoch and "test_elbo" in records.read_summary(run)

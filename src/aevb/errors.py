@@ -65,11 +65,20 @@ def first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
+# What the words of a failed collective contain (gloo's TCP pairs, the coordination service): JAX
+# raises these as JaxRuntimeError from a compiled program, as ValueError from a transfer.
+COLLECTIVE_FAILED = ("Gloo", "gloo", "heartbeat", "CoordinationService", "coordination service",
+                     "Connection reset", "Connection closed", "UNAVAILABLE")
+
+
 def peers_lost(error):
     """Whether error means the job's processes no longer run together (one could not join, or a
     collective failed because another stopped); JAX's exit would then wait minutes for it."""
-    return isinstance(error, ProcessesError) or (isinstance(error, jax.errors.JaxRuntimeError)
-                                                 and jax.process_count() > 1)
+    if isinstance(error, ProcessesError):
+        return True
+    if jax.process_count() == 1 or not isinstance(error, (RuntimeError, ValueError)):
+        return False
+    return isinstance(error, jax.errors.JaxRuntimeError) or any(word in str(error) for word in COLLECTIVE_FAILED)
 
 
 def one_line(error):

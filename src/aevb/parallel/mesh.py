@@ -61,7 +61,7 @@ class Devices:
         def place(leaf):
             if isinstance(leaf, jax.Array) and leaf.sharding == target:
                 return leaf
-            return jax.device_put(np.asarray(leaf), target)  # from the host: every process holds the same values
+            return _from_host(np.asarray(leaf), target)
 
         return jax.tree_util.tree_map(place, tree)
 
@@ -71,7 +71,7 @@ class Devices:
         if self.mesh is None:
             return array
         array = np.asarray(array)
-        return jax.device_put(array, self._sharding(axis, array.ndim))
+        return _from_host(array, self._sharding(axis, array.ndim))
 
     def constrain(self, array, axis):
         """Inside a compiled function: array split along axis over the devices."""
@@ -199,3 +199,10 @@ def describe_text(description):
     kind = d["kind"] if d["kind"].lower() != d["platform"] else d["platform"].upper()
     text = f"{d['count']} {kind} device{'s' * (d['count'] > 1)}"
     return text + (f" in {d['processes']} processes" if d["processes"] > 1 else "")
+
+
+def _from_host(array, sharding):
+    """A global array from a host array that every process holds whole (the same data, the same
+    program): each device takes its part. Not jax.device_put, which across processes first gathers
+    the whole array from every process to check that it is the same, one collective per call."""
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: np.asarray(array[index]))

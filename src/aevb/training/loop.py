@@ -9,13 +9,12 @@ import evaluation.
 import math
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
 from .. import parallel
-from ..errors import ConfigError, Interrupted, ProcessesError, TrainingDiverged, first_line
+from ..errors import ConfigError, Interrupted, ProcessesError, TrainingDiverged, first_line, peers_lost
 from ..runs import checkpoint, files, records
 from .compiled import init_state, keep_where, make_epoch, member, stack
 from .signals import StopRequest
@@ -142,8 +141,8 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
     except KeyboardInterrupt:
         saved = "; ".join(_kept(s.run_dir, s.last_saved) for s in seeds)
         raise Interrupted(f"stopped at once in epoch {max(s.epoch for s in seeds) + 1}; {saved}") from None
-    except jax.errors.JaxRuntimeError as error:
-        if devices.processes == 1:
+    except (RuntimeError, ValueError) as error:
+        if devices.processes == 1 or not peers_lost(error):
             raise
         raise ProcessesError(_peer_lost(error, seeds, (params, opt_state), finished, grouped,
                                                  devices)) from None

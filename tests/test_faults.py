@@ -361,9 +361,17 @@ def test_a_signal_saves_after_the_epoch_and_resume_equals_uninterrupted(tmp_path
 
 @pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_and_says_what_was_kept(tmp_path):
-    flags = tiny_flags(epochs=100000, checkpoint_every=4, n_train=800, n_test=200, hidden_dim=2000, batch_size=20)
+    """The second Ctrl-C comes early in an epoch that takes seconds: the process stops in that epoch,
+    long before it would end, says "stopped at once" and keeps the last regular checkpoint."""
+    flags = tiny_flags(epochs=100000, checkpoint_every=2, n_train=900, n_test=100, hidden_dim=12000, batch_size=1,
+                       learning_rate=1e-4)
     process = _aevb("train", "--name", "twice", "--runs-dir", str(tmp_path), "--no-progress", *flags)
-    _wait_for_rows(tmp_path / "twice", 5, process)
+    _wait_for_rows(tmp_path / "twice", 2, process, timeout=240)
+    rows = records.read_metrics(tmp_path / "twice")
+    epoch_seconds = min(row["seconds"] for row in rows)
+    # Just after a row is written, a new epoch has begun: both signals arrive early in it.
+    while len(records.read_metrics(tmp_path / "twice")) == len(rows):
+        assert process.poll() is None and time.sleep(0.01) is None
     process.send_signal(signal.SIGINT)
     deadline = time.time() + 60
     line = ""
@@ -372,11 +380,21 @@ def test_a_second_ctrl_c_stops_at_once_and_says_what_was_kept(tmp_path):
         assert line or process.poll() is None
         assert time.time() < deadline
     process.send_signal(signal.SIGINT)
+    second = time.monotonic()
+    while "stopped at once" not in line:
+        line = process.stderr.readline()
+        assert line or process.poll() is None
+    said = time.monotonic() - second
     code, out, err = _finish(process)
-    epoch = trained.restore(tmp_path / "twice")[3]
-    assert code == 130 and "Traceback" not in err
-    # Either the second one came before the save (stopped at once, the last checkpoint kept) or after it.
-    assert f"the checkpoint of epoch {epoch}" in err or f"saved in {tmp_path / 'twice'}" in out
+    took, err = time.monotonic() - second, line + err
+    epochs_done = len(records.read_metrics(tmp_path / "twice"))
+    kept = trained.restore(tmp_path / "twice")[3]
+    assert code == 130 and "Traceback" not in err, err
+    assert f"stopped at once in epoch {epochs_done + 1}" in err, err
+    assert f"the checkpoint of epoch {kept}" in err and kept == epochs_done - epochs_done % 2
+    # It said so at once and exited before the epoch would have ended (a normal exit of the
+    # interpreter waits for the compiled epoch in flight).
+    assert said < epoch_seconds / 4 and took < epoch_seconds, (said, took, epoch_seconds)
 
 
 def _same(a, b):

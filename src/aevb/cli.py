@@ -92,7 +92,8 @@ def main(argv=None):
         if isinstance(error, BrokenPipeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more can be shown there
         print(f"aevb: error: {message}", file=sys.stderr)
-        if errors.peers_lost(error):  # JAX's exit would wait minutes for the lost process
+        # JAX's exit would wait: minutes for a lost process, or for the epoch in flight to end.
+        if errors.peers_lost(error) or isinstance(error, errors.Interrupted):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

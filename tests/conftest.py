@@ -120,6 +120,21 @@ def run_cli(capsys, *argv):
 
 
 @pytest.fixture(scope="session")
+def reported_run(tmp_path_factory):
+    """A run with every file: trained (the exact log p(x) tracked every 2 epochs), evaluated with
+    --exact, plotted, completed, answered and reported, through the command line in this process."""
+    from aevb import cli
+
+    runs = tmp_path_factory.mktemp("runs")
+    argv = ["--runs-dir", str(runs), "--name", "r"]
+    assert cli.main(["train", *tiny_flags(epochs=5, log_px_every=2), "--no-progress", *argv]) == 0
+    assert cli.main(["evaluate", "--samples", "2", "-k", "10", "--exact", "--no-progress", *argv]) == 0
+    for command in ("plot", "complete", "answers", "report"):
+        assert cli.main([command, *argv]) == 0
+    return runs / "r"
+
+
+@pytest.fixture(scope="session")
 def mnist():
     """The verified MNIST arrays (fetched once into the user's cache, then read from it)."""
     return datasets.load("mnist")[0].arrays

@@ -1,13 +1,15 @@
+import re
+
 import jax
 import numpy as np
 import pytest
-from conftest import tiny
+from conftest import float64_log_joint, float64_tree, tiny
 from scipy import special, stats
 
 from aevb import cli, pipeline
 from aevb.model import densities, probability
-from aevb.runs import files
-from aevb.views import drawing, plots
+from aevb.runs import files, records
+from aevb.views import drawing, exact_plots, plots
 
 SHAPE = (12, 12)  # the synthetic dataset's images
 
@@ -106,3 +108,66 @@ def test_plot_command_writes_every_figure(run, capsys):
         with pytest.raises(SystemExit) as exit:
             cli.main(["plot", *bad, *argv])
         assert exit.value.code == 2
+
+
+# ---- the figures of an evaluated run plot the run's own data -----------------------------------------
+
+
+def test_the_curves_plot_the_metrics_log(reported_run):
+    run, rows = pipeline.load(reported_run), records.read_metrics(reported_run)
+    figure = drawing.figure("curves", run, rows)
+    curves, tracked, kl = figure.axes  # the ELBO per epoch; the tracked log p(x) and ELBO; their gap
+    epochs = [row["epoch"] for row in rows]
+    for line, key in zip(curves.lines, ("train_elbo", "test_elbo"), strict=True):
+        np.testing.assert_array_equal(line.get_xdata(), epochs)
+        np.testing.assert_array_equal(line.get_ydata(), [row[key] for row in rows])
+    marked = [row for row in rows if "tracked" in row]
+    assert [row["epoch"] for row in marked] == epochs  # epochs 1-10 are all tracked
+    log_px, elbo = (np.array([row["tracked"][key] for row in marked]) for key in ("log_px", "elbo"))
+    np.testing.assert_array_equal(tracked.lines[0].get_ydata(), log_px)
+    np.testing.assert_array_equal(tracked.lines[1].get_ydata(), elbo)
+    np.testing.assert_allclose(kl.lines[0].get_ydata(), log_px - elbo)
+    assert np.all(log_px > elbo)  # the ELBO lies below log p(x) at every tracked epoch
+
+
+def test_the_bounds_figure_plots_the_bounds_against_k(reported_run):
+    run, summary = pipeline.load(reported_run), records.read_summary(reported_run)
+    per_image, bounds = records.read_per_image(reported_run), summary["bounds_vs_k"]
+    left, right = drawing.figure("bounds", run, []).axes
+    def data(ax, i, axis):  # the i-th error-bar series's plotted points
+        return np.asarray(getattr(ax.containers[i].lines[0], f"get_{axis}data")(), np.float64)
+
+    for i, name in enumerate(("iwae", "defensive")):
+        np.testing.assert_array_equal(data(left, i, "x"), bounds["k"])
+        np.testing.assert_allclose(data(left, i, "y"), bounds[name])
+        np.testing.assert_allclose(data(right, i, "y"), bounds[name + "_gap"])
+    exact_line = next(line for line in left.lines if line.get_label().startswith("exact log p(x)"))
+    # The horizontal line is the mean exact log p(x) of the images the bounds were measured on.
+    assert exact_line.get_ydata()[0] == pytest.approx(per_image["test_log_px"][: bounds["images"]].mean(), abs=1e-4)
+    assert np.all(np.asarray(bounds["iwae"]) <= exact_line.get_ydata()[0] + 0.05)  # lower bounds, all of them
+
+
+def test_the_gaps_histogram_counts_every_test_image(reported_run):
+    run, per_image = pipeline.load(reported_run), records.read_per_image(reported_run)
+    ax = drawing.figure("gaps", run, []).axes[0]
+    edges = [patch.get_x() for patch in ax.patches] + [ax.patches[-1].get_x() + ax.patches[-1].get_width()]
+    counts = [patch.get_height() for patch in ax.patches]
+    gaps = per_image["test_log_px"] - per_image["test_iwae"]
+    np.testing.assert_array_equal(counts, np.histogram(gaps, edges)[0])
+    assert sum(counts) == len(run.split.x_test)
+
+
+def test_the_posterior_panels_are_the_true_posterior_on_their_grid(reported_run):
+    """Each panel's grid against log p(x, z) in float64 numpy at the same points, for the images the
+    panels name; the best-fitted panel is the test image of the highest exact log p(x)."""
+    run, per_image = pipeline.load(reported_run), records.read_per_image(reported_run)
+    panels = drawing.posterior_panels(run, per_image, seed=0)
+    shown = [int(re.search(r"#(\d+)", panel["title"]).group(1)) for panel in panels]
+    assert shown[0] == int(np.argmax(per_image["test_log_px"]))
+    for i, panel in zip(shown, panels, strict=True):
+        axis1, axis2, log_joint, _ = panel["grid"]
+        z = np.stack(np.meshgrid(axis1, axis2, indexing="ij"), -1).reshape(-1, 2).astype(np.float32)
+        reference = float64_log_joint(float64_tree(run.params["decoder"]), run.split.x_test[i : i + 1], z)[0]
+        np.testing.assert_allclose(log_joint.ravel(), reference, atol=2e-3)
+    figure = exact_plots.posteriors_figure(panels)
+    assert [ax.get_title() for ax in figure.axes if ax.get_title()] == [p["title"] for p in panels]

@@ -75,7 +75,7 @@ def figure(kind, run, metrics, pairs=None, seed=0):
             images(run, split.x_test[:12]), images(run, means(run, encode_means(run, split.x_test[:12])))),
         "bounds": lambda: exact_plots.bounds_figure(summary["bounds_vs_k"]),
         "gaps": lambda: exact_plots.gaps_figure(per_image["test_log_px"] - per_image["test_iwae"], summary["iwae_k"]),
-        "posteriors": lambda: exact_plots.posteriors_figure(_posterior_panels(run, per_image, seed)),
+        "posteriors": lambda: exact_plots.posteriors_figure(posterior_panels(run, per_image, seed)),
     }
     if kind in ("bounds", "gaps", "posteriors"):
         summary, per_image = records.read_summary(run.path), records.read_per_image(run.path)
@@ -113,7 +113,7 @@ def count_modes(grid, within=5.0, apart=0.3):
     return len(modes)
 
 
-def _posterior_panels(run, per_image, seed, search=40):
+def posterior_panels(run, per_image, seed, search=40):
     """The true posterior of the test image the model fits best (highest log p(x)), a typical one (the
     median gap below IWAE), the worst (IWAE farthest below log p(x)) and the first multimodal one
     among the `search` worst."""

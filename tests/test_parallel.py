@@ -4,6 +4,7 @@ jax.distributed over gloo on 127.0.0.1."""
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -141,14 +142,22 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _two_processes(*args, read_only=None):
+def _two_processes(*args, read_only=None, from_environment=False):
     """aevb ARGS in two processes joined on a free port of 127.0.0.1: [process 0, process 1].
-    read_only: a folder process 1 must not write in (it exits 97 if it does: see synthetic_aevb.py)."""
+    read_only: a folder process 1 must not write in (it exits 97 if it does: see synthetic_aevb.py).
+    from_environment: the process settings in JAX_* variables, as cluster launchers set them, not flags."""
     port = _free_port()
     watch = [{}, {"AEVB_TEST_READ_ONLY": str(read_only)} if read_only else {}]
-    return [subprocess.Popen([sys.executable, HELPER, *args, "--coordinator", f"127.0.0.1:{port}",
-                              "--num-processes", "2", "--process-id", str(i), "--no-progress"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **watch[i]})
+
+    def settings(i):
+        if from_environment:
+            return [], {"JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
+                        "JAX_PROCESS_ID": str(i)}
+        return ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)], {}
+
+    return [subprocess.Popen([sys.executable, HELPER, *args, *settings(i)[0], "--no-progress"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, **watch[i], **settings(i)[1]})
             for i in (0, 1)]
 
 
@@ -176,10 +185,11 @@ def _wait(processes, timeout=240):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
-def test_two_processes_stop_together_resume_and_match_one(split, tmp_path, how):
-    """Two real processes train one run (gloo collectives), and process 1 gets a SIGTERM or a kill -9.
-    SIGTERM: both stop after the same epoch and save it (exit 130). kill -9: process 0's next
+@pytest.mark.parametrize("how, target", [(signal.SIGTERM, 1), (signal.SIGTERM, 0), (signal.SIGKILL, 1)],
+                         ids=["sigterm-to-1", "sigterm-to-0", "kill-9-to-1"])
+def test_two_processes_stop_together_resume_and_match_one(split, tmp_path, how, target):
+    """Two real processes train one run (gloo collectives), and one gets a SIGTERM or a kill -9.
+    SIGTERM, to either: both stop after the same epoch and save it (exit 130). kill -9: process 0's next
     collective fails; it saves the last epoch both finished (no regular checkpoint was due) and says
     so in one line (exit 1), at once. Only process 0 has written; resumed by two processes, the run
     ends where an uninterrupted single-process run ends."""
@@ -192,12 +202,13 @@ def test_two_processes_stop_together_resume_and_match_one(split, tmp_path, how):
         if any(p.poll() is not None for p in processes):
             break
         time.sleep(0.2)
-    processes[1].send_signal(how)
+    processes[target].send_signal(how)
     began = time.monotonic()
     (code0, out0, err0), (code1, out1, err1) = _wait(processes)
     if how == signal.SIGTERM:
         assert (code0, code1) == (130, 130), (err0, err1)
         assert out1 == ""  # process 1 says nothing: process 0 speaks for the job
+        assert "SIGTERM" in (err0 if target == 0 else err1)
     else:
         assert (code0, code1) == (1, -9), err0
         assert time.monotonic() - began < 60  # not JAX's minutes-long wait for the lost process
@@ -258,3 +269,48 @@ def test_seeds_trained_together_on_two_devices(split, two, tmp_path):
         alone = train_run(config, tmp_path / f"alone-{config.seed}", split, progress=False)
         for a, b in zip(_leaves(alone["params"]), _leaves(result["params"]), strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_process_0_failing_while_it_decides_stops_both_in_one_line(tmp_path):
+    """Process 0 finds the run busy (this test holds its writer lock) while it decides what to train:
+    it says so in one line, and process 1, which waits for its decision, stops with the same line
+    instead of waiting forever. Both exit 1 and nothing is written."""
+    from aevb.runs import lock
+
+    with lock.writing(tmp_path / "busy", "a test holding the run"):
+        results = _wait(_two_processes("train", "--runs-dir", str(tmp_path), "--name", "busy", *tiny_flags()),
+                        timeout=120)
+    for code, _, err in results:
+        assert code == 1 and "Traceback" not in err, err
+        lines = [line for line in err.splitlines() if line.startswith("aevb: error:")]
+        assert len(lines) == 1 and "a test holding the run" in lines[0], err
+    assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == [".lock"]
+
+
+@pytest.mark.slow
+def test_aevb_run_on_two_processes_from_the_environment(tmp_path, capsys):
+    """`aevb run --devices all` on two processes that take their settings from JAX_* variables:
+    training and evaluation on both, the figures, completion and report by process 0 alone
+    (process 1 is watched: any write ends it). The evaluation's per-image numbers (ELBO, IWAE and
+    the defensive IWAE: Dz = 3, where no grid runs) are those of one process evaluating the same
+    checkpoint, bit for bit. (The exact log p(x) split over devices: test_sharded_evaluation_...)"""
+    runs = tmp_path / "runs"
+    flags = tiny_flags(epochs=2, latent_dim=3)
+    results = _wait(_two_processes("run", "--runs-dir", str(runs), "--name", "r", "--devices", "all", *flags,
+                                   read_only=runs, from_environment=True), timeout=300)
+    assert [code for code, _, _ in results] == [0, 0], results
+    run_dir = runs / "r"
+    summary = records.read_summary(run_dir)
+    assert summary["trained_on"]["processes"] == summary["evaluated_on"]["processes"] == 2
+    assert summary["trained_on"]["count"] == 2  # --devices all: one CPU device of each process
+    assert files.report_path(run_dir).stat().st_size > 10000
+    for kind in ("curves", "latent", "samples", "reconstructions"):
+        assert files.figure_path(run_dir, kind).stat().st_size > 5000
+    alone = tmp_path / "alone"
+    shutil.copytree(runs, alone)
+    code, _, err = run_cli(capsys, "evaluate", "--no-progress", "--runs-dir", str(alone), "--name", "r")
+    assert code == 0, err
+    two, one = records.read_per_image(run_dir), records.read_per_image(alone / "r")
+    assert sorted(two) == sorted(one) and "test_iwae_defensive" in two
+    for key in two:
+        np.testing.assert_array_equal(two[key], one[key], err_msg=key)

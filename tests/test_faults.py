@@ -86,18 +86,23 @@ def test_one_writer_at_a_time_readers_wait_and_a_kill_leaves_no_stuck_lock(tmp_p
     # A second trainer with another config is refused, naming the first one.
     code, _, err = _finish(_aevb("train", *tiny_flags(epochs=900, seed=1, learning_rate=0.002), *argv))
     assert code == 1 and f"process {first.pid} (aevb train)" in _one_error_line(err)
-    # A reader waits for the trainer, then reads the run as the trainer left it.
-    reader = _aevb("evaluate", *argv)
-    said, deadline = "", time.time() + 120  # its start-up takes seconds on a busy machine: wait for its word
-    while "waiting for it to end" not in said:
-        line = reader.stderr.readline()
-        assert line and time.time() < deadline, said
-        said += line
-    assert reader.poll() is None
+    # Readers wait for the trainer, then read the run as the trainer left it.
+    readers = [_aevb(*command, *argv[:4]) for command in (["evaluate", "--no-progress"], ["plot", "curves"],
+                                                           ["complete"])]
+    said, deadline = ["", "", ""], time.time() + 120  # start-up takes seconds on a busy machine: wait for their word
+    for i, reader in enumerate(readers):
+        while "waiting for it to end" not in said[i]:
+            line = reader.stderr.readline()
+            assert line and time.time() < deadline, said
+            said[i] += line
+    assert all(reader.poll() is None for reader in readers)
     first.send_signal(signal.SIGINT)
     assert _finish(first)[0] == 130
-    code, out, err = _finish(reader)
-    assert code == 0 and f"process {first.pid} (aevb train)" in said and "test ELBO" in out, err
+    outcomes = [_finish(reader) for reader in readers]
+    assert all(code == 0 for code, _, _ in outcomes), outcomes
+    assert all(f"process {first.pid} (aevb train)" in text for text in said)
+    assert "test ELBO" in outcomes[0][1] and files.figure_path(run, "curves").stat().st_size > 5000
+    assert "top" in records.read_summary(run)["completion"]  # the completion's numbers, beside evaluate's
     epoch = trained.restore(run)[3]
     assert [row["epoch"] for row in records.read_metrics(run)] == list(range(1, epoch + 1))  # one run's rows
     assert records.read_summary(run)["epochs"] == epoch and "test_elbo" in records.read_summary(run)

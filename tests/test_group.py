@@ -54,6 +54,26 @@ def test_a_group_resumes_seeds_that_stand_at_different_epochs(tmp_path):
         assert [r["epoch"] for r in records.read_metrics(result["run_dir"])] == [1, 2, 3, 4]
 
 
+def test_a_seed_that_diverges_stops_while_the_others_finish(tmp_path, capsys):
+    """Seed 1's checkpoint is given parameters so large (finite, 1e37 times the trained ones) that its
+    next epoch overflows: resumed together, seed 1 stops there and keeps its checkpoint, seed 0 trains
+    on to the end and ends where it ends alone; the command then names seed 1 in one line (exit 1)."""
+    from aevb.training import trained
+
+    argv = [*tiny_flags(epochs=2), "--seeds", "0,1", "--runs-dir", str(tmp_path), "--name", "g", "--no-progress"]
+    assert run_cli(capsys, "train", *argv)[0] == 0
+    seed_1 = tmp_path / "g" / "seed-1"
+    config, params, opt_state, epoch = trained.restore(seed_1)
+    checkpoint.save_checkpoint(seed_1, config, jax.tree_util.tree_map(lambda a: a * 1e37, params), opt_state, epoch)
+    code, _, err = run_cli(capsys, "train", *argv, "--epochs", "4", "--resume")
+    assert code == 1 and "training diverged at epoch 3" in err and str(seed_1) in err, err
+    assert trained.restore(seed_1)[3] == 2 and len(records.read_metrics(seed_1)) == 2
+    alone = _alone(tiny(epochs=4), tmp_path / "alone")
+    seed_0 = trained.restore(tmp_path / "g" / "seed-0")
+    assert seed_0[3] == 4 and _close(seed_0[1], alone["params"])
+    assert [row["epoch"] for row in records.read_metrics(tmp_path / "g" / "seed-0")] == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("flags, message", [(["--seeds", "0,0"], "a seed twice"),
                                             (["--seeds", "0,1", "--seed", "2"], "not both"),
                                             (["--seeds", "0,x"], "is not a whole number")])
@@ -148,3 +168,41 @@ def test_run_with_seeds_gives_each_seed_its_report_and_the_group_its_summary(tmp
     elbos = [records.read_summary(tmp_path / "g" / f"seed-{s}")["test_elbo"] for s in (0, 1)]
     assert group["values"]["test_elbo"] == elbos
     assert "test_elbo" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_sweep_over_two_settings_cut_short_resumes(tmp_path):
+    """A 2 x 2 sweep (latent dimension and hidden width at once) gets a SIGTERM while its second point
+    trains; run again, it skips the first point, resumes the second from its checkpoint and trains
+    the rest: every point ends with all its epochs, each trained once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    helper = str(Path(__file__).with_name("synthetic_aevb.py"))
+    command = [sys.executable, helper, "sweep", "two", *tiny_flags(epochs=6, checkpoint_every=2, n_train=300),
+               "--latent-dim", "3,4", "--hidden-dim", "16,32", "--runs-dir", str(tmp_path), "--no-progress"]
+    names = [f"latent_dim={dz}_hidden_dim={h}" for dz in (3, 4) for h in (16, 32)]
+    cut = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = tmp_path / "two" / names[1]
+    deadline = time.monotonic() + 180
+    while len(records.read_metrics(second)) < 2:
+        assert cut.poll() is None and time.monotonic() < deadline, cut.communicate()
+        time.sleep(0.05)
+    cut.send_signal(signal.SIGTERM)
+    out, err = cut.communicate(timeout=120)
+    assert cut.returncode == 130, err
+    stopped = checkpoint.read_checkpoint_config(second)[1]
+    assert 2 <= stopped < 6 and not (tmp_path / "two" / names[2]).exists()
+    first_checkpoint = (tmp_path / "two" / names[0] / files.CHECKPOINT).stat().st_mtime_ns
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "two" / names[0] / files.CHECKPOINT).stat().st_mtime_ns == first_checkpoint  # skipped
+    assert json.loads((tmp_path / "two" / "sweep.json").read_text())["varied"] == ["latent_dim", "hidden_dim"]
+    for name in names:
+        assert [row["epoch"] for row in records.read_metrics(tmp_path / "two" / name)] == list(range(1, 7)), name
+        config, epoch = checkpoint.read_checkpoint_config(tmp_path / "two" / name)
+        assert epoch == 6 and name == f"latent_dim={config.latent_dim}_hidden_dim={config.hidden_dim}"
+        assert records.read_summary(tmp_path / "two" / name)["evaluated_epoch"] == 6

@@ -41,7 +41,7 @@ test: install browser debian-lists
 	$(BIN)/python -m pytest
 
 bench: data
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py; status=$$?; $(BIN)/python bench/readme.py && exit $$status
 
 clean:
 	rm -rf $(VENV) runs bench/results

@@ -209,7 +209,7 @@ def main():
     split = splits.load(config)
     x_train, x_test, d = split.x_train, split.x_test, split.x_train.shape[1]
     net = networks.get(config.architecture)
-    results = {"machine": {"devices": str(jax.devices()), "jax": jax.__version__}}
+    results = {"machine": {"devices": str(jax.devices()), "jax": jax.__version__, "cpus": os.cpu_count()}}
 
     params, _ = compiled.init_state(config)
     steps = x_train.shape[0] // config.batch_size
@@ -299,24 +299,31 @@ def main():
         print(json.dumps(results["make_run"]), flush=True)
         results["exact"] = exact_speed(pipeline.load(out), peak)
 
-    checks = [("fraction of peak matmul >= 0.65", results["speed"]["fraction_of_peak_matmul"] >= 0.65),
-              ("IWAE K=5000 peak memory < 2 GiB", results["iwae"]["peak_rss_gib_after_k5000"] < 2.0),
-              ("SVI under 1 s per image", results["svi_seconds_per_image"] < 1.0),
+    # Each target as it was first stated; (name, passed, what was measured).
+    speed, iwae = results["speed"], results["iwae"]
+    checks = [("training reaches >= 65% of the machine's peak matmul rate", speed["fraction_of_peak_matmul"] >= 0.65,
+               f"{speed['fraction_of_peak_matmul']:.0%}"),
+              ("IWAE at K = 5000: peak memory < 2 GiB", iwae["peak_rss_gib_after_k5000"] < 2.0,
+               f"{iwae['peak_rss_gib_after_k5000']:.2f} GiB"),
+              ("SVI under 1 s per image", results["svi_seconds_per_image"] < 1.0,
+               f"{results['svi_seconds_per_image']:.2f} s"),
               (f"{args.seeds} seeds together no slower than one after another (within 5%)",
-               results["seeds_together"]["ratio"] <= 1.05)]
+               results["seeds_together"]["ratio"] <= 1.05, f"ratio {results['seeds_together']['ratio']:.2f}")]
     if "quality" in results:
-        checks.append(("mean test ELBO >= -158", results["quality"]["mean_test_elbo"] >= -158.0))
-        # The 120 s were set for the assignment's pipeline; the exact evaluation came later, timed apart.
-        timed = results["make_run"]
-        checks.append(("make run (after install and data), less its exact evaluation, under 120 s",
-                       timed["seconds"] - timed["exact_evaluation_seconds"] < 120))
-        checks.append(("exact log p(x) of the 10000 test images under 60 s", results["exact"]["seconds"] < 60))
-    results["checks"] = {name: ok for name, ok in checks}
+        mean_elbo, timed = results["quality"]["mean_test_elbo"], results["make_run"]
+        checks.append(("mean test ELBO over the seeds >= -158 nats/image", mean_elbo >= -158.0, f"{mean_elbo:.2f}"))
+        # Stated for the assignment's pipeline, before the exact evaluation existed; kept as stated.
+        checks.append(("`make run` (after install and data) under 120 s", timed["seconds"] < 120,
+                       f"{timed['seconds']:.0f} s ({timed['seconds'] - timed['exact_evaluation_seconds']:.0f} s "
+                       "without the exact evaluation)"))
+        checks.append(("exact log p(x) of the 10000 test images under 60 s", results["exact"]["seconds"] < 60,
+                       f"{results['exact']['seconds']:.1f} s"))
+    results["checks"] = {name: {"ok": ok, "measured": measured} for name, ok, measured in checks}
     Path("bench/results").mkdir(parents=True, exist_ok=True)
     Path("bench/results/bench.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
-    for name, ok in checks:
-        print(f"{'PASS' if ok else 'MISS'}  {name}")
+    for name, ok, measured in checks:
+        print(f"{'PASS' if ok else 'MISS'}  {name}: {measured}")
     speed = results["speed"]
     scale = results["scaling"]
     print(f"note  training images/s: 1 device {scale['1_device']['images_per_second']:.0f}, 2 devices of one process "
@@ -326,7 +333,7 @@ def main():
     print(f"note  an epoch whose only costs were its matmuls at the model-shape rate and optax's Adam would reach "
           f"{speed['ceiling_fraction_of_peak_matmul']:.0%} of peak; with Adam fused to its minimal memory "
           f"traffic, {speed['ideal_ceiling_fraction_of_peak_matmul']:.0%}")
-    return 0 if all(ok for _, ok in checks) else 1
+    return 0 if all(ok for _, ok, _ in checks) else 1
 
 
 if __name__ == "__main__":

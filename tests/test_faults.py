@@ -290,11 +290,12 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temp_file(trained_r
 def test_an_evaluation_too_big_for_memory_runs_in_bounded_memory_or_says_so(trained_run):
     run, argv = trained_run
 
-    # S = 20000 z per image: drawn a hundred at a time, so 2.5 GB of address space suffice (all S at
-    # once would take more than 1 GB for each of several arrays).
-    code, out, err = _finish(_aevb("evaluate", "--samples", "20000", "-k", "5", "--no-progress", *argv,
+    # S = K = 20000 z per image: drawn a hundred at a time, so 2.5 GB of address space suffice (all
+    # 20000 at once would take more than 1 GB for each of several arrays: the logits of 100 images
+    # alone, 20000 x 100 x 144 float32, are 1.15 GB).
+    code, out, err = _finish(_aevb("evaluate", "--samples", "20000", "-k", "20000", "--no-progress", *argv,
                                    memory_kb=2_500_000))
-    assert code == 0 and "S=20000" in out, err
+    assert code == 0 and "S=20000" in out and "K=20000" in out, err
     code, _, err = _finish(_aevb("train", *tiny_flags(hidden_dim=3_000_000), "--no-progress", "--runs-dir",
                                  str(run.parent), "--name", "huge", memory_kb=2_500_000))
     assert code == 1 and "out of memory" in _one_error_line(err) and "--hidden-dim" in err

@@ -182,7 +182,7 @@ def test_a_sweep_over_two_settings_cut_short_resumes(tmp_path):
     from pathlib import Path
 
     helper = str(Path(__file__).with_name("synthetic_aevb.py"))
-    command = [sys.executable, helper, "sweep", "two", *tiny_flags(epochs=6, checkpoint_every=2, n_train=300),
+    command = [sys.executable, helper, "sweep", "two", *tiny_flags(epochs=60, checkpoint_every=5, n_train=300),
                "--latent-dim", "3,4", "--hidden-dim", "16,32", "--runs-dir", str(tmp_path), "--no-progress"]
     names = [f"latent_dim={dz}_hidden_dim={h}" for dz in (3, 4) for h in (16, 32)]
     cut = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -195,14 +195,14 @@ def test_a_sweep_over_two_settings_cut_short_resumes(tmp_path):
     out, err = cut.communicate(timeout=120)
     assert cut.returncode == 130, err
     stopped = checkpoint.read_checkpoint_config(second)[1]
-    assert 2 <= stopped < 6 and not (tmp_path / "two" / names[2]).exists()
+    assert 2 <= stopped < 60 and not (tmp_path / "two" / names[2]).exists()
     first_checkpoint = (tmp_path / "two" / names[0] / files.CHECKPOINT).stat().st_mtime_ns
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "two" / names[0] / files.CHECKPOINT).stat().st_mtime_ns == first_checkpoint  # skipped
     assert json.loads((tmp_path / "two" / "sweep.json").read_text())["varied"] == ["latent_dim", "hidden_dim"]
     for name in names:
-        assert [row["epoch"] for row in records.read_metrics(tmp_path / "two" / name)] == list(range(1, 7)), name
+        assert [row["epoch"] for row in records.read_metrics(tmp_path / "two" / name)] == list(range(1, 61)), name
         config, epoch = checkpoint.read_checkpoint_config(tmp_path / "two" / name)
-        assert epoch == 6 and name == f"latent_dim={config.latent_dim}_hidden_dim={config.hidden_dim}"
-        assert records.read_summary(tmp_path / "two" / name)["evaluated_epoch"] == 6
+        assert epoch == 60 and name == f"latent_dim={config.latent_dim}_hidden_dim={config.hidden_dim}"
+        assert records.read_summary(tmp_path / "two" / name)["evaluated_epoch"] == 60

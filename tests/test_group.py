@@ -13,6 +13,7 @@ from test_report import CHROMIUM_ARGS
 from aevb import pipeline
 from aevb.data import splits
 from aevb.runs import checkpoint, files, records
+from aevb.views import compare
 
 
 def _close(a, b, tolerance=2e-5):
@@ -194,6 +195,7 @@ def test_a_sweep_over_two_settings_cut_short_resumes(tmp_path):
     cut.send_signal(signal.SIGTERM)
     out, err = cut.communicate(timeout=120)
     assert cut.returncode == 130, err
+    assert "the sweep continues with the same command: aevb sweep two" in out, out
     stopped = checkpoint.read_checkpoint_config(second)[1]
     assert 2 <= stopped < 60 and not (tmp_path / "two" / names[2]).exists()
     first_checkpoint = (tmp_path / "two" / names[0] / files.CHECKPOINT).stat().st_mtime_ns
@@ -206,3 +208,68 @@ def test_a_sweep_over_two_settings_cut_short_resumes(tmp_path):
         config, epoch = checkpoint.read_checkpoint_config(tmp_path / "two" / name)
         assert epoch == 60 and name == f"latent_dim={config.latent_dim}_hidden_dim={config.hidden_dim}"
         assert records.read_summary(tmp_path / "two" / name)["evaluated_epoch"] == 60
+
+
+def test_compare_counts_runs_as_they_are(tmp_path, capsys):
+    """Runs trained but not evaluated give a page (no figures of test numbers, a note saying why); two
+    runs of the same settings and seed are repeats, shown apart and not averaged as 2 seeds; a run
+    whose config.json is lost but whose checkpoint holds its config is still counted."""
+    runs = tmp_path / "runs"
+    for name, dz in (("a", 2), ("b", 3), ("a-again", 2)):
+        code, _, err = run_cli(capsys, "train", *tiny_flags(epochs=1, latent_dim=dz), "--runs-dir", str(runs),
+                               "--name", name, "--no-progress")
+        assert code == 0, err
+    (runs / "b" / files.CONFIG).unlink()
+    code, out, err = run_cli(capsys, "compare", str(runs), "--out", str(tmp_path / "page"))
+    assert code == 0, err
+    assert "compared 3 runs in 3 settings" in out
+    text = (tmp_path / "page" / "compare.html").read_text()
+    assert "No run here has been evaluated" in text and "are repeats, not seeds" in text
+    assert "sd over 2 seeds" not in text and not list((tmp_path / "page").rglob("compare_latent_dim*"))
+    groups = compare.group_runs(compare.find_runs([runs]))
+    assert sorted(len(g.entries) for g in groups) == [1, 1, 1]
+
+
+def test_a_refused_sweep_keeps_the_record_of_the_first(tmp_path, capsys):
+    """sweep.json is written only once every point is checked and free: a second sweep into the same
+    folder (busy, or with settings its checkpoints refuse) leaves the first one's record as it was; a
+    value given twice and two points that would share a folder are usage lines before anything."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from aevb.runs import lock
+
+    base, where = tiny_flags(epochs=1), ["--runs-dir", str(tmp_path), "--no-progress"]
+    argv = [*base, "--latent-dim", "3,4", *where]
+    assert run_cli(capsys, "sweep", "s", *argv)[0] == 0
+    record = (tmp_path / "s" / "sweep.json").read_bytes()
+    helper = str(Path(__file__).with_name("synthetic_aevb.py"))
+    with lock.writing(tmp_path / "s" / "latent_dim=4", "a test holding a point"):  # another process's lock
+        done = subprocess.run([sys.executable, helper, "sweep", "s", *base, "--latent-dim", "4,5", *where],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "a test holding a point" in done.stderr, done.stderr
+    code, _, err = run_cli(capsys, "sweep", "s", *argv, "--hidden-dim", "64")
+    assert code != 0, err
+    assert (tmp_path / "s" / "sweep.json").read_bytes() == record
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["latent_dim=3", "latent_dim=4", "sweep.json"]
+    code, _, err = run_cli(capsys, "sweep", "t", *base, "--latent-dim", "3,3", *where)
+    assert code == 2 and "--latent-dim gives a value twice: 3,3" in err
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        np.savez(tmp_path / folder / "d.npz", images=np.zeros((300, 12, 12), np.uint8))
+    both = f"npz:{tmp_path / 'a' / 'd.npz'},npz:{tmp_path / 'b' / 'd.npz'}"
+    code, _, err = run_cli(capsys, "sweep", "u", "--dataset", both, "--n-train", "200", "--n-test", "100", *where)
+    assert code == 2 and "would share the folder dataset=npz-d" in err
+    assert not (tmp_path / "t").exists() and not (tmp_path / "u").exists()
+
+
+def test_a_seeds_damaged_config_json_does_not_stop_the_group(tmp_path, capsys):
+    """A finished seed's config.json is damaged (an active seed's is written again); the group resumes,
+    and its group.json reads the seeds from the checkpoints, which hold the configs."""
+    argv = [*tiny_flags(epochs=1), "--seeds", "0,1", "--runs-dir", str(tmp_path), "--name", "g", "--no-progress"]
+    assert run_cli(capsys, "train", *argv)[0] == 0
+    (tmp_path / "g" / "seed-0" / files.CONFIG).write_text("{")
+    code, out, err = run_cli(capsys, "train", *argv, "--resume")
+    assert code == 0 and "Traceback" not in err and out.count("is already trained") == 2, err
+    assert json.loads((tmp_path / "g" / files.GROUP).read_text())["seeds"] == [0, 1]

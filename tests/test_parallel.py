@@ -112,6 +112,7 @@ def test_a_batch_the_devices_do_not_divide_is_one_line(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "--runs-dir", str(tmp_path), *tiny_flags(batch_size=25),
                            "--devices", "2", "--no-progress")
     assert code == 2 and "batch size 25 is not a multiple of the 2 devices" in err
+    assert list(tmp_path.iterdir()) == []  # no run folder left behind, not even its lock file
     code, _, err = run_cli(capsys, "train", "--runs-dir", str(tmp_path), *tiny_flags(), "--devices", "8",
                            "--no-progress")
     assert code == 2 and "--devices 8 needs 8 devices in each process; process 0 has 2" in err
@@ -280,11 +281,11 @@ def test_process_0_failing_while_it_decides_stops_both_in_one_line(tmp_path):
     with lock.writing(tmp_path / "busy", "a test holding the run"):
         results = _wait(_two_processes("train", "--runs-dir", str(tmp_path), "--name", "busy", *tiny_flags()),
                         timeout=120)
+        assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == [".lock"]  # nothing written
     for code, _, err in results:
         assert code == 1 and "Traceback" not in err, err
         lines = [line for line in err.splitlines() if line.startswith("aevb: error:")]
         assert len(lines) == 1 and "a test holding the run" in lines[0], err
-    assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == [".lock"]
 
 
 @pytest.mark.slow
@@ -314,3 +315,21 @@ def test_aevb_run_on_two_processes_from_the_environment(tmp_path, capsys):
     assert sorted(two) == sorted(one) and "test_iwae_defensive" in two
     for key in two:
         np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+
+
+def test_processes_given_different_settings_are_refused_in_one_line(tmp_path):
+    """Process 1 is given another learning rate and a seed: every process refuses the job in one line
+    naming both settings, before anything is written (process 0's settings once won silently)."""
+    port = _free_port()
+    runs = tmp_path / "runs"
+    extra = [[], ["--learning-rate", "0.05", "--seed", "7"]]
+    processes = [subprocess.Popen([sys.executable, HELPER, "train", "--runs-dir", str(runs), *tiny_flags(),
+                                   *extra[i], "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                                   "--process-id", str(i), "--no-progress"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    for code, _, err in _wait(processes, timeout=120):
+        lines = [line for line in err.splitlines() if line.startswith("aevb: error:")]
+        assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+        assert "process 1 was given other settings than process 0" in lines[0]
+        assert "learning_rate 0.05 (process 0: None)" in lines[0] and "seed 7 (process 0: None)" in lines[0]
+    assert not runs.exists()

@@ -159,3 +159,41 @@ def test_the_report_shows_the_runs_numbers(run):
     assert shown(per_image["train_log_px"] - per_image["train_elbo"]) in text
     rows = records.read_metrics(run)
     assert f"{len(rows)} epochs in" in text and f"{sum(r['seconds'] for r in rows):.1f} s" in text
+
+
+HOSTILE = ["</script><script>alert('xss')</script>", '"><img src=x onerror=alert(1)>', "$\\frac{$ & <b>bold</b>",
+           "plain"]
+
+
+@pytest.mark.browser
+def test_names_a_user_supplied_reach_the_pages_as_text(browser, tmp_path, capsys):
+    """Class names from an npz and a run name that are HTML and script: the report and the comparison
+    page show them as text, no dialog fires, no script error, and the explorer's legend lists them."""
+    from conftest import run_cli
+
+    rng = np.random.default_rng(0)
+    images = (rng.uniform(size=(300, 12, 12)) * 256).astype(np.uint8)
+    data = tmp_path / "hostile.npz"
+    np.savez(data, images=images, labels=np.arange(300) % 4, class_names=np.array(HOSTILE))
+    name = "<img src=x onerror=alert(2)>"
+    argv = ["--runs-dir", str(tmp_path / "runs"), "--name", name]
+    code, _, err = run_cli(capsys, "run", "--dataset", f"npz:{data}", "--n-train", "200", "--n-test", "100",
+                           "--epochs", "1", "--hidden-dim", "16", "--eval-samples", "2", "--iwae-k", "10",
+                           "--log-px-every", "0", "--no-progress", *argv)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "compare", str(tmp_path / "runs" / name), "--out", str(tmp_path / "page"))
+    assert code == 0, err
+    for page_path in (tmp_path / "runs" / name / "report.html", tmp_path / "page" / "compare.html"):
+        dialogs, errors = [], []
+        page = browser.new_page()
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(page_path.resolve().as_uri())
+        page.wait_for_timeout(300)
+        assert dialogs == [] and errors == [], (page_path.name, dialogs, errors)
+        assert page.locator("img[src='x']").count() == 0 and page.locator("b", has_text="bold").count() == 0
+        assert name in page.inner_text("body")
+        if page_path.name == "report.html":
+            legend = page.inner_text("#legend")
+            assert all(class_name in legend for class_name in HOSTILE), legend
+        page.close()

@@ -99,6 +99,26 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
         trained.restore(tmp_path)
 
 
+@pytest.mark.parametrize("garbage", [np.full(1024, 0.5, np.float32).tobytes(), b"\xff" * 4096],
+                         ids=["finite-floats", "0xff-bytes"])
+def test_a_checkpoint_damaged_in_its_tensors_is_refused_as_damaged(tmp_path, capsys, garbage):
+    """4 KB overwritten in the middle of the tensors, with finite floats (which would train on) or with
+    0xff bytes (NaN): the stored SHA-256 no longer matches, and --resume says the file is damaged in one
+    line, not that the learning rate was too high; the file is left as it is."""
+    from conftest import run_cli, tiny_flags
+
+    argv = [*tiny_flags(epochs=1), "--runs-dir", str(tmp_path), "--name", "r", "--no-progress"]
+    assert run_cli(capsys, "train", *argv)[0] == 0
+    path = tmp_path / "r" / files.CHECKPOINT
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = garbage
+    path.write_bytes(bytes(data))
+    code, _, err = run_cli(capsys, "train", *argv, "--epochs", "2", "--resume")
+    assert code == 1 and "is damaged: its tensors do not match the SHA-256" in err, err
+    assert "learning-rate" not in err and path.read_bytes() == bytes(data)
+
+
 def test_checkpoint_of_the_old_format_names_its_version(tmp_path):
     from safetensors.numpy import save_file
 

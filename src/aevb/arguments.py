@@ -5,11 +5,11 @@ line in aevb.config and appears here by itself."""
 import argparse
 import dataclasses
 
-from .config import Config, choices_of
+from .config import MAX_SAMPLES, Config, choices_of
 
 
-def _number(kind, minimum=None):
-    """An argparse type: text -> kind, at least minimum. Config checks its own settings' bounds."""
+def _number(kind, minimum=None, maximum=None):
+    """An argparse type: text -> kind, from minimum to maximum. Config checks its own settings' bounds."""
     def parse(text):
         try:
             value = kind(text)
@@ -17,6 +17,8 @@ def _number(kind, minimum=None):
             raise argparse.ArgumentTypeError(f"{text!r} is not a{' whole' if kind is int else ''} number") from None
         if minimum is not None and value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, not {value}")
         return value
 
     return parse
@@ -113,10 +115,14 @@ def build_parser():
     mode = command("train", "train a VAE into RUNS_DIR/NAME", True, True, True, True).add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     mode.add_argument("--overwrite", action="store_true", help="start again even if the run has a checkpoint")
+    commands.choices["train"].add_argument("--allow-changed-data", action="store_true",
+                                           help="resume although the run's npz file has changed since it trained")
     p = command("evaluate", "test ELBO with standard error and the IWAE bound on log p(x)", progress=True,
                 devices=True)
-    p.add_argument("--samples", type=_number(int, 1), help="S, z samples per image for the ELBO (default: config)")
-    p.add_argument("-k", "--k", type=_number(int, 1), help="K, importance samples per image (default: config)")
+    p.add_argument("--samples", type=_number(int, 1, MAX_SAMPLES),
+                   help="S, z samples per image for the ELBO (default: config)")
+    p.add_argument("-k", "--k", type=_number(int, 1, MAX_SAMPLES),
+                   help="K, importance samples per image (default: config)")
     p.add_argument("--exact", action="store_true", help="also the exact log p(x) by quadrature (Dz = 2 only), "
                    "the bounds against it and the gap decomposition")
     p = command("plot", "draw figures of a trained run into RUNS_DIR/NAME/figures")

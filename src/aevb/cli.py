@@ -25,6 +25,8 @@ def _start(args):
     if not hasattr(args, "devices"):
         return parallel.ONE
     devices = parallel.start(args.devices, args.coordinator, args.num_processes, args.process_id)
+    # Each machine may have its own data folder (and only process 0 shows progress); the rest must agree.
+    devices.same_everywhere({k: v for k, v in vars(args).items() if k not in ("process_id", "data_dir", "no_progress")})
     if not devices.writer:
         args.no_progress = True
         sys.stdout.flush()  # process 0 speaks for the job (gloo's C++ too); errors still reach stderr
@@ -32,7 +34,7 @@ def _start(args):
     return devices
 
 
-def _call(args, pipeline):  # runs the command; returns its exit code
+def _call(args, pipeline, argv):  # runs the command; returns its exit code
     devices = _start(args)
     progress, data_dir = not getattr(args, "no_progress", False), args.data_dir
     run_dir = Path(args.runs_dir) / check_run_name(args.name) if hasattr(args, "name") else None
@@ -42,10 +44,14 @@ def _call(args, pipeline):  # runs the command; returns its exit code
     if args.command == "sweep":
         # Every setting given is a tuple of values (--debug, a flag, gives one value).
         grid = {name: value if isinstance(value, tuple) else (value,) for name, value in _settings(args).items()}
-        return 130 if pipeline.sweep(grid, run_dir, seeds, data_dir, progress, devices) is None else 0
+        if pipeline.sweep(grid, run_dir, seeds, data_dir, progress, devices) is not None:
+            return 0
+        print(f"stopped after the epoch in flight; the sweep continues with the same command: aevb {shlex.join(argv)}")
+        return 130
     if args.command == "train":
         mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
-        results = pipeline.train(_settings(args), run_dir, mode, data_dir, progress, seeds, devices)
+        results = pipeline.train(_settings(args), run_dir, mode, data_dir, progress, seeds, devices,
+                                 args.allow_changed_data)
         stopped = any(r["status"] == "interrupted" for r in (results if seeds is not None else [results]))
     else:
         stopped = args.command == "run" and pipeline.run_all(_settings(args), run_dir, data_dir, progress,
@@ -80,7 +86,7 @@ def main(argv=None):
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        code = _call(args, pipeline)
+        code = _call(args, pipeline, sys.argv[1:] if argv is None else list(argv))
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
         return code
     except ConfigError as error:

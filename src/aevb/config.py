@@ -31,6 +31,13 @@ def check_run_name(name):
     return name
 
 
+# Upper bounds of whole-number settings: far above any real use, below what overflows JAX's int32
+# shapes and indices, so a typo is one usage line instead of an OverflowError after a folder is made.
+MAX_WIDTH = 1_000_000  # units of a layer, latent dimensions
+MAX_SAMPLES = 10_000_000  # samples per image (S, K)
+MAX_COUNT = 100_000_000  # images per step, epochs
+
+
 def setting(default, help, *, minimum=None, maximum=None, choices=None, aliases=()):
     """A Config field with the help text and bounds the command line and the checks read.
 
@@ -59,21 +66,23 @@ class Config:
     debug: bool = setting(False, "train and test on 100 images each")
     # Model (Kingma & Welling 2013, Section 3 and Appendix C.2, with the assignment's sizes).
     architecture: str = setting("mlp", "encoder and decoder networks by name", choices=networks.NETWORKS)
-    latent_dim: int = setting(2, "Dz, the dimension of z", minimum=1)
-    hidden_dim: int = setting(500, "hidden units of each network", minimum=1)
+    latent_dim: int = setting(2, "Dz, the dimension of z", minimum=1, maximum=MAX_WIDTH)
+    hidden_dim: int = setting(500, "hidden units of each network", minimum=1, maximum=MAX_WIDTH)
     # Training.
     objective: str = setting("elbo", "training objective by name", choices=probability.OBJECTIVES)
-    batch_size: int = setting(100, "images per Adam step", minimum=1)
+    batch_size: int = setting(100, "images per Adam step", minimum=1, maximum=MAX_COUNT)
     learning_rate: float = setting(1e-3, "Adam's step size", minimum=0.0, aliases=("--lr",))
-    epochs: int = setting(100, "passes over the training images", minimum=1)
+    epochs: int = setting(100, "passes over the training images", minimum=1, maximum=MAX_COUNT)
     num_samples: int = setting(1, "z samples per image in the training objective (K for iwae)", minimum=1,
-                               aliases=("--k",))
+                               maximum=MAX_SAMPLES, aliases=("--k",))
     seed: int = setting(0, "seed of the initial parameters and of every draw in training", minimum=0,
                         maximum=2**32 - 1)
-    checkpoint_every: int = setting(10, "epochs between checkpoints (one is also written at the end)", minimum=1)
+    checkpoint_every: int = setting(10, "epochs between checkpoints (one is also written at the end)", minimum=1,
+                                   maximum=MAX_COUNT)
     # Evaluation.
-    eval_samples: int = setting(10, "S, z samples per image for the evaluated ELBO", minimum=1)
-    iwae_k: int = setting(1000, "K for the importance-weighted bound (Burda et al. use 5000)", minimum=1)
+    eval_samples: int = setting(10, "S, z samples per image for the evaluated ELBO", minimum=1, maximum=MAX_SAMPLES)
+    iwae_k: int = setting(1000, "K for the importance-weighted bound (Burda et al. use 5000)", minimum=1,
+                         maximum=MAX_SAMPLES)
     log_px_every: int = setting(5, "with Dz = 2, record the exact log p(x) and the ELBO of the first 100 test "
                                 "images at epochs 1-10 and every N epochs after (1: every epoch; 0: never)", minimum=0)
 

@@ -39,6 +39,10 @@ class Interrupted(RuntimeError):
     """Training was stopped at once (a second Ctrl-C or SIGTERM); the message says what was kept."""
 
 
+class TooBig(MemoryError):
+    """Settings whose memory, estimated before anything runs, exceeds the machine's; the message says how much."""
+
+
 class ProcessesError(RuntimeError):
     """The processes of a job could not join, or process 0 stopped while the others waited on it."""
 
@@ -96,6 +100,8 @@ def one_line(error):
         return f"{where}{error.strerror or error}; {HINTS.get(error.errno, 'nothing was left half-written')}", 1
     if peers_lost(error):  # a collective failed outside training: another process has stopped
         return f"another process of the job stopped ({first_line(error)}); what process 0 saved is kept", 1
+    if isinstance(error, TooBig):
+        return f"out of memory: {error}", 1
     if isinstance(error, MemoryError) or "RESOURCE_EXHAUSTED" in str(error) or "Out of memory" in str(error):
         return OUT_OF_MEMORY, 1
     return None, None

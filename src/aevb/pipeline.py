@@ -15,7 +15,6 @@ directories' locks while they work and passes what one layer needs from another.
 
 import contextlib
 import dataclasses
-import itertools
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -38,14 +37,14 @@ def data_info(dataset="mnist", data_dir=None):
     return images
 
 
-def train(settings, run_dir, mode="new", data_dir=None, progress=True, seeds=None, devices=parallel.ONE):
+def train(settings, run_dir, mode="new", data_dir=None, progress=True, seeds=None, devices=parallel.ONE,
+          allow_changed_data=False):
     """Trains into run_dir; returns training's result dict (status "done" or "interrupted").
 
-    settings: a Config, or a dict of the settings given; mode: "new", "resume", "auto" or
-    "overwrite" (see aevb.runs.checkpoint.resolve). seeds: several seeds trained together in one
-    compiled program, each into run_dir/seed-S, with run_dir/group.json holding their mean and
-    spread; the result is then a list, one dict per seed. devices: see aevb.parallel; with several
-    processes every process calls this alike and process 0 decides, reads and writes.
+    settings: a Config or a dict of the settings given; mode: "new", "resume", "auto" or "overwrite"
+    (aevb.runs.checkpoint.resolve). seeds: several seeds trained together in one compiled program, each
+    into run_dir/seed-S, run_dir/group.json their mean and spread; the result is then a list. devices: see
+    aevb.parallel (process 0 decides, reads and writes). allow_changed_data: resume on a changed npz file.
     """
     group, members = seeds is not None, files.members(settings, run_dir, seeds)
     run_dirs = [one_dir for one_dir, _ in members]
@@ -59,6 +58,8 @@ def train(settings, run_dir, mode="new", data_dir=None, progress=True, seeds=Non
         decided = devices.agree(decide, DECIDING)
         configs, resume = [Config.from_json(text) for text, _ in decided], [again for _, again in decided]
         split = splits.load(configs[0], data_dir)  # the data first: nothing is touched for a run that can't start
+        for one_dir, again in zip(run_dirs, resume, strict=True) if devices.writer else ():
+            records.check_data(one_dir, configs[0].dataset, again, allow_changed_data)
         if mode == "overwrite" and devices.writer:
             for one_dir in run_dirs:
                 stack.enter_context(lock.replacing(one_dir))
@@ -224,20 +225,19 @@ def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True, devices=par
     varies (aevb.runs.records.point_name). Resumable: a finished point is skipped, a cut-short one
     resumed. Returns the points' directories, or None if training was interrupted."""
     sweep_dir = Path(sweep_dir)
-    varied = [name for name, values in grid.items() if len(values) > 1]
-    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
-    for point in points:  # every bad combination is refused before anything trains
-        Config(**point)
-    if devices.writer:
-        records.write_sweep(sweep_dir, grid, varied, seeds, points)
-    directories = []
-    bar = tqdm(points, desc=f"sweep {sweep_dir.name}", unit="run", disable=not progress, dynamic_ncols=True)
-    for point in bar:
-        directory = sweep_dir / records.point_name(point, varied)
+    points, names, varied = records.sweep_points(grid)  # every bad combination refused before anything trains
+    with contextlib.ExitStack() as stack:  # every point checked and free before the record is written
+        devices.agree(lambda: [lock.hold(stack, files.members(point, sweep_dir / name, seeds), "auto", "aevb sweep",
+                                         resolve=True) for point, name in zip(points, names, strict=True)] and None,
+                      DECIDING)
+        if devices.writer:
+            records.write_sweep(sweep_dir, grid, varied, seeds, points)
+    directories = [sweep_dir / name for name in names]
+    bar = tqdm(directories, desc=f"sweep {sweep_dir.name}", unit="run", disable=not progress, dynamic_ncols=True)
+    for point, directory in zip(points, bar, strict=True):
         bar.set_postfix_str(directory.name)
         if train_and_evaluate(point, directory, data_dir, progress, seeds, False, devices) is None:
             return None
-        directories.append(directory)
     print(f"sweep {sweep_dir}: {len(points)} settings x {len(seeds or [None])} seeds; compare them with: "
           f"aevb compare {sweep_dir}")
     return directories

@@ -125,6 +125,7 @@ DATASETS["fashion-mnist"] = Dataset(
                                             "usr/share/datasets/fashion-mnist")),),
 )
 _IN_MEMORY = {}  # name -> Images, for datasets registered in memory
+_NPZ_STAT = {}  # npz:PATH -> (size, mtime) of the file when it was read
 
 
 def _npz_images(path):
@@ -138,9 +139,17 @@ def _npz_images(path):
 def get(name):
     """The Dataset called name: a table entry, or npz:PATH, read and registered on first use."""
     if name.startswith(npz.NPZ):
-        name = f"{npz.NPZ}{Path(name[len(npz.NPZ):]).expanduser().resolve()}"
-        if name not in DATASETS:
-            return register(_npz_images(name[len(npz.NPZ):]))
+        path = Path(name[len(npz.NPZ):]).expanduser()
+        try:
+            path = path.resolve()
+            stat = os.stat(path)
+        except (OSError, RuntimeError):  # gone, unreadable or a symlink loop: npz.read says which, by name
+            return register(_npz_images(path))
+        name = f"{npz.NPZ}{path}"
+        # Read again when the file has changed since (a notebook lives longer than one file's version).
+        if name not in DATASETS or _NPZ_STAT.get(name) != (stat.st_size, stat.st_mtime_ns):
+            _NPZ_STAT[name] = (stat.st_size, stat.st_mtime_ns)
+            return register(_npz_images(path))
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)} or npz:PATH")
     return DATASETS[name]

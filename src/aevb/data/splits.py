@@ -84,9 +84,13 @@ def describe(images, source, n_train, n_test):
     else:
         lines = [f"{spec.display_name}: {sum(spec.sizes)} images of {spec.image_shape[0]}x{spec.image_shape[1]}, "
                  f"from {source}"]
-    groups = [(f"train (images 0-{len(labels[:n_train]) - 1})", labels[:n_train]),
-              (f"test (images {n_train}-{n_train + len(labels[n_train:n_train + n_test]) - 1})",
-               labels[n_train : n_train + n_test]), ("official test set", images.arrays["test_labels"])]
+    train, test = labels[:n_train], labels[n_train : n_train + n_test]  # as many as the file holds
+
+    def span(first, count):
+        return "no images" if count == 0 else f"image {first}" if count == 1 else f"images {first}-{first + count - 1}"
+
+    groups = [(f"train ({span(0, len(train))})", train), (f"test ({span(min(n_train, len(labels)), len(test))})", test),
+              ("official test set", images.arrays["test_labels"])]
     width = max(5, *(len(name) for name in spec.class_names))
     lines.append(f"{'split':28s} " + " ".join(f"{name:>{width}s}" for name in spec.class_names) + "  total")
     for name, group_labels in groups:

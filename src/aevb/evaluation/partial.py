@@ -215,10 +215,15 @@ def infer(net, params, split, latent_dim, eval_samples, mask="top", index=None, 
     if index is None:
         elbos = bounds.elbo_per_image(net, params, split.x_train, eval_samples)
         # The best-fitted class is the simplest (MNIST: 1, a plain stroke): its hidden half says little.
-        best_class = max(np.unique(split.y_train), key=lambda label: elbos[split.y_train == label].mean())
-        index = choose_image(elbos, split.y_train, excluded=(best_class,))
-        criterion = (f"highest ELBO among training images outside class {split.dataset.class_names[best_class]}, "
-                     "the best-fitted class")
+        classes = np.unique(split.y_train)
+        if len(classes) > 1:
+            best_class = max(classes, key=lambda label: elbos[split.y_train == label].mean())
+            index = choose_image(elbos, split.y_train, excluded=(best_class,))
+            criterion = (f"highest ELBO among training images outside class "
+                         f"{split.dataset.class_names[best_class]}, the best-fitted class")
+        else:  # one class (an npz without labels): nothing to set aside
+            index = choose_image(elbos, split.y_train, excluded=())
+            criterion = "highest ELBO among the training images (the data has one class)"
     elif not 0 <= index < len(split.x_train):
         raise ConfigError(f"--index must be from 0 to {len(split.x_train) - 1}")
     else:

@@ -122,6 +122,26 @@ class Devices:
 
         return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 
+    def same_everywhere(self, given):
+        """Refuses, in every process, a job whose processes were given different settings: given is
+        this process's (a JSON-able dict); every process calls it alike. Otherwise process 0's would
+        silently win."""
+        if self.processes == 1:
+            return
+        from jax.experimental import multihost_utils
+
+        payload = np.frombuffer(json.dumps(given, sort_keys=True).encode(), np.uint8)
+        lengths = np.asarray(multihost_utils.process_allgather(np.array([len(payload)], np.int64))).ravel()
+        padded = np.concatenate([payload, np.zeros(int(lengths.max()) - len(payload), np.uint8)])
+        gathered = np.asarray(multihost_utils.process_allgather(padded)).reshape(len(lengths), -1)
+        everyone = [json.loads(bytes(row[:n]).decode()) for row, n in zip(gathered, lengths, strict=True)]
+        for i, other in enumerate(everyone[1:], start=1):
+            differ = sorted(k for k in set(other) | set(everyone[0]) if other.get(k) != everyone[0].get(k))
+            if differ:
+                raise ProcessesError(f"process {i} was given other settings than process 0: " + ", ".join(
+                    f"{k} {other.get(k)} (process 0: {everyone[0].get(k)})" for k in differ)
+                    + "; give every process the same command")
+
     def agree(self, decide, errors=()):
         """decide() on process 0, its JSON-able result on every process. An exception of one of the
         classes in errors on process 0 is raised on every process, with its message."""

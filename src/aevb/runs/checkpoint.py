@@ -8,6 +8,8 @@ Adam's state under optimizer.*, and in the metadata the format, the Config as JS
 """
 
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
 import jax
@@ -17,7 +19,8 @@ from safetensors import safe_open
 from safetensors.numpy import save
 
 from ..config import Config
-from ..errors import CheckpointError
+from ..data import datasets
+from ..errors import CheckpointError, ConfigError, DataError
 from . import files
 
 FORMAT = "aevb-checkpoint-2"  # 2: objectives, datasets and networks by name (1 had `kl`)
@@ -51,11 +54,22 @@ def _unflatten(template, prefix, tensors, where):
     return jax.tree_util.tree_unflatten(treedef, restored)
 
 
+def digest(tensors):
+    """SHA-256 of named tensors, in name order: each name, dtype, shape and bytes. Stored with them, it
+    tells a damaged file from a good one (finite garbage would otherwise train on)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        value = np.ascontiguousarray(tensors[name])
+        h.update(f"{name}:{value.dtype.str}:{value.shape};".encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
+
+
 def write(path, config, params, opt_state, epoch):
     """Writes the checkpoint file at path (the caller makes it atomic). The bytes are made in memory
     and written by Python, so a full disk raises an OSError like any other file's."""
     tensors = {**flatten(params), **flatten(opt_state, "optimizer")}
-    metadata = {"format": FORMAT, "config": config.to_json(), "epoch": str(epoch)}
+    metadata = {"format": FORMAT, "config": config.to_json(), "epoch": str(epoch), "sha256": digest(tensors)}
     with open(path, "wb") as f:
         f.write(save(tensors, metadata=metadata))
 
@@ -73,7 +87,20 @@ def read_config(path, hint=""):
     if found != FORMAT:
         raise CheckpointError(f"{path} has format {found}; this aevb reads {FORMAT}. {hint}".strip())
     try:
+        dataset = json.loads(metadata["config"]).get("dataset", "mnist")
+    except (KeyError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"{path} holds an unreadable config ({error})") from None
+    try:  # the checkpoint is fine where only the run's data file has gone or changed
+        datasets.get(dataset)
+    except DataError as error:
+        raise DataError(f"the data of {path.parent} cannot be read: {error}") from None
+    try:
         return Config.from_json(metadata["config"]), int(metadata["epoch"])
+    except ConfigError as error:
+        if str(dataset).startswith("npz:"):  # a file of the user's, which may have shrunk since
+            raise DataError(f"the settings stored in {path} do not fit {dataset} as it is now ({error}); "
+                            "the file has changed since the run was trained") from None
+        raise CheckpointError(f"{path} holds an unreadable config ({error})") from None
     except (KeyError, ValueError) as error:
         raise CheckpointError(f"{path} holds an unreadable config ({error})") from None
 
@@ -85,8 +112,13 @@ def read(path, template, hint=""):
     try:
         with safe_open(str(path), "np") as stored:
             tensors = {name: stored.get_tensor(name) for name in stored.keys()}
+            stored_digest = (stored.metadata() or {}).get("sha256")
     except Exception as error:
         raise CheckpointError(f"{path} is damaged or truncated ({error})") from None
+    # Checkpoints written before digests existed have none; every later one is checked.
+    if stored_digest is not None and digest(tensors) != stored_digest:
+        raise CheckpointError(f"{path} is damaged: its tensors do not match the SHA-256 stored with them. {hint}"
+                              .strip())
     params_template, opt_template = template(config)
     params = _unflatten(params_template, "", tensors, path)
     return config, params, _unflatten(opt_template, "optimizer", tensors, path), epoch

@@ -38,8 +38,9 @@ ASIDE = ".replaced"  # an --overwrite in progress keeps the run it replaces here
 TEMP = ".tmp"  # the suffix of atomic writes' temp files
 GROUP = "group.json"  # in a folder of seeds' run directories: their numbers' mean and spread
 SWEEP = "sweep.json"  # in a sweep's folder: its grid and its points
+DATA = "data.json"  # for a user's npz: the size and SHA-256 of the file the run trained on
 # The checkpoint first: see aevb.runs.lock.replacing.
-RUN_FILES = (CHECKPOINT, CONFIG, METRICS, SUMMARY, PER_IMAGE, REPORT, FIGURES)
+RUN_FILES = (CHECKPOINT, CONFIG, DATA, METRICS, SUMMARY, PER_IMAGE, REPORT, FIGURES)
 
 
 def warn(message):

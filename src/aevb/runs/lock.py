@@ -30,6 +30,7 @@ def writing(run_dir, command, wait=False):
     On taking the lock: checks that the folder is writable, then repairs what a crash left.
     """
     run_dir = Path(run_dir)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(run_dir)
     if key in _HELD:
@@ -60,6 +61,12 @@ def writing(run_dir, command, wait=False):
             yield
         finally:
             del _HELD[key]
+            if created and {p.name for p in run_dir.iterdir()} <= {files.LOCK}:
+                # The command made the folder and stopped before writing anything in it (bad settings
+                # found late, a failed start): it leaves no empty run behind.
+                (run_dir / files.LOCK).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    run_dir.rmdir()
     finally:
         os.close(fd)  # releases the lock
 
@@ -158,10 +165,13 @@ def _check_settings(run_dir, settings, mode):
             raise
 
 
-def hold(stack, members, mode, command):
+def hold(stack, members, mode, command, resolve=False):
     """Refuses bad settings before anything is written, then takes every run's writer lock for the
-    stack's block (contextlib.ExitStack). members: [(run directory, settings)] (aevb.runs.files.members)."""
+    stack's block (contextlib.ExitStack). members: [(run directory, settings)] (aevb.runs.files.members).
+    resolve: also refuse, under the locks, settings that conflict with a run's checkpoint."""
     for one_dir, one_settings in members:
         _check_settings(one_dir, one_settings, mode)
     for one_dir, _ in members:
         stack.enter_context(writing(one_dir, command, wait=False))
+    for one_dir, one_settings in members if resolve else ():
+        checkpoint.resolve(one_dir, one_settings, mode)

@@ -1,6 +1,8 @@
 """The run directory's records of numbers: config.json, metrics.jsonl, summary.json, per_image.npz;
 a group's group.json (seeds) and a sweep's sweep.json. Each written atomically (aevb.runs.files)."""
 
+import hashlib
+import itertools
 import json
 import math
 import zipfile
@@ -8,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import Config
 from ..data import npz
-from . import files
+from ..errors import ConfigError, DataError
+from . import checkpoint, files
 from .files import CONFIG, GROUP, METRICS, PER_IMAGE, SUMMARY, SWEEP
 
 
@@ -91,7 +95,7 @@ def write_group_summary(group_dir, run_dirs):
     """GROUP/group.json from the seeds' summaries: for every number they all hold, the values,
     their mean and their standard deviation across seeds (n - 1 in the denominator; 0 for one)."""
     summaries = [read_summary(d) for d in run_dirs]
-    seeds = [json.loads((Path(d) / CONFIG).read_text())["seed"] for d in run_dirs]
+    seeds = [checkpoint.read_checkpoint_config(d)[0].seed for d in run_dirs]  # config.json may be damaged
     shared = [key for key, value in summaries[0].items() if isinstance(value, (int, float))
               and not isinstance(value, bool) and all(isinstance(s.get(key), (int, float)) for s in summaries)]
     values = {key: [s[key] for s in summaries] for key in sorted(shared)}
@@ -125,6 +129,24 @@ def point_name(point, varied):
     return "_".join(f"{name}={short(point[name])}" for name in varied) or "run"
 
 
+def sweep_points(grid):
+    """(points, their folder names, the varied settings) of a sweep over grid ({setting: values}). A
+    value given twice, two points that would share a folder (two npz files of one stem) or a bad
+    combination of settings is a ConfigError before anything is written."""
+    for name, values in grid.items():
+        if len({str(v) for v in values}) != len(values):
+            raise ConfigError(f"--{name.replace('_', '-')} gives a value twice: {','.join(map(str, values))}")
+    varied = [name for name, values in grid.items() if len(values) > 1]
+    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    names = [point_name(point, varied) for point in points]
+    shared = sorted({name for name in names if names.count(name) > 1})
+    if shared:  # the second point would train into the first one's folder
+        raise ConfigError(f"two points of the sweep would share the folder {shared[0]}; give the files other names")
+    for point in points:
+        Config(**point)
+    return points, names, varied
+
+
 def write_sweep(sweep_dir, grid, varied, seeds, points):
     """SWEEP/sweep.json: the grid ({setting: values}), the settings it varies, the seeds and the points' names."""
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
@@ -132,3 +154,34 @@ def write_sweep(sweep_dir, grid, varied, seeds, points):
         {"grid": {name: list(values) for name, values in grid.items()}, "varied": varied,
          "seeds": None if seeds is None else list(seeds),
          "points": [point_name(point, varied) for point in points]}, indent=2) + "\n")
+
+
+def data_record(dataset):
+    """{"dataset", "bytes", "sha256"} of a user's npz file; None for the datasets of the table (their
+    files are verified by their own digests)."""
+    if not dataset.startswith(npz.NPZ):
+        return None
+    path, digest = Path(dataset[len(npz.NPZ):]), hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"dataset": dataset, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def check_data(run_dir, dataset, resume, allow_changed=False):
+    """Records the npz a run trains on; on a resume, refuses a file that has changed since (other
+    images of the same shape would train on silently), unless allow_changed, which says so."""
+    now = data_record(dataset)
+    if now is None:
+        return
+    path = Path(run_dir) / files.DATA
+    before = json.loads(path.read_text()) if resume and path.is_file() else now
+    if before.get("sha256") != now["sha256"]:
+        change = (f"{dataset[len(npz.NPZ):]} has changed since {run_dir} was trained on it ({before.get('bytes')} "
+                  f"bytes, SHA-256 {str(before.get('sha256'))[:12]}..., now {now['bytes']} bytes, "
+                  f"{now['sha256'][:12]}...)")
+        if not allow_changed:
+            raise DataError(f"{change}; put the old file back, train again with --overwrite, or go on with the new "
+                            "images: aevb train --resume --allow-changed-data")
+        files.warn(f"{change}; going on with the new images (--allow-changed-data)")
+    files.atomic_write_text(path, json.dumps(now, indent=2) + "\n")

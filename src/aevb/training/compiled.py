@@ -8,6 +8,7 @@ picked by name from aevb.model.probability.OBJECTIVES.
 """
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ import optax
 
 from .. import parallel
 from ..data import datasets, splits
+from ..errors import TooBig
 from ..model import networks, probability
 
 
@@ -27,6 +29,24 @@ def init_state(config):
     data_dim = math.prod(datasets.get(config.dataset).image_shape)
     params = networks.get(config.architecture).init(jax.random.PRNGKey(config.seed), data_dim, config)
     return params, optimizer(config).init(params)
+
+
+def state_bytes(config, seeds=1):
+    """Bytes of the parameters and Adam's state of config (seeds of them), from their shapes alone
+    (jax.eval_shape allocates nothing): what training holds at least twice over, old and new."""
+    shapes = jax.eval_shape(lambda: init_state(config))
+    return seeds * sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(shapes))
+
+
+def check_memory(config, seeds=1):
+    """Refuses, before anything is written, settings whose training state alone would not fit in this
+    machine's memory: the state before and after a step, and the gradient (about 2.3 times the state)."""
+    need = 2.4 * state_bytes(config, seeds)
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        raise TooBig(f"the settings need about {need / 2**30:.1f} GiB for the parameters and Adam's state "
+                          f"alone; this machine has {have / 2**30:.1f} GiB: choose a smaller --hidden-dim or "
+                          "--latent-dim")
 
 
 def epoch_keys(seed, epoch):

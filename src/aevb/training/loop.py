@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .. import parallel
 from ..errors import ConfigError, Interrupted, ProcessesError, TrainingDiverged, first_line, peers_lost
 from ..runs import checkpoint, files, records
-from .compiled import init_state, keep_where, make_epoch, member, stack
+from .compiled import check_memory, init_state, keep_where, make_epoch, member, stack
 from .signals import StopRequest
 from .trained import restore
 
@@ -75,6 +75,7 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
     if config.batch_size % devices.count:
         raise ConfigError(f"batch size {config.batch_size} is not a multiple of the {devices.count} devices: each "
                           "takes an equal share of every batch (choose --batch-size or --devices to fit)")
+    check_memory(config, len(configs))  # before any state is made
     seeds = [_Seed(c, d, r, devices) for c, d, r in zip(configs, run_dirs, resume, strict=True)]
     grouped = len(seeds) > 1
     x_train = devices.replicate(jnp.asarray(split.x_train))

@@ -8,12 +8,13 @@ import dataclasses
 import html
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..runs import checkpoint, files, records
 from . import compare_plots, report
 
@@ -58,16 +59,21 @@ class Group:
 
 
 def find_runs(paths):
-    """Every run directory (one with config.json and a checkpoint) at or under paths, in order."""
+    """Every run directory (one with a checkpoint, whose config it holds; config.json may be lost) at
+    or under paths, in order."""
     found = []
     for path in map(Path, paths):
         if not path.is_dir():
             raise ConfigError(f"{path} is not a directory (give run, group or sweep directories)")
-        candidates = [path] if (path / files.CONFIG).is_file() else sorted(
-            c.parent for c in path.rglob(files.CONFIG) if files.ASIDE not in c.parts)
+        candidates = [path] if files.has_checkpoint(path) else sorted(
+            {c.parent for c in path.rglob(files.CHECKPOINT) if files.ASIDE not in c.parts})
         for run_dir in candidates:
             if files.has_checkpoint(run_dir) and run_dir not in [e.path for e in found]:
-                config, _ = checkpoint.read_checkpoint_config(run_dir)
+                try:
+                    config, _ = checkpoint.read_checkpoint_config(run_dir)
+                except DataError as error:  # its settings cannot be checked against its data: said, not hidden
+                    print(f"aevb: warning: {run_dir} is left out: {error}", file=sys.stderr)
+                    continue
                 found.append(Entry(run_dir, config, records.read_summary(run_dir), records.read_metrics(run_dir)))
     if not found:
         raise ConfigError(f"no trained runs under {', '.join(map(str, paths))}")
@@ -75,12 +81,21 @@ def find_runs(paths):
 
 
 def group_runs(entries):
-    """Groups of entries with the same settings but the seed, in the order first seen."""
+    """Groups of entries with the same settings but the seed, in the order first seen. Two runs of
+    the same settings and the same seed are repeats, not two seeds: the second starts another group."""
     groups = {}
     for entry in entries:
-        key = dataclasses.replace(entry.config, seed=0).to_json()
-        groups.setdefault(key, []).append(entry)
+        settings, repeat = dataclasses.replace(entry.config, seed=0).to_json(), 0
+        while entry.config.seed in [e.config.seed for e in groups.get((settings, repeat), [])]:
+            repeat += 1
+        groups.setdefault((settings, repeat), []).append(entry)
     return [Group(members[0].config, members) for members in groups.values()]
+
+
+def repeats(groups):
+    """The groups whose settings another group has too (runs repeated with the same seeds)."""
+    settings = [dataclasses.replace(g.config, seed=0) for g in groups]
+    return [g for g, c in zip(groups, settings, strict=True) if settings.count(c) > 1]
 
 
 def varied_settings(groups):
@@ -146,7 +161,7 @@ def compare(paths, out_dir):
     measures = [m for m in MEASURES if any(g.values(m) for g in groups)]
     out_dir = Path(out_dir)
     figures = []
-    for name in varied:  # one figure per varied setting: each measure against it, a line per other combination
+    for name in varied if measures else []:  # per varied setting: each measure against it, a line per other combination
         others = [n for n in varied if n != name]
         figure = compare_plots.settings_figure(
             name, [(label(g.config, others), getattr(g.config, name), [g.mean_spread(m) for m in measures])
@@ -178,6 +193,13 @@ def compare(paths, out_dir):
             "bounds are lower bounds on it. Where it does not exist, the higher of the plain and the defensive bound "
             "(proposal ½ q + ¼ wide q + ¼ prior) is the closer, with no certificate of how close.</p>",
             "<h2>Settings, mean ± sd over seeds</h2>", _group_table(groups, varied, measures)]
+    if not measures:
+        body.append('<p class="note">No run here has been evaluated (aevb evaluate): there are no test numbers '
+                    "to compare, only the training curves.</p>")
+    if repeats(groups):
+        where = "; ".join(", ".join(html.escape(str(e.path)) for e in g.entries) for g in repeats(groups))
+        body.append(f'<p class="note">Runs with the same settings and the same seed are repeats, not seeds: each '
+                    f"repeat is a row of its own, not averaged with the other ({where}).</p>")
     body += ["<h2>Figures</h2>"] + [f'<div class="wrap">{report.figure_html(path, caption)}</div>'
                                      for _, path, caption in figures]
     shared = ", ".join(f"{name}={getattr(base, name)}" for name in (f.name for f in dataclasses.fields(Config))

@@ -31,24 +31,34 @@ def means(run, z):
 
 
 def choose_pairs(labels, key, n_pairs=3):
-    """n_pairs index pairs (i, j) of images of different classes, chosen by key."""
+    """n_pairs index pairs (i, j) of images of different classes, chosen by key; where the images
+    hold one class only (an npz without labels), of different images; with one image, that image."""
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    labels = np.asarray(labels)
+    several = len(np.unique(labels)) > 1
     pairs = []
     while len(pairs) < n_pairs:
         i, j = rng.integers(len(labels), size=2)
-        if labels[i] != labels[j]:
+        if (labels[i] != labels[j]) if several else (i != j or len(labels) == 1):
             pairs.append((int(i), int(j)))
     return pairs
 
 
-def _interpolation(run, pairs, steps=10):
+def pairs_rule(labels):
+    """How choose_pairs chose, in words, for the figure."""
+    if len(np.unique(labels)) > 1:
+        return "pairs of training images of different classes, drawn at random"
+    return "pairs of training images drawn at random (the data has one class)"
+
+
+def _interpolation(run, pairs, rule, steps=10):
     x, y, names = run.split.x_train, run.split.y_train, run.split.dataset.class_names
     alphas = np.linspace(1.0, 0.0, steps)  # left to right: from z_a to z_b
     z = encode_means(run, np.stack([x[i] for pair in pairs for i in pair]))  # (2P, Dz)
     path = np.stack([plots.interpolate(z[0::2], z[1::2], alpha) for alpha in alphas], axis=1)  # (P, steps, Dz)
-    titles = [(f"a: #{i} ({names[y[i]]})", f"b: #{j} ({names[y[j]]})") for i, j in pairs]
+    titles = [(f"a: #{i} ({plots.plain(names[y[i]])})", f"b: #{j} ({plots.plain(names[y[j]])})") for i, j in pairs]
     return plots.interpolation_figure(images(run, x[[i for i, _ in pairs]]), images(run, x[[j for _, j in pairs]]),
-                                      images(run, means(run, path)), alphas, titles)
+                                      images(run, means(run, path)), alphas, titles, rule)
 
 
 def _manifold(run, n=20):
@@ -67,7 +77,8 @@ def figure(kind, run, metrics, pairs=None, seed=0):
             jax.random.fold_in(key, 1), run.net, run.params["decoder"], run.config.latent_dim, 10)[1:])),
         "latent": lambda: plots.latent_figure(encode_means(run, split.x_train), split.y_train,
                                               split.dataset.class_names, split.dataset.noun),
-        "interpolate": lambda: _interpolation(run, pairs or choose_pairs(split.y_train, jax.random.fold_in(key, 2))),
+        "interpolate": lambda: _interpolation(run, pairs or choose_pairs(split.y_train, jax.random.fold_in(key, 2)),
+                                              "pairs chosen with --pairs" if pairs else pairs_rule(split.y_train)),
         "manifold": lambda: _manifold(run),
         "curves": lambda: plots.curves_figure(*(np.array([row[k] for row in metrics])
                                                 for k in ("epoch", "train_elbo", "test_elbo")), _tracked(metrics)),
@@ -144,7 +155,8 @@ def completion_figures(run, c):
     """{name: Figure} of a completion c (aevb.evaluation.partial.Completion) of one of run's training
     images: the completions, the SVI trace and, with Dz = 2, the posterior's isocontours."""
     name, dataset = f"complete_{c.mask_name}", run.split.dataset
-    title = (f"Training image #{c.index} ({dataset.noun} {dataset.class_names[c.label]}; {c.criterion}), observed: "
+    title = (f"Training image #{c.index} ({dataset.noun} {plots.plain(dataset.class_names[c.label])}; {c.criterion}), "
+             "observed: "
              f"{c.mask_name}")
     figures = {name: completion_plots.completion_figure(images(run, c.image), images(run, c.completions),
                                                         images(run, c.mask), title),

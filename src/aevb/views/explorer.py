@@ -51,8 +51,18 @@ images.</p>
 <p class="note" id="strip-note">Interpolation: click two points.</p>
 <canvas id="strip-canvas" width="{10 * payload['cols']}" height="{payload['rows']}" aria-label="interpolation strip">
 </canvas>
-<script id="explorer-data" type="application/json">{json.dumps(payload)}</script>
+<script id="explorer-data" type="application/json">{script_json(payload)}</script>
 <script>{EXPLORER_JS.read_text()}</script>"""
+
+
+def script_json(payload):
+    """payload as JSON that is safe inside <script>: class names and other strings a user supplied
+    may hold "</script>" or "<!--", so <, > and & are written as \\u escapes, which JSON.parse reads
+    back as the same characters (json.dumps already escapes every non-ASCII character)."""
+    text = json.dumps(payload)
+    for character in "<>&":
+        text = text.replace(character, f"\\u{ord(character):04x}")
+    return text
 
 
 def for_run(run):

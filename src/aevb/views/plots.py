@@ -17,6 +17,12 @@ CLASS_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 GREY = "gray"  # 0 = black, 1 = white
 
 
+def plain(text):
+    """A string a user supplied (a class name), shown as it is: matplotlib would read $...$ as
+    mathematics and fail on a bad formula."""
+    return str(text).replace("$", r"\$")
+
+
 def colour(label):
     return CLASS_COLOURS[label % len(CLASS_COLOURS)]
 
@@ -94,10 +100,10 @@ def latent_figure(z_means, labels, class_names, noun="image"):
     for label in classes:
         if np.any(labels == label):
             centre = np.median(z_means[labels == label], axis=0)
-            ax.annotate(class_names[label], centre, ha="center", va="center", fontsize=13, weight="bold",
+            ax.annotate(plain(class_names[label]), centre, ha="center", va="center", fontsize=13, weight="bold",
                         bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=colour(label), alpha=0.85))
     handles = [Line2D([], [], color=colour(label), marker=marker(label), linestyle="", markersize=7,
-                      label=class_names[label]) for label in classes]
+                      label=plain(class_names[label])) for label in classes]
     ax.legend(handles=handles, title=noun, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_xlabel(axis_names[0]), ax.set_ylabel(axis_names[1])
     ax.set_title(title)
@@ -111,8 +117,9 @@ def interpolate(z_a, z_b, alpha):
     return alpha * z_a + (1.0 - alpha) * z_b
 
 
-def interpolation_figure(first, second, means, alphas, titles):
-    """One row per pair: image a, the decoded means along the line from z_a to z_b, image b."""
+def interpolation_figure(first, second, means, alphas, titles, rule=None):
+    """One row per pair: image a, the decoded means along the line from z_a to z_b, image b; rule:
+    how the pairs were chosen, in words (shown under the title)."""
     pairs, steps = means.shape[:2]
     figure = Figure(figsize=(1.05 * (steps + 2), 1.35 * pairs + 0.8), layout="constrained")
     axes = figure.subplots(pairs, steps + 2, squeeze=False)
@@ -122,7 +129,7 @@ def interpolation_figure(first, second, means, alphas, titles):
             image_axes(axes[row, j + 1], means[row, j], f"α={alphas[j]:.2f}" if row == 0 else None)
         image_axes(axes[row, -1], second[row], titles[row][1])
     figure.suptitle("Interpolation z = α z_a + (1 - α) z_b between the means of q(z|x); "
-                    "decoded Bernoulli means, originals at the ends")
+                    "decoded Bernoulli means, originals at the ends" + (f"\n{rule}" if rule else ""))
     return figure
 
 

@@ -152,7 +152,9 @@ def render(name, config, summary, split, figure, answers, payload=None, explorer
             timing += (f"; evaluated on {parallel.describe_text(s['evaluated_on'])}." if "evaluated_on" in s else ".")
     completion_rows, completion_figures = "", ""
     for mask, c in s.get("completion", {}).items():
-        label = dataset.class_names[c["label"]] if c.get("label") is not None else "?"
+        # The data may have changed since the completion was made: a label it no longer has is said so.
+        label = (dataset.class_names[c["label"]] if c.get("label") is not None and 0 <= c["label"] <
+                 len(dataset.class_names) else f"label {c.get('label')}, not among the data's classes now")
         completion_rows += (f"<tr><td>{html.escape(mask)}</td><td>#{c['index']} ({html.escape(label)})</td>"
                             f"<td class=num>{c['log_p_hidden_under_q_predictive']:.2f}</td>"
                             f"<td class=num>{c['log_p_hidden_under_prior_predictive']:.2f}</td>"

@@ -431,9 +431,10 @@ def test_a_signal_to_a_group_saves_every_seed_and_the_group_resumes_to_the_same_
 
 @pytest.mark.parametrize("flags, code, message", [
     (["--hidden-dim", "1000000", "--latent-dim", "100000"], 1, "out of memory: the settings need about"),
-    (["--hidden-dim", "2000000000"], 2, "must be at most 1000000"),
-    (["--latent-dim", "3e9"], 2, "latent_dim"),
-    (["--objective", "iwae", "--k", "3e9"], 2, "must be at most 10000000"),
+    (["--hidden-dim", "2000000000"], 2, "hidden_dim must be at most 1000000"),
+    (["--latent-dim", "3000000000"], 2, "latent_dim must be at most 1000000"),
+    (["--latent-dim", "3e9"], 2, "'3e9' is not a whole number"),
+    (["--objective", "iwae", "--k", "3000000000"], 2, "num_samples must be at most 10000000"),
 ])
 def test_settings_too_big_are_one_line_before_anything_is_written(tmp_path, capsys, flags, code, message):
     """A setting far beyond this machine is refused up front: a memory estimate from the shapes alone

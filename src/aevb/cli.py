@@ -25,12 +25,12 @@ def _start(args):
     if not hasattr(args, "devices"):
         return parallel.ONE
     devices = parallel.start(args.devices, args.coordinator, args.num_processes, args.process_id)
-    # Each machine may have its own data folder (and only process 0 shows progress); the rest must agree.
-    devices.same_everywhere({k: v for k, v in vars(args).items() if k not in ("process_id", "data_dir", "no_progress")})
     if not devices.writer:
         args.no_progress = True
         sys.stdout.flush()  # process 0 speaks for the job (gloo's C++ too); errors still reach stderr
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    # Each machine may have its own data folder (and only process 0 shows progress); the rest must agree.
+    devices.same_everywhere({k: v for k, v in vars(args).items() if k not in ("process_id", "data_dir", "no_progress")})
     return devices
 
 

@@ -155,9 +155,8 @@ def completion_figures(run, c):
     """{name: Figure} of a completion c (aevb.evaluation.partial.Completion) of one of run's training
     images: the completions, the SVI trace and, with Dz = 2, the posterior's isocontours."""
     name, dataset = f"complete_{c.mask_name}", run.split.dataset
-    title = (f"Training image #{c.index} ({dataset.noun} {plots.plain(dataset.class_names[c.label])}; {c.criterion}), "
-             "observed: "
-             f"{c.mask_name}")
+    title = plots.plain(f"Training image #{c.index} ({dataset.noun} {dataset.class_names[c.label]}; {c.criterion}), "
+                        f"observed: {c.mask_name}")  # class names and the criterion naming one: as text
     figures = {name: completion_plots.completion_figure(images(run, c.image), images(run, c.completions),
                                                         images(run, c.mask), title),
                name + "_trace": completion_plots.trace_figure(c.elbo_trace)}

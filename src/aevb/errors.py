@@ -7,6 +7,7 @@ runtime's errors are put into such a line here, naming the file or the settings.
 """
 
 import errno
+import os
 
 import jax
 
@@ -37,6 +38,11 @@ class TrainingDiverged(RuntimeError):
 
 class Interrupted(RuntimeError):
     """Training was stopped at once (a second Ctrl-C or SIGTERM); the message says what was kept."""
+
+
+def machine_memory():
+    """Bytes of this machine's physical memory: what the up-front size checks compare with."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 class TooBig(MemoryError):

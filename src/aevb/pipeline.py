@@ -226,10 +226,10 @@ def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True, devices=par
     resumed. Returns the points' directories, or None if training was interrupted."""
     sweep_dir = Path(sweep_dir)
     points, names, varied = records.sweep_points(grid)  # every bad combination refused before anything trains
+    members = [member for point, name in zip(points, names, strict=True)
+               for member in files.members(point, sweep_dir / name, seeds)]
     with contextlib.ExitStack() as stack:  # every point checked and free before the record is written
-        devices.agree(lambda: [lock.hold(stack, files.members(point, sweep_dir / name, seeds), "auto", "aevb sweep",
-                                         resolve=True) for point, name in zip(points, names, strict=True)] and None,
-                      DECIDING)
+        devices.agree(lambda: lock.hold(stack, members, "auto", "aevb sweep", resolve=True), DECIDING)
         if devices.writer:
             records.write_sweep(sweep_dir, grid, varied, seeds, points)
     directories = [sweep_dir / name for name in names]

@@ -2,13 +2,12 @@
 (never cached)."""
 
 import math
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, machine_memory
 
 NPZ = "npz:"  # --dataset npz:PATH names a user's own images
 
@@ -22,7 +21,7 @@ KEYS = ("train_images", "images", "train_labels", "labels", "class_names", "test
 def _check_sizes(path):
     """Refuses an array the file declares larger than this machine's memory, from its .npy header
     alone (a few bytes can declare a terabyte), naming it and its shape."""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    memory = machine_memory()
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             key = info.filename.removesuffix(".npy")

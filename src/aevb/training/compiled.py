@@ -8,7 +8,6 @@ picked by name from aevb.model.probability.OBJECTIVES.
 """
 
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +15,7 @@ import optax
 
 from .. import parallel
 from ..data import datasets, splits
-from ..errors import TooBig
+from ..errors import TooBig, machine_memory
 from ..model import networks, probability
 
 
@@ -42,7 +41,7 @@ def check_memory(config, seeds=1):
     """Refuses, before anything is written, settings whose training state alone would not fit in this
     machine's memory: the state before and after a step, and the gradient (about 2.3 times the state)."""
     need = 2.4 * state_bytes(config, seeds)
-    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    have = machine_memory()
     if need > have:
         raise TooBig(f"the settings need about {need / 2**30:.1f} GiB for the parameters and Adam's state "
                           f"alone; this machine has {have / 2**30:.1f} GiB: choose a smaller --hidden-dim or "

@@ -196,8 +196,9 @@ def compare(paths, out_dir):
     if not measures:
         body.append('<p class="note">No run here has been evaluated (aevb evaluate): there are no test numbers '
                     "to compare, only the training curves.</p>")
-    if repeats(groups):
-        where = "; ".join(", ".join(html.escape(str(e.path)) for e in g.entries) for g in repeats(groups))
+    repeated = repeats(groups)
+    if repeated:
+        where = "; ".join(", ".join(html.escape(str(e.path)) for e in g.entries) for g in repeated)
         body.append(f'<p class="note">Runs with the same settings and the same seed are repeats, not seeds: each '
                     f"repeat is a row of its own, not averaged with the other ({where}).</p>")
     body += ["<h2>Figures</h2>"] + [f'<div class="wrap">{report.figure_html(path, caption)}</div>'

@@ -37,8 +37,10 @@ data: install
 run: data
 	$(BIN)/aevb run --name $(NAME)
 
+# Test files run in parallel, one file per worker (its module fixtures made once), a worker per core.
+WORKERS ?= auto
 test: install browser debian-lists
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
 bench: data
 	$(BIN)/python bench/bench.py; status=$$?; $(BIN)/python bench/readme.py && exit $$status

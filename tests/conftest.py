@@ -1,14 +1,27 @@
+import fcntl
 import os
+import shutil
+import tempfile
 
-import jax
-import numpy as np
-import pytest
+# One compilation cache for the whole session, shared by the xdist workers and by every aevb process
+# the tests start (they inherit the variables): the same small programs are compiled in dozens of
+# processes, and a cached program is the same executable, so no number changes. Set before jax is
+# imported; a fresh folder per session, so a clean clone's CI compiles everything once.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="aevb-tests-jax-cache-")
+    os.environ["AEVB_TESTS_CACHE_OWNER"] = str(os.getpid())
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
-from aevb import parallel
-from aevb.config import Config
-from aevb.data import datasets, splits
-from aevb.evaluation import curves
-from aevb.training import loop
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from aevb import parallel  # noqa: E402
+from aevb.config import Config  # noqa: E402
+from aevb.data import datasets, splits  # noqa: E402
+from aevb.evaluation import curves  # noqa: E402
+from aevb.training import loop  # noqa: E402
 
 # Silent broadcasting hides shape bugs: make rank promotion an error in every test.
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -119,18 +132,36 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
+def pytest_sessionfinish(session):
+    if os.environ.get("AEVB_TESTS_CACHE_OWNER") == str(os.getpid()):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
+
+def shared_folder(tmp_path_factory):
+    """A folder every xdist worker of this session sees (the parent of the workers' own base folders)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def reported_run(tmp_path_factory):
     """A run with every file: trained (the exact log p(x) tracked every 2 epochs), evaluated with
-    --exact, plotted, completed, answered and reported, through the command line in this process."""
+    --exact, plotted, completed, answered and reported, through the command line in this process.
+    Made once per session: the first worker to need it makes it while the others wait; tests only read it."""
     from aevb import cli
 
-    runs = tmp_path_factory.mktemp("runs")
-    argv = ["--runs-dir", str(runs), "--name", "r"]
-    assert cli.main(["train", *tiny_flags(epochs=5, log_px_every=2), "--no-progress", *argv]) == 0
-    assert cli.main(["evaluate", "--samples", "2", "-k", "10", "--exact", "--no-progress", *argv]) == 0
-    for command in ("plot", "complete", "answers", "report"):
-        assert cli.main([command, *argv]) == 0
+    shared = shared_folder(tmp_path_factory)
+    runs, done = shared / "reported-runs", shared / "reported-runs.done"
+    with open(shared / "reported-runs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(runs, ignore_errors=True)  # a worker that failed half-way
+            argv = ["--runs-dir", str(runs), "--name", "r"]
+            assert cli.main(["train", *tiny_flags(epochs=5, log_px_every=2), "--no-progress", *argv]) == 0
+            assert cli.main(["evaluate", "--samples", "2", "-k", "10", "--exact", "--no-progress", *argv]) == 0
+            for command in ("plot", "complete", "answers", "report"):
+                assert cli.main([command, *argv]) == 0
+            done.touch()
     return runs / "r"
 
 

@@ -160,6 +160,31 @@ def test_iwae_chunks_equal_one_logsumexp(params, images):
     np.testing.assert_allclose(got, special.logsumexp(log_w, axis=0) - np.log(k), rtol=1e-5)
 
 
+def test_bounds_against_k_are_prefixes_of_one_set_of_draws(params, images, rng):
+    """iwae_prefixes at K = 1, 10 (inside the first chunk of 100), 100 and 300 (whole chunks): each is
+    scipy's log-mean-exp of the first K of the draws iwae_chunk makes for K = 300, and at the whole
+    chunks iwae_chunk's own numbers bit for bit (q and the defensive proposal); over chunks of images
+    iwae_prefixes_per_image gives iwae_per_image's numbers."""
+    x, key, ks = jnp.asarray(images[:2]), jax.random.PRNGKey(9), (1, 10, 100, 300)
+    got = np.asarray(bounds.iwae_prefixes(NET, params, x, key, ks))  # (B, len(ks))
+    q = NET.encode(params["encoder"], x)
+    z = jnp.concatenate([densities.sample_diag_gaussian(jax.random.fold_in(key, c), *q, (100,)) for c in range(3)])
+    log_w = np.asarray(probability.log_joint(NET, params["decoder"], x, z), np.float64) - stats.norm.logpdf(
+        np.asarray(z), np.asarray(q[0]), np.exp(np.asarray(q[1]))).sum(-1)  # (300, B)
+    for column, k in enumerate(ks):
+        np.testing.assert_allclose(got[:, column], special.logsumexp(log_w[:k], axis=0) - np.log(k), rtol=1e-5)
+    for defensive in (False, True):
+        prefixes = np.asarray(bounds.iwae_prefixes(NET, params, x, key, ks, defensive))
+        for column, k in ((2, 100), (3, 300)):
+            alone = bounds.iwae_chunk(NET, params, x, key, k, 100, defensive)
+            np.testing.assert_array_equal(prefixes[:, column], alone)
+    many = (rng.uniform(size=(250, D)) < 0.3).astype(np.float32)  # two whole chunks of images and a rest of 50
+    np.testing.assert_array_equal(bounds.iwae_prefixes_per_image(NET, params, many, (10, 200))[:, 1],
+                                  bounds.iwae_per_image(NET, params, many, 200))
+    with pytest.raises(ValueError, match="multiple"):
+        bounds.check_prefixes((10, 150))
+
+
 def test_evaluated_elbo_does_not_depend_on_how_images_are_grouped(params, rng):
     # 250 images: two whole chunks in one call and a remainder of 50; image i's estimate must be
     # the one its own chunk gives when evaluated alone.

@@ -58,10 +58,10 @@ def _elbo_chunks(net, params, x, keys, num_samples):
 
 
 def _by_chunks(compute, x, key, per_call, devices, progress, desc):
-    """compute(block (C, B, D), keys (C,)) -> (C, B) over x's images: per_call whole chunks of
+    """compute(block (C, B, D), keys (C,)) -> (C, B, ...) over x's images: per_call whole chunks of
     IMAGE_CHUNK images per compiled call, then a shorter rest alone (its own shape); chunk i draws
     its noise from fold_in(key, its first image). On several devices each takes whole chunks, the
-    call filled up with copies of its first chunk, so no draw moves. Returns (N,)."""
+    call filled up with copies of its first chunk, so no draw moves. Returns (N, ...)."""
     n = x.shape[0]
     whole = n // IMAGE_CHUNK * IMAGE_CHUNK
     calls = splits.chunks(whole, IMAGE_CHUNK * per_call) + ([(whole, n)] if whole < n else [])
@@ -72,7 +72,8 @@ def _by_chunks(compute, x, key, per_call, devices, progress, desc):
         keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(starts))
         block = jnp.asarray(x[start:stop]).reshape(len(starts), size, -1)
         keys, block = (devices.split(devices.pad(a)) for a in (keys, block))
-        parts.append(devices.gather(compute(block, keys))[: len(starts)].reshape(-1))
+        out = devices.gather(compute(block, keys))[: len(starts)]  # (C, B, ...)
+        parts.append(out.reshape(-1, *out.shape[2:]))
     return np.concatenate(parts)
 
 
@@ -102,44 +103,90 @@ def defensive_sample(key, q, sample_shape):
     return densities.sample_gaussian_mixture(key, (0.5, 0.25, 0.25), components, sample_shape)
 
 
+def _log_weights(net, params, x, q, key, sample_chunk, defensive):
+    """log p(x, z) - log r(z) of sample_chunk draws z ~ r per image, r = q or the defensive mixture: (C, B)."""
+    if defensive:
+        z, log_r = defensive_sample(key, q, (sample_chunk,))  # (C, B, Dz), (C, B)
+        return probability.log_joint(net, params["decoder"], x, z) - log_r
+    z = densities.sample_diag_gaussian(key, *q, (sample_chunk,))  # (C, B, Dz)
+    return probability.log_weights(net, params["decoder"], x, z, q)  # (C, B)
+
+
+def _add_to_log_sum_exp(carry, log_w):
+    """A running log-sum-exp (running_max + log(running_sum), each (B,)) with a chunk's log_w (C, B) added."""
+    running_max, running_sum = carry
+    new_max = jnp.maximum(running_max, jnp.max(log_w, axis=0))
+    shifted = log_w - jnp.broadcast_to(new_max, log_w.shape)
+    return new_max, running_sum * jnp.exp(running_max - new_max) + jnp.sum(jnp.exp(shifted), axis=0)
+
+
 @jax.jit(static_argnames=("net", "k", "sample_chunk", "defensive"))
 def iwae_chunk(net, params, x, key, k, sample_chunk=SAMPLE_CHUNK, defensive=False):
     """log (1/K) sum_k p(x, z_k) / r(z_k), z_k ~ r, for each image: (B, D) -> (B,); r = q(z|x), or the
     defensive mixture around it (defensive_sample).
 
     Burda et al. (2016), eq. 8. The K samples are drawn sample_chunk at a time in a scan with a
-    running log-sum-exp, so memory does not grow with K.
+    running log-sum-exp, so memory does not grow with K; chunk c draws with fold_in(key, c).
     """
     q = net.encode(params["encoder"], x)  # (B, Dz) each
-    n_chunks = -(-k // sample_chunk)
 
     def body(carry, chunk_index):
-        running_max, running_sum = carry  # (B,) each: log-sum-exp = running_max + log(running_sum)
-        chunk_key = jax.random.fold_in(key, chunk_index)
-        if defensive:
-            z, log_r = defensive_sample(chunk_key, q, (sample_chunk,))  # (C, B, Dz), (C, B)
-            log_w = probability.log_joint(net, params["decoder"], x, z) - log_r
-        else:
-            z = densities.sample_diag_gaussian(chunk_key, *q, (sample_chunk,))  # (C, B, Dz)
-            log_w = probability.log_weights(net, params["decoder"], x, z, q)  # (C, B)
+        log_w = _log_weights(net, params, x, q, jax.random.fold_in(key, chunk_index), sample_chunk, defensive)
         # Samples past K in the last chunk get weight zero.
         index = chunk_index * sample_chunk + jnp.arange(sample_chunk)  # (C,)
         log_w = jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < k, log_w, -jnp.inf)
-        new_max = jnp.maximum(running_max, jnp.max(log_w, axis=0))
-        shifted = log_w - jnp.broadcast_to(new_max, log_w.shape)
-        new_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(jnp.exp(shifted), axis=0)
-        return (new_max, new_sum), None
+        return _add_to_log_sum_exp(carry, log_w), None
 
     batch = q[0].shape[:1]
     (running_max, running_sum), _ = jax.lax.scan(body, (jnp.full(batch, -jnp.inf), jnp.zeros(batch)),
-                                                 jnp.arange(n_chunks))
+                                                 jnp.arange(-(-k // sample_chunk)))
     return running_max + jnp.log(running_sum) - jnp.log(k)
+
+
+def check_prefixes(ks, sample_chunk=SAMPLE_CHUNK):
+    """ks for iwae_prefixes: ascending, each below sample_chunk or a multiple of it."""
+    if list(ks) != sorted(set(ks)) or any(k < 1 or (k > sample_chunk and k % sample_chunk) for k in ks):
+        raise ValueError(f"K of the prefixes must ascend and be under {sample_chunk} or a multiple of it: {ks}")
+
+
+@jax.jit(static_argnames=("net", "ks", "defensive"))
+def iwae_prefixes(net, params, x, key, ks, defensive=False):
+    """The bound of iwae_chunk for every K in ks from one set of max(ks) draws per image, K = k the
+    bound of the first k of them (as Burda et al. 2016 evaluate): (B, len(ks)). The draws, and where
+    k is a multiple of SAMPLE_CHUNK the numbers bit for bit, are those of iwae_chunk with K = k, so
+    the bounds against K share their draws with the IWAE bound of the same images (check_prefixes)."""
+    q = net.encode(params["encoder"], x)  # (B, Dz) each
+
+    def body(carry, chunk_index):
+        log_w = _log_weights(net, params, x, q, jax.random.fold_in(key, chunk_index), SAMPLE_CHUNK, defensive)
+        carry = _add_to_log_sum_exp(carry, log_w)
+        return carry, carry[0] + jnp.log(carry[1])  # the log-sum-exp after each chunk (B,)
+
+    batch = q[0].shape[:1]
+    _, after = jax.lax.scan(body, (jnp.full(batch, -jnp.inf), jnp.zeros(batch)),
+                            jnp.arange(max(max(ks) // SAMPLE_CHUNK, 1)))  # (chunks, B)
+    first = _log_weights(net, params, x, q, jax.random.fold_in(key, 0), SAMPLE_CHUNK, defensive)  # (C, B): chunk 0
+    values = []
+    for k in ks:
+        if k % SAMPLE_CHUNK == 0:
+            log_sum_exp = after[k // SAMPLE_CHUNK - 1]
+        else:  # fewer than a chunk: the first k draws of chunk 0
+            running_max, running_sum = _add_to_log_sum_exp((jnp.full(batch, -jnp.inf), jnp.zeros(batch)), first[:k])
+            log_sum_exp = running_max + jnp.log(running_sum)
+        values.append(log_sum_exp - jnp.log(k))
+    return jnp.stack(values, -1)
 
 
 @jax.jit(static_argnames=("net", "k", "sample_chunk", "defensive"))
 def _iwae_chunks(net, params, x, keys, k, sample_chunk, defensive):
     """iwae_chunk of each chunk x (C, B, D) with its key (C,): (C, B)."""
     return jax.vmap(lambda xc, key: iwae_chunk(net, params, xc, key, k, sample_chunk, defensive))(x, keys)
+
+
+@jax.jit(static_argnames=("net", "ks", "defensive"))
+def _iwae_prefix_chunks(net, params, x, keys, ks, defensive):
+    """iwae_prefixes of each chunk x (C, B, D) with its key (C,): (C, B, len(ks))."""
+    return jax.vmap(lambda xc, key: iwae_prefixes(net, params, xc, key, ks, defensive))(x, keys)
 
 
 def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=False, devices=parallel.ONE):
@@ -149,6 +196,17 @@ def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=Fa
     params = devices.replicate(params)
     return _by_chunks(lambda block, keys: _iwae_chunks(net, params, block, keys, k, min(SAMPLE_CHUNK, k), defensive),
                       x, key, devices.count, devices, progress, f"IWAE K={k}" + " defensive" * defensive)
+
+
+def iwae_prefixes_per_image(net, params, x, ks, key=EVAL_KEY, progress=False, defensive=False,
+                            devices=parallel.ONE):
+    """iwae_prefixes over x's images (chunked, keyed and split over devices as iwae_per_image, so the
+    bound at K = k equals iwae_per_image's at k where k is a multiple of SAMPLE_CHUNK): (N, len(ks))."""
+    check_prefixes(ks)
+    params, ks = devices.replicate(params), tuple(ks)
+    return _by_chunks(lambda block, keys: _iwae_prefix_chunks(net, params, block, keys, ks, defensive), x, key,
+                      devices.count, devices, progress,
+                      f"IWAE K={','.join(map(str, ks))}" + " defensive" * defensive)
 
 
 def evaluate(net, params, x_train, x_test, num_samples, k, progress=True, defensive=False, devices=parallel.ONE):

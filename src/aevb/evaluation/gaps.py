@@ -90,8 +90,9 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     subset = x_test[:BOUND_IMAGES]
     against_k = {"images": len(subset), "k": list(BOUND_KS)}
     for name, defensive in (("iwae", False), ("defensive", True)):
-        per_k = [bounds.iwae_per_image(net, params, subset, k, progress=progress, defensive=defensive,
-                                    devices=devices) for k in BOUND_KS]
+        # Each K the first K of one set of max(K) draws per image (Burda et al. 2016), as iwae_per_image draws them.
+        per_k = bounds.iwae_prefixes_per_image(net, params, subset, BOUND_KS, progress=progress, defensive=defensive,
+                                               devices=devices).T  # (len(BOUND_KS), images)
         against_k[name], against_k[name + "_se"] = (list(v) for v in zip(*map(mean_se, per_k), strict=True))
         against_k[name + "_gap"], against_k[name + "_gap_se"] = (
             list(v) for v in zip(*(mean_se(test[: len(subset)] - values) for values in per_k), strict=True))

@@ -88,3 +88,15 @@ def test_a_new_objective_is_one_table_entry(monkeypatch, tmp_path):
     assert result["status"] == "done" and calls and calls[0][1] == 144  # traced once, with (B, D) batches
     assert trained.restore(tmp_path / "d")[0].objective == "doubled"
     assert dataclasses.replace(tiny(), objective="doubled").objective == "doubled"
+
+
+def test_stored_settings_read_without_their_data_are_still_checked():
+    """Config.from_json(..., data=False), for pages that only show a run (the comparison): a dataset
+    that is gone is kept as stored; every other setting is still checked."""
+    stored = json.loads(Config().to_json())
+    gone = json.dumps({**stored, "dataset": "npz:/nowhere/gone.npz"})
+    with pytest.raises(ConfigError):
+        Config.from_json(gone)
+    assert Config.from_json(gone, data=False).dataset == "npz:/nowhere/gone.npz"
+    with pytest.raises(ConfigError, match="hidden_dim"):
+        Config.from_json(json.dumps({**stored, "dataset": "npz:/nowhere/gone.npz", "hidden_dim": 0}), data=False)

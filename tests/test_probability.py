@@ -6,7 +6,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy import special, stats
 
 from aevb.config import Config
-from aevb.evaluation import bounds
+from aevb.evaluation import bounds, gaps
 from aevb.model import densities, networks, probability
 
 D = 784  # pixels (the model takes any number; the synthetic tests use 144)
@@ -166,7 +166,7 @@ def test_bounds_against_k_are_prefixes_of_one_set_of_draws(params, images, rng):
     chunks iwae_chunk's own numbers bit for bit (q and the defensive proposal); over chunks of images
     iwae_prefixes_per_image gives iwae_per_image's numbers."""
     x, key, ks = jnp.asarray(images[:2]), jax.random.PRNGKey(9), (1, 10, 100, 300)
-    got = np.asarray(bounds.iwae_prefixes(NET, params, x, key, ks))  # (B, len(ks))
+    got = np.asarray(gaps.iwae_prefixes(NET, params, x, key, ks))  # (B, len(ks))
     q = NET.encode(params["encoder"], x)
     z = jnp.concatenate([densities.sample_diag_gaussian(jax.random.fold_in(key, c), *q, (100,)) for c in range(3)])
     log_w = np.asarray(probability.log_joint(NET, params["decoder"], x, z), np.float64) - stats.norm.logpdf(
@@ -174,15 +174,15 @@ def test_bounds_against_k_are_prefixes_of_one_set_of_draws(params, images, rng):
     for column, k in enumerate(ks):
         np.testing.assert_allclose(got[:, column], special.logsumexp(log_w[:k], axis=0) - np.log(k), rtol=1e-5)
     for defensive in (False, True):
-        prefixes = np.asarray(bounds.iwae_prefixes(NET, params, x, key, ks, defensive))
+        prefixes = np.asarray(gaps.iwae_prefixes(NET, params, x, key, ks, defensive))
         for column, k in ((2, 100), (3, 300)):
             alone = bounds.iwae_chunk(NET, params, x, key, k, 100, defensive)
             np.testing.assert_array_equal(prefixes[:, column], alone)
     many = (rng.uniform(size=(250, D)) < 0.3).astype(np.float32)  # two whole chunks of images and a rest of 50
-    np.testing.assert_array_equal(bounds.iwae_prefixes_per_image(NET, params, many, (10, 200))[:, 1],
+    np.testing.assert_array_equal(gaps.iwae_prefixes_per_image(NET, params, many, (10, 200))[:, 1],
                                   bounds.iwae_per_image(NET, params, many, 200))
     with pytest.raises(ValueError, match="multiple"):
-        bounds.check_prefixes((10, 150))
+        gaps.check_prefixes((10, 150))
 
 
 def test_evaluated_elbo_does_not_depend_on_how_images_are_grouped(params, rng):

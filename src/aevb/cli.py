@@ -10,12 +10,16 @@ import sys
 from pathlib import Path
 
 from .arguments import build_parser
-from .config import Config, check_run_name
+from .config import AIS, Config, check_run_name
 from .errors import ConfigError
 
 
 def _settings(args):  # the settings given; the rest come from the defaults or the checkpoint
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+
+
+def _ais(args):  # the AIS settings given with --ais, or None
+    return {name: getattr(args, "bdmc" if name == "bdmc" else f"ais_{name}") for name in AIS} if args.ais else None
 
 
 def _start(args):
@@ -58,7 +62,7 @@ def _call(args, pipeline, argv):  # runs the command; returns its exit code
                                                              seeds, devices) is None
     calls = {"data": lambda: pipeline.data_info(args.dataset, data_dir),
              "evaluate": lambda: pipeline.evaluate(run_dir, args.samples, args.k, progress, data_dir, args.exact,
-                                                   devices=devices),
+                                                   devices=devices, ais=_ais(args)),
              "plot": lambda: pipeline.figures(run_dir, None if "all" in args.kinds else args.kinds, args.pairs,
                                               args.seed, data_dir),
              "complete": lambda: pipeline.complete(run_dir, args.mask, args.index, args.seed, data_dir),

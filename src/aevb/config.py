@@ -36,6 +36,9 @@ def check_run_name(name):
 MAX_WIDTH = 1_000_000  # units of a layer, latent dimensions
 MAX_SAMPLES = 10_000_000  # samples per image (S, K)
 MAX_COUNT = 100_000_000  # images per step, epochs
+# The defaults of `aevb evaluate --ais` (aevb.evaluation.ais.Settings): evaluation's settings, not the run's,
+# so not in Config. T distributions, C chains per image, L leapfrog steps, test images, BDMC's simulated examples.
+AIS = {"steps": 500, "chains": 16, "leapfrog": 5, "images": 1000, "bdmc": 100}
 
 
 def setting(default, help, *, minimum=None, maximum=None, choices=None, aliases=()):
@@ -87,6 +90,11 @@ class Config:
                                 "images at epochs 1-10 and every N epochs after (1: every epoch; 0: never)", minimum=0)
 
     def __post_init__(self):
+        self._check_settings()
+        self._check_data()
+
+    def _check_settings(self):
+        """Each setting by itself: its kind, its range, its choices."""
         for field in dataclasses.fields(self):
             value, meta = getattr(self, field.name), field.metadata
             kind = field.type
@@ -107,6 +115,9 @@ class Config:
                 continue  # datasets.get checks it below: a table's name, or npz:PATH (reading the file)
             if meta["choices"] is not None and value not in choices_of(field):
                 raise ConfigError(f"{field.name} is one of {', '.join(choices_of(field))}, not {value!r}")
+
+    def _check_data(self):
+        """The settings against the dataset: it exists, and the split fits its images."""
         try:
             dataset = datasets.get(self.dataset)
         except DataError as error:
@@ -134,12 +145,20 @@ class Config:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text):
+    def from_json(cls, text, data=True):
+        """The Config stored as text. data=False: each setting checked but not against the dataset, which
+        may be gone (for pages that only show a run's settings and numbers, like the comparison)."""
         values = json.loads(text)
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(f"unknown config keys: {sorted(unknown)}")
-        return cls(**values)
+        if data:
+            return cls(**values)
+        config = cls.__new__(cls)
+        for field in dataclasses.fields(cls):
+            object.__setattr__(config, field.name, values.get(field.name, field.default))
+        config._check_settings()
+        return config
 
     def differences(self, other):
         """'name a != b' for every setting that differs, comma separated."""

@@ -7,10 +7,8 @@
     pipeline.figures(run)
     print(pipeline.report(run))
 
-Every function that takes a run accepts a loaded Run or a run directory. Results are returned
-and also printed in a line or two, in nats per image. Each verb is short: the work lives in the
-layers below (aevb.training, aevb.evaluation, aevb.runs, aevb.views); this module holds the run
-directories' locks while they work and passes what one layer needs from another.
+Every function that takes a run accepts a loaded Run or a run directory; results are returned and printed,
+in nats per image. The work lives in the layers below; this module holds the runs' locks while they work.
 """
 
 import contextlib
@@ -82,14 +80,13 @@ def summarize_group(group_dir, run_dirs):
 
 
 def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=False, exact_extras=True,
-             devices=parallel.ONE):
+             devices=parallel.ONE, ais=None):
     """The ELBO (S samples per image) and the IWAE bound (K samples) into summary.json; with exact,
     also the exact log p(x) by quadrature (Dz = 2) and, with exact_extras, the bounds against it
-    for several K and where the gap comes from. devices: images split over them (aevb.parallel)."""
+    for several K and where the gap comes from. ais: {setting: value} of aevb.evaluation.ais.Settings
+    ({}: its defaults), also log p(x) by AIS with BDMC. devices: images split over them (aevb.parallel)."""
     with opened(run, "aevb evaluate", data_dir, devices) as run:
-        if exact and run.config.latent_dim != 2:
-            raise ConfigError(f"--exact integrates over a 2-D latent space on a grid; this run has Dz = "
-                              f"{run.config.latent_dim} (its IWAE bound is the estimate to use)")
+        evaluation.gaps.check(run.config.latent_dim) if exact else None
         split, k = run.split, k or run.config.iwae_k
         # Where no grid exists, the defensive bound is the estimate to trust; with Dz = 2 the exact value is.
         results, per_image = evaluation.bounds.evaluate(run.net, run.params, split.x_train, split.x_test,
@@ -104,6 +101,11 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
             results.update(more)
             per_image.update(arrays)
             print(evaluation.gaps.describe(results), flush=True)
+        if ais is not None:  # log p(x) by AIS, with BDMC
+            results["ais"], arrays = evaluation.likelihood.evaluate(run.net, run.params, split.x_test,
+                                                                    run.config.latent_dim, ais, progress, devices)
+            per_image.update(arrays)
+            print(evaluation.likelihood.describe(results["ais"]), flush=True)
         if devices.writer:
             records.update_summary(run.path, results)
             records.update_per_image(run.path, per_image)
@@ -112,10 +114,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
 
 def figures(run, kinds=None, pairs=None, seed=0, data_dir=None):
     """Draws the figures named in kinds (default: all of views.plots.KINDS), PNG and SVG; returns {kind: PNG path}."""
-    kinds = kinds or views.plots.KINDS
-    unknown = [kind for kind in kinds if kind not in views.plots.KINDS]
-    if unknown:
-        raise ConfigError(f"unknown figure {unknown[0]!r}; choose from {', '.join(views.plots.KINDS)} or all")
+    kinds = views.plots.check_kinds(kinds or views.plots.KINDS)
     with opened(run, "aevb plot", data_dir) as run:
         if pairs and max(max(pair) for pair in pairs) >= len(run.split.x_train):
             raise ConfigError(f"--pairs: the training set has {len(run.split.x_train)} images")

@@ -5,9 +5,12 @@ exact    log p(x) by quadrature on a tiled grid (Dz = 2), with its accuracy chec
 gaps     everything `aevb evaluate --exact` measures around it: bounds against K, the gap decomposition
 curves   what training records each epoch (passed into training by the pipeline)
 partial  partial observation: SVI of p(z | observed pixels), completions, posterior grids
+hmc      Hamiltonian Monte Carlo: one transition, hand-written
+ais      annealed importance sampling with HMC, forward and reverse (BDMC)
+likelihood  what `aevb evaluate --ais` measures: AIS of test images, BDMC, checked against exact
 answers  the true/false questions and their computed demonstrations
 
 Imports: aevb.errors, aevb.model, aevb.data (batch chunks), aevb.parallel.
 """
 
-from . import answers, bounds, curves, exact, gaps, partial  # noqa: F401 (the modules it offers)
+from . import ais, answers, bounds, curves, exact, gaps, hmc, likelihood, partial  # noqa: F401 (the modules it offers)

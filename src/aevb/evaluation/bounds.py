@@ -57,7 +57,7 @@ def _elbo_chunks(net, params, x, keys, num_samples):
     return jax.vmap(lambda xc, key: _elbo_chunk(key, net, params, xc, num_samples))(x, keys)
 
 
-def _by_chunks(compute, x, key, per_call, devices, progress, desc):
+def by_chunks(compute, x, key, per_call, devices, progress, desc):
     """compute(block (C, B, D), keys (C,)) -> (C, B, ...) over x's images: per_call whole chunks of
     IMAGE_CHUNK images per compiled call, then a shorter rest alone (its own shape); chunk i draws
     its noise from fold_in(key, its first image). On several devices each takes whole chunks, the
@@ -81,7 +81,7 @@ def elbo_per_image(net, params, x, num_samples, key=EVAL_KEY, progress=False, de
     """Each image's ELBO estimated with num_samples z ~ q(z|x): (N,)."""
     params = devices.replicate(params)
     per_call = max(1, min(CHUNKS_PER_CALL, SAMPLES_PER_CALL // min(num_samples, SAMPLE_CHUNK)))
-    return _by_chunks(lambda block, keys: _elbo_chunks(net, params, block, keys, num_samples), x, key, per_call,
+    return by_chunks(lambda block, keys: _elbo_chunks(net, params, block, keys, num_samples), x, key, per_call,
                       devices, progress, desc)
 
 
@@ -98,12 +98,19 @@ def defensive_sample(key, q, sample_shape):
     returns (z, log r(z)), z of shape sample_shape + mean.shape. Where q is too narrow or sits
     away from the posterior's mass, the wide and the prior components still find it (defensive
     importance sampling, Hesterberg 1995); the weights p/r stay below 4 p(x|z)."""
+    return densities.sample_gaussian_mixture(key, DEFENSIVE_WEIGHTS, defensive_components(q), sample_shape)
+
+
+DEFENSIVE_WEIGHTS = (0.5, 0.25, 0.25)
+
+
+def defensive_components(q):
+    """The defensive mixture's components around q = (mean, log_std): q, q widened, the prior."""
     mean, log_std = q
-    components = [(mean, log_std), (mean, log_std + jnp.log(WIDENING)), (jnp.zeros_like(mean), jnp.zeros_like(mean))]
-    return densities.sample_gaussian_mixture(key, (0.5, 0.25, 0.25), components, sample_shape)
+    return [(mean, log_std), (mean, log_std + jnp.log(WIDENING)), (jnp.zeros_like(mean), jnp.zeros_like(mean))]
 
 
-def _log_weights(net, params, x, q, key, sample_chunk, defensive):
+def proposal_log_weights(net, params, x, q, key, sample_chunk, defensive):
     """log p(x, z) - log r(z) of sample_chunk draws z ~ r per image, r = q or the defensive mixture: (C, B)."""
     if defensive:
         z, log_r = defensive_sample(key, q, (sample_chunk,))  # (C, B, Dz), (C, B)
@@ -112,7 +119,7 @@ def _log_weights(net, params, x, q, key, sample_chunk, defensive):
     return probability.log_weights(net, params["decoder"], x, z, q)  # (C, B)
 
 
-def _add_to_log_sum_exp(carry, log_w):
+def add_to_log_sum_exp(carry, log_w):
     """A running log-sum-exp (running_max + log(running_sum), each (B,)) with a chunk's log_w (C, B) added."""
     running_max, running_sum = carry
     new_max = jnp.maximum(running_max, jnp.max(log_w, axis=0))
@@ -131,50 +138,16 @@ def iwae_chunk(net, params, x, key, k, sample_chunk=SAMPLE_CHUNK, defensive=Fals
     q = net.encode(params["encoder"], x)  # (B, Dz) each
 
     def body(carry, chunk_index):
-        log_w = _log_weights(net, params, x, q, jax.random.fold_in(key, chunk_index), sample_chunk, defensive)
+        log_w = proposal_log_weights(net, params, x, q, jax.random.fold_in(key, chunk_index), sample_chunk, defensive)
         # Samples past K in the last chunk get weight zero.
         index = chunk_index * sample_chunk + jnp.arange(sample_chunk)  # (C,)
         log_w = jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < k, log_w, -jnp.inf)
-        return _add_to_log_sum_exp(carry, log_w), None
+        return add_to_log_sum_exp(carry, log_w), None
 
     batch = q[0].shape[:1]
     (running_max, running_sum), _ = jax.lax.scan(body, (jnp.full(batch, -jnp.inf), jnp.zeros(batch)),
                                                  jnp.arange(-(-k // sample_chunk)))
     return running_max + jnp.log(running_sum) - jnp.log(k)
-
-
-def check_prefixes(ks, sample_chunk=SAMPLE_CHUNK):
-    """ks for iwae_prefixes: ascending, each below sample_chunk or a multiple of it."""
-    if list(ks) != sorted(set(ks)) or any(k < 1 or (k > sample_chunk and k % sample_chunk) for k in ks):
-        raise ValueError(f"K of the prefixes must ascend and be under {sample_chunk} or a multiple of it: {ks}")
-
-
-@jax.jit(static_argnames=("net", "ks", "defensive"))
-def iwae_prefixes(net, params, x, key, ks, defensive=False):
-    """The bound of iwae_chunk for every K in ks from one set of max(ks) draws per image, K = k the
-    bound of the first k of them (as Burda et al. 2016 evaluate): (B, len(ks)). The draws, and where
-    k is a multiple of SAMPLE_CHUNK the numbers bit for bit, are those of iwae_chunk with K = k, so
-    the bounds against K share their draws with the IWAE bound of the same images (check_prefixes)."""
-    q = net.encode(params["encoder"], x)  # (B, Dz) each
-
-    def body(carry, chunk_index):
-        log_w = _log_weights(net, params, x, q, jax.random.fold_in(key, chunk_index), SAMPLE_CHUNK, defensive)
-        carry = _add_to_log_sum_exp(carry, log_w)
-        return carry, carry[0] + jnp.log(carry[1])  # the log-sum-exp after each chunk (B,)
-
-    batch = q[0].shape[:1]
-    _, after = jax.lax.scan(body, (jnp.full(batch, -jnp.inf), jnp.zeros(batch)),
-                            jnp.arange(max(max(ks) // SAMPLE_CHUNK, 1)))  # (chunks, B)
-    first = _log_weights(net, params, x, q, jax.random.fold_in(key, 0), SAMPLE_CHUNK, defensive)  # (C, B): chunk 0
-    values = []
-    for k in ks:
-        if k % SAMPLE_CHUNK == 0:
-            log_sum_exp = after[k // SAMPLE_CHUNK - 1]
-        else:  # fewer than a chunk: the first k draws of chunk 0
-            running_max, running_sum = _add_to_log_sum_exp((jnp.full(batch, -jnp.inf), jnp.zeros(batch)), first[:k])
-            log_sum_exp = running_max + jnp.log(running_sum)
-        values.append(log_sum_exp - jnp.log(k))
-    return jnp.stack(values, -1)
 
 
 @jax.jit(static_argnames=("net", "k", "sample_chunk", "defensive"))
@@ -183,30 +156,13 @@ def _iwae_chunks(net, params, x, keys, k, sample_chunk, defensive):
     return jax.vmap(lambda xc, key: iwae_chunk(net, params, xc, key, k, sample_chunk, defensive))(x, keys)
 
 
-@jax.jit(static_argnames=("net", "ks", "defensive"))
-def _iwae_prefix_chunks(net, params, x, keys, ks, defensive):
-    """iwae_prefixes of each chunk x (C, B, D) with its key (C,): (C, B, len(ks))."""
-    return jax.vmap(lambda xc, key: iwae_prefixes(net, params, xc, key, ks, defensive))(x, keys)
-
-
 def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=False, devices=parallel.ONE):
     """The importance-weighted lower bound on log p(x) for each image, K samples: (N,). One chunk
     per device per call (K samples already fill a call; on one device the numbers are bit for bit
     those of unbatched iwae_chunk calls, measured)."""
     params = devices.replicate(params)
-    return _by_chunks(lambda block, keys: _iwae_chunks(net, params, block, keys, k, min(SAMPLE_CHUNK, k), defensive),
+    return by_chunks(lambda block, keys: _iwae_chunks(net, params, block, keys, k, min(SAMPLE_CHUNK, k), defensive),
                       x, key, devices.count, devices, progress, f"IWAE K={k}" + " defensive" * defensive)
-
-
-def iwae_prefixes_per_image(net, params, x, ks, key=EVAL_KEY, progress=False, defensive=False,
-                            devices=parallel.ONE):
-    """iwae_prefixes over x's images (chunked, keyed and split over devices as iwae_per_image, so the
-    bound at K = k equals iwae_per_image's at k where k is a multiple of SAMPLE_CHUNK): (N, len(ks))."""
-    check_prefixes(ks)
-    params, ks = devices.replicate(params), tuple(ks)
-    return _by_chunks(lambda block, keys: _iwae_prefix_chunks(net, params, block, keys, ks, defensive), x, key,
-                      devices.count, devices, progress,
-                      f"IWAE K={','.join(map(str, ks))}" + " defensive" * defensive)
 
 
 def evaluate(net, params, x_train, x_test, num_samples, k, progress=True, defensive=False, devices=parallel.ONE):

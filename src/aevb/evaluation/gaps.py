@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import parallel
+from ..errors import ConfigError
 from ..model import probability
 from . import bounds, exact, partial
 
@@ -26,6 +27,62 @@ def fit_q_star(key, net, params, x, steps=100, num_samples=10, learning_rate=0.0
     return jax.vmap(fit)(jax.random.split(key, x.shape[0]), x, *net.encode(params["encoder"], x))
 
 
+CHUNK = bounds.SAMPLE_CHUNK  # the IWAE bound's draws per scan step
+
+
+def check_prefixes(ks, sample_chunk=CHUNK):
+    """ks for iwae_prefixes: ascending, each below sample_chunk or a multiple of it."""
+    if list(ks) != sorted(set(ks)) or any(k < 1 or (k > sample_chunk and k % sample_chunk) for k in ks):
+        raise ValueError(f"K of the prefixes must ascend and be under {sample_chunk} or a multiple of it: {ks}")
+
+
+@jax.jit(static_argnames=("net", "ks", "defensive"))
+def iwae_prefixes(net, params, x, key, ks, defensive=False):
+    """The bound of iwae_chunk for every K in ks from one set of max(ks) draws per image, K = k the
+    bound of the first k of them (as Burda et al. 2016 evaluate): (B, len(ks)). The draws, and where
+    k is a multiple of CHUNK the numbers bit for bit, are those of iwae_chunk with K = k, so
+    the bounds against K share their draws with the IWAE bound of the same images (check_prefixes)."""
+    q = net.encode(params["encoder"], x)  # (B, Dz) each
+
+    def body(carry, chunk_index):
+        log_w = bounds.proposal_log_weights(net, params, x, q, jax.random.fold_in(key, chunk_index), CHUNK,
+                                            defensive)
+        carry = bounds.add_to_log_sum_exp(carry, log_w)
+        return carry, carry[0] + jnp.log(carry[1])  # the log-sum-exp after each chunk (B,)
+
+    batch = q[0].shape[:1]
+    _, after = jax.lax.scan(body, (jnp.full(batch, -jnp.inf), jnp.zeros(batch)),
+                            jnp.arange(max(max(ks) // CHUNK, 1)))  # (chunks, B)
+    first = bounds.proposal_log_weights(net, params, x, q, jax.random.fold_in(key, 0), CHUNK, defensive)  # chunk 0
+    values = []
+    for k in ks:
+        if k % CHUNK == 0:
+            log_sum_exp = after[k // CHUNK - 1]
+        else:  # fewer than a chunk: the first k draws of chunk 0
+            empty = (jnp.full(batch, -jnp.inf), jnp.zeros(batch))
+            running_max, running_sum = bounds.add_to_log_sum_exp(empty, first[:k])
+            log_sum_exp = running_max + jnp.log(running_sum)
+        values.append(log_sum_exp - jnp.log(k))
+    return jnp.stack(values, -1)
+
+
+@jax.jit(static_argnames=("net", "ks", "defensive"))
+def _iwae_prefix_chunks(net, params, x, keys, ks, defensive):
+    """iwae_prefixes of each chunk x (C, B, D) with its key (C,): (C, B, len(ks))."""
+    return jax.vmap(lambda xc, key: iwae_prefixes(net, params, xc, key, ks, defensive))(x, keys)
+
+
+def iwae_prefixes_per_image(net, params, x, ks, key=bounds.EVAL_KEY, progress=False, defensive=False,
+                            devices=parallel.ONE):
+    """iwae_prefixes over x's images (chunked, keyed and split over devices as iwae_per_image, so the
+    bound at K = k equals iwae_per_image's at k where k is a multiple of CHUNK): (N, len(ks))."""
+    check_prefixes(ks)
+    params, ks = devices.replicate(params), tuple(ks)
+    return bounds.by_chunks(lambda block, keys: _iwae_prefix_chunks(net, params, block, keys, ks, defensive), x, key,
+                      devices.count, devices, progress,
+                      f"IWAE K={','.join(map(str, ks))}" + " defensive" * defensive)
+
+
 _elbo_of = jax.jit(probability.elbo_of, static_argnames=("net", "num_samples"))
 
 
@@ -37,6 +94,13 @@ BOUND_IMAGES = 300  # the first this many test images (K = 5000 on all 10000 wou
 GAP_IMAGES = 500  # the first this many test and training images for the gap decomposition
 GAP_SAMPLES = 1000  # z per image for the ELBOs of q* and of the encoder's q (the same z noise for both)
 CHECK_IMAGES = 2000  # the first this many test images for the accuracy check (halving the spacing: 4x the work)
+
+
+def check(latent_dim):
+    """Refuses --exact where there is no 2-D grid."""
+    if latent_dim != 2:
+        raise ConfigError(f"--exact integrates over a 2-D latent space on a grid; this run has Dz = {latent_dim} "
+                          "(use --ais, or the defensive IWAE bound)")
 
 
 def gap_decomposition(net, params, x, log_px_values, key):
@@ -91,7 +155,7 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     against_k = {"images": len(subset), "k": list(BOUND_KS)}
     for name, defensive in (("iwae", False), ("defensive", True)):
         # Each K the first K of one set of max(K) draws per image (Burda et al. 2016), as iwae_per_image draws them.
-        per_k = bounds.iwae_prefixes_per_image(net, params, subset, BOUND_KS, progress=progress, defensive=defensive,
+        per_k = iwae_prefixes_per_image(net, params, subset, BOUND_KS, progress=progress, defensive=defensive,
                                                devices=devices).T  # (len(BOUND_KS), images)
         against_k[name], against_k[name + "_se"] = (list(v) for v in zip(*map(mean_se, per_k), strict=True))
         against_k[name + "_gap"], against_k[name + "_gap_se"] = (

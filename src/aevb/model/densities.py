@@ -80,10 +80,16 @@ def sample_gaussian_mixture(key, weights, components, sample_shape=()):
         bound += weight
     z = jnp.where(jnp.broadcast_to((u >= bound)[..., None], shape), jnp.broadcast_to(components[-1][0], shape)
                   + jnp.exp(jnp.broadcast_to(components[-1][1], shape)) * eps, z)  # rounding: the last one
-    log_terms = [jnp.log(weight) + factorized_gaussian_log_density(jnp.broadcast_to(mean, shape),
-                                                                   jnp.broadcast_to(log_std, shape), z)
+    return z, gaussian_mixture_log_density(weights, components, z)
+
+
+def gaussian_mixture_log_density(weights, components, z):
+    """log sum_c w_c N(z; mean_c, diag(exp(log_std_c)^2)): z (..., D) -> (...), the components (see
+    sample_gaussian_mixture) broadcast against z."""
+    log_terms = [jnp.log(weight) + factorized_gaussian_log_density(jnp.broadcast_to(mean, z.shape),
+                                                                   jnp.broadcast_to(log_std, z.shape), z)
                  for weight, (mean, log_std) in zip(weights, components, strict=True)]
-    return z, jax.nn.logsumexp(jnp.stack(log_terms), axis=0)
+    return jax.nn.logsumexp(jnp.stack(log_terms), axis=0)
 
 
 def sample_bernoulli(key, probs):

@@ -74,8 +74,9 @@ def write(path, config, params, opt_state, epoch):
         f.write(save(tensors, metadata=metadata))
 
 
-def read_config(path, hint=""):
-    """(Config, epoch) from the checkpoint at path; hint is added to the message of a wrong format."""
+def read_config(path, hint="", data=True):
+    """(Config, epoch) from the checkpoint at path; hint is added to the message of a wrong format.
+    data=False: the settings as stored, not checked against the dataset (Config.from_json)."""
     try:
         with safe_open(str(path), "np") as stored:
             metadata = stored.metadata() or {}
@@ -91,11 +92,11 @@ def read_config(path, hint=""):
     except (KeyError, ValueError, AttributeError) as error:
         raise CheckpointError(f"{path} holds an unreadable config ({error})") from None
     try:  # the checkpoint is fine where only the run's data file has gone or changed
-        datasets.get(dataset)
+        datasets.get(dataset) if data else None
     except DataError as error:
         raise DataError(f"the data of {path.parent} cannot be read: {error}") from None
     try:
-        return Config.from_json(metadata["config"]), int(metadata["epoch"])
+        return Config.from_json(metadata["config"], data), int(metadata["epoch"])
     except ConfigError as error:
         if str(dataset).startswith("npz:"):  # a file of the user's, which may have shrunk since
             raise DataError(f"the settings stored in {path} do not fit {dataset} as it is now ({error}); "
@@ -131,14 +132,14 @@ def save_checkpoint(run_dir, config, params, opt_state, epoch):
     files.atomic_write(Path(run_dir) / files.CHECKPOINT, lambda tmp: write(tmp, config, params, opt_state, epoch))
 
 
-def read_checkpoint_config(run_dir):
-    """(Config, epoch) stored in a run's checkpoint."""
+def read_checkpoint_config(run_dir, data=True):
+    """(Config, epoch) stored in a run's checkpoint (data: see read_config)."""
     path = Path(run_dir) / files.CHECKPOINT
     if not Path(run_dir).is_dir():
         raise CheckpointError(f"run directory {run_dir} does not exist")
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist (train first: aevb train --name {Path(run_dir).name})")
-    return read_config(path, _retrain_hint(run_dir))
+    return read_config(path, _retrain_hint(run_dir), data)
 
 
 def _retrain_hint(run_dir):

@@ -71,9 +71,9 @@ def find_runs(paths):
             if files.has_checkpoint(run_dir) and run_dir not in [e.path for e in found]:
                 try:
                     config, _ = checkpoint.read_checkpoint_config(run_dir)
-                except DataError as error:  # its settings cannot be checked against its data: said, not hidden
-                    print(f"aevb: warning: {run_dir} is left out: {error}", file=sys.stderr)
-                    continue
+                except DataError as error:  # the page needs only its settings and numbers: shown, and said
+                    print(f"aevb: warning: {error}; {run_dir} is shown from its stored settings", file=sys.stderr)
+                    config, _ = checkpoint.read_checkpoint_config(run_dir, data=False)
                 found.append(Entry(run_dir, config, records.read_summary(run_dir), records.read_metrics(run_dir)))
     if not found:
         raise ConfigError(f"no trained runs under {', '.join(map(str, paths))}")

@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..errors import ConfigError
+
 # Paul Tol's "muted" palette, designed for colour-blind readers (its pale grey swapped for a dark
 # one that shows on white), with a marker per class as well.
 CLASS_COLOURS = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
@@ -198,3 +200,11 @@ def reconstructions_figure(originals, means):
 
 
 KINDS = ("samples", "latent", "interpolate", "manifold", "curves", "reconstructions", "bounds", "gaps", "posteriors")
+
+
+def check_kinds(kinds):
+    """kinds if every one is a figure's name (KINDS), else a usage error naming the first that is not."""
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown:
+        raise ConfigError(f"unknown figure {unknown[0]!r}; choose from {', '.join(KINDS)} or all")
+    return kinds

@@ -122,6 +122,9 @@ def posterior_pixel_correlation(key, net, theta, x, mask, q, num_samples=20000):
     return int(hidden[a]), int(hidden[b]), float(corr[a, b]), float(1.0 / np.sum(w**2))
 
 
+_log_joint = jax.jit(probability.log_joint, static_argnames="net")  # compiled once per grid shape, not op by op
+
+
 def posterior_grid(net, theta, x, mask, q, encoder_q, n=160):
     """log p(z, observed x) and log q(z) over a grid of z covering the posterior, q and the
     encoder's q(z | whole x). Returns (z1 axis, z2 axis, log_joint (n, n), log_q (n, n))."""
@@ -131,7 +134,7 @@ def posterior_grid(net, theta, x, mask, q, encoder_q, n=160):
     coarse = np.linspace(-6, 6, 61)
     c1, c2 = np.meshgrid(coarse, coarse, indexing="ij")
     zs = np.stack([c1.ravel(), c2.ravel()], -1).astype(np.float32)
-    coarse_joint = np.asarray(probability.log_joint(net, theta, x, zs, mask))
+    coarse_joint = np.asarray(_log_joint(net, theta, x, zs, mask))
     high = zs[coarse_joint > coarse_joint.max() - 12]
     corners = np.concatenate([high, [mean - 3.5 * np.exp(log_std), mean + 3.5 * np.exp(log_std),
                                      enc_mean - 3 * np.exp(enc_log_std), enc_mean + 3 * np.exp(enc_log_std)]])
@@ -139,7 +142,7 @@ def posterior_grid(net, theta, x, mask, q, encoder_q, n=160):
     axis1, axis2 = np.linspace(low[0], top[0], n), np.linspace(low[1], top[1], n)
     g1, g2 = np.meshgrid(axis1, axis2, indexing="ij")
     zs = np.stack([g1.ravel(), g2.ravel()], -1).astype(np.float32)
-    log_joint = np.asarray(probability.log_joint(net, theta, x, zs, mask)).reshape(n, n)
+    log_joint = np.asarray(_log_joint(net, theta, x, zs, mask)).reshape(n, n)
     log_q_grid = np.asarray(probability.log_q(tuple(jnp.asarray(a, jnp.float32) for a in q), jnp.asarray(zs)))
     return axis1, axis2, log_joint, log_q_grid.reshape(n, n)
 

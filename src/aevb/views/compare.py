@@ -80,12 +80,17 @@ def find_runs(paths):
     return found
 
 
+def _but_the_seed(config):
+    """The settings but the seed, as text (no new Config: a run shown without its data has none to check)."""
+    return json.dumps({**dataclasses.asdict(config), "seed": None}, sort_keys=True)
+
+
 def group_runs(entries):
     """Groups of entries with the same settings but the seed, in the order first seen. Two runs of
     the same settings and the same seed are repeats, not two seeds: the second starts another group."""
     groups = {}
     for entry in entries:
-        settings, repeat = dataclasses.replace(entry.config, seed=0).to_json(), 0
+        settings, repeat = _but_the_seed(entry.config), 0
         while entry.config.seed in [e.config.seed for e in groups.get((settings, repeat), [])]:
             repeat += 1
         groups.setdefault((settings, repeat), []).append(entry)
@@ -94,7 +99,7 @@ def group_runs(entries):
 
 def repeats(groups):
     """The groups whose settings another group has too (runs repeated with the same seeds)."""
-    settings = [dataclasses.replace(g.config, seed=0) for g in groups]
+    settings = [_but_the_seed(g.config) for g in groups]
     return [g for g, c in zip(groups, settings, strict=True) if settings.count(c) > 1]
 
 

@@ -171,3 +171,8 @@ def test_evaluate_with_ais_reports_it_beside_the_exact_value(tmp_path, capsys):
     assert bdmc["examples"] == 20 and bdmc["forward"] <= bdmc["reverse"]
     assert bdmc["forward"] - 3 * bdmc["forward_se"] < bdmc["exact"] < bdmc["reverse"] + 3 * bdmc["reverse_se"]
     assert "test log p(x) by AIS" in out and "BDMC on 20 examples" in out and "gap" in out
+    assert "from the defensive mixture" in out  # the default start, named as it is
+    # The report shows the same numbers, in the words the command printed.
+    assert run_cli(capsys, "report", *argv)[0] == 0
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert f"test log p(x) by AIS {ais_numbers['log_px']:.2f}" in page and f"gap {bdmc['gap']:.2f}" in page

@@ -12,6 +12,8 @@ from ..model import probability
 from . import bounds, exact
 from .ais import Settings, ais_per_image
 
+STARTS = {"defensive": "the defensive mixture (1/2 q + 1/4 wide q + 1/4 prior)", "encoder": "the encoder's q",
+          "prior": "the prior"}
 BDMC_KEY = np.array([0, 6], np.uint32)  # jax.random.PRNGKey(6): the simulated data
 
 
@@ -64,7 +66,7 @@ def describe(r):
     """What `aevb evaluate --ais` prints (r: the summary's "ais")."""
     lines = [f"test log p(x) by AIS {r['log_px']:.2f} ± {r['log_px_se']:.2f} nats/image on the first {r['images']} "
              f"test images (± SE over images; the chains' own Monte Carlo SE {r['chains_se']:.3f}); T={r['steps']} "
-             f"{r['schedule']} from the {'encoder' if r['start'] == 'encoder' else 'prior'}, {r['chains']} chains, "
+             f"{r['schedule']} from {STARTS[r['start']]}, {r['chains']} chains, "
              f"{r['leapfrog']} leapfrog steps, acceptance {r['acceptance']:.2f}, {r['seconds']:.0f} s"]
     if "minus_exact" in r:
         lines.append(f"AIS minus the exact log p(x) of the same images {r['minus_exact']:.3f} ± "

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .. import parallel
-from ..evaluation import answers
+from ..evaluation import answers, likelihood
 from ..runs import files
 from . import explorer
 
@@ -56,6 +56,15 @@ def exact_section(s, figure, latent_dim):
         return _exact_section(s, figure, latent_dim)
     except KeyError as missing:  # a summary written before one of these numbers existed
         return f'<p class="note">Incomplete ({html.escape(str(missing))} is missing): run aevb evaluate --exact.</p>'
+
+
+def ais_section(s):
+    """The AIS estimate and its BDMC check (aevb evaluate --ais), in the words the command prints; '' if not run."""
+    if "ais" not in s:
+        return ""
+    lines = likelihood.describe(s["ais"]).splitlines()
+    return "".join(f'<p class="{"headline" if i == 0 else "note"}">{html.escape(line)}</p>'
+                   for i, line in enumerate(lines))
 
 
 def _exact_section(s, figure, latent_dim):
@@ -179,7 +188,7 @@ All numbers are in nats per image (summed over {pixels} pixels, averaged over im
 <p>{timing}</p>
 <h2>Data</h2><p>{html.escape(split.description)}. Binarized as pixel/255 &gt; 0.5.</p>
 <h2>Latent-space explorer</h2>{explorer.section(payload, explorer_note)}
-<h2>How good is the model, exactly?</h2>{exact_section(s, figure, config.latent_dim)}
+<h2>How good is the model, exactly?</h2>{exact_section(s, figure, config.latent_dim)}{ais_section(s)}
 <h2>Training curves</h2>{figure_html(figure("curves"), "ELBO per epoch")}
 <h2>Samples from the model</h2>{figure_html(figure("samples"), "Ancestral samples")}
 <h2>Latent space</h2>{figure_html(figure("latent"), "Means of q(z|x) by class")}

@@ -48,6 +48,15 @@ def tiny_flags(**settings):
             for arg in ("--" + name.replace("_", "-"), str(getattr(config, name)))]
 
 
+def trained(tmp_path_factory, **settings):
+    """A Run trained on the synthetic data with tiny(**settings), in a folder of its own, loaded."""
+    from aevb import pipeline
+
+    run_dir = tmp_path_factory.mktemp("runs") / "r"
+    pipeline.train(tiny(**settings), run_dir, progress=False)
+    return pipeline.load(run_dir)
+
+
 def train_run(config, run_dir, split, devices=parallel.ONE, **kwargs):
     """aevb.training.loop.train with the measures aevb.pipeline passes in (aevb.evaluation.curves)."""
     return loop.train(config, run_dir, split, curves.monitor(config, split.x_test, devices), devices=devices,

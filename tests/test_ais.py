@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import run_cli, tiny
+from conftest import run_cli, tiny, trained
 from scipy import special, stats
 
 from aevb import parallel, pipeline
@@ -103,9 +103,7 @@ def test_a_decoder_that_ignores_z_gives_the_closed_form():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "r"
-    pipeline.train(tiny(epochs=10), run_dir, progress=False)
-    return pipeline.load(run_dir)
+    return trained(tmp_path_factory, epochs=10)
 
 
 def test_forward_and_reverse_ais_bracket_the_exact_value(run):

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import float64_elbo, float64_log_joint, float64_log_px, float64_tree, run_cli, tiny, tiny_flags
+from conftest import float64_elbo, float64_log_joint, float64_log_px, float64_tree, run_cli, tiny, tiny_flags, trained
 from scipy import special, stats
 
 from aevb import pipeline
@@ -21,9 +21,7 @@ NET = networks.get("mlp")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A model trained on the synthetic data: posteriors narrow enough to need a fine grid."""
-    run_dir = tmp_path_factory.mktemp("runs") / "r"
-    pipeline.train(tiny(epochs=20), run_dir, progress=False)
-    return pipeline.load(run_dir)
+    return trained(tmp_path_factory, epochs=20)
 
 
 def _float64_log_px(theta, x, half_width=8.0, n=1201):

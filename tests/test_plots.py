@@ -3,7 +3,7 @@ import re
 import jax
 import numpy as np
 import pytest
-from conftest import float64_log_joint, float64_tree, tiny
+from conftest import float64_log_joint, float64_tree, tiny, trained
 from scipy import special, stats
 
 from aevb import cli, pipeline
@@ -16,9 +16,7 @@ SHAPE = (12, 12)  # the synthetic dataset's images
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "r"
-    pipeline.train(tiny(epochs=5), run_dir, progress=False)
-    return pipeline.load(run_dir)
+    return trained(tmp_path_factory, epochs=5)
 
 
 def _image_axes(figure):

@@ -86,7 +86,8 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
     for several K and where the gap comes from. ais: {setting: value} of aevb.evaluation.ais.Settings
     ({}: its defaults), also log p(x) by AIS with BDMC. devices: images split over them (aevb.parallel)."""
     with opened(run, "aevb evaluate", data_dir, devices) as run:
-        evaluation.gaps.check(run.config.latent_dim) if exact else None
+        if exact:
+            evaluation.gaps.check(run.config.latent_dim)
         split, k = run.split, k or run.config.iwae_k
         # Where no grid exists, the defensive bound is the estimate to trust; with Dz = 2 the exact value is.
         results, per_image = evaluation.bounds.evaluate(run.net, run.params, split.x_train, split.x_test,

@@ -2,7 +2,8 @@
 transitions, as Wu, Burda, Salakhutdinov & Grosse (2017) evaluate decoder-based models, and its
 bidirectional check (BDMC; Grosse, Ghahramani & Adams 2015).
 
-The path runs from a start density q0 (the encoder's q(z|x), or the prior) to the posterior through
+The path runs from a start density q0 (by default the defensive mixture around the encoder's q(z|x);
+or q itself, or the prior) to the posterior through
 f_b(z) = q0(z)^(1-b) p(x, z)^b, b = beta_0 = 0 < beta_1 < ... < beta_T = 1 (a sigmoidal schedule,
 or linear). A chain draws z ~ q0, then for t = 1..T adds (beta_t - beta_{t-1}) (log p(x, z) - log q0(z))
 to its log weight and moves z by an HMC transition that leaves f_{beta_t} invariant. E[w] = p(x), so
@@ -163,8 +164,9 @@ def estimate(key, parts, start, settings, z_true=None):
 @jax.jit(static_argnames=("net", "settings", "reverse"))
 def ais_chunk(key, net, params, x, z_true, settings, reverse=False):
     """AIS of log p(x) for each image x (B, D): (B, len(OUTPUTS)), the target p(x, z) = p(z) p(x|z) and
-    q0 the encoder's q(z|x) or the prior (settings.start). reverse: also the reverse chains from z_true
-    (B, Dz), exact posterior samples of simulated x (BDMC); otherwise z_true is unused."""
+    q0 the defensive mixture around the encoder's q(z|x), q itself, or the prior (settings.start).
+    reverse: also the reverse chains from z_true (B, Dz), exact posterior samples of simulated x
+    (BDMC); otherwise z_true is unused."""
     q = net.encode(params["encoder"], x) if settings.start != "prior" else (jnp.zeros_like(z_true),) * 2
     if settings.start == "defensive":  # 1/2 q + 1/4 q widened + 1/4 prior (aevb.evaluation.bounds)
         weights, components = bounds.DEFENSIVE_WEIGHTS, bounds.defensive_components(q)

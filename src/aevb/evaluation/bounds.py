@@ -82,7 +82,7 @@ def elbo_per_image(net, params, x, num_samples, key=EVAL_KEY, progress=False, de
     params = devices.replicate(params)
     per_call = max(1, min(CHUNKS_PER_CALL, SAMPLES_PER_CALL // min(num_samples, SAMPLE_CHUNK)))
     return by_chunks(lambda block, keys: _elbo_chunks(net, params, block, keys, num_samples), x, key, per_call,
-                      devices, progress, desc)
+                     devices, progress, desc)
 
 
 def evaluate_elbo(net, params, x, num_samples, key=EVAL_KEY, progress=False, desc="ELBO", devices=parallel.ONE):
@@ -119,6 +119,11 @@ def proposal_log_weights(net, params, x, q, key, sample_chunk, defensive):
     return probability.log_weights(net, params["decoder"], x, z, q)  # (C, B)
 
 
+def empty_log_sum_exp(batch):
+    """The running log-sum-exp of no terms: (running_max -inf, running_sum 0), each of shape batch."""
+    return jnp.full(batch, -jnp.inf), jnp.zeros(batch)
+
+
 def add_to_log_sum_exp(carry, log_w):
     """A running log-sum-exp (running_max + log(running_sum), each (B,)) with a chunk's log_w (C, B) added."""
     running_max, running_sum = carry
@@ -144,8 +149,7 @@ def iwae_chunk(net, params, x, key, k, sample_chunk=SAMPLE_CHUNK, defensive=Fals
         log_w = jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < k, log_w, -jnp.inf)
         return add_to_log_sum_exp(carry, log_w), None
 
-    batch = q[0].shape[:1]
-    (running_max, running_sum), _ = jax.lax.scan(body, (jnp.full(batch, -jnp.inf), jnp.zeros(batch)),
+    (running_max, running_sum), _ = jax.lax.scan(body, empty_log_sum_exp(q[0].shape[:1]),
                                                  jnp.arange(-(-k // sample_chunk)))
     return running_max + jnp.log(running_sum) - jnp.log(k)
 
@@ -162,7 +166,7 @@ def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=Fa
     those of unbatched iwae_chunk calls, measured)."""
     params = devices.replicate(params)
     return by_chunks(lambda block, keys: _iwae_chunks(net, params, block, keys, k, min(SAMPLE_CHUNK, k), defensive),
-                      x, key, devices.count, devices, progress, f"IWAE K={k}" + " defensive" * defensive)
+                     x, key, devices.count, devices, progress, f"IWAE K={k}" + " defensive" * defensive)
 
 
 def evaluate(net, params, x_train, x_test, num_samples, k, progress=True, defensive=False, devices=parallel.ONE):

@@ -50,16 +50,16 @@ def iwae_prefixes(net, params, x, key, ks, defensive=False):
         carry = bounds.add_to_log_sum_exp(carry, log_w)
         return carry, carry[0] + jnp.log(carry[1])  # the log-sum-exp after each chunk (B,)
 
-    batch = q[0].shape[:1]
-    _, after = jax.lax.scan(body, (jnp.full(batch, -jnp.inf), jnp.zeros(batch)),
-                            jnp.arange(max(max(ks) // CHUNK, 1)))  # (chunks, B)
+    empty = bounds.empty_log_sum_exp(q[0].shape[:1])
     first = bounds.proposal_log_weights(net, params, x, q, jax.random.fold_in(key, 0), CHUNK, defensive)  # chunk 0
+    carry = bounds.add_to_log_sum_exp(empty, first)  # chunk 0 outside the scan: its draws also give the K below CHUNK
+    _, later = jax.lax.scan(body, carry, jnp.arange(1, max(max(ks) // CHUNK, 1)))  # (chunks - 1, B)
+    after = jnp.concatenate([(carry[0] + jnp.log(carry[1]))[None], later])  # (chunks, B)
     values = []
     for k in ks:
         if k % CHUNK == 0:
             log_sum_exp = after[k // CHUNK - 1]
         else:  # fewer than a chunk: the first k draws of chunk 0
-            empty = (jnp.full(batch, -jnp.inf), jnp.zeros(batch))
             running_max, running_sum = bounds.add_to_log_sum_exp(empty, first[:k])
             log_sum_exp = running_max + jnp.log(running_sum)
         values.append(log_sum_exp - jnp.log(k))
@@ -78,9 +78,9 @@ def iwae_prefixes_per_image(net, params, x, ks, key=bounds.EVAL_KEY, progress=Fa
     bound at K = k equals iwae_per_image's at k where k is a multiple of CHUNK): (N, len(ks))."""
     check_prefixes(ks)
     params, ks = devices.replicate(params), tuple(ks)
+    desc = f"IWAE K={','.join(map(str, ks))}" + " defensive" * defensive
     return bounds.by_chunks(lambda block, keys: _iwae_prefix_chunks(net, params, block, keys, ks, defensive), x, key,
-                      devices.count, devices, progress,
-                      f"IWAE K={','.join(map(str, ks))}" + " defensive" * defensive)
+                            devices.count, devices, progress, desc)
 
 
 _elbo_of = jax.jit(probability.elbo_of, static_argnames=("net", "num_samples"))
@@ -156,7 +156,7 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     for name, defensive in (("iwae", False), ("defensive", True)):
         # Each K the first K of one set of max(K) draws per image (Burda et al. 2016), as iwae_per_image draws them.
         per_k = iwae_prefixes_per_image(net, params, subset, BOUND_KS, progress=progress, defensive=defensive,
-                                               devices=devices).T  # (len(BOUND_KS), images)
+                                        devices=devices).T  # (len(BOUND_KS), images)
         against_k[name], against_k[name + "_se"] = (list(v) for v in zip(*map(mean_se, per_k), strict=True))
         against_k[name + "_gap"], against_k[name + "_gap_se"] = (
             list(v) for v in zip(*(mean_se(test[: len(subset)] - values) for values in per_k), strict=True))

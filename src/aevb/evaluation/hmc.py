@@ -1,8 +1,8 @@
 """Hamiltonian Monte Carlo (Neal 2011, "MCMC using Hamiltonian dynamics"), written out by hand.
 
 kernel(key, state, log_density, step_size) -> (state, info) is one transition that leaves the density
-f (up to its normalizer) invariant: fresh standard-normal momenta, leapfrog steps on log f with
-jax.grad's gradient, and a Metropolis test with our own uniform draw. Every chain is independent:
+f (up to its normalizer) invariant: fresh standard-normal momenta, leapfrog steps on log f with its
+gradient by autodiff (jax.vjp), and a Metropolis test with our own uniform draw. Every chain is independent:
 log_density maps z (..., Dz) to (...), each value depending on its own z only, and step_size is
 broadcast against those leading axes (one per image, shared by its chains, for example).
 """

@@ -17,7 +17,6 @@ STARTS = {"defensive": "the defensive mixture (1/2 q + 1/4 wide q + 1/4 prior)",
 BDMC_KEY = np.array([0, 6], np.uint32)  # jax.random.PRNGKey(6): the simulated data
 
 
-
 def simulate(net, theta, latent_dim, n, key=BDMC_KEY):
     """n examples from the model itself: (z (n, Dz) from the prior, binary x (n, D) from p(x|z))."""
     z, _, x = probability.sample(key, net, theta, latent_dim, n)
@@ -25,10 +24,10 @@ def simulate(net, theta, latent_dim, n, key=BDMC_KEY):
 
 
 def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=parallel.ONE):
-    """(the numbers summary.json holds under "ais", per-image arrays). settings: aevb.evaluation.ais.Settings
-    or a dict of its fields. AIS of the first settings.images
-    test images and, with settings.bdmc, forward and reverse AIS of that many examples simulated from
-    the model (BDMC). With Dz = 2 both are checked against the exact log p(x) of the same images."""
+    """(the numbers summary.json holds under "ais", per-image arrays): AIS of the first settings.images test
+    images and, with settings.bdmc, forward and reverse AIS of that many examples simulated from the model
+    (BDMC); with Dz = 2 both checked against the exact log p(x) of the same images. settings:
+    aevb.evaluation.ais.Settings or a dict of its fields."""
     settings = Settings(**settings) if isinstance(settings, dict) else settings
     mean_se = bounds.mean_and_standard_error
     x = x_test[: settings.images]
@@ -36,7 +35,7 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
     out = ais_per_image(net, params, x, settings, latent_dim, progress=progress, desc="AIS, test", devices=devices)
     seconds = time.perf_counter() - began
     r = {**dataclasses.asdict(settings), "images": len(x), "seconds": seconds,
-         "gradient_evaluations_per_second": (settings.gradient_evaluations() * len(x) + 1) / seconds,
+         "gradient_evaluations_per_second": settings.gradient_evaluations() * len(x) / seconds,
          "acceptance": float(np.mean(out["acceptance"])),
          "chains_se": float(np.sqrt(np.sum(np.asarray(out["log_px_se"], np.float64) ** 2)) / len(x))}
     r["log_px"], r["log_px_se"] = mean_se(out["log_px"])

@@ -36,7 +36,8 @@ SYNTHETIC = datasets.register(splits.synthetic())
 def tiny(**settings):
     """A small config on the synthetic dataset: trains in a second or two."""
     values = {"dataset": SYNTHETIC.name, "n_train": 600, "n_test": 200, "hidden_dim": 32, "batch_size": 50,
-              "epochs": 3, "eval_samples": 2, "iwae_k": 10, "log_px_every": 0, **settings}
+              "epochs": 3, "eval_samples": 2, "iwae_k": 10, "log_px_every": 0, "ais_steps": 20, "ais_chains": 2,
+              "ais_leapfrog": 2, "ais_images": 0, "bdmc": 10, **settings}  # AIS in aevb run only where a test asks
     return Config(**values)
 
 
@@ -44,7 +45,8 @@ def tiny_flags(**settings):
     """tiny(...) as command-line flags."""
     config = tiny(**settings)
     return [arg for name in ("dataset", "n_train", "n_test", "hidden_dim", "batch_size", "epochs", "eval_samples",
-                             "iwae_k", "log_px_every", *settings)
+                             "iwae_k", "log_px_every", "ais_steps", "ais_chains", "ais_leapfrog", "ais_images", "bdmc",
+                             *settings)
             for arg in ("--" + name.replace("_", "-"), str(getattr(config, name)))]
 
 

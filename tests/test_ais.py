@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import run_cli, tiny, trained
+from conftest import run_cli, tiny, tiny_flags, trained
 from scipy import special, stats
 
 from aevb import parallel, pipeline
@@ -174,3 +174,67 @@ def test_evaluate_with_ais_reports_it_beside_the_exact_value(tmp_path, capsys):
     assert run_cli(capsys, "report", *argv)[0] == 0
     page = (tmp_path / "r" / "report.html").read_text()
     assert f"test log p(x) by AIS {ais_numbers['log_px']:.2f}" in page and f"gap {bdmc['gap']:.2f}" in page
+
+
+def test_aevb_run_at_dz_3_reports_ais_as_the_number_to_trust(tmp_path, capsys):
+    """Where there is no grid, `aevb run` evaluates log p(x) by AIS with the run's AIS settings and says it
+    is the number to trust, with the BDMC gap beside it: in summary.json, the report's headline, the
+    figure (its data are the run's numbers) and the comparison page. A finished run is not evaluated again."""
+    from matplotlib.figure import Figure
+
+    from aevb.runs import records
+    from aevb.views import drawing
+
+    argv = ["--runs-dir", str(tmp_path), "--name", "r", "--no-progress"]
+    code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=2, latent_dim=3, ais_images=20), *argv)
+    assert code == 0, err
+    assert "test log p(x) by AIS" in out and "BDMC on 10 examples" in out
+    s, per_image = records.read_summary(tmp_path / "r"), records.read_per_image(tmp_path / "r")
+    ais_values = per_image["test_ais"].astype(np.float64)
+    assert s["ais"]["images"] == 20 and s["ais"]["steps"] == 20 and s["ais"]["chains"] == 2
+    assert ais_values.shape == (20,)
+    assert s["test_log_px_ais"] == pytest.approx(ais_values.mean())
+    assert s["test_log_px_ais_se"] == pytest.approx(ais_values.std(ddof=1) / np.sqrt(20))
+    assert s["bdmc_gap"] == s["ais"]["bdmc"]["gap"] and s["bdmc_gap"] > -3 * s["bdmc_gap_se"]
+    g = s["ais"]["gap_decomposition"]  # with AIS as log p(x): the same images' AIS, and gaps that add up
+    assert g["images"] == 20 and g["log_px"] == pytest.approx(ais_values.mean())
+    assert g["approximation_gap"] + g["amortization_gap"] == pytest.approx(g["log_px"] - g["elbo_encoder"], abs=1e-6)
+    assert g["amortization_gap"] > -3 * g["amortization_gap_se"]  # q* fits each image at least as well as q
+    assert "where the ELBO's gap comes from, AIS as log p(x)" in out
+    curve = s["ais_vs_steps"]
+    assert curve["steps"] == [10, 20] and curve["k"] == list(likelihood.CURVE_KS) and curve["reference"] == "ais"
+    assert curve["ais"][-1] == pytest.approx(ais_values.mean())  # the curve ends at the run's own T
+    assert len(curve["bdmc"]["forward"]) == 2 and curve["bdmc"]["examples"] == 10
+    # The report's headline: AIS, the number to trust, and the gap.
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert f"log p(x) by AIS <b>{s['test_log_px_ais']:.2f} ± {s['test_log_px_ais_se']:.2f}</b>" in page
+    assert "the number to trust" in page and f"BDMC gap {s['bdmc_gap']:.2f}" in page
+    assert (tmp_path / "r" / "figures" / "ais.png").stat().st_size > 10_000
+    # The figure plots these numbers: the AIS curve's points, and the histogram of AIS minus IWAE per image.
+    figure = drawing.figure("ais", pipeline.load(tmp_path / "r"), [])
+    assert isinstance(figure, Figure)
+    top_left, _, _, bottom_right = figure.axes[:4]
+    np.testing.assert_allclose(np.asarray(top_left.lines[0].get_ydata(), float), curve["ais"], rtol=1e-6)
+    gaps = ais_values - per_image["test_iwae"][:20].astype(np.float64)
+    defensive = ais_values - per_image["test_iwae_defensive"][:20].astype(np.float64)
+    both = np.concatenate([gaps, defensive])
+    edges = np.linspace(min(both.min(), 0), max(both.max(), 0.1), 40)  # the figure's bins: both sets, 0 inside
+    counts = [p.get_height() for p in bottom_right.patches]  # the plain bound's 39 bars, then the defensive's
+    np.testing.assert_array_equal(counts, np.concatenate([np.histogram(gaps, edges)[0],
+                                                          np.histogram(defensive, edges)[0]]))
+    # Done once: a second aevb run finds the evaluation there.
+    code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=2, latent_dim=3, ais_images=20), *argv)
+    assert code == 0 and "by AIS" not in out, err
+    # The comparison page has the AIS column and the gap.
+    assert run_cli(capsys, "compare", str(tmp_path / "r"))[0] == 0
+    compared = (tmp_path / "r" / "compare.html").read_text()
+    assert "AIS test log p(x)" in compared and "BDMC gap" in compared
+    assert f"{s['test_log_px_ais']:.2f} ± {s['test_log_px_ais_se']:.2f}" in compared
+
+
+def test_ais_on_no_images_is_a_usage_line(tmp_path, capsys):
+    assert pipeline.train(tiny(epochs=1, latent_dim=3), tmp_path / "r", progress=False)["status"] == "done"
+    code, _, err = run_cli(capsys, "evaluate", "--ais", "--ais-images", "0", "--no-progress", "--runs-dir",
+                           str(tmp_path), "--name", "r")
+    assert code == 2 and "Traceback" not in err, err
+    assert err.splitlines()[-1] == "aevb: error: AIS needs at least one test image (--ais-images)"

@@ -5,7 +5,7 @@ line in aevb.config and appears here by itself."""
 import argparse
 import dataclasses
 
-from .config import AIS, MAX_COUNT, MAX_SAMPLES, Config, choices_of
+from .config import MAX_SAMPLES, Config, choices_of
 
 
 def _number(kind, minimum=None, maximum=None):
@@ -127,15 +127,12 @@ def build_parser():
                    "the bounds against it and the gap decomposition")
     p.add_argument("--ais", action="store_true", help="also log p(x) by annealed importance sampling with HMC (any "
                    "Dz), with BDMC's bounds on data simulated from the model")
-    ais = p.add_argument_group("AIS settings (with --ais)")
-    for name, help_text, minimum in (("steps", "T, intermediate distributions", 1),
-                                     ("chains", "C, chains per image", 1),
-                                     ("leapfrog", "L, leapfrog steps per HMC transition", 1),
-                                     ("images", "the first N test images", 1),
-                                     ("bdmc", "examples simulated from the model for BDMC (0: none)", 0)):
-        default = AIS[name]
-        ais.add_argument(f"--{'ais-' * (name != 'bdmc')}{name}", type=_number(int, minimum, MAX_COUNT), default=default,
-                         help=f"{help_text} (default {default})")
+    ais = p.add_argument_group("AIS settings (with --ais; default: the run's config, set by aevb train's flags of "
+                               "the same names)")
+    for field in dataclasses.fields(Config):
+        if field.name.startswith("ais_") or field.name == "bdmc":
+            ais.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=_number(int, field.metadata[
+                "minimum"], field.metadata["maximum"]), metavar=field.name.upper(), help=field.metadata["help"])
     p = command("plot", "draw figures of a trained run into RUNS_DIR/NAME/figures")
     p.add_argument("kinds", nargs="*", metavar="KIND", default=["all"],
                    help="samples, latent, interpolate, manifold, curves, reconstructions, or all (default)")

@@ -18,8 +18,9 @@ def _settings(args):  # the settings given; the rest come from the defaults or t
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
 
 
-def _ais(args):  # the AIS settings given with --ais, or None
-    return {name: getattr(args, "bdmc" if name == "bdmc" else f"ais_{name}") for name in AIS} if args.ais else None
+def _ais(args):  # the AIS settings given with --ais (the rest from the run's config), or None
+    given = {name: getattr(args, "bdmc" if name == "bdmc" else f"ais_{name}") for name in AIS}
+    return {name: value for name, value in given.items() if value is not None} if args.ais else None
 
 
 def _start(args):

@@ -36,8 +36,8 @@ def check_run_name(name):
 MAX_WIDTH = 1_000_000  # units of a layer, latent dimensions
 MAX_SAMPLES = 10_000_000  # samples per image (S, K)
 MAX_COUNT = 100_000_000  # images per step, epochs
-# The defaults of `aevb evaluate --ais` (aevb.evaluation.ais.Settings): evaluation's settings, not the run's,
-# so not in Config. T distributions, C chains per image, L leapfrog steps, test images, BDMC's simulated examples.
+# AIS's defaults (aevb.evaluation.ais.Settings; Config's ais_* fields): T distributions, C chains per image,
+# L leapfrog steps, test images, BDMC's simulated examples.
 AIS = {"steps": 500, "chains": 16, "leapfrog": 5, "images": 1000, "bdmc": 100}
 
 
@@ -88,6 +88,15 @@ class Config:
                          maximum=MAX_SAMPLES)
     log_px_every: int = setting(5, "with Dz = 2, record the exact log p(x) and the ELBO of the first 100 test "
                                 "images at epochs 1-10 and every N epochs after (1: every epoch; 0: never)", minimum=0)
+    # log p(x) by AIS with BDMC (aevb.evaluation.ais): aevb run reports it where Dz != 2; evaluate --ais anywhere.
+    ais_steps: int = setting(AIS["steps"], "T, AIS's intermediate distributions", minimum=1, maximum=MAX_COUNT)
+    ais_chains: int = setting(AIS["chains"], "C, AIS chains per image", minimum=1, maximum=MAX_COUNT)
+    ais_leapfrog: int = setting(AIS["leapfrog"], "L, leapfrog steps per HMC transition of AIS", minimum=1,
+                                maximum=MAX_COUNT)
+    ais_images: int = setting(AIS["images"], "the first N test images for the AIS log p(x), which aevb run reports "
+                              "where Dz != 2 (0: none there)", minimum=0, maximum=MAX_COUNT)
+    bdmc: int = setting(AIS["bdmc"], "examples simulated from the model for BDMC's two-sided check of AIS (0: none)",
+                        minimum=0, maximum=MAX_COUNT)
 
     def __post_init__(self):
         self._check_settings()

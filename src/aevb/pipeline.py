@@ -83,8 +83,9 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
              devices=parallel.ONE, ais=None):
     """The ELBO (S samples per image) and the IWAE bound (K samples) into summary.json; with exact,
     also the exact log p(x) by quadrature (Dz = 2) and, with exact_extras, the bounds against it
-    for several K and where the gap comes from. ais: {setting: value} of aevb.evaluation.ais.Settings
-    ({}: its defaults), also log p(x) by AIS with BDMC. devices: images split over them (aevb.parallel)."""
+    for several K and where the gap comes from. ais: also log p(x) by AIS with BDMC, with the run's
+    config's AIS settings, those of aevb.evaluation.ais.Settings in this dict instead ({}: none instead).
+    devices: images split over them (aevb.parallel)."""
     with opened(run, "aevb evaluate", data_dir, devices) as run:
         if exact:
             evaluation.gaps.check(run.config.latent_dim)
@@ -103,10 +104,12 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
             per_image.update(arrays)
             print(evaluation.gaps.describe(results), flush=True)
         if ais is not None:  # log p(x) by AIS, with BDMC
-            results["ais"], arrays = evaluation.likelihood.evaluate(run.net, run.params, split.x_test,
-                                                                    run.config.latent_dim, ais, progress, devices)
+            more, arrays = evaluation.likelihood.evaluate(run.net, run.params, split.x_test, run.config.latent_dim,
+                                                          evaluation.likelihood.settings_of(run.config, **ais),
+                                                          progress, devices)
+            results.update(more)
             per_image.update(arrays)
-            print(evaluation.likelihood.describe(results["ais"]), flush=True)
+            print(evaluation.likelihood.describe(more["ais"]), flush=True)
         if devices.writer:
             records.update_summary(run.path, results)
             records.update_per_image(run.path, per_image)
@@ -182,15 +185,12 @@ def train_and_evaluate(settings, run_dir, data_dir=None, progress=True, seeds=No
     if any(result["status"] != "done" for result in results):
         return None
     runs = [Run(Path(r["run_dir"]), r["config"], r["params"], r["epoch"], r["split"]) for r in results]
-    for run in runs:
-        def evaluated(run=run):
-            summary = records.read_summary(run.path)
-            return summary.get("evaluated_epoch") == run.epoch and (run.config.latent_dim != 2
-                                                                    or "test_log_px" in summary)
-
-        if not devices.agree(evaluated, DECIDING):
+    for run in runs:  # Dz = 2: the exact log p(x) and the bounds against it; else AIS (unless ais_images = 0)
+        ais = {} if run.config.latent_dim != 2 and run.config.ais_images else None
+        if not devices.agree(lambda run=run: records.evaluated(run.path, run.epoch, run.config.latent_dim == 2,
+                                                               ais is not None), DECIDING):
             evaluate(run, progress=progress, exact=run.config.latent_dim == 2, exact_extras=exact_extras,
-                     devices=devices)
+                     devices=devices, ais=ais)
     if seeds is not None:
         if devices.writer:
             summarize_group(run_dir, [run.path for run in runs])

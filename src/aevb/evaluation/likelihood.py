@@ -8,13 +8,20 @@ import time
 import numpy as np
 
 from .. import parallel
+from ..errors import ConfigError
 from ..model import probability
-from . import bounds, exact
+from . import bounds, exact, gaps
 from .ais import Settings, ais_per_image
 
 STARTS = {"defensive": "the defensive mixture (1/2 q + 1/4 wide q + 1/4 prior)", "encoder": "the encoder's q",
           "prior": "the prior"}
 BDMC_KEY = np.array([0, 6], np.uint32)  # jax.random.PRNGKey(6): the simulated data
+
+
+def settings_of(config, **given):
+    """The AIS Settings of a run's config (its ais_* fields and bdmc), with the given ones instead."""
+    return Settings(**{"steps": config.ais_steps, "chains": config.ais_chains, "leapfrog": config.ais_leapfrog,
+                       "images": config.ais_images, "bdmc": config.bdmc, **given})
 
 
 def simulate(net, theta, latent_dim, n, key=BDMC_KEY):
@@ -23,12 +30,21 @@ def simulate(net, theta, latent_dim, n, key=BDMC_KEY):
     return np.asarray(z), np.asarray(x)
 
 
-def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=parallel.ONE):
-    """(the numbers summary.json holds under "ais", per-image arrays): AIS of the first settings.images test
+CURVE_STEPS = (10, 30, 100, 300, 1000, 3000)  # T of the curve, those below the run's own T and that T
+CURVE_IMAGES = 100  # the curve's first test images and simulated examples
+CURVE_KS = (1, 10, 100, 1000, 5000)  # K of the IWAE bounds beside it, on the same images
+
+
+def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=parallel.ONE, curve=True):
+    """(numbers for summary.json, per-image arrays): AIS of the first settings.images test
     images and, with settings.bdmc, forward and reverse AIS of that many examples simulated from the model
     (BDMC); with Dz = 2 both checked against the exact log p(x) of the same images. settings:
-    aevb.evaluation.ais.Settings or a dict of its fields."""
+    aevb.evaluation.ais.Settings or a dict of its fields. The numbers: everything under "ais", its
+    headline beside the other bounds as test_log_px_ais (and bdmc_gap), each with its _se, and with curve
+    the estimates against T beside the IWAE bounds against K (ais_vs_steps; see steps_curve)."""
     settings = Settings(**settings) if isinstance(settings, dict) else settings
+    if settings.images < 1:
+        raise ConfigError("AIS needs at least one test image (--ais-images)")
     mean_se = bounds.mean_and_standard_error
     x = x_test[: settings.images]
     began = time.perf_counter()
@@ -40,11 +56,18 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
          "chains_se": float(np.sqrt(np.sum(np.asarray(out["log_px_se"], np.float64) ** 2)) / len(x))}
     r["log_px"], r["log_px_se"] = mean_se(out["log_px"])
     per_image = {"test_ais": out["log_px"], "test_ais_se": out["log_px_se"]}
-    if latent_dim == 2:
-        difference = out["log_px"] - exact.log_px(net, devices.replicate(params["decoder"]), x, devices=devices)[0]
+    theta = devices.replicate(params["decoder"])
+    truth = exact.log_px(net, theta, x, devices=devices)[0] if latent_dim == 2 else None
+    if truth is not None:
+        difference = out["log_px"] - truth
         r["minus_exact"], r["minus_exact_se"] = mean_se(difference)
         r["within_half_nat"], r["largest_abs_difference"] = float(np.mean(np.abs(difference) < 0.5)), float(
             np.max(np.abs(difference)))
+    if truth is None:  # where the ELBO's gap comes from, with AIS as log p(x) (with Dz = 2 the exact one has it)
+        n = min(gaps.GAP_IMAGES, len(x))
+        r["gap_decomposition"] = gaps.gap_decomposition(net, devices.local(params), x[:n],
+                                                        np.asarray(out["log_px"][:n], np.float64), gaps.KEY)
+    simulated = None
     if settings.bdmc:
         began = time.perf_counter()
         z, simulated = simulate(net, params["decoder"], latent_dim, settings.bdmc)
@@ -54,11 +77,61 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
         for name, values in (("forward", both["log_px"]), ("reverse", both["upper"]),
                              ("gap", both["upper"] - both["log_px"])):
             b[name], b[name + "_se"] = mean_se(values)
-        if latent_dim == 2:
-            b["exact"], b["exact_se"] = mean_se(exact.log_px(net, devices.replicate(params["decoder"]), simulated,
-                                                             devices=devices)[0])
-        r["bdmc"] = b
-    return r, per_image
+        simulated_truth = exact.log_px(net, theta, simulated, devices=devices)[0] if latent_dim == 2 else None
+        if simulated_truth is not None:
+            b["exact"], b["exact_se"] = mean_se(simulated_truth)
+        r["bdmc"], simulated = b, (simulated, z, both, simulated_truth)
+    headline = {"ais": r, "test_log_px_ais": r["log_px"], "test_log_px_ais_se": r["log_px_se"]}
+    if settings.bdmc:
+        headline.update(bdmc_gap=r["bdmc"]["gap"], bdmc_gap_se=r["bdmc"]["gap_se"])
+    if curve:
+        headline["ais_vs_steps"] = steps_curve(net, params, x, out, truth, simulated, settings, latent_dim, progress,
+                                               devices)
+    return headline, per_image
+
+
+def _paired(values, reference):
+    """(mean of values, standard error of the per-image difference to reference): with the images' own
+    spread cancelled, the error bar says how well the curve's steps are measured."""
+    values = np.asarray(values, np.float64)
+    return float(np.mean(values)), bounds.mean_and_standard_error(values - reference)[1]
+
+
+def steps_curve(net, params, x, out, truth, simulated, settings, latent_dim, progress, devices):
+    """AIS against T (CURVE_STEPS below settings.steps, and settings.steps from out) on the first
+    CURVE_IMAGES test images, beside the IWAE bounds against K (CURVE_KS, q and defensive) of the same
+    images, and BDMC's forward and reverse AIS against T on as many simulated examples. Error bars are
+    paired: the SE of each image's difference to the reference (its exact log p(x) with Dz = 2, else its
+    AIS at the largest T; for BDMC the midpoint of the two bounds there)."""
+    n, steps = min(CURVE_IMAGES, len(x)), tuple(t for t in CURVE_STEPS if t < settings.steps) + (settings.steps,)
+
+    def at(t, images, z_true=None, desc="AIS"):
+        return ais_per_image(net, params, images, dataclasses.replace(settings, steps=t), latent_dim, z_true,
+                             progress=progress, desc=f"{desc} T={t}", devices=devices)
+
+    estimates = [at(t, x[:n])["log_px"] for t in steps[:-1]] + [out["log_px"][:n]]
+    reference = truth[:n] if truth is not None else np.asarray(out["log_px"][:n], np.float64)
+    c = {"images": n, "steps": list(steps), "k": list(CURVE_KS), "reference": "exact" if truth is not None else "ais"}
+    c["ais"], c["ais_se"] = map(list, zip(*(_paired(v, reference) for v in estimates), strict=True))
+    for name, defensive in (("iwae", False), ("defensive", True)):
+        values = gaps.iwae_prefixes_per_image(net, params, x[:n], CURVE_KS, progress=progress, defensive=defensive,
+                                              devices=devices)  # (n, len(K))
+        c[name], c[name + "_se"] = map(list, zip(*(_paired(v, reference) for v in values.T), strict=True))
+    if truth is not None:
+        c["exact"] = float(np.mean(reference))
+    if simulated is not None:
+        images, z, both, simulated_truth = simulated
+        m = min(CURVE_IMAGES, len(images))
+        runs = [at(t, images[:m], z[:m], "BDMC") for t in steps[:-1]] + [{k: v[:m] for k, v in both.items()}]
+        middle = (simulated_truth[:m] if simulated_truth is not None else
+                  (np.asarray(both["log_px"][:m], np.float64) + np.asarray(both["upper"][:m], np.float64)) / 2)
+        b = {"examples": m}
+        for name, key in (("forward", "log_px"), ("reverse", "upper")):
+            b[name], b[name + "_se"] = map(list, zip(*(_paired(run[key], middle) for run in runs), strict=True))
+        if simulated_truth is not None:
+            b["exact"] = float(np.mean(middle))
+        c["bdmc"] = b
+    return c
 
 
 def describe(r):
@@ -71,6 +144,11 @@ def describe(r):
         lines.append(f"AIS minus the exact log p(x) of the same images {r['minus_exact']:.3f} ± "
                      f"{r['minus_exact_se']:.3f} nats/image; {r['within_half_nat']:.1%} within 0.5 nats, the "
                      f"largest {r['largest_abs_difference']:.2f}")
+    if "gap_decomposition" in r:
+        g = r["gap_decomposition"]
+        lines.append(f"where the ELBO's gap comes from, AIS as log p(x), first {g['images']} test images: "
+                     f"approximation {g['approximation_gap']:.2f} ± {g['approximation_gap_se']:.2f}, amortization "
+                     f"{g['amortization_gap']:.2f} ± {g['amortization_gap_se']:.2f} nats/image")
     if "bdmc" in r:
         b = r["bdmc"]
         verdict = "below 1 nat: these settings are enough for this model" if b["gap"] < 1 else (

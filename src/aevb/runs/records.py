@@ -110,7 +110,15 @@ def describe_group(name, group):
     """Lines for the main numbers of a group.json: mean ± sd over the seeds."""
     seeds = ",".join(map(str, group["seeds"]))
     return [f"{name}: {key} {group['mean'][key]:.2f} ± {group['std'][key]:.2f} (mean ± sd over seeds {seeds})"
-            for key in ("test_elbo", "test_iwae", "test_log_px", "seconds_per_epoch") if key in group["mean"]]
+            for key in ("test_elbo", "test_iwae", "test_log_px", "test_log_px_ais", "bdmc_gap", "seconds_per_epoch")
+            if key in group["mean"]]
+
+
+def evaluated(run_dir, epoch, exact, ais):
+    """Whether summary.json holds an evaluation at this epoch, with the exact log p(x) and AIS if asked."""
+    summary = read_summary(run_dir)
+    return (summary.get("evaluated_epoch") == epoch and (not exact or "test_log_px" in summary)
+            and (not ais or "test_log_px_ais" in summary))
 
 
 def update_summary(run_dir, values):

@@ -5,6 +5,7 @@ drawing           the arrays behind a run's figures (encodings, decoded means, p
 plots             the run's figures: samples, latent space, interpolation, manifold, curves, ...
 completion_plots  posterior isocontours, completions, the SVI trace
 exact_plots       the bounds against K, the gaps per image, true posteriors
+ais_plots         AIS against T beside the IWAE bounds against K, BDMC's two bounds, AIS minus IWAE per image
 compare_plots     the comparison page's figures
 report            the run's self-contained HTML report
 explorer          the report's latent-space explorer (explorer.js decodes z in the page)
@@ -13,4 +14,4 @@ compare           one HTML page comparing runs, groups of seeds and sweeps
 Imports: every layer below (model, data, config, parallel, evaluation, runs); never training.
 """
 
-from . import compare, compare_plots, completion_plots, drawing, exact_plots, explorer, plots, report  # noqa: F401
+from . import ais_plots, compare, compare_plots, completion_plots, drawing, exact_plots, explorer, plots, report  # noqa: F401

@@ -20,7 +20,7 @@ from . import compare_plots, report
 
 # summary key -> what the page calls it; the bounds a run may hold, best known last
 MEASURES = {"test_elbo": "test ELBO", "test_iwae": "test IWAE bound", "test_iwae_defensive": "test IWAE, defensive",
-            "test_log_px": "exact test log p(x)"}
+            "test_log_px_ais": "AIS test log p(x)", "test_log_px": "exact test log p(x)", "bdmc_gap": "BDMC gap"}
 PAGE = "compare.html"
 # On a phone the wide figures keep a readable size and scroll sideways in their box, not the page.
 STYLE = """td.path { overflow-wrap: anywhere; min-width: 8em; } h1 { overflow-wrap: anywhere; }
@@ -195,8 +195,11 @@ def compare(paths, out_dir):
             f'<p class="headline">{html.escape(headline)}. Numbers in nats per image, higher is better.</p>',
             '<p class="note">Where two settings differ by less than the seed-to-seed spread, these runs do not '
             "tell them apart. The exact log p(x) exists for Dz = 2 only (a grid over the latent plane); the IWAE "
-            "bounds are lower bounds on it. Where it does not exist, the higher of the plain and the defensive bound "
-            "(proposal ½ q + ¼ wide q + ¼ prior) is the closer, with no certificate of how close.</p>",
+            "bounds are lower bounds on it. Where it does not exist, log p(x) by AIS (on the first test images, as "
+            "each run's config.json says: ais_images) is the number to trust, and its BDMC gap, reverse minus forward "
+            "AIS on data simulated from the model, says how far from the truth it can be; without AIS, the higher of "
+            "the plain and the defensive bound (proposal ½ q + ¼ wide q + ¼ prior) is the closer, with no certificate "
+            "of how close.</p>",
             "<h2>Settings, mean ± sd over seeds</h2>", _group_table(groups, varied, measures)]
     if not measures:
         body.append('<p class="note">No run here has been evaluated (aevb evaluate): there are no test numbers '

@@ -11,7 +11,7 @@ import numpy as np
 from ..evaluation import partial
 from ..model import densities, probability
 from ..runs import records
-from . import completion_plots, exact_plots, plots
+from . import ais_plots, completion_plots, exact_plots, plots
 
 
 def encode_means(run, x, chunk=5000):
@@ -87,7 +87,13 @@ def figure(kind, run, metrics, pairs=None, seed=0):
         "bounds": lambda: exact_plots.bounds_figure(summary["bounds_vs_k"]),
         "gaps": lambda: exact_plots.gaps_figure(per_image["test_log_px"] - per_image["test_iwae"], summary["iwae_k"]),
         "posteriors": lambda: exact_plots.posteriors_figure(posterior_panels(run, per_image, seed)),
+        "ais": lambda: ais_plots.ais_figure(summary["ais_vs_steps"], *_ais_gaps(per_image), summary["iwae_k"]),
     }
+    if kind == "ais":
+        summary, per_image = records.read_summary(run.path), records.read_per_image(run.path)
+        if "ais_vs_steps" not in summary or "test_ais" not in per_image:
+            return plots.note_figure("AIS", "This figure needs log p(x) by AIS: aevb evaluate --ais (aevb run does it "
+                                     "where Dz != 2).")
     if kind in ("bounds", "gaps", "posteriors"):
         summary, per_image = records.read_summary(run.path), records.read_per_image(run.path)
         if "test_log_px" not in per_image or "bounds_vs_k" not in summary:
@@ -95,6 +101,13 @@ def figure(kind, run, metrics, pairs=None, seed=0):
                    "needs the exact evaluation: aevb evaluate --exact")
             return plots.note_figure(kind.capitalize(), f"This figure {why}.")
     return draw[kind]()
+
+
+def _ais_gaps(per_image):
+    """(AIS minus the IWAE bound, per test image AIS evaluated; the same for the defensive bound, or None)."""
+    ais = np.asarray(per_image["test_ais"], np.float64)
+    defensive = per_image.get("test_iwae_defensive")
+    return (ais - per_image["test_iwae"][: len(ais)]), (None if defensive is None else ais - defensive[: len(ais)])
 
 
 def _tracked(metrics):

@@ -199,7 +199,8 @@ def reconstructions_figure(originals, means):
                      "Reconstructions: test images and the means of p(x | z = mean of q(z|x))")
 
 
-KINDS = ("samples", "latent", "interpolate", "manifold", "curves", "reconstructions", "bounds", "gaps", "posteriors")
+KINDS = ("samples", "latent", "interpolate", "manifold", "curves", "reconstructions", "bounds", "gaps", "posteriors",
+         "ais")
 
 
 def check_kinds(kinds):

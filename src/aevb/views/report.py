@@ -58,13 +58,17 @@ def exact_section(s, figure, latent_dim):
         return f'<p class="note">Incomplete ({html.escape(str(missing))} is missing): run aevb evaluate --exact.</p>'
 
 
-def ais_section(s):
-    """The AIS estimate and its BDMC check (aevb evaluate --ais), in the words the command prints; '' if not run."""
+def ais_section(s, figure):
+    """The AIS estimate and its BDMC check (aevb evaluate --ais), in the words the command prints, and its
+    figure; '' if not run."""
     if "ais" not in s:
         return ""
     lines = likelihood.describe(s["ais"]).splitlines()
-    return "".join(f'<p class="{"headline" if i == 0 else "note"}">{html.escape(line)}</p>'
+    text = "".join(f'<p class="{"headline" if i == 0 else "note"}">{html.escape(line)}</p>'
                    for i, line in enumerate(lines))
+    return text + (figure_html(figure("ais"), "AIS against T beside the IWAE bounds against K on the same images; "
+                               "BDMC's two bounds against T; AIS minus the IWAE bound per image")
+                   if "ais_vs_steps" in s else "")
 
 
 def _exact_section(s, figure, latent_dim):
@@ -77,7 +81,10 @@ def _exact_section(s, figure, latent_dim):
             defensive = (f" The importance-weighted bound with the defensive proposal (½ q + ¼ wide q + ¼ prior), "
                          f"K = {s['iwae_k']}: <b>{_pm(s['test_iwae_defensive'], s['test_iwae_defensive_se'])}</b> "
                          f"nats/image, {higher} than {_pm(s['test_iwae'], s['test_iwae_se'])} with q alone. Both are "
-                         "lower bounds: the higher is the closer, and nothing here says how far below log p(x) it is.")
+                         "lower bounds: the higher is the closer" + (", and AIS below is the estimate to trust here."
+                                                                   if "test_log_px_ais" in s else
+                                                                   ", and nothing here says how far below log p(x) it "
+                                                                   "is (aevb evaluate --ais does)."))
         return f'<p class="note">Exact log p(x) not computed: {html.escape(why)}.{defensive}</p>'
     g, check, b, gap = s["gap_decomposition"], s["log_px_accuracy"], s["bounds_vs_k"], s["test_gap_iwae"]
     halved, grown = check["halved_spacing"], check["grown_extent"]
@@ -149,6 +156,13 @@ def render(name, config, summary, split, figure, answers, payload=None, explorer
                     f"(S = {s['elbo_samples']} samples per image, ± one standard error over images); "
                     f"importance-weighted bound on log p(x) <b>{s['test_iwae']:.2f} ± {s['test_iwae_se']:.2f}</b> "
                     f"(K = {s['iwae_k']}); train ELBO {s['train_elbo']:.2f} ± {s['train_elbo_se']:.2f}.")
+        if "test_log_px" in s:
+            headline += f" Exact log p(x) <b>{_pm(s['test_log_px'], s['test_log_px_se'])}</b>: the number to trust."
+        elif "test_log_px_ais" in s:
+            headline += (f" log p(x) by AIS <b>{_pm(s['test_log_px_ais'], s['test_log_px_ais_se'])}</b> on the first "
+                         f"{s['ais']['images']} test images, the number to trust" + (
+                             f" (BDMC gap {_pm(s['bdmc_gap'], s['bdmc_gap_se'])} nats on data simulated from the "
+                             "model: how far AIS can be from the truth)." if "bdmc_gap" in s else "."))
     timing = ""
     if "training_seconds" in s:
         timing = (f"{s['epochs']} epochs in {s['training_seconds']:.1f} s ({s['seconds_per_epoch']:.3f} s per epoch, "
@@ -188,7 +202,7 @@ All numbers are in nats per image (summed over {pixels} pixels, averaged over im
 <p>{timing}</p>
 <h2>Data</h2><p>{html.escape(split.description)}. Binarized as pixel/255 &gt; 0.5.</p>
 <h2>Latent-space explorer</h2>{explorer.section(payload, explorer_note)}
-<h2>How good is the model, exactly?</h2>{exact_section(s, figure, config.latent_dim)}{ais_section(s)}
+<h2>How good is the model, exactly?</h2>{exact_section(s, figure, config.latent_dim)}{ais_section(s, figure)}
 <h2>Training curves</h2>{figure_html(figure("curves"), "ELBO per epoch")}
 <h2>Samples from the model</h2>{figure_html(figure("samples"), "Ancestral samples")}
 <h2>Latent space</h2>{figure_html(figure("latent"), "Means of q(z|x) by class")}

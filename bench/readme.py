@@ -69,6 +69,12 @@ def results_rows(r, s):
          f"{exact['seconds']:.1f} s, {exact['gflop']:.0f} GFLOP: {exact['gflop_per_s']:.0f} GFLOP/s, "
          f"{exact['fraction_of_peak_matmul']:.0%} of the large-matmul peak; the whole exact evaluation "
          f"{run['exact_evaluation_seconds']:.0f} s"),
+        (f"AIS of {r['ais']['images']} test images (T = {r['ais']['steps']}, C = {r['ais']['chains']}, "
+         f"L = {r['ais']['leapfrog']}, no BDMC)" if "ais" in r else "AIS",
+         f"{r['ais']['seconds']:.1f} s, {r['ais']['gradient_evaluations_per_s']:.0f} gradient evaluations per second, "
+         f"{r['ais']['gflop_per_s']:.0f} GFLOP/s by count, {r['ais']['fraction_of_peak_matmul']:.0%} of the "
+         f"large-matmul peak; AIS minus exact {r['ais']['minus_exact']:.3f} nats/image" if "ais" in r else
+         "not measured"),
         ("recording the exact log p(x) during training", f"{exact['tracked_epoch_seconds']:.2f} s per recorded epoch"),
         ("`aevb run` (what `make run` does after install and data)",
          f"{run['seconds']:.0f} s, of which {run['exact_evaluation_seconds']:.0f} s the exact evaluation"),

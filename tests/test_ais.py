@@ -108,9 +108,10 @@ def run(tmp_path_factory):
 
 def test_forward_and_reverse_ais_bracket_the_exact_value(run):
     """On 30 examples simulated from a trained Dz = 2 model, BDMC: forward AIS <= the exact log p(x) of
-    the grid <= reverse AIS, on average within their standard errors, and the gap between them shrinks
-    with more distributions (measured: 1.25 nats at T = 300, 0.33 at T = 1000 on this small model);
-    on test images AIS agrees with the grid within 0.1 nats per image (measured 0.054)."""
+    the grid <= reverse AIS, on average within their standard errors, and their gap is >= 0 within its
+    standard error (measured from the prior at T = 300: forward - exact 0.034, reverse - exact -0.033, gap
+    -0.066 +- 0.039: the bounds meet on this small model); on test images AIS at the default T agrees with
+    the grid within 0.1 nats per image (measured 0.066)."""
     z, x = likelihood.simulate(run.net, run.params["decoder"], 2, 30)
     truth = exact.log_px(run.net, run.params["decoder"], x)[0]
     both = ais.ais_per_image(run.net, run.params, x, SETTINGS, 2, z_true=z)
@@ -119,11 +120,14 @@ def test_forward_and_reverse_ais_bracket_the_exact_value(run):
     se = lambda v: v.std(ddof=1) / np.sqrt(len(v))  # noqa: E731
     assert np.mean(forward - truth) < 3 * se(forward - truth) + 0.01, (forward - truth).mean()
     assert np.mean(upper - truth) > -3 * se(upper - truth) - 0.01, (upper - truth).mean()
-    assert 0 <= gap.mean() < 2, gap.mean()
+    assert -3 * se(gap) < gap.mean() < 2, (gap.mean(), se(gap))
+    print(f"forward - exact {np.mean(forward - truth):.3f}, reverse - exact {np.mean(upper - truth):.3f}")
     test = run.split.x_test[:30]
-    estimate = ais.ais_per_image(run.net, run.params, test, SETTINGS, 2)["log_px"]
+    default_steps = dataclasses.replace(SETTINGS, steps=ais.Settings().steps)  # the prior start wants T = 1000
+    estimate = ais.ais_per_image(run.net, run.params, test, default_steps, 2)["log_px"]
     grid = exact.log_px(run.net, run.params["decoder"], test)[0]
-    assert np.abs(estimate - grid).mean() < 0.1, np.abs(estimate - grid).mean()  # measured 0.054
+    assert np.abs(estimate - grid).mean() < 0.1, np.abs(estimate - grid).mean()
+    print(f"gap {gap.mean():.3f} +- {se(gap):.3f}, |AIS - exact| on test images {np.abs(estimate - grid).mean():.3f}")
 
 
 def test_the_same_numbers_for_the_same_key_and_on_two_devices(run):
@@ -169,7 +173,7 @@ def test_evaluate_with_ais_reports_it_beside_the_exact_value(tmp_path, capsys):
     assert bdmc["examples"] == 20 and bdmc["forward"] <= bdmc["reverse"]
     assert bdmc["forward"] - 3 * bdmc["forward_se"] < bdmc["exact"] < bdmc["reverse"] + 3 * bdmc["reverse_se"]
     assert "test log p(x) by AIS" in out and "BDMC on 20 examples" in out and "gap" in out
-    assert "from the defensive mixture" in out  # the default start, named as it is
+    assert "from the prior" in out  # the default start, named as it is
     # The report shows the same numbers, in the words the command printed.
     assert run_cli(capsys, "report", *argv)[0] == 0
     page = (tmp_path / "r" / "report.html").read_text()

@@ -38,7 +38,7 @@ MAX_SAMPLES = 10_000_000  # samples per image (S, K)
 MAX_COUNT = 100_000_000  # images per step, epochs
 # AIS's defaults (aevb.evaluation.ais.Settings; Config's ais_* fields): T distributions, C chains per image,
 # L leapfrog steps, test images, BDMC's simulated examples.
-AIS = {"steps": 500, "chains": 16, "leapfrog": 5, "images": 1000, "bdmc": 100}
+AIS = {"steps": 1000, "chains": 16, "leapfrog": 5, "images": 1000, "bdmc": 100}
 
 
 def setting(default, help, *, minimum=None, maximum=None, choices=None, aliases=()):

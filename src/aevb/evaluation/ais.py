@@ -2,8 +2,8 @@
 transitions, as Wu, Burda, Salakhutdinov & Grosse (2017) evaluate decoder-based models, and its
 bidirectional check (BDMC; Grosse, Ghahramani & Adams 2015).
 
-The path runs from a start density q0 (by default the defensive mixture around the encoder's q(z|x);
-or q itself, or the prior) to the posterior through
+The path runs from a start density q0 (by default the prior; or the defensive mixture around the
+encoder's q(z|x), or q itself) to the posterior through
 f_b(z) = q0(z)^(1-b) p(x, z)^b, b = beta_0 = 0 < beta_1 < ... < beta_T = 1 (a sigmoidal schedule,
 or linear). A chain draws z ~ q0, then for t = 1..T adds (beta_t - beta_{t-1}) (log p(x, z) - log q0(z))
 to its log weight and moves z by an HMC transition that leaves f_{beta_t} invariant. E[w] = p(x), so
@@ -42,7 +42,9 @@ class Settings:
     chains: int = AIS["chains"]
     leapfrog: int = AIS["leapfrog"]
     schedule: str = "sigmoid"  # or "linear"
-    start: str = "defensive"  # 1/2 q + 1/4 q widened + 1/4 prior; or "encoder" (q), or "prior"
+    # From the prior: on the default MNIST model's first 1000 test images the defensive start missed 5 images
+    # by 9-28 nats (every chain in one mode, a small SE); the prior start at T = 1000 missed none by over 1.7.
+    start: str = "prior"  # or "defensive" (1/2 q + 1/4 q widened + 1/4 prior), or "encoder" (q)
     pilot_chains: int = 4
     target_acceptance: float = 0.65
     initial_step_size: float = 0.5  # times q0's mean standard deviation, each image's own

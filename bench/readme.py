@@ -75,6 +75,10 @@ def results_rows(r, s):
          f"{r['ais']['gflop_per_s']:.0f} GFLOP/s by count, {r['ais']['fraction_of_peak_matmul']:.0%} of the "
          f"large-matmul peak; AIS minus exact {r['ais']['minus_exact']:.3f} nats/image" if "ais" in r else
          "not measured"),
+        *((f"burda2016's network, an epoch of 60 000 images at batch {batch}",
+           f"{m['aevb_seconds_per_epoch']:.2f} s; a plain JAX scan epoch of the same network "
+           f"{m['plain_jax_seconds_per_epoch']:.2f} s (ratio {m['ratio']:.2f})")
+          for batch, m in r.get("protocol_epoch", {}).items()),
         ("recording the exact log p(x) during training", f"{exact['tracked_epoch_seconds']:.2f} s per recorded epoch"),
         ("`aevb run` (what `make run` does after install and data)",
          f"{run['seconds']:.0f} s, of which {run['exact_evaluation_seconds']:.0f} s the exact evaluation"),

@@ -62,7 +62,9 @@ def _relu_decode(theta, z):
 
 
 def test_a_new_network_is_one_table_entry(monkeypatch, tmp_path, capsys):
-    monkeypatch.setitem(networks.NETWORKS, "relu", networks.Network(_relu_init, _relu_encode, _relu_decode))
+    # A builder (activation, image shape) -> Network; this one has its own nonlinearity and ignores both.
+    monkeypatch.setitem(networks.NETWORKS, "relu", lambda activation, image_shape: networks.Network(
+        _relu_init, _relu_encode, _relu_decode))
     argv = ["--runs-dir", str(tmp_path), "--name", "relu"]
     assert cli.main(["train", *tiny_flags(epochs=3), "--architecture", "relu", "--no-progress", *argv]) == 0
     assert cli.main(["evaluate", "--no-progress", *argv]) == 0
@@ -73,7 +75,8 @@ def test_a_new_network_is_one_table_entry(monkeypatch, tmp_path, capsys):
     assert np.isfinite(summary["test_elbo"]) and summary["test_iwae"] >= summary["test_elbo"] - 3 * summary[
         "test_elbo_se"]
     # The explorer's JavaScript implements the mlp decoder only: the report says so instead.
-    assert "needs a 2-D latent space and the mlp decoder" in files.report_path(run.path).read_text()
+    assert "cannot run the decoder of this model" in files.report_path(run.path).read_text()
+    assert "the relu networks" in files.report_path(run.path).read_text()
 
 
 def test_a_new_objective_is_one_table_entry(monkeypatch, tmp_path):

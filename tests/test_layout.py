@@ -20,8 +20,10 @@ MAY_IMPORT = {
     "training": {"errors", "model", "data", "config", "parallel", "runs"},
     "views": {"errors", "model", "data", "config", "parallel", "evaluation", "runs"},
     "pipeline": {"errors", "model", "data", "config", "parallel", "evaluation", "runs", "training", "views"},
+    "protocols": {"errors", "model", "data", "config", "parallel", "evaluation", "runs", "training", "views",
+                  "pipeline"},
     "arguments": {"config"},
-    "cli": {"errors", "config", "parallel", "pipeline", "arguments"},
+    "cli": {"errors", "config", "parallel", "pipeline", "protocols", "arguments"},
     "__main__": {"cli"},
     "__init__": set(),
 }

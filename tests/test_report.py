@@ -123,7 +123,7 @@ def test_other_latent_dimensions_get_a_note_not_an_explorer(tmp_path, capsys):
     assert cli.main(["train", *tiny_flags(epochs=1, latent_dim=3), "--no-progress", *argv]) == 0
     assert cli.main(["report", *argv]) == 0
     text = files.report_path(tmp_path / "r3").read_text()
-    assert "needs a 2-D latent space" in text and "Dz = 3" in text and "<canvas" not in text
+    assert "cannot run the decoder of this model" in text and "Dz = 3" in text and "<canvas" not in text
     assert "aevbExplorer" not in text and "Not evaluated yet" in text and "not drawn yet" in text
 
 

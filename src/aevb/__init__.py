@@ -12,6 +12,7 @@ The layers, from the floor up; each imports only those below it:
   training/    the compiled epoch, the loop, signals, a trained run loaded
   views/       figure arrays, figures, the report and its explorer, the comparison page
   pipeline.py  what a notebook calls: one short function per verb
+  protocols/   the literature's setups as sweep files with their published numbers; aevb reproduce
   arguments.py, cli.py  the command line
 
 Importing aevb starts no JAX backend (several processes must join before one starts).

@@ -103,6 +103,8 @@ def build_parser():
         if progress:
             p.add_argument("--no-progress", action="store_true", help="no progress bars")
         if settings:
+            p.add_argument("--config", metavar="FILE", help="read the settings from FILE (a run's config.json, or a "
+                           "file of settings); the flags given override it")
             _add_settings(p.add_argument_group("settings (defaults reproduce the assignment)"))
             p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...",
                            help="train these seeds together in one compiled program, each into RUNS_DIR/NAME/seed-S, "
@@ -153,7 +155,16 @@ def build_parser():
     p.add_argument("name", metavar="NAME", help="the sweep's folder name")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories (default runs)")
     p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...", help="seeds trained together at each point")
+    p.add_argument("--config", metavar="FILE", help="a sweep file: {\"settings\": {...}, \"vary\": {setting: [values]} "
+                   "or a list of such grids, \"seeds\": [...]} (or a run's config.json); the flags given override it")
     _add_settings(p.add_argument_group("settings: comma-separated values make the grid"), lists=True)
+    p = command("reproduce", "run a protocol of the literature as a sweep in RUNS_DIR/reproduce-NAME-BUDGET and write "
+                "a page with the paper's numbers beside ours", run=False, progress=True, devices=True)
+    p.add_argument("protocol", metavar="NAME", help="burda2016 or kingma2013-figure2 (files in aevb/protocols)")
+    p.add_argument("--budget", choices=("short", "full"), default="short",
+                   help="short: a stated fraction of the paper's epochs that fits a CPU session; full: the paper's")
+    p.add_argument("--runs-dir", default="runs", help="folder of run directories (default runs)")
+    p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...", help="seeds trained together at each point")
     p = command("compare", "one HTML page comparing runs, groups of seeds and sweeps", run=False)
     p.add_argument("paths", nargs="+", metavar="RUN_OR_SWEEP", help="run, group or sweep directories")
     p.add_argument("--out", help="folder for compare.html and its figures (default: the one directory given, "

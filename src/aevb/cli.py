@@ -10,12 +10,30 @@ import sys
 from pathlib import Path
 
 from .arguments import build_parser
-from .config import AIS, Config, check_run_name
+from .config import AIS, Config, check_run_name, read_file
 from .errors import ConfigError
 
 
-def _settings(args):  # the settings given; the rest come from the defaults or the checkpoint
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+def _file(args):  # the --config file's settings, vary and seeds, or None
+    return read_file(args.config) if getattr(args, "config", None) else None
+
+
+def _settings(args):  # the settings given: the file's, then the flags'; the rest from the defaults or the checkpoint
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+    file = _file(args)
+    if file and file["vary"] and args.command != "sweep":
+        raise ConfigError(f"{file['file']} varies settings (a sweep): run it with aevb sweep NAME --config FILE")
+    return {**(file["settings"] if file else {}), **flags}
+
+
+def _grid(args):  # a sweep's grid (or list of grids): the file's settings and vary, the flags' values over both
+    file = _file(args) or {"settings": {}, "vary": {}}
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+    flags = {name: value if isinstance(value, tuple) else (value,) for name, value in flags.items()}  # --debug
+    fixed = {name: (value,) for name, value in file["settings"].items()}
+    several = isinstance(file["vary"], list)
+    grids = [{**fixed, **grid, **flags} for grid in (file["vary"] if several else [file["vary"]])]
+    return grids if several else grids[0]
 
 
 def _ais(args):  # the AIS settings given with --ais (the rest from the run's config), or None
@@ -44,15 +62,22 @@ def _call(args, pipeline, argv):  # runs the command; returns its exit code
     progress, data_dir = not getattr(args, "no_progress", False), args.data_dir
     run_dir = Path(args.runs_dir) / check_run_name(args.name) if hasattr(args, "name") else None
     seeds = getattr(args, "seeds", None)
+    if seeds is None and args.command == "sweep" and _file(args):
+        seeds = _file(args)["seeds"]
     if seeds is not None and args.seed is not None:
         raise ConfigError("give --seed or --seeds, not both")
     if args.command == "sweep":
-        # Every setting given is a tuple of values (--debug, a flag, gives one value).
-        grid = {name: value if isinstance(value, tuple) else (value,) for name, value in _settings(args).items()}
-        if pipeline.sweep(grid, run_dir, seeds, data_dir, progress, devices) is not None:
+        if pipeline.sweep(_grid(args), run_dir, seeds, data_dir, progress, devices) is not None:
             return 0
         print(f"stopped after the epoch in flight; the sweep continues with the same command: aevb {shlex.join(argv)}")
         return 130
+    if args.command == "reproduce":
+        from .protocols import reproduce
+
+        if reproduce.reproduce(args.protocol, args.budget, args.runs_dir, data_dir, progress, seeds, devices) is None:
+            print(f"stopped after the epoch in flight; it continues with the same command: aevb {shlex.join(argv)}")
+            return 130
+        return 0
     if args.command == "train":
         mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
         results = pipeline.train(_settings(args), run_dir, mode, data_dir, progress, seeds, devices,

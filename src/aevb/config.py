@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from .data import datasets
 from .data.splits import DEBUG_SIZE
@@ -68,13 +69,27 @@ class Config:
                               "official: the dataset's test set", choices=("assignment", "official"))
     debug: bool = setting(False, "train and test on 100 images each")
     # Model (Kingma & Welling 2013, Section 3 and Appendix C.2, with the assignment's sizes).
-    architecture: str = setting("mlp", "encoder and decoder networks by name", choices=networks.NETWORKS)
+    architecture: str = setting("mlp", "encoder and decoder networks by name (conv: the TensorFlow CVAE tutorial's "
+                                "two stride-2 convolutions each way)", choices=networks.NETWORKS)
     latent_dim: int = setting(2, "Dz, the dimension of z", minimum=1, maximum=MAX_WIDTH)
-    hidden_dim: int = setting(500, "hidden units of each network", minimum=1, maximum=MAX_WIDTH)
+    hidden_dim: int = setting(500, "hidden units of the mlp's one hidden layer each way", minimum=1, maximum=MAX_WIDTH)
+    hidden: str = setting("", "widths of the mlp's hidden layers, encoder's first (the decoder mirrors them), "
+                          "such as 200,200; when given, hidden_dim is not used")
+    activation: str = setting("tanh", "the hidden layers' nonlinearity", choices=networks.ACTIVATIONS)
+    binarization: str = setting("threshold", "threshold: pixel byte >= 128 (the assignment's); dynamic: each training "
+                                "pixel drawn afresh each epoch as a Bernoulli of its grey level, the test set once "
+                                "with a fixed key", choices=("threshold", "dynamic"))
     # Training.
     objective: str = setting("elbo", "training objective by name", choices=probability.OBJECTIVES)
     batch_size: int = setting(100, "images per Adam step", minimum=1, maximum=MAX_COUNT)
-    learning_rate: float = setting(1e-3, "Adam's step size", minimum=0.0, aliases=("--lr",))
+    optimizer: str = setting("adam", "adam, or adagrad (Kingma & Welling 2013)", choices=("adam", "adagrad"))
+    learning_rate: float = setting(1e-3, "the optimizer's step size (the schedule's first)", minimum=0.0,
+                                   aliases=("--lr",))
+    lr_schedule: str = setting("constant", "constant, or burda: 3^i epochs at lr * 10^(-i/7), i = 0..7, 3280 "
+                               "epochs in all (Burda et al. 2016)", choices=("constant", "burda"))
+    adam_eps: float = setting(1e-8, "Adam's epsilon (Burda et al. use 1e-4)", minimum=0.0)
+    kl_warmup: int = setting(0, "epochs of a linear warm-up of the KL term's weight from 0 to 1 (0: none)",
+                             minimum=0, maximum=MAX_COUNT)
     epochs: int = setting(100, "passes over the training images", minimum=1, maximum=MAX_COUNT)
     num_samples: int = setting(1, "z samples per image in the training objective (K for iwae)", minimum=1,
                                maximum=MAX_SAMPLES, aliases=("--k",))
@@ -124,6 +139,17 @@ class Config:
                 continue  # datasets.get checks it below: a table's name, or npz:PATH (reading the file)
             if meta["choices"] is not None and value not in choices_of(field):
                 raise ConfigError(f"{field.name} is one of {', '.join(choices_of(field))}, not {value!r}")
+        widths = self.hidden.split(",") if self.hidden else []
+        if not all(w.strip().isdigit() and 1 <= int(w) <= MAX_WIDTH for w in widths):
+            raise ConfigError(f"hidden must be widths from 1 to {MAX_WIDTH} separated by commas, such as 200,200, "
+                              f"not {self.hidden!r}")
+        object.__setattr__(self, "hidden", ",".join(str(int(w)) for w in widths))
+        if self.architecture != "mlp" and self.hidden:
+            raise ConfigError(f"hidden sets the mlp's layers; the {self.architecture} networks have their own")
+        if self.kl_warmup and self.objective == "iwae":
+            raise ConfigError("kl_warmup weights the ELBO's KL term; the iwae objective has none")
+        if self.optimizer != "adam" and self.adam_eps != 1e-8:
+            raise ConfigError(f"adam_eps is Adam's; the optimizer is {self.optimizer}")
 
     def _check_data(self):
         """The settings against the dataset: it exists, and the split fits its images."""
@@ -144,6 +170,11 @@ class Config:
                               f"{test_count} test images")
         if self.batch_size > self.train_size:
             raise ConfigError(f"batch size {self.batch_size} exceeds the {self.train_size} training images")
+
+    @property
+    def network(self):
+        """The encoder and decoder (aevb.model.networks.Network) for these settings and the dataset's images."""
+        return networks.build(self.architecture, self.activation, datasets.get(self.dataset).image_shape)
 
     @property
     def train_size(self):
@@ -173,3 +204,38 @@ class Config:
         """'name a != b' for every setting that differs, comma separated."""
         a, b = dataclasses.asdict(self), dataclasses.asdict(other)
         return ", ".join(f"{name} {a[name]!r} != {b[name]!r}" for name in sorted(a) if a[name] != b[name])
+
+
+def read_file(path):
+    """A settings file: a run's config.json (an object of settings) or a sweep file {"settings": {...},
+    "vary": {setting: [values]} or a list of such grids, "seeds": [...]} (a protocol is a sweep file
+    with its source and published numbers beside). Returns {"settings", "vary", "seeds", "file"}: the
+    settings by name, unchecked until a Config is made of them with the command line's on top."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read the config file {path}: {error.strerror or error}") from None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a JSON object of settings")
+    known = {f.name for f in dataclasses.fields(Config)}
+    sweep = "settings" in values
+    settings = values.get("settings", {}) if sweep else values
+    vary = values.get("vary", {}) if sweep else {}
+    grids = vary if isinstance(vary, list) else [vary]
+    if not isinstance(settings, dict) or not all(isinstance(grid, dict) for grid in grids):
+        raise ConfigError(f"{path}: settings must be an object, vary an object or a list of objects")
+    unknown = sorted((set(settings) | {name for grid in grids for name in grid}) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown settings {', '.join(unknown)}")
+    for grid in grids:
+        for name, given in grid.items():
+            if not isinstance(given, list) or not given:
+                raise ConfigError(f"{path}: vary's {name} must be a list of values")
+    grids = [{name: tuple(given) for name, given in grid.items()} for grid in grids]
+    seeds = values.get("seeds") if sweep else None
+    return {"settings": settings, "vary": grids if isinstance(vary, list) else grids[0],
+            "seeds": None if seeds is None else tuple(seeds), "file": str(path)}

@@ -94,7 +94,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
         results, per_image = evaluation.bounds.evaluate(run.net, run.params, split.x_train, split.x_test,
                                                         samples or run.config.eval_samples, k, progress,
                                                         defensive=run.config.latent_dim != 2, devices=devices)
-        results["evaluated_epoch"] = run.epoch
+        results.update(evaluated_epoch=run.epoch, binarization=split.binarization)
         # Printed before they are saved: a failed write can't take the numbers with it.
         print(evaluation.bounds.describe(results, len(split.x_test)), flush=True)
         if exact:

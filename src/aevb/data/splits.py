@@ -7,6 +7,7 @@ memory, so that tests can run every command without a download.
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -17,9 +18,15 @@ from . import datasets
 DEBUG_SIZE = 100  # --debug keeps the first 100 training and test images
 
 
+# Dynamic binarization: the test images are drawn once with this key, the training images' one fixed
+# draw (for the train ELBO and the figures) with the key after it; training draws afresh each epoch.
+DYNAMIC_KEYS = {"test": 20130, "train": 20131}  # jax.random.PRNGKey(n)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Split:
-    """A run's data: binarized images, flat (N, D) float32 0/1, and integer labels (N,)."""
+    """A run's data: binarized images, flat (N, D) float32 0/1, and integer labels (N,). train_grey: with
+    dynamic binarization, the training images' grey levels in [0, 1] (N, D) that training draws from."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -27,15 +34,32 @@ class Split:
     y_test: np.ndarray
     dataset: datasets.Dataset  # image shape, class names and noun come from here
     description: str  # which images, in words
+    train_grey: np.ndarray | None = None
+    binarization: str = "pixel byte >= 128 (pixel/255 > 0.5)"  # how, in words
 
     @property
     def image_shape(self):
         return self.dataset.image_shape
 
+    @property
+    def train_input(self):
+        """What training reads: the grey levels with dynamic binarization, else the 0/1 images."""
+        return self.x_train if self.train_grey is None else self.train_grey
+
 
 def binarize(images):
     """uint8 pixels -> float32 0/1 with 1 where pixel/255 > 0.5, i.e. byte >= 128."""
     return (np.asarray(images) >= 128).astype(np.float32)
+
+
+def grey(images):
+    """uint8 pixels -> float32 grey levels pixel/255 in [0, 1], the Bernoulli means of dynamic binarization."""
+    return np.asarray(images, np.float32) / np.float32(255)
+
+
+def binarize_once(images, seed):
+    """One draw of dynamic binarization: each pixel 1 with probability pixel/255 (our Bernoulli sampler)."""
+    return np.asarray(densities.sample_bernoulli(jax.random.PRNGKey(seed), jnp.asarray(grey(images))), np.float32)
 
 
 def split(images, config):
@@ -65,8 +89,15 @@ def split(images, config):
         train_images, train_labels = train_images[:DEBUG_SIZE], train_labels[:DEBUG_SIZE]
         test_images, test_labels = test_images[:DEBUG_SIZE], test_labels[:DEBUG_SIZE]
         description += f"; debug: the first {DEBUG_SIZE} images of each"
-    return Split(binarize(train_images), train_labels.astype(np.int32), binarize(test_images),
-                 test_labels.astype(np.int32), images.dataset, description)
+    labels = train_labels.astype(np.int32), test_labels.astype(np.int32)
+    if getattr(config, "binarization", "threshold") == "threshold":
+        return Split(binarize(train_images), labels[0], binarize(test_images), labels[1], images.dataset, description)
+    how = (f"dynamic: each training pixel drawn afresh each epoch as a Bernoulli of pixel/255 (keys from the seed "
+           f"and the epoch); the test images drawn once with jax.random.PRNGKey({DYNAMIC_KEYS['test']}), the "
+           f"training images' fixed draw for the train ELBO and figures with PRNGKey({DYNAMIC_KEYS['train']})")
+    return Split(binarize_once(train_images, DYNAMIC_KEYS["train"]), labels[0],
+                 binarize_once(test_images, DYNAMIC_KEYS["test"]), labels[1], images.dataset, description,
+                 grey(train_images), how)
 
 
 def load(config, data_dir=None):

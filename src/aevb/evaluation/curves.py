@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import parallel
-from ..model import networks
 from . import bounds, exact
 
 TRACKED_IMAGES = 100  # the first this many test images, every recorded epoch
@@ -40,7 +39,7 @@ def monitor(config, x_test, devices=parallel.ONE):
     """measure(epoch, params) -> the metrics row's measured fields for config's run (a Config):
     {"test_elbo"} and, at the epochs `tracked` names (Dz = 2), {"tracked": {"log_px", "elbo", "kl",
     "images", "seconds"}}. A test ELBO that is not finite is returned alone: training stops there."""
-    net, x_test = networks.get(config.architecture), jnp.asarray(x_test)
+    net, x_test = config.network, jnp.asarray(x_test)
 
     def measure(epoch, params):
         # The curve's test ELBO: one sample per image with evaluation's fixed key.

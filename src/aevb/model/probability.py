@@ -76,19 +76,26 @@ def elbo_of(key, net, theta, x, q, num_samples, mask=None):
     return jnp.mean(sampled_log_weights(key, net, theta, x, q, num_samples, mask), axis=0)
 
 
-def elbo_per_image(key, net, params, x, num_samples=1):
+def elbo_per_image(key, net, params, x, num_samples=1, kl_weight=None):
     """The assignment's estimator: elbo_of the encoder's q(z|x) (Kingma & Welling 2013, eq. 6),
-    unbiased for each image's ELBO: (B, D) -> (B,)."""
-    return elbo_of(key, net, params["decoder"], x, net.encode(params["encoder"], x), num_samples)
+    unbiased for each image's ELBO: (B, D) -> (B,). kl_weight b (a KL warm-up): the mean of
+    log p(x|z) + b (log p(z) - log q(z)) instead, the same draws; None is b = 1 as written above."""
+    q = net.encode(params["encoder"], x)
+    if kl_weight is None:
+        return elbo_of(key, net, params["decoder"], x, q, num_samples)
+    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, B, Dz)
+    log_w = log_likelihood(net, params["decoder"], x, z) + kl_weight * (log_prior(z) - log_q(q, z))  # (S, B)
+    return jnp.mean(log_w, axis=0)
 
 
-def elbo_analytic_kl_per_image(key, net, params, x, num_samples=1):
+def elbo_analytic_kl_per_image(key, net, params, x, num_samples=1, kl_weight=None):
     """log p(x|z) at z ~ q minus the closed-form KL(q || p(z)) (Kingma & Welling 2013, eq. 10 and
-    Appendix B): the same expectation as elbo_per_image with lower variance."""
+    Appendix B): the same expectation as elbo_per_image with lower variance. kl_weight: the KL times it."""
     mean, log_std = net.encode(params["encoder"], x)  # (B, Dz) each
     z = densities.sample_diag_gaussian(key, mean, log_std, (num_samples,))  # (S, B, Dz)
     expected_log_likelihood = jnp.mean(log_likelihood(net, params["decoder"], x, z), axis=0)  # (B,)
-    return expected_log_likelihood - densities.gaussian_kl_to_standard_normal(mean, log_std)
+    kl = densities.gaussian_kl_to_standard_normal(mean, log_std)  # (B,)
+    return expected_log_likelihood - (kl if kl_weight is None else kl_weight * kl)
 
 
 def iwae_per_image(key, net, params, x, num_samples=1):
@@ -108,7 +115,8 @@ def sample(key, net, theta, latent_dim, n):
 
 
 # What training maximizes, by name (Config.objective): (key, net, params, x (B, D), num_samples)
-# -> per-image estimates (B,). Here, below the Config that checks a name against it.
+# -> per-image estimates (B,); the ELBOs also take kl_weight (Config.kl_warmup). Here, below the Config
+# that checks a name against it.
 OBJECTIVES = {
     "elbo": elbo_per_image,  # the assignment's single-sample estimator (the default)
     "elbo-analytic-kl": elbo_analytic_kl_per_image,

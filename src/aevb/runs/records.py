@@ -1,6 +1,7 @@
 """The run directory's records of numbers: config.json, metrics.jsonl, summary.json, per_image.npz;
 a group's group.json (seeds) and a sweep's sweep.json. Each written atomically (aevb.runs.files)."""
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -138,15 +139,20 @@ def point_name(point, varied):
 
 
 def sweep_points(grid):
-    """(points, their folder names, the varied settings) of a sweep over grid ({setting: values}). A
+    """(points, their folder names, the varied settings) of a sweep over grid ({setting: values}), or over
+    a list of grids, whose points follow one another (a protocol's runs that are not one product). A
     value given twice, two points that would share a folder (two npz files of one stem) or a bad
     combination of settings is a ConfigError before anything is written."""
-    for name, values in grid.items():
-        if len({str(v) for v in values}) != len(values):
-            raise ConfigError(f"--{name.replace('_', '-')} gives a value twice: {','.join(map(str, values))}")
-    varied = [name for name, values in grid.items() if len(values) > 1]
-    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
-    names = [point_name(point, varied) for point in points]
+    grids = grid if isinstance(grid, list) else [grid]
+    for one in grids:
+        for name, values in one.items():
+            if len({str(v) for v in values}) != len(values):
+                raise ConfigError(f"--{name.replace('_', '-')} gives a value twice: {','.join(map(str, values))}")
+    points = [dict(zip(one, values, strict=True)) for one in grids for values in itertools.product(*one.values())]
+    defaults = {field.name: field.default for field in dataclasses.fields(Config)}
+    named = list(dict.fromkeys(name for one in grids for name in one))  # every setting named, in order
+    varied = [name for name in named if len({str(point.get(name, defaults.get(name))) for point in points}) > 1]
+    names = [point_name({**defaults, **point}, varied) for point in points]
     shared = sorted({name for name in names if names.count(name) > 1})
     if shared:  # the second point would train into the first one's folder
         raise ConfigError(f"two points of the sweep would share the folder {shared[0]}; give the files other names")
@@ -156,12 +162,16 @@ def sweep_points(grid):
 
 
 def write_sweep(sweep_dir, grid, varied, seeds, points):
-    """SWEEP/sweep.json: the grid ({setting: values}), the settings it varies, the seeds and the points' names."""
+    """SWEEP/sweep.json: the grid ({setting: values}, or a list of them), the settings it varies, the seeds and
+    the points' names."""
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
+    grids = [{name: list(values) for name, values in one.items()} for one in (grid if isinstance(grid, list)
+                                                                              else [grid])]
+    defaults = {field.name: field.default for field in dataclasses.fields(Config)}
     files.atomic_write_text(Path(sweep_dir) / SWEEP, json.dumps(
-        {"grid": {name: list(values) for name, values in grid.items()}, "varied": varied,
+        {"grid": grids if isinstance(grid, list) else grids[0], "varied": varied,
          "seeds": None if seeds is None else list(seeds),
-         "points": [point_name(point, varied) for point in points]}, indent=2) + "\n")
+         "points": [point_name({**defaults, **point}, varied) for point in points]}, indent=2) + "\n")
 
 
 def data_record(dataset):

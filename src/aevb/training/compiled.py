@@ -1,4 +1,5 @@
-"""What training compiles: the optimizer, the initial state, the step, and one jit-compiled epoch
+"""What training compiles: the optimizer (Adam or Adagrad, a constant step size or Burda et al.'s
+schedule), the initial state, the step (with a KL warm-up's weight), and one jit-compiled epoch
 (a lax.scan over Adam steps) for one seed or several (vmap), on one device or several (a batch
 split over a mesh).
 
@@ -16,17 +17,51 @@ import optax
 from .. import parallel
 from ..data import datasets, splits
 from ..errors import TooBig, machine_memory
-from ..model import networks, probability
+from ..model import densities, probability
+
+# Burda et al. (2016), Section 5: "for i = 0..7, 3^i passes at learning rate 0.001 * 10^(-i/7)".
+BURDA_STAGES = 8
+BURDA_ENDS = tuple(sum(3**j for j in range(i + 1)) for i in range(BURDA_STAGES))  # last epoch of each: 1, 4, ..., 3280
+
+
+def steps_per_epoch(config):
+    return config.train_size // config.batch_size
+
+
+def learning_rate(config, epoch):
+    """The step size during a 1-based epoch: config.learning_rate, or times 10^(-i/7) in stage i of burda's
+    schedule (its last stage goes on after epoch 3280). epoch may be traced (an array)."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    stage = jnp.sum(jnp.asarray(epoch)[..., None] > jnp.asarray(BURDA_ENDS[:-1]), axis=-1)  # stages finished
+    return config.learning_rate * 10.0 ** (-stage / 7)
+
+
+def kl_weight(config, step):
+    """The KL term's weight at a 0-based optimizer step: rises linearly from 0 to 1 over kl_warmup epochs."""
+    return jnp.minimum(1.0, step / (config.kl_warmup * steps_per_epoch(config)))
+
+
+def schedule(config):
+    """The optimizer's step size: a number, or optax's schedule of the step count (0-based) when the
+    schedule is written in epochs."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    steps = steps_per_epoch(config)
+    return lambda count: learning_rate(config, count // steps + 1)
 
 
 def optimizer(config):
-    return optax.adam(config.learning_rate)
+    rate = schedule(config)
+    if config.optimizer == "adagrad":
+        return optax.adagrad(rate)
+    return optax.adam(rate, eps=config.adam_eps)
 
 
 def init_state(config):
     """(params, opt_state) at the start of training, from the config's seed."""
     data_dim = math.prod(datasets.get(config.dataset).image_shape)
-    params = networks.get(config.architecture).init(jax.random.PRNGKey(config.seed), data_dim, config)
+    params = config.network.init(jax.random.PRNGKey(config.seed), data_dim, config)
     return params, optimizer(config).init(params)
 
 
@@ -54,15 +89,26 @@ def epoch_keys(seed, epoch):
     return shuffle_key, step_key
 
 
+def epoch_images(config, x_train, seed, epoch):
+    """The training images of a 1-based epoch: x_train itself, or with dynamic binarization a fresh
+    Bernoulli draw of its grey levels (N, D), keyed by (seed, epoch) apart from epoch_keys' two keys."""
+    if config.binarization != "dynamic":
+        return x_train
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), epoch), 1)
+    return densities.sample_bernoulli(key, x_train)
+
+
 def make_step(config):
-    net, opt, objective = networks.get(config.architecture), optimizer(config), probability.OBJECTIVES[config.objective]
+    net, opt, objective = config.network, optimizer(config), probability.OBJECTIVES[config.objective]
 
-    def loss(params, batch, key):
-        return -jnp.mean(objective(key, net, params, batch, config.num_samples))
+    def loss(params, batch, key, weight):
+        extra = {} if weight is None else {"kl_weight": weight}
+        return -jnp.mean(objective(key, net, params, batch, config.num_samples, **extra))
 
-    def step(params, opt_state, batch, key):
-        """One Adam step on a (B, D) batch, all in the caller's compiled region."""
-        neg_objective, grads = jax.value_and_grad(loss)(params, batch, key)
+    def step(params, opt_state, batch, key, weight=None):
+        """One optimizer step on a (B, D) batch, all in the caller's compiled region; weight: the KL
+        term's (a warm-up), None for 1 as written."""
+        neg_objective, grads = jax.value_and_grad(loss)(params, batch, key, weight)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, {"objective": -neg_objective}
 
@@ -82,17 +128,21 @@ def make_epoch(config, seeds=None, devices=parallel.ONE):
 
     def one_epoch(params, opt_state, x_train, epoch_number, seed):
         shuffle_key, step_key = epoch_keys(seed, epoch_number)
+        x_train = epoch_images(config, x_train, seed, epoch_number)  # (N, D)
         # Every device shuffles the whole (replicated) x_train alike and gathers its share of each batch.
         batches = splits.shuffled_batches(shuffle_key, x_train, config.batch_size)  # (steps, B, D)
         batches = devices.constrain(batches, 1)
         keys = jax.random.split(step_key, batches.shape[0])
+        inputs = (batches, keys)
+        if config.kl_warmup:  # the KL weight of each step of this epoch, (steps,)
+            inputs += (kl_weight(config, (epoch_number - 1) * batches.shape[0] + jnp.arange(batches.shape[0])),)
 
         def body(carry, inputs):
             params, opt_state = carry
             params, opt_state, metrics = step(params, opt_state, *inputs)
             return (params, opt_state), metrics["objective"]
 
-        (params, opt_state), objectives = jax.lax.scan(body, (params, opt_state), (batches, keys))
+        (params, opt_state), objectives = jax.lax.scan(body, (params, opt_state), inputs)
         params, opt_state = devices.constrain_replicated((params, opt_state))
         leaves = jax.tree_util.tree_leaves((params, opt_state))
         finite = jnp.all(jnp.isfinite(objectives)) & jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in leaves]))

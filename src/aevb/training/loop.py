@@ -78,7 +78,7 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
     check_memory(config, len(configs))  # before any state is made
     seeds = [_Seed(c, d, r, devices) for c, d, r in zip(configs, run_dirs, resume, strict=True)]
     grouped = len(seeds) > 1
-    x_train = devices.replicate(jnp.asarray(split.x_train))
+    x_train = devices.replicate(jnp.asarray(split.train_input))  # grey levels with dynamic binarization
     for seed in (s for s in seeds if s.active and devices.writer):  # a finished run is left as it is
         records.write_config(seed.run_dir, seed.config)
         records.write_metrics(seed.run_dir, records.read_metrics(seed.run_dir, seed.start))  # drop epochs after it

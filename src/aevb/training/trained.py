@@ -12,7 +12,6 @@ from .. import parallel
 from ..config import Config
 from ..data import splits
 from ..errors import DECIDING, CheckpointError
-from ..model import networks
 from ..runs import checkpoint, lock
 from .compiled import init_state
 
@@ -39,7 +38,7 @@ class Run:
 
     @property
     def net(self):
-        return networks.get(self.config.architecture)
+        return self.config.network
 
     @property
     def name(self):

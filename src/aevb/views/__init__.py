@@ -10,8 +10,20 @@ compare_plots     the comparison page's figures
 report            the run's self-contained HTML report
 explorer          the report's latent-space explorer (explorer.js decodes z in the page)
 compare           one HTML page comparing runs, groups of seeds and sweeps
+reproduced        a reproduced protocol's page: the paper's numbers beside ours, in the paper's axes
 
 Imports: every layer below (model, data, config, parallel, evaluation, runs); never training.
 """
 
-from . import ais_plots, compare, compare_plots, completion_plots, drawing, exact_plots, explorer, plots, report  # noqa: F401
+from . import (  # noqa: F401
+    ais_plots,
+    compare,
+    compare_plots,
+    completion_plots,
+    drawing,
+    exact_plots,
+    explorer,
+    plots,
+    report,
+    reproduced,
+)

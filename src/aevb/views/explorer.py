@@ -68,8 +68,12 @@ def script_json(payload):
 def for_run(run):
     """(payload, None) for a loaded run (aevb.pipeline.Run) the explorer can show, else (None, why not)."""
     config, split = run.config, run.split
-    if config.latent_dim == 2 and config.architecture in ARCHITECTURES:
+    one_layer = config.architecture in ARCHITECTURES and "," not in config.hidden and config.activation == "tanh"
+    if config.latent_dim == 2 and one_layer:
         return payload(run.params["decoder"], drawing.encode_means(run, split.x_train), split.y_train,
                        split.image_shape, split.dataset.class_names), None
-    return None, (f"The live explorer needs a 2-D latent space and the {' or '.join(ARCHITECTURES)} decoder; this "
-                  f"model has Dz = {config.latent_dim} and the {config.architecture} networks.")
+    network = (f"the {config.architecture} networks" if config.architecture not in ARCHITECTURES else
+               f"an mlp of hidden layers {config.hidden or config.hidden_dim} with {config.activation}")
+    return None, ("The live explorer cannot run the decoder of this model: its JavaScript computes a 2-D latent space "
+                  f"through one hidden tanh layer ({' or '.join(ARCHITECTURES)}); this model has Dz = "
+                  f"{config.latent_dim} and {network}.")

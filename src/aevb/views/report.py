@@ -200,7 +200,7 @@ def render(name, config, summary, split, figure, answers, payload=None, explorer
 All numbers are in nats per image (summed over {pixels} pixels, averaged over images).</p>
 <p class="headline" id="headline">{headline}</p>
 <p>{timing}</p>
-<h2>Data</h2><p>{html.escape(split.description)}. Binarized as pixel/255 &gt; 0.5.</p>
+<h2>Data</h2><p>{html.escape(split.description)}. Binarized: {html.escape(split.binarization)}.</p>
 <h2>Latent-space explorer</h2>{explorer.section(payload, explorer_note)}
 <h2>How good is the model, exactly?</h2>{exact_section(s, figure, config.latent_dim)}{ais_section(s, figure)}
 <h2>Training curves</h2>{figure_html(figure("curves"), "ELBO per epoch")}

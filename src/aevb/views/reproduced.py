@@ -1,0 +1,89 @@
+"""The page of a reproduced protocol (aevb reproduce): the paper's number beside ours, their difference,
+the budget used and what differs from the paper's setup; and its figure, in the paper's axes."""
+
+import html
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .plots import CLASS_COLOURS
+from .report import STYLE, figure_html
+
+
+def curves_figure(lines, x_range=(1e5, 1e8)):
+    """The lower bound per datapoint against training samples evaluated, log x, in the style of Kingma &
+    Welling (2013), Figure 2: lines = [(label, samples (E,), train (E,), test (E,))], solid train, dashed test."""
+    figure = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = figure.subplots()
+    for i, (label, samples, train, test) in enumerate(lines):
+        colour = CLASS_COLOURS[i % len(CLASS_COLOURS)]
+        ax.plot(samples, train, color=colour, label=f"{label} train")
+        ax.plot(samples, test, color=colour, linestyle="--", label=f"{label} test")
+    ax.set_xscale("log")
+    ax.set_xlim(*x_range)
+    ax.set_xlabel("training samples evaluated")
+    ax.set_ylabel("lower bound per datapoint (nats)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return figure
+
+
+def values_figure(rows):
+    """Ours (± 2 SE) beside the paper's number, one row each: rows = [(label, paper, ours, se)]."""
+    figure = Figure(figsize=(6.4, 0.6 + 0.55 * len(rows)), layout="constrained")
+    ax = figure.subplots()
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, paper, ours, se) in zip(y, rows, strict=True):
+        if paper is not None:
+            ax.plot([paper], [yi + 0.12], "k^", label="paper" if yi == y[0] else None)
+        if ours is not None and math.isfinite(ours):
+            ax.errorbar([ours], [yi - 0.12], xerr=[2 * se if math.isfinite(se) else 0], fmt="o",
+                        color=CLASS_COLOURS[0], capsize=3, label="aevb (± 2 SE)" if yi == y[0] else None)
+    ax.set_yticks(y, [row[0] for row in rows])
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel("nats per image (higher is better)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def _number(value, digits=2):
+    return "&ndash;" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def page(protocol, budget, rows, figure_path, caption):
+    """The reproduction's HTML: protocol (its file's contents), budget (its name), rows = [dict(label,
+    paper, ours, se, epochs, images, hours, device, run)]."""
+    source, e = protocol["source"], html.escape
+    table = ["<table><tr><th>run</th><th>paper</th><th>aevb</th><th>aevb &minus; paper</th><th>epochs</th>"
+             "<th>training images seen</th><th>training hours</th><th>device</th><th>run directory</th></tr>"]
+    for r in rows:
+        difference = None if r["paper"] is None or r["ours"] is None else r["ours"] - r["paper"]
+        table.append(f"<tr><td>{e(r['label'])}</td><td class=num>{_number(r['paper'])}</td><td class=num>"
+                     f"{_number(r['ours'])} &plusmn; {_number(r['se'])}</td><td class=num>{_number(difference)}</td>"
+                     f"<td class=num>{r['epochs']}</td><td class=num>{r['images']:.3g}</td><td class=num>"
+                     f"{_number(r['hours'], 3)}</td><td>{e(r['device'])}</td><td>{e(r['run'])}</td></tr>")
+    table.append("</table>")
+    note = budget_note(protocol, budget)
+    body = [f"<h1>Reproduced: {e(protocol['title'])}</h1>",
+            f'<p class="headline">{e(protocol["measure_name"])}; the budget: {e(budget)} ({e(note)}).</p>',
+            f"<p>{e(source['paper'])} {e(source['where'])}.</p>", f'<p class="note">{e(source["setup"])}</p>',
+            '<div class="wrap">', "".join(table), "</div>"]
+    if protocol.get("curves"):
+        body.append(f'<p class="note">{e(protocol["curves"][0].upper() + protocol["curves"][1:])}.</p>')
+    body += [f'<div class="wrap">{figure_html(figure_path, caption)}</div>', "<h2>What differs from the paper</h2>",
+             "<ul>" + "".join(f"<li>{e(text)}</li>" for text in differences(protocol, budget)) + "</ul>"]
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+            f'content="width=device-width, initial-scale=1"><title>aevb reproduced: {e(protocol["title"])}</title>'
+            f'<style>{STYLE}</style></head><body><main>{"".join(body)}</main></body></html>')
+
+
+def budget_note(protocol, budget):
+    return protocol["budgets"][budget]["note"]
+
+
+def differences(protocol, budget):
+    """What differs from the paper's setup, the budget first where it is not the paper's."""
+    shorter = [] if budget == "full" else [f"the budget: {budget_note(protocol, budget)}"]
+    return shorter + list(protocol["differences"])

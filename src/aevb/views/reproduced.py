@@ -24,8 +24,13 @@ def curves_figure(lines, x_range=(1e5, 1e8)):
     ax.set_xlim(*x_range)
     ax.set_xlabel("training samples evaluated")
     ax.set_ylabel("lower bound per datapoint (nats)")
+    # The paper's axes show the bound's useful range; the first epoch's train values (thousands of nats
+    # below) would squash every curve into a line, so the axis stops 10 nats under the lowest test value.
+    lowest = min((min(test) for _, _, _, test in lines if len(test)), default=-150.0)
+    highest = max((max(max(train), max(test)) for _, _, train, test in lines if len(test)), default=-95.0)
+    ax.set_ylim(min(-150.0, lowest - 10.0), max(-95.0, highest + 5.0))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
     return figure
 
 
@@ -44,7 +49,7 @@ def values_figure(rows):
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.set_xlabel("nats per image (higher is better)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35 * 4 / (len(rows) + 1)), ncol=2)
     return figure
 
 

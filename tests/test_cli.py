@@ -109,7 +109,7 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
     documented = {"epochs", "train_elbo_last_epoch", "training_seconds", "seconds_per_epoch", "images_per_second",
                   "train_elbo", "train_elbo_se", "test_elbo", "test_elbo_se", "elbo_samples", "test_iwae",
                   "test_iwae_se", "iwae_k", "iwae_seconds", "iwae_samples_per_second", "units", "completion",
-                  "answers_demo", "evaluated_epoch", "trained_on", "evaluated_on",
+                  "answers_demo", "evaluated_epoch", "trained_on", "evaluated_on", "binarization",
                   # Dz = 2: the exact evaluation too
                   "test_log_px", "test_log_px_se", "train_log_px", "train_log_px_se", "log_px_grid", "log_px_accuracy",
                   "log_px_seconds", "log_px_gflop", "test_gap_elbo", "test_gap_elbo_se", "train_gap_elbo",

@@ -11,7 +11,7 @@ from scipy import special, stats
 from aevb import pipeline
 from aevb.config import Config
 from aevb.data import splits
-from aevb.evaluation import answers, bounds, exact, gaps
+from aevb.evaluation import answers, bounds, exact, gaps, q_stars
 from aevb.model import densities, networks
 from aevb.runs import files, records
 
@@ -107,24 +107,46 @@ def test_the_defensive_bound_finds_the_posterior_that_q_misses(run):
     assert plain_gap > 1.0 and 0 <= defensive_gap < 0.1 * plain_gap  # measured 1.31 and 0.04
 
 
-def test_the_gap_decomposition_against_float64_quadrature(run):
+@pytest.mark.parametrize("method", ["grid", "svi"])
+def test_the_gap_decomposition_against_float64_quadrature(run, method):
     """The decomposition's ELBOs of q* and of the encoder's q against Gauss-Hermite quadrature of the
-    same Gaussians, in float64; and q*, fitted from a q moved off the posterior, recovers most of it."""
+    same Gaussians, in float64; and q*, fitted from a q moved off the posterior, recovers most of it.
+    grid: q* found on the exact evaluation's tiles (Dz = 2); svi: by SVI (any Dz)."""
     x, theta, key = run.split.x_test[:40], run.params["decoder"], jax.random.PRNGKey(0)
-    log_px, _ = exact.log_px(run.net, theta, x)
+    tiles = exact.select_tiles(run.net, theta, x)
+    log_px, _ = exact.log_px(run.net, theta, x, tiles=tiles)
     approximation = []
     for params in (run.params, _moved(run.params)):
-        numbers = gaps.gap_decomposition(run.net, params, x, log_px, key)
+        numbers = gaps.gap_decomposition(run.net, params, x, log_px, key, tiles if method == "grid" else None)
         approximation.append(numbers["approximation_gap"])
-        q_star = gaps.fit_q_star(jax.random.split(key)[0], run.net, params, jnp.asarray(x))  # its fit key
+        q_star = (q_stars.fit_on_grid(run.net, params, x, tiles)[0] if method == "grid" else
+                  q_stars.fit_by_svi(jax.random.split(key)[0], run.net, params, jnp.asarray(x)))  # its fit key
         elbo_star = float64_elbo(theta, x, q_star)
         elbo_encoder = float64_elbo(theta, x, run.net.encode(params["encoder"], x))
+        assert numbers["q_star"] == method
         assert numbers["elbo_q_star"] == pytest.approx(elbo_star.mean(), abs=0.01)  # 1000 z per image: 2e-3
         assert numbers["elbo_encoder"] == pytest.approx(elbo_encoder.mean(), abs=0.05)  # moved q: 0.016
         assert numbers["approximation_gap"] == pytest.approx(np.mean(log_px - elbo_star), abs=0.01)
         assert np.all(elbo_star <= log_px + 1e-3)  # an ELBO stays below log p(x), image by image
     assert numbers["amortization_gap"] > 3.0  # the moved q is far off (measured 5.3 nats, 0.6 unmoved) ...
     assert approximation[1] < approximation[0] + 0.1  # ... and q* fitted from it is as good (0.15 and 0.12)
+
+
+def test_q_star_on_the_grid_is_the_optimum_svi_approaches(run):
+    """q* found on the grid has an ELBO (float64 quadrature) no lower than SVI's q* nor than any of a
+    few nearby Gaussians, image by image: it is the optimum, not a point on the way there."""
+    x, theta = run.split.x_test[:40], run.params["decoder"]
+    tiles = exact.select_tiles(run.net, theta, x)
+    grid, how = q_stars.fit_on_grid(run.net, run.params, x, tiles)
+    svi = q_stars.fit_by_svi(jax.random.PRNGKey(1), run.net, run.params, jnp.asarray(x))
+    best = float64_elbo(theta, x, grid)
+    assert how["smallest_mass_on_grid"] > 0.99 and abs(how["last_step_change"]) < 1e-3
+    assert np.all(best >= float64_elbo(theta, x, svi) - 0.02)  # q_star's cells: within 0.02 of the optimum
+    for shift in ((0.05, 0.0), (0.0, -0.05)):
+        moved = (grid[0] + jnp.asarray(shift)[None], grid[1])
+        assert np.all(best >= float64_elbo(theta, x, moved) - 0.02)
+    wider = (grid[0], grid[1] + 0.1)
+    assert np.all(best >= float64_elbo(theta, x, wider) - 0.02)
 
 
 def test_the_defensive_mixture_density_and_draws():

@@ -141,10 +141,10 @@ def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, t
     total = np.full(len(x), -np.inf)
     pairs = 0  # (image, fine point) pairs evaluated
     needed = np.nonzero(kept.any(axis=0))[0]
-    for group in tqdm(_groups(needed, int(round(math.sqrt(len(lows))))), desc=desc, unit="block", disable=not progress,
-                      dynamic_ncols=True):
+    blocks = _groups(needed, int(round(math.sqrt(len(lows)))))
+    for group in tqdm(blocks, desc=desc, unit="block", disable=not progress, dynamic_ncols=True):
         members = np.array([t if t >= 0 else group[0] for t in group])  # an absent tile repeats one, kept by none
-        in_group = kept[:, members] & (np.array(group) >= 0)  # (N, 4)
+        in_group = kept[:, members] & (np.array(group) >= 0)  # (N, tiles of the block)
         logits, row = _tile_terms(net, theta, _points(devices, lows[members], TILE, spacing))
         for ids, n in _chunks(np.nonzero(in_group.any(axis=1))[0], devices):
             values = devices.gather(_log_sum(devices.split(jnp.asarray(x[ids])), logits, row,
@@ -159,6 +159,34 @@ def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, t
              "image_point_pairs": int(pairs),
              "flops": float(2 * d * (pairs + len(x) * coarse_points) + decoder_flops * (points + coarse_points))}
     return total + 2 * math.log(spacing), stats
+
+
+def log_joint_tables(net, theta, x, tiles, spacing=2 * SPACING, within=THRESHOLD):
+    """log p(x, z_g) of each image at the points of the tiles it keeps (tiles: select_tiles's), at
+    `spacing`, for work that needs the posterior itself and not only its integral (the gap
+    decomposition's q*), those within `within` nats of the image's largest: flat arrays over the
+    (image, point) pairs, image by image: (values (G,), points (G, 2), image (G,)). One device: the
+    decoder runs once per tile, shared by the images that keep it."""
+    lows, kept, _ = tiles
+    values, points, image = [], [], []
+    x = np.asarray(x, np.float32)
+    for group in _groups(np.nonzero(kept.any(axis=0))[0], int(round(math.sqrt(len(lows))))):
+        members = np.array([t if t >= 0 else group[0] for t in group])
+        in_group = kept[:, members] & (np.array(group) >= 0)  # (N, tiles of the block)
+        centres = cell_centres(lows[members], TILE, spacing)  # (tiles of the block, P, 2)
+        logits, row = _tile_terms(net, theta, jnp.asarray(centres.reshape(-1, 2)))
+        for ids, n in _chunks(np.nonzero(in_group.any(axis=1))[0], parallel.ONE):
+            table = np.asarray(_log_joint(jnp.asarray(x[ids]), logits, row))[:n].reshape(n, *centres.shape[:2])
+            rows, k = np.nonzero(in_group[ids[:n]])  # the padded chunk computed, its real images kept
+            values.append(table[rows, k].ravel())
+            points.append(centres[k].reshape(-1, 2))
+            image.append(np.repeat(ids[:n][rows], centres.shape[1]))
+    values, points, image = np.concatenate(values), np.concatenate(points), np.concatenate(image)
+    largest = np.full(len(x), -np.inf)
+    np.maximum.at(largest, image, values)
+    keep = values >= largest[image] - within  # the points within `within` nats of the image's largest
+    order = np.argsort(image[keep], kind="stable")
+    return values[keep][order], points[keep][order], image[keep][order]
 
 
 def accuracy(net, theta, x, values, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, tiles=None, progress=False,

@@ -11,21 +11,8 @@ import numpy as np
 
 from .. import parallel
 from ..errors import ConfigError
-from ..model import probability
-from . import bounds, exact, partial
-
-
-@jax.jit(static_argnames=("net", "steps", "num_samples", "learning_rate"))
-def fit_q_star(key, net, params, x, steps=100, num_samples=10, learning_rate=0.02):
-    """q*, the best factorized Gaussian for each image (n, D), by SVI from the encoder's q: (mean, log_std)."""
-    mask = jnp.ones(x.shape[-1], bool)  # every pixel observed: partial's SVI on the whole image
-
-    def fit(fit_key, image, mean, log_std):
-        return partial.svi(fit_key, net, params["decoder"], image, mask, (mean, log_std), num_samples, steps,
-                           learning_rate)[0]
-
-    return jax.vmap(fit)(jax.random.split(key, x.shape[0]), x, *net.encode(params["encoder"], x))
-
+from ..model import densities, probability
+from . import bounds, exact, q_stars
 
 CHUNK = bounds.SAMPLE_CHUNK  # the IWAE bound's draws per scan step
 
@@ -83,7 +70,14 @@ def iwae_prefixes_per_image(net, params, x, ks, key=bounds.EVAL_KEY, progress=Fa
                             devices.count, devices, progress, desc)
 
 
-_elbo_of = jax.jit(probability.elbo_of, static_argnames=("net", "num_samples"))
+@jax.jit(static_argnames=("net", "num_samples"))
+def _elbo_of(key, net, theta, x, q, num_samples):
+    """probability.elbo_of with the same draws (all the noise drawn at once, as it draws it: (S, n, Dz)
+    is small), its log weights computed CHUNK draws at a time: memory of CHUNK images' logits per image,
+    not S (S a multiple of CHUNK)."""
+    z = densities.sample_diag_gaussian(key, *q, (num_samples,)).reshape(-1, CHUNK, *q[0].shape)  # (S/C, C, n, Dz)
+    total = jax.lax.map(lambda zc: jnp.sum(probability.log_weights(net, theta, x, zc, q), axis=0), z)  # (S/C, n)
+    return jnp.sum(total, axis=0) / num_samples
 
 
 # ---- everything `aevb evaluate --exact` measures --------------------------------------------------
@@ -103,17 +97,22 @@ def check(latent_dim):
                           "(use --ais, or the defensive IWAE bound)")
 
 
-def gap_decomposition(net, params, x, log_px_values, key):
+def gap_decomposition(net, params, x, log_px_values, key, tiles=None):
     """log p(x) - ELBO(encoder's q) = approximation gap [log p(x) - ELBO(q*)] + amortization gap
-    [ELBO(q*) - ELBO(encoder's q)], per image (Cremer, Li & Duvenaud 2018), nats."""
+    [ELBO(q*) - ELBO(encoder's q)], per image (Cremer, Li & Duvenaud 2018), nats. q*: fitted on the
+    exact evaluation's grid where tiles (exact.select_tiles of x) are given (Dz = 2), else by SVI;
+    both ELBOs by Monte Carlo with the same GAP_SAMPLES draws of noise."""
     began = time.perf_counter()
     fit_key, elbo_key = jax.random.split(key)
-    q_star = fit_q_star(fit_key, net, params, jnp.asarray(x))
+    if tiles is None:
+        q_star, how = q_stars.fit_by_svi(fit_key, net, params, jnp.asarray(x)), {"q_star": "svi"}
+    else:
+        q_star, how = q_stars.fit_on_grid(net, params, x, tiles)
     theta = params["decoder"]
     elbo_star = np.asarray(_elbo_of(elbo_key, net, theta, jnp.asarray(x), q_star, GAP_SAMPLES), np.float64)
     elbo_encoder = np.asarray(_elbo_of(elbo_key, net, theta, jnp.asarray(x), net.encode(params["encoder"], x),
                                        GAP_SAMPLES), np.float64)
-    numbers = {"images": len(x), "seconds": time.perf_counter() - began}
+    numbers = {"images": len(x), **how, "seconds": time.perf_counter() - began}
     for name, values in (("log_px", log_px_values), ("elbo_q_star", elbo_star), ("elbo_encoder", elbo_encoder),
                          ("approximation_gap", log_px_values - elbo_star),
                          ("amortization_gap", elbo_star - elbo_encoder)):
@@ -131,7 +130,9 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     tiles = exact.select_tiles(net, theta, x_test, devices=devices)
     test, stats = exact.log_px(net, theta, x_test, tiles=tiles, progress=progress, desc="exact log p(x), test",
                          devices=devices)
-    train, _ = exact.log_px(net, theta, x_train, progress=progress, desc="exact log p(x), train", devices=devices)
+    train_tiles = exact.select_tiles(net, theta, x_train, devices=devices)
+    train, _ = exact.log_px(net, theta, x_train, tiles=train_tiles, progress=progress, desc="exact log p(x), train",
+                            devices=devices)
     check = x_test[:CHECK_IMAGES]
     grid = {"spacing": exact.SPACING, "extent": exact.EXTENT, "threshold_nats": exact.THRESHOLD, "tile": exact.TILE}
     results = {"log_px_grid": grid,
@@ -163,9 +164,11 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     against_k["exact"], against_k["exact_se"] = mean_se(test[: len(subset)])
     results["bounds_vs_k"] = against_k
     local = devices.local(params)  # this process's own copy: the same fits on every process
-    results["gap_decomposition"] = {
-        "test": gap_decomposition(net, local, x_test[:GAP_IMAGES], test[:GAP_IMAGES], jax.random.fold_in(key, 0)),
-        "train": gap_decomposition(net, local, x_train[:GAP_IMAGES], train[:GAP_IMAGES], jax.random.fold_in(key, 1))}
+    results["gap_decomposition"] = {  # q* on the grid, from the tiles of the same images
+        side: gap_decomposition(net, local, x[:GAP_IMAGES], values[:GAP_IMAGES], jax.random.fold_in(key, index),
+                                (found[0], found[1][:GAP_IMAGES], found[2]))
+        for index, (side, x, values, found) in enumerate((("test", x_test, test, tiles),
+                                                          ("train", x_train, train, train_tiles)))}
     results["exact_evaluation_seconds"] = time.perf_counter() - began
     return results, {"test_log_px": test, "train_log_px": train}
 

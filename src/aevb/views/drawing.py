@@ -8,7 +8,7 @@ the true posteriors, and a completion's figures.
 import jax
 import numpy as np
 
-from ..evaluation import partial
+from ..evaluation import exact, partial, q_stars
 from ..model import densities, probability
 from ..runs import records
 from . import ais_plots, completion_plots, exact_plots, plots
@@ -86,7 +86,7 @@ def figure(kind, run, metrics, pairs=None, seed=0):
             images(run, split.x_test[:12]), images(run, means(run, encode_means(run, split.x_test[:12])))),
         "bounds": lambda: exact_plots.bounds_figure(summary["bounds_vs_k"]),
         "gaps": lambda: exact_plots.gaps_figure(per_image["test_log_px"] - per_image["test_iwae"], summary["iwae_k"]),
-        "posteriors": lambda: exact_plots.posteriors_figure(posterior_panels(run, per_image, seed)),
+        "posteriors": lambda: exact_plots.posteriors_figure(posterior_panels(run, per_image)),
         "ais": lambda: ais_plots.ais_figure(summary["ais_vs_steps"], *_ais_gaps(per_image), summary["iwae_k"]),
     }
     if kind == "ais":
@@ -137,7 +137,7 @@ def count_modes(grid, within=5.0, apart=0.3):
     return len(modes)
 
 
-def posterior_panels(run, per_image, seed, search=40):
+def posterior_panels(run, per_image, search=40):
     """The true posterior of the test image the model fits best (highest log p(x)), a typical one (the
     median gap below IWAE), the worst (IWAE farthest below log p(x)) and the first multimodal one
     among the `search` worst."""
@@ -153,10 +153,12 @@ def posterior_panels(run, per_image, seed, search=40):
             chosen["multimodal"] = int(i)
             break
     panels = []
-    for role, i in chosen.items():
+    ids = np.array(list(chosen.values()))
+    tiles = exact.select_tiles(run.net, theta, x[ids])  # q* on the grid, as the gap decomposition finds it
+    fitted, _ = q_stars.fit_on_grid(run.net, run.params, x[ids], tiles)
+    for j, (role, i) in enumerate(chosen.items()):
         encoder = tuple(np.asarray(a) for a in run.net.encode(run.params["encoder"], x[i]))
-        q_star, _ = partial.fit_q(jax.random.PRNGKey(seed), run.net, theta, x[i], everything, run.config.latent_dim)
-        q_star = tuple(np.asarray(a) for a in q_star)
+        q_star = tuple(np.asarray(a[j]) for a in fitted)
         panels.append({"image": images(run, x[i]), "q_star": q_star, "encoder": encoder,
                        "grid": partial.posterior_grid(run.net, theta, x[i], everything, q_star, encoder),
                        "title": f"test image #{i}, {role}: log p(x) {px[i]:.1f}, IWAE {iwae[i]:.1f}, ELBO "

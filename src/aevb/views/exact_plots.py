@@ -69,8 +69,8 @@ def gaps_figure(gaps, k):
 
 def posteriors_figure(panels):
     """One panel per image: the true posterior p(z|x) from the grid, the best factorized Gaussian q*
-    (fitted on the grid, aevb.evaluation.q_stars) and the encoder's q, with the image in a corner. panels: dicts with image (rows, columns),
-    grid, q_star (mean, log_std), encoder (mean, log_std), title."""
+    (fitted on the grid, aevb.evaluation.q_stars) and the encoder's q, with the image in a corner.
+    panels: dicts with image (rows, columns), grid, q_star (mean, log_std), encoder (mean, log_std), title."""
     columns = min(2, len(panels))
     rows = -(-len(panels) // columns)
     figure = Figure(figsize=(6.2 * columns, 5.4 * rows), layout="constrained")

@@ -87,6 +87,14 @@ def _groups(needed, n_side):
     return [members + [-1] * (4 - len(members)) for members in blocks.values()]
 
 
+def _blocks(kept, n_tiles):
+    """For each block of _groups over the tiles any image keeps: (its four tile indices, an absent
+    tile repeating one, kept by none; which images keep each of them (N, 4))."""
+    for group in _groups(np.nonzero(kept.any(axis=0))[0], int(round(math.sqrt(n_tiles)))):
+        members = np.array([t if t >= 0 else group[0] for t in group])
+        yield members, kept[:, members] & (np.array(group) >= 0)
+
+
 def _chunks(ids, devices):
     """Image indices in chunks padded to a few fixed sizes (few compilations) and to a multiple of
     the device count: (padded ids, how many real)."""
@@ -141,10 +149,8 @@ def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, t
     total = np.full(len(x), -np.inf)
     pairs = 0  # (image, fine point) pairs evaluated
     needed = np.nonzero(kept.any(axis=0))[0]
-    blocks = _groups(needed, int(round(math.sqrt(len(lows)))))
-    for group in tqdm(blocks, desc=desc, unit="block", disable=not progress, dynamic_ncols=True):
-        members = np.array([t if t >= 0 else group[0] for t in group])  # an absent tile repeats one, kept by none
-        in_group = kept[:, members] & (np.array(group) >= 0)  # (N, tiles of the block)
+    blocks = list(_blocks(kept, len(lows)))
+    for members, in_group in tqdm(blocks, desc=desc, unit="block", disable=not progress, dynamic_ncols=True):
         logits, row = _tile_terms(net, theta, _points(devices, lows[members], TILE, spacing))
         for ids, n in _chunks(np.nonzero(in_group.any(axis=1))[0], devices):
             values = devices.gather(_log_sum(devices.split(jnp.asarray(x[ids])), logits, row,
@@ -170,10 +176,8 @@ def log_joint_tables(net, theta, x, tiles, spacing=2 * SPACING, within=THRESHOLD
     lows, kept, _ = tiles
     values, points, image = [], [], []
     x = np.asarray(x, np.float32)
-    for group in _groups(np.nonzero(kept.any(axis=0))[0], int(round(math.sqrt(len(lows))))):
-        members = np.array([t if t >= 0 else group[0] for t in group])
-        in_group = kept[:, members] & (np.array(group) >= 0)  # (N, tiles of the block)
-        centres = cell_centres(lows[members], TILE, spacing)  # (tiles of the block, P, 2)
+    for members, in_group in _blocks(kept, len(lows)):
+        centres = cell_centres(lows[members], TILE, spacing)  # (4, P, 2)
         logits, row = _tile_terms(net, theta, jnp.asarray(centres.reshape(-1, 2)))
         for ids, n in _chunks(np.nonzero(in_group.any(axis=1))[0], parallel.ONE):
             table = np.asarray(_log_joint(jnp.asarray(x[ids]), logits, row))[:n].reshape(n, *centres.shape[:2])

@@ -77,7 +77,8 @@ def posteriors_figure(panels):
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
     for ax, panel in zip(axes, panels, strict=False):
         posterior_axes(ax, panel["grid"], *panel["q_star"], *panel["encoder"],
-                       ("p(z | x), exact (grid)", "q*: best factorized Gaussian (on the grid)", "encoder q(z|x): 1 and 2 std"),
+                       ("p(z | x), exact (grid)", "q*: best factorized Gaussian (on the grid)",
+                        "encoder q(z|x): 1 and 2 std"),
                        legend_size=7)
         inset = ax.inset_axes([0.78, 0.78, 0.2, 0.2])
         inset.imshow(panel["image"], cmap="gray", vmin=0, vmax=1, interpolation="nearest")

@@ -54,6 +54,22 @@ def test_a_decoder_that_ignores_z_gives_the_closed_form():
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+def test_q_star_of_a_posterior_that_is_the_prior_is_the_prior():
+    """A decoder that ignores z: the posterior is N(0, I), as wide as it gets, so the fit takes a coarse
+    grid (the fine one would hold ~70,000 points per image), and q* is N(0, I), whose ELBO is log p(x)."""
+    params = NET.init(jax.random.PRNGKey(0), 30, Config(hidden_dim=8))
+    params["decoder"] = jax.tree_util.tree_map(jnp.zeros_like, params["decoder"])
+    params["decoder"]["out"]["bias"] = jnp.linspace(-3.0, 3.0, 30)
+    x = (np.random.default_rng(0).uniform(size=(7, 30)) < 0.4).astype(np.float32)
+    tiles = exact.select_tiles(NET, params["decoder"], x)
+    (mean, log_std), how = q_stars.fit_on_grid(NET, params, x, tiles)
+    assert list(how["grid_spacings"]) == ["0.2"] and how["grid_spacings"]["0.2"] == 7
+    np.testing.assert_allclose(mean, 0.0, atol=0.02)
+    np.testing.assert_allclose(np.exp(log_std), 1.0, atol=0.02)
+    expected = stats.bernoulli.logpmf(x, special.expit(np.linspace(-3.0, 3.0, 30))).sum(-1)
+    np.testing.assert_allclose(float64_elbo(params["decoder"], x, (mean, log_std)), expected, atol=1e-3)
+
+
 def test_the_grid_agrees_with_a_brute_force_float64_grid(run):
     x = run.split.x_test[:8]
     got, stats_ = exact.log_px(run.net, run.params["decoder"], x)

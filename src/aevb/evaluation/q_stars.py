@@ -11,7 +11,8 @@ import optax
 from ..model import densities
 from . import exact, partial
 
-SPACING = 2 * exact.SPACING  # the fit's grid: a quarter of the evaluation's points (and of the work)
+SPACINGS = (0.04, 0.08, 0.2, 0.4)  # the fit's grids, finest first: each divides a tile's side
+MAX_POINTS = 16384  # an image's tiles hold at most this many points at its spacing: a wider posterior, a coarser grid
 
 
 @jax.jit(static_argnames=("net", "steps", "num_samples", "learning_rate"))
@@ -34,19 +35,22 @@ LEARNING_RATE = 0.02
 def grid_elbo(q, values, points, image, spacing, images, floor):
     """The ELBO of q = (mean, log_std) (N, 2) each on the tables of exact.log_joint_tables (values,
     points, image: flat over (image, point) pairs, points the centres of square cells of side
-    spacing; floor (N,): a value below all of an image's): E_q[log p(x, z)] with log p(x, z) taken
+    spacing (G,); floor (N,): a value below all of an image's): E_q[log p(x, z)] with log p(x, z) taken
     constant on each cell, so each cell weighs q's probability of it in closed form (a q narrower
-    than a cell gains nothing), q's probability off the table counted at the floor (no q gains by
-    leaving the posterior), plus q's entropy in closed form: (elbo (N,), q's mass on the table (N,))."""
+    than a cell gains nothing), off the table at floor - |z|^2 / 2, below log p(x, z) there (whose
+    log p(z) falls so: a q grown wide off the table loses more than its entropy gains), plus q's
+    entropy in closed form: (elbo (N,), q's mass on the table (N,))."""
     mean, log_std = q
     std = jnp.exp(log_std)[image]  # (G, 2)
     # Phi(b) - Phi(a) of the cell in each axis, taken on the lower side of the mean (erfc keeps that tail's digits).
     toward = -jnp.abs(points - mean[image]) / std
-    half = 0.5 * spacing / std
+    half = 0.5 * spacing[:, None] / std
     cell = jnp.prod(densities.standard_normal_cdf(toward + half) - densities.standard_normal_cdf(toward - half), -1)
     mass = jax.ops.segment_sum(cell, image, images, indices_are_sorted=True)
-    above = jax.ops.segment_sum(cell * (values - floor[image]), image, images, indices_are_sorted=True)
-    return floor + above + jnp.sum(log_std, axis=-1) + 0.5 * mean.shape[-1] * (1.0 + densities.LOG_2PI), mass
+    off = floor[image] - 0.5 * jnp.sum(points**2, axis=-1)  # the off-table charge at each point (G,)
+    above = jax.ops.segment_sum(cell * (values - off), image, images, indices_are_sorted=True)
+    expected_off = floor - 0.5 * jnp.sum(mean**2 + jnp.exp(2 * log_std), axis=-1)  # E_q of the charge, everywhere
+    return expected_off + above + jnp.sum(log_std, axis=-1) + 0.5 * mean.shape[-1] * (1.0 + densities.LOG_2PI), mass
 
 
 @jax.jit(static_argnames=("images", "steps", "learning_rate"))
@@ -69,14 +73,58 @@ def climb(q, values, points, image, spacing, images, floor, steps=STEPS, learnin
     return q, trace
 
 
-def fit_on_grid(net, params, x, tiles, spacing=SPACING):
+def spacings(kept):
+    """The fit's grid spacing for each image, from the tiles it keeps (N, T): the finest of SPACINGS at
+    which they hold at most MAX_POINTS points. Points grow as a posterior's area over the spacing
+    squared, so the spacing follows its width: cells as fine, relative to it, as a narrow one's (N,)."""
+    points = kept.sum(axis=1)[:, None] * (exact.TILE / np.array(SPACINGS)) ** 2  # (N, levels)
+    return np.array(SPACINGS)[np.minimum(np.sum(points > MAX_POINTS, axis=1), len(SPACINGS) - 1)]  # points fall
+
+
+def tables(net, theta, x, tiles):
+    """exact.log_joint_tables of each image at its spacing (spacings), flat over (image, point) pairs
+    in image order: (values (G,), points (G, 2), image (G,), spacing (G,)), as float32 arrays."""
+    lows, kept, coarse = tiles
+    each = spacings(kept)
+    parts = []
+    for spacing in np.unique(each):
+        ids = np.nonzero(each == spacing)[0]
+        values, points, image = exact.log_joint_tables(net, theta, x[ids], (lows, kept[ids], coarse), spacing)
+        parts.append((values, points, ids[image], np.full(len(values), spacing)))
+    values, points, image, spacing = (np.concatenate(a) for a in zip(*parts, strict=True))
+    order = np.argsort(image, kind="stable")
+    return tuple(jnp.asarray(a[order], jnp.float32 if a.dtype.kind == "f" else None)
+                 for a in (values, points, image, spacing))
+
+
+@jax.jit(static_argnames=("images",))
+def moments(values, points, image, spacing, images):
+    """The Gaussian with the posterior's mean and variance along each axis, from the tables (a cell
+    adds its own spread, spacing^2 / 12): (mean, log_std) (N, 2) each."""
+    weight = jnp.exp(values - jax.ops.segment_max(values, image, images)[image])
+    total = jax.ops.segment_sum(weight, image, images, indices_are_sorted=True)
+    weight = weight / total[image]
+    mean = jax.ops.segment_sum(weight[:, None] * points, image, images, indices_are_sorted=True)
+    spread = weight[:, None] * ((points - mean[image]) ** 2 + spacing[:, None] ** 2 / 12)
+    return mean, 0.5 * jnp.log(jax.ops.segment_sum(spread, image, images, indices_are_sorted=True))
+
+
+def fit_on_grid(net, params, x, tiles):
     """q* of each image x (n, D) on the tables of exact.log_joint_tables (tiles: exact.select_tiles
-    of x), from the encoder's q: ((mean, log_std), {how it was found and how well})."""
-    values, points, image = (jnp.asarray(a) for a in exact.log_joint_tables(net, params["decoder"], x, tiles,
-                                                                             spacing))
+    of x), each at its spacing (spacings), climbed from the encoder's q and from the posterior's
+    moments, the higher kept (an encoder's q can sit off the posterior, where no step climbs; the
+    moments of two modes can sit between them): ((mean, log_std), {how it was found and how well})."""
+    values, points, image, spacing = tables(net, params["decoder"], np.asarray(x), tiles)
     floor = jax.ops.segment_max(values, image, len(x)) - exact.THRESHOLD - 10.0  # below every value kept
     table = (values, points, image, spacing, len(x), floor)
-    q_star, trace = climb(net.encode(params["encoder"], jnp.asarray(x)), *table)
-    _, mass = grid_elbo(q_star, *table)
-    return q_star, {"q_star": "grid", "grid_spacing": spacing, "fit_steps": STEPS,
-                    "last_step_change": float(trace[-1] - trace[-2]), "smallest_mass_on_grid": float(np.min(mass))}
+    (encoder, trace), (moment, moment_trace) = (climb(start, *table) for start in (
+        net.encode(params["encoder"], jnp.asarray(x)), moments(values, points, image, spacing, len(x))))
+    (elbo, mass), (moment_elbo, moment_mass) = grid_elbo(encoder, *table), grid_elbo(moment, *table)
+    from_moments = moment_elbo > elbo  # (N,)
+    q_star = jax.tree.map(lambda a, b: jnp.where(from_moments[:, None], a, b), moment, encoder)
+    mass = jnp.where(from_moments, moment_mass, mass)
+    change = max(abs(float(t[-1] - t[-2])) for t in (trace, moment_trace))
+    used = spacings(tiles[1])
+    return q_star, {"q_star": "grid", "grid_spacings": {f"{s:g}": int(np.sum(used == s)) for s in np.unique(used)},
+                    "fit_steps": STEPS, "from_moments": int(np.sum(from_moments)),
+                    "last_step_change": change, "smallest_mass_on_grid": float(np.min(mass))}

@@ -63,7 +63,7 @@ def test_q_star_of_a_posterior_that_is_the_prior_is_the_prior():
     x = (np.random.default_rng(0).uniform(size=(7, 30)) < 0.4).astype(np.float32)
     tiles = exact.select_tiles(NET, params["decoder"], x)
     (mean, log_std), how = q_stars.fit_on_grid(NET, params, x, tiles)
-    assert list(how["grid_spacings"]) == ["0.2"] and how["grid_spacings"]["0.2"] == 7
+    assert how["grid_spacings"] == {"0.4": 7}  # the coarsest: cells 2.5 times finer than its std
     np.testing.assert_allclose(mean, 0.0, atol=0.02)
     np.testing.assert_allclose(np.exp(log_std), 1.0, atol=0.02)
     expected = stats.bernoulli.logpmf(x, special.expit(np.linspace(-3.0, 3.0, 30))).sum(-1)
@@ -156,7 +156,7 @@ def test_q_star_on_the_grid_is_the_optimum_svi_approaches(run):
     grid, how = q_stars.fit_on_grid(run.net, run.params, x, tiles)
     svi = q_stars.fit_by_svi(jax.random.PRNGKey(1), run.net, run.params, jnp.asarray(x))
     best = float64_elbo(theta, x, grid)
-    assert how["smallest_mass_on_grid"] > 0.99 and abs(how["last_step_change"]) < 1e-3
+    assert how["smallest_mass_on_grid"] > 0.99 and max(how["fit_steps"].values()) < q_stars.MAX_STEPS  # converged
     assert np.all(best >= float64_elbo(theta, x, svi) - 0.02)  # q_star's cells: within 0.02 of the optimum
     for shift in ((0.05, 0.0), (0.0, -0.05)):
         moved = (grid[0] + jnp.asarray(shift)[None], grid[1])

@@ -227,7 +227,8 @@ def test_a_run_retrained_from_its_config_json_is_the_same_run(tmp_path, capsys):
 def test_a_sweep_file_lists_points_that_are_not_one_product(tmp_path, capsys):
     config = tiny(epochs=1)
     settings = {name: getattr(config, name) for name in ("dataset", "n_train", "n_test", "hidden_dim", "batch_size",
-                                                         "epochs", "eval_samples", "iwae_k", "log_px_every")}
+                                                         "epochs", "eval_samples", "iwae_k", "log_px_every",
+                                                         "ais_images")}  # without it, AIS of 1000 images
     settings["latent_dim"] = 3  # no exact evaluation (Dz = 2 only) and, with ais_images 0, no AIS: quick
     (tmp_path / "s.json").write_text(json.dumps({"settings": settings, "seeds": [0, 1], "vary": [
         {"objective": ["elbo"], "num_samples": [1]}, {"objective": ["iwae"], "num_samples": [3]}]}))

@@ -12,7 +12,7 @@ from ..model import densities
 from . import exact, partial
 
 SPACINGS = (0.04, 0.08, 0.2, 0.4)  # the fit's grids, finest first: each divides a tile's side
-RESOLUTION = 2  # a cell's side at most this many times finer than the posterior's narrowest standard deviation
+RESOLUTION = 1.5  # a cell's side at most this many times finer than the posterior's narrowest standard deviation
 PROBE = 0.2  # the grid of the posterior's moments that choose each image's spacing
 
 

@@ -1,6 +1,8 @@
 import dataclasses
+import io
 import json
 
+import matplotlib.image
 import pytest
 from conftest import run_cli, tiny, tiny_flags
 
@@ -97,6 +99,36 @@ def test_overwrite_starts_again_and_drops_the_old_numbers(capsys, tmp_path):
     assert not (tmp_path / "r" / files.REPORT).exists() and not (tmp_path / "r" / files.FIGURES).exists()
 
 
+def _check_tensorboard(run, summary):
+    """The TensorBoard files, read back by tbparse (TensorBoard's own reader), hold metrics.jsonl's curves
+    and the summary's numbers and figures."""
+    tbparse = pytest.importorskip("tbparse")
+    reader = tbparse.SummaryReader(str(run / "tensorboard"))
+    scalars = reader.scalars
+    for name in ("train_elbo", "test_elbo", "seconds"):
+        rows = scalars[scalars.tag == f"epoch/{name}"].sort_values("step")
+        want = [(row["epoch"], row[name]) for row in records.read_metrics(run)]
+        assert list(rows.step) == [epoch for epoch, _ in want]
+        assert list(rows.value) == pytest.approx([value for _, value in want], rel=1e-6)  # float32 on disk
+    for name in ("test_elbo", "test_iwae", "test_log_px", "gap_decomposition/test/approximation_gap"):
+        value = scalars[scalars.tag == f"summary/{name}"]
+        number = summary
+        for part in name.split("/"):
+            number = number[part]
+        assert list(value.step) == [4] and value.value.iloc[0] == pytest.approx(number, rel=1e-6)
+    # The figures through TensorBoard's own event reader (tbparse decodes images only with TensorFlow).
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0}).Reload()
+    kinds = ("samples", "latent", "manifold", "curves", "bounds")
+    assert set(events.Tags()["images"]) == {f"figures/{kind}" for kind in kinds}
+    for kind in kinds:
+        (image,) = events.Images(f"figures/{kind}")
+        png = matplotlib.image.imread(io.BytesIO(image.encoded_image_string), format="png")
+        drawn = matplotlib.image.imread(run / files.FIGURES / f"{kind}.png")[..., :3]
+        assert image.step == 4 and png.shape == drawn.shape and abs(png - drawn).max() < 1 / 255 + 1e-6
+
+
 def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path):
     argv = ["--runs-dir", str(tmp_path), "--name", "e2e", "--no-progress"]
     code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=4), *argv)
@@ -130,6 +162,7 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
         assert (run / files.FIGURES / f"{name}.svg").is_file()
     assert (run / files.REPORT).stat().st_size > 100000
     assert "test ELBO" in out and "nats/image" in out and str((run / files.REPORT).resolve()) in out
+    _check_tensorboard(run, summary)
     # A second `aevb run` finds the run trained and trains nothing; its checkpoint is untouched.
     before = (run / files.CHECKPOINT).read_bytes()
     code, out, _ = run_cli(capsys, "run", *tiny_flags(epochs=4), *argv)

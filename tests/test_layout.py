@@ -22,8 +22,9 @@ MAY_IMPORT = {
     "pipeline": {"errors", "model", "data", "config", "parallel", "evaluation", "runs", "training", "views"},
     "protocols": {"errors", "model", "data", "config", "parallel", "evaluation", "runs", "training", "views",
                   "pipeline"},
+    "course": {"errors", "model", "runs"},
     "arguments": {"config"},
-    "cli": {"errors", "config", "parallel", "pipeline", "protocols", "arguments"},
+    "cli": {"errors", "config", "parallel", "pipeline", "protocols", "course", "arguments"},
     "__main__": {"cli"},
     "__init__": set(),
 }

@@ -8,11 +8,12 @@ The layers, from the floor up; each imports only those below it:
   config.py    the one frozen Config (checks names against model's and data's tables)
   parallel/    devices and processes: a mesh over the batch, jax.distributed
   evaluation/  bounds, exact log p(x), gaps, the training curves' measures, partial observation, answers
-  runs/        the run directory: files, checkpoint, records, the writer lock
+  runs/        the run directory: files, checkpoint, records, the writer lock, TensorBoard's view
   training/    the compiled epoch, the loop, signals, a trained run loaded
   views/       figure arrays, figures, the report and its explorer, the comparison page
   pipeline.py  what a notebook calls: one short function per verb
   protocols/   the literature's setups as sweep files with their published numbers; aevb reproduce
+  course/      the assignment's autograder (grading) and the student's copy of its notebook (release)
   arguments.py, cli.py  the command line
 
 Importing aevb starts no JAX backend (several processes must join before one starts).

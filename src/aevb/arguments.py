@@ -165,6 +165,10 @@ def build_parser():
                    help="short: a stated fraction of the paper's epochs that fits a CPU session; full: the paper's")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories (default runs)")
     p.add_argument("--seeds", type=_seeds, metavar="S1,S2,...", help="seeds trained together at each point")
+    p = command("release", "the student's copy of an assignment notebook: each ### BEGIN SOLUTION ... ### END SOLUTION "
+                "becomes raise NotImplementedError() (nbgrader's markers)", run=False)
+    p.add_argument("notebook", metavar="NOTEBOOK", help="the solution notebook (e.g. notebooks/assignment.ipynb)")
+    p.add_argument("--out", help="where the student's copy goes (default release/NOTEBOOK's name)")
     p = command("compare", "one HTML page comparing runs, groups of seeds and sweeps", run=False)
     p.add_argument("paths", nargs="+", metavar="RUN_OR_SWEEP", help="run, group or sweep directories")
     p.add_argument("--out", help="folder for compare.html and its figures (default: the one directory given, "

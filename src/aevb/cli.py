@@ -71,6 +71,13 @@ def _call(args, pipeline, argv):  # runs the command; returns its exit code
             return 0
         print(f"stopped after the epoch in flight; the sweep continues with the same command: aevb {shlex.join(argv)}")
         return 130
+    if args.command == "release":
+        from .course import release
+
+        out = Path(args.out) if args.out else Path("release") / Path(args.notebook).name
+        count = release.release(args.notebook, out)
+        print(f"student copy: {out} ({count} solutions replaced by raise NotImplementedError())")
+        return 0
     if args.command == "reproduce":
         from .protocols import reproduce
 

@@ -4,8 +4,7 @@
     from aevb.config import Config
 
     run = pipeline.train_and_evaluate(Config(epochs=20), "runs/quick")
-    pipeline.figures(run)
-    print(pipeline.report(run))
+    pipeline.figures(run), pipeline.report(run)
 
 Every function that takes a run accepts a loaded Run or a run directory; results are returned and printed,
 in nats per image. The work lives in the layers below; this module holds the runs' locks while they work.
@@ -21,7 +20,7 @@ from . import evaluation, parallel, views
 from .config import Config
 from .data import datasets, splits
 from .errors import DECIDING, CheckpointError, ConfigError
-from .runs import checkpoint, files, lock, records
+from .runs import checkpoint, files, lock, records, tensorboard
 from .training import loop
 from .training.trained import Run, load, opened  # noqa: F401 (Run and load are pipeline's too)
 
@@ -213,9 +212,10 @@ def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None, devices
             return []
         reports = []
         for run in runs if seeds is not None else [runs]:
-            figures(run)
+            drawn = figures(run)
             answers(run, complete(run))
             reports.append(report(run))
+            tensorboard.add_summary(run.path, records.read_summary(run.path), drawn)
         return reports if seeds is not None else reports[0]
 
 

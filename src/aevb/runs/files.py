@@ -7,6 +7,7 @@ runs/<name>/
   summary.json         the run's numbers (merged by each command that measures something)
   per_image.npz        each test image's ELBO, IWAE bound and exact log p(x) (what the figures of gaps need)
   figures/             every figure, PNG and SVG
+  tensorboard/         TensorBoard's event files: metrics.jsonl's rows, then the summary (aevb.runs.tensorboard)
   report.html          the report
   .lock                who writes the run now (aevb.runs.lock's OS lock; the file itself is harmless)
   .replaced/           the run an --overwrite in progress replaces (aevb.runs.lock)
@@ -32,6 +33,7 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 PER_IMAGE = "per_image.npz"
 FIGURES = "figures"
+TENSORBOARD = "tensorboard"  # TensorBoard's event files (aevb.runs.tensorboard)
 REPORT = "report.html"
 LOCK = ".lock"
 ASIDE = ".replaced"  # an --overwrite in progress keeps the run it replaces here
@@ -40,7 +42,7 @@ GROUP = "group.json"  # in a folder of seeds' run directories: their numbers' me
 SWEEP = "sweep.json"  # in a sweep's folder: its grid and its points
 DATA = "data.json"  # for a user's npz: the size and SHA-256 of the file the run trained on
 # The checkpoint first: see aevb.runs.lock.replacing.
-RUN_FILES = (CHECKPOINT, CONFIG, DATA, METRICS, SUMMARY, PER_IMAGE, REPORT, FIGURES)
+RUN_FILES = (CHECKPOINT, CONFIG, DATA, METRICS, SUMMARY, PER_IMAGE, REPORT, FIGURES, TENSORBOARD)
 
 
 def warn(message):
@@ -110,9 +112,10 @@ def save_figure(run_dir, name, figure):
 
 def clear(run_dir):
     """Removes a run's files: a run directory never mixes two runs."""
-    for name in RUN_FILES[:-1]:
+    for name in RUN_FILES[:-2]:
         (Path(run_dir) / name).unlink(missing_ok=True)
-    shutil.rmtree(figures_dir(run_dir), ignore_errors=True)
+    for folder in (FIGURES, TENSORBOARD):
+        shutil.rmtree(Path(run_dir) / folder, ignore_errors=True)
 
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..config import Config
 from ..data import npz
 from ..errors import ConfigError, DataError
-from . import checkpoint, files
+from . import checkpoint, files, tensorboard
 from .files import CONFIG, GROUP, METRICS, PER_IMAGE, SUMMARY, SWEEP
 
 
@@ -54,6 +54,7 @@ def write_metrics(run_dir, rows):
 def append_metrics(run_dir, row):
     with open(Path(run_dir) / METRICS, "a") as f:
         f.write(json.dumps(row) + "\n")
+    tensorboard.add_epoch(run_dir, row)  # the live view of the same row
 
 
 def training_summary(rows, epoch, images_per_epoch):

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .. import parallel
 from ..errors import ConfigError, Interrupted, ProcessesError, TrainingDiverged, first_line, peers_lost
-from ..runs import checkpoint, files, records
+from ..runs import checkpoint, files, records, tensorboard
 from .compiled import check_memory, init_state, keep_where, make_epoch, member, stack
 from .signals import StopRequest
 from .trained import restore
@@ -203,6 +203,7 @@ def _finish(seed, params, status, images_per_epoch, group_seeds, devices):
               "trained_now": seed.epoch - seed.start, "run_dir": seed.run_dir}
     if not devices.writer:
         return result
+    tensorboard.close(seed.run_dir)
     history = records.read_metrics(seed.run_dir, seed.epoch)
     summary = records.training_summary(history, seed.epoch, images_per_epoch) if history else {}
     if len(history) < seed.epoch:

@@ -1,0 +1,306 @@
+"""The course's notebook, its student copy and the autograder: the notebook runs top to bottom (smoke
+mode), the autograder passes aevb's own functions and names what is wrong in typical wrong answers, and
+the student copy has every solution replaced and stops at the first check with the right message."""
+
+import json
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from aevb.course import grading, release
+from aevb.errors import ConfigError
+from aevb.model import densities, probability
+
+NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "assignment.ipynb"
+NET = grading.NET
+
+
+def _cells(notebook):
+    return [(c["cell_type"], "".join(c["source"])) for c in notebook["cells"]]
+
+
+# ---- aevb's own functions, written as the student's are: the autograder must pass them ----------
+
+
+def log_prior(z):
+    return probability.log_prior(z)
+
+
+def decoder(theta, z):
+    return NET.decode(theta, z)
+
+
+def log_likelihood(theta, x, z):
+    return probability.log_likelihood(NET, theta, x, z)
+
+
+def joint_log_density(theta, x, z):
+    return probability.log_joint(NET, theta, x, z)
+
+
+def encoder(phi, x):
+    return NET.encode(phi, x)
+
+
+def log_q(mean, log_std, z):
+    return probability.log_q((mean, log_std), z)
+
+
+def elbo(key, params, x):
+    mean, log_std = encoder(params["encoder"], x)
+    z = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    return jnp.mean(probability.log_weights(NET, params["decoder"], x, z, (mean, log_std)))
+
+
+def loss(key, params, x):
+    return -elbo(key, params, x)
+
+
+def top_half_log_likelihood(theta, x, z):
+    return probability.log_likelihood(NET, theta, x, z, grading.top_half_mask())
+
+
+def _draw(key, mean, log_std, num_samples):  # (S, Dz), broadcast explicitly (the tests raise on rank promotion)
+    eps = jax.random.normal(key, (num_samples, mean.shape[-1]))
+    return jnp.broadcast_to(mean, eps.shape) + jnp.broadcast_to(jnp.exp(log_std), eps.shape) * eps
+
+
+def svi_elbo(key, theta, x, mean, log_std, num_samples):
+    z = _draw(key, mean, log_std, num_samples)
+    return jnp.mean(probability.log_weights(NET, theta, x, z, (mean, log_std), grading.top_half_mask()))
+
+
+RIGHT = {"log_prior": log_prior, "decoder": decoder, "log_likelihood": log_likelihood,
+         "joint_log_density": joint_log_density, "encoder": encoder, "log_q": log_q, "elbo": elbo, "loss": loss,
+         "top_half_log_likelihood": top_half_log_likelihood, "svi_elbo": svi_elbo}
+
+
+def test_the_autograder_passes_aevbs_own_functions(capsys):
+    assert set(RIGHT) == set(grading.CHECKS)
+    for name, function in RIGHT.items():
+        grading.check(name, function)
+    assert capsys.readouterr().out.count("correct") == len(RIGHT)
+
+
+# ---- typical wrong answers, each with the words it must get -------------------------------------
+
+
+def _per_pixel(theta, x, z):
+    return densities.bernoulli_log_density(NET.decode(theta, z), x)
+
+
+def _loop_log_prior(z):
+    return jnp.stack([jnp.sum(-0.5 * jnp.log(2 * jnp.pi) - 0.5 * z[i] ** 2) for i in range(z.shape[0])])
+
+
+def _framework_log_prior(z):
+    return jnp.sum(jax.scipy.stats.norm.logpdf(z), axis=-1)
+
+
+def _means_log_likelihood(theta, x, z):
+    means = jax.nn.sigmoid(NET.decode(theta, z))
+    return jnp.sum(x * jnp.log(means) + (1 - x) * jnp.log(means), axis=-1)  # a typo-level error: no 1 - means
+
+
+def _elbo_draws_differently(key, params, x):
+    mean, log_std = encoder(params["encoder"], x)
+    eps = jax.random.normal(jax.random.fold_in(key, 1), mean.shape)
+    z = mean + jnp.exp(log_std) * eps
+    return jnp.mean(probability.log_weights(NET, params["decoder"], x, z, (mean, log_std)))
+
+
+def _elbo_no_gradient_through_z(key, params, x):
+    mean, log_std = encoder(params["encoder"], x)
+    z = jax.lax.stop_gradient(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape))
+    return jnp.mean(probability.log_weights(NET, params["decoder"], x, z, (mean, log_std)))
+
+
+def _not_written(*args):
+    raise NotImplementedError()
+
+
+WRONG = [
+    ("log_prior", lambda z: -0.5 * jnp.log(2 * jnp.pi) - 0.5 * z**2, "missing the sum"),
+    ("log_prior", lambda z: -log_prior(z), "wrong sign"),
+    ("log_prior", lambda z: jnp.sum(-0.5 * z**2, axis=-1), "normalizing constant"),
+    ("log_prior", lambda z: jnp.sum(log_prior(z)), "sums over the batch"),
+    ("log_prior", _loop_log_prior, "loops over the batch"),
+    ("log_prior", _framework_log_prior, "framework's distribution (scipy.stats"),
+    ("log_prior", _not_written, "not written yet"),
+    ("log_prior", lambda z: np.sum(-0.5 * np.log(2 * np.pi) - 0.5 * np.asarray(z) ** 2, axis=-1),
+     "cannot be traced by JAX"),
+    ("decoder", lambda theta, z: jax.nn.sigmoid(decoder(theta, z)), "Bernoulli means"),
+    ("decoder", lambda theta, z: jnp.tanh(decoder(theta, z)), "tanh to the output layer"),
+    ("decoder", lambda theta, z: decoder(theta, z)[:, :10], "returned shape"),
+    ("log_likelihood", lambda theta, x, z: _per_pixel(theta, x, z), "missing the sum"),
+    ("log_likelihood", lambda theta, x, z: -log_likelihood(theta, x, z), "wrong sign"),
+    ("log_likelihood", lambda theta, x, z: jnp.sum(x * jnp.log(decoder(theta, z)) + (1 - x)
+                                                   * jnp.log1p(-decoder(theta, z)), axis=-1),
+     "logits as Bernoulli means"),
+    ("log_likelihood", lambda theta, x, z: jnp.sum(densities.bernoulli_log_density(
+        jax.nn.sigmoid(decoder(theta, z)), x), axis=-1), "sigmoid twice"),
+    ("log_likelihood", _means_log_likelihood, "differs from aevb's"),
+    ("joint_log_density", lambda theta, x, z: log_likelihood(theta, x, z), "missing log p(z)"),
+    ("joint_log_density", lambda theta, x, z: log_likelihood(theta, x, z) - log_prior(z), "subtracts log p(z)"),
+    ("encoder", lambda phi, x: encoder(phi, x)[::-1], "returns (log_std, mean)"),
+    ("encoder", lambda phi, x: (encoder(phi, x)[0], jnp.exp(encoder(phi, x)[1])), "the std, not log_std"),
+    ("encoder", lambda phi, x: jnp.concatenate(encoder(phi, x), -1), "must return a pair"),
+    ("log_q", lambda m, s, z: probability.log_q((m, jnp.log(jnp.abs(s))), z), "treats log_std as the std"),
+    ("log_q", lambda m, s, z: densities.factorized_gaussian_log_density(m, s, z) + jnp.sum(s, -1), "-log std"),
+    ("log_q", lambda m, s, z: log_prior(z), "standard normal's"),
+    ("log_q", lambda m, s, z: jnp.sum(log_q(m, s, z)), "sums over the batch"),
+    ("elbo", lambda key, params, x: jnp.sum(elbo(key, params, x)) * x.shape[0], "sums over the batch"),
+    ("elbo", lambda key, params, x: -elbo(key, params, x), "wrong sign"),
+    ("elbo", _elbo_draws_differently, "draws z differently"),
+    ("elbo", _elbo_no_gradient_through_z, "gradient with respect to the encoder's"),
+    ("loss", elbo, "returns the ELBO itself"),
+    ("top_half_log_likelihood", log_likelihood, "sums over every pixel"),
+    ("top_half_log_likelihood", lambda theta, x, z: jnp.sum(jnp.where(grading.top_half_mask(), 0.0, _per_pixel(
+        theta, x, z)), axis=-1), "bottom half"),
+    ("svi_elbo", lambda key, theta, x, m, s, n: jnp.mean(probability.log_weights(
+        NET, theta, x, _draw(key, m, s, n), (m, s))), "scores every pixel"),
+    ("svi_elbo", lambda key, theta, x, m, s, n: svi_elbo(key, theta, x, m, s, n) + jnp.mean(probability.log_q(
+        (m, s), _draw(key, m, s, n))), "missing -log q(z)"),
+]
+
+
+@pytest.mark.parametrize("name, function, words", WRONG, ids=[f"{n}-{w}" for n, _, w in WRONG])
+def test_the_autograder_says_what_is_wrong(name, function, words):
+    with pytest.raises(grading.Wrong) as failure:
+        grading.CHECKS[name](function)
+    assert words in str(failure.value), str(failure.value)
+    assert isinstance(failure.value, AssertionError)  # nbgrader and pytest count it as a failed test
+
+
+def test_the_elbo_of_each_image_is_not_the_mean_over_the_batch():
+    def per_image(key, params, x):
+        mean, log_std = encoder(params["encoder"], x)
+        z = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+        return probability.log_weights(NET, params["decoder"], x, z, (mean, log_std))
+
+    with pytest.raises(grading.Wrong, match="one value per image"):
+        grading.check_elbo(per_image)
+
+
+# ---- the notebook and its student copy ---------------------------------------------------------
+
+
+def test_the_committed_notebook_has_no_outputs_and_a_check_for_every_solution():
+    notebook = json.loads(NOTEBOOK.read_text())
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+    text = "\n".join(source for _, source in _cells(notebook))
+    for name in grading.CHECKS:
+        assert f"def {name}(" in text and f'grading.check("{name}", {name})' in text
+    # nbgrader's metadata on every solution and every autograder cell
+    solutions = [c for c in code if "### BEGIN SOLUTION" in "".join(c["source"])]
+    checks = [c for c in code if "grading.check(" in "".join(c["source"])]
+    assert all(c["metadata"]["nbgrader"]["solution"] for c in solutions)
+    assert all(c["metadata"]["nbgrader"]["grade"] and c["metadata"]["nbgrader"]["locked"] for c in checks)
+    assert len({c["metadata"]["nbgrader"]["grade_id"] for c in solutions + checks}) == len(solutions + checks)
+
+
+def test_the_student_copy_replaces_every_solution(tmp_path, capsys):
+    out = tmp_path / "student" / "assignment.ipynb"
+    code, printed, _ = run_cli(capsys, "release", str(NOTEBOOK), "--out", str(out))
+    assert code == 0, printed
+    solution, student = json.loads(NOTEBOOK.read_text()), json.loads(out.read_text())
+    assert f"{release.solution_count(solution)} solutions" in printed and release.solution_count(solution) == 10
+    assert len(student["cells"]) == len(solution["cells"])
+    for (kind, mine), (_, theirs) in zip(_cells(solution), _cells(student), strict=True):
+        if "### BEGIN SOLUTION" not in mine:
+            assert theirs == mine
+            continue
+        assert "SOLUTION" not in theirs and "raise NotImplementedError()" in theirs
+        answer = mine.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
+        for line in answer.strip().splitlines():
+            assert line.strip() not in theirs  # no line of the answer is left
+        assert theirs.split("raise NotImplementedError()")[0] == mine.split("### BEGIN SOLUTION")[0]
+
+
+@pytest.mark.parametrize("source, words", [
+    ("x = 1\n### BEGIN SOLUTION\ny = 2\n", "line 2: ### BEGIN SOLUTION without its ### END"),
+    ("### END SOLUTION\n", "line 1: ### END SOLUTION without its ### BEGIN"),
+    ("### BEGIN SOLUTION\n### BEGIN HIDDEN TESTS\n", "inside an open ### BEGIN SOLUTION"),
+])
+def test_broken_markers_are_refused_in_one_line(tmp_path, capsys, source, words):
+    notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# title"]},
+                          {"cell_type": "code", "metadata": {}, "source": [source], "outputs": [],
+                           "execution_count": None}], "metadata": {}, "nbformat": 4, "nbformat_minor": 4}
+    path = tmp_path / "broken.ipynb"
+    path.write_text(json.dumps(notebook))
+    code, _, err = run_cli(capsys, "release", str(path), "--out", str(tmp_path / "out.ipynb"))
+    assert code == 2 and "cell 2, line" in err and words in err and len(err.strip().splitlines()) == 2  # usage + error
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_hidden_tests_are_removed_and_markdown_answers_blanked():
+    notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "Q: why?\n### BEGIN SOLUTION\n"
+                           "Because.\n### END SOLUTION\n"},
+                          {"cell_type": "code", "metadata": {}, "outputs": [{"output_type": "stream"}],
+                           "execution_count": 3, "source": "check(f)\n### BEGIN HIDDEN TESTS\nsecret(f)\n"
+                           "### END HIDDEN TESTS\n"}]}
+    student = release.student_copy(notebook)
+    assert "".join(student["cells"][0]["source"]) == "Q: why?\nYOUR ANSWER HERE\n"
+    assert "".join(student["cells"][1]["source"]) == "check(f)\n"
+    assert student["cells"][1]["outputs"] == [] and student["cells"][1]["execution_count"] is None
+
+
+def _execute(path, tmp_path, allow_errors=False):
+    nbclient, nbformat = pytest.importorskip("nbclient"), pytest.importorskip("nbformat")
+    notebook = nbformat.read(path, as_version=4)
+    os.environ.update(AEVB_SMOKE="1", AEVB_RUNS_DIR=str(tmp_path / "runs"))  # the kernel inherits them
+    try:
+        client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=allow_errors,
+                                         resources={"metadata": {"path": str(tmp_path)}})
+        try:
+            client.execute()
+        except nbclient.exceptions.CellExecutionError as error:
+            return notebook, error
+        return notebook, None
+    finally:
+        del os.environ["AEVB_SMOKE"], os.environ["AEVB_RUNS_DIR"]
+
+
+def _printed(notebook):
+    return "".join("".join(o.get("text", "")) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_top_to_bottom_in_smoke_mode(tmp_path):
+    notebook, error = _execute(NOTEBOOK, tmp_path)
+    assert error is None, str(error)[-2000:]
+    printed = _printed(notebook)
+    for name in grading.CHECKS:
+        assert f"{name}: correct" in printed
+    summary = json.loads((tmp_path / "runs" / "notebook-smoke" / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["test_elbo"] <= summary["test_iwae"] <= summary["test_log_px"]
+    assert f"exact log p(x){' ' * 9}{summary['test_log_px']:8.2f} ± {summary['test_log_px_se']:.2f}" in printed
+    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 7  # samples, latent, interpolate, manifold, curves, the posterior, the completion
+    assert (tmp_path / "runs" / "notebook-smoke" / "report.html").exists()
+
+
+@pytest.mark.slow
+def test_the_student_copy_stops_at_the_first_check_with_its_message(tmp_path):
+    student = tmp_path / "assignment.ipynb"
+    release.release(NOTEBOOK, student)
+    notebook, error = _execute(student, tmp_path)
+    assert error is not None and "log_prior is not written yet (it raises NotImplementedError)" in str(error)
+    assert "Wrong" in str(error)
+
+
+def test_release_refuses_what_is_not_a_notebook(tmp_path):
+    (tmp_path / "x.ipynb").write_text("{not json")
+    with pytest.raises(ConfigError, match="is not a notebook: its JSON breaks at line 1"):
+        release.release(tmp_path / "x.ipynb", tmp_path / "y.ipynb")
+    with pytest.raises(ConfigError, match="cannot read the notebook"):
+        release.release(tmp_path / "missing.ipynb", tmp_path / "y.ipynb")
+    (tmp_path / "list.ipynb").write_text("[]")
+    with pytest.raises(ConfigError, match="not a Jupyter notebook"):
+        release.release(tmp_path / "list.ipynb", tmp_path / "y.ipynb")

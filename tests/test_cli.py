@@ -4,6 +4,7 @@ import json
 
 import matplotlib.image
 import pytest
+import tbparse
 from conftest import run_cli, tiny, tiny_flags
 
 from aevb import arguments, cli
@@ -102,7 +103,6 @@ def test_overwrite_starts_again_and_drops_the_old_numbers(capsys, tmp_path):
 def _check_tensorboard(run, summary):
     """The TensorBoard files, read back by tbparse (TensorBoard's own reader), hold metrics.jsonl's curves
     and the summary's numbers and figures."""
-    tbparse = pytest.importorskip("tbparse")
     reader = tbparse.SummaryReader(str(run / "tensorboard"))
     scalars = reader.scalars
     for name in ("train_elbo", "test_elbo", "seconds"):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import nbclient
+import nbformat
 import numpy as np
 import pytest
 from conftest import run_cli
@@ -252,7 +254,6 @@ def test_hidden_tests_are_removed_and_markdown_answers_blanked():
 
 
 def _execute(path, tmp_path, allow_errors=False):
-    nbclient, nbformat = pytest.importorskip("nbclient"), pytest.importorskip("nbformat")
     notebook = nbformat.read(path, as_version=4)
     os.environ.update(AEVB_SMOKE="1", AEVB_RUNS_DIR=str(tmp_path / "runs"))  # the kernel inherits them
     try:

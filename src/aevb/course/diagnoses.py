@@ -23,23 +23,25 @@ class Wrong(AssertionError):
     """A student function disagrees with aevb's; the message says how."""
 
 
-class _Config:  # what networks.mlp_init reads
-    def __init__(self, latent_dim, hidden_dim):
-        self.latent_dim, self.hidden_dim, self.hidden = latent_dim, hidden_dim, ""
-
-
+# Drawn with numpy: a JAX draw compiles its sampler anew for each shape, seconds for all the checks.
 def random_params(seed, data_dim=784, latent_dim=2, hidden_dim=16):
-    """{"encoder": phi, "decoder": theta} of the assignment's MLPs, with weights large enough that
-    every pixel's logit matters: an error anywhere shows."""
-    params = networks.mlp_init(jax.random.PRNGKey(seed), data_dim, _Config(latent_dim, hidden_dim))
-    return jax.tree_util.tree_map(lambda p: p * 2.0 + 0.1 * jnp.ones_like(p), params)
+    """{"encoder": phi, "decoder": theta} shaped as aevb.model.networks.mlp makes them, with weights
+    large enough that every pixel's logit matters: an error anywhere shows."""
+    rng = np.random.default_rng(seed)
+
+    def layer(n_in, n_out):
+        return {"weight": jnp.asarray(rng.normal(0, 2 / np.sqrt(n_in), (n_in, n_out)), jnp.float32),
+                "bias": jnp.asarray(rng.normal(0, 0.1, n_out), jnp.float32)}
+
+    return {"encoder": {"hidden": layer(data_dim, hidden_dim), "out": layer(hidden_dim, 2 * latent_dim)},
+            "decoder": {"hidden": layer(latent_dim, hidden_dim), "out": layer(hidden_dim, data_dim)}}
 
 
 def inputs(seed, batch, latent_dim=2, data_dim=784):
-    key_z, key_x = jax.random.split(jax.random.PRNGKey(1000 + seed))
-    z = 1.5 * jax.random.normal(key_z, (batch, latent_dim))
-    x = (jax.random.uniform(key_x, (batch, data_dim)) < 0.3).astype(jnp.float32)
-    return z, x
+    """z (batch, latent_dim) and binary x (batch, data_dim), the same for the same arguments."""
+    rng = np.random.default_rng(1000 + seed)
+    z = jnp.asarray(1.5 * rng.normal(size=(batch, latent_dim)), jnp.float32)
+    return z, jnp.asarray(rng.uniform(size=(batch, data_dim)) < 0.3, jnp.float32)
 
 
 # ---- shared diagnoses ---------------------------------------------------------------------------

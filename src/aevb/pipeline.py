@@ -3,8 +3,8 @@
     from aevb import pipeline
     from aevb.config import Config
 
-    run = pipeline.train_and_evaluate(Config(epochs=20), "runs/quick")
-    pipeline.figures(run), pipeline.report(run)
+    pipeline.run_all(Config(epochs=20), "runs/quick")  # what aevb run does; returns the report's path
+    run = pipeline.load("runs/quick")  # a Run: its config, parameters, epoch and data
 
 Every function that takes a run accepts a loaded Run or a run directory; results are returned and printed,
 in nats per image. The work lives in the layers below; this module holds the runs' locks while they work.

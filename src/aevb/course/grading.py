@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..model import probability
+from ..model import densities, probability
 from . import densities_checks
 from .densities_checks import bernoulli_variants, log_likelihood_cases
 from .diagnoses import (
@@ -47,11 +47,17 @@ from .diagnoses import (
 )
 
 
-def _elbo_per_image(key, params, x):
-    """aevb's single-sample ELBO per image with the assignment's draw: eps = normal(key, mean.shape)."""
+def _elbo_terms(key, params, x):
+    """aevb's log p(x, z) and log q(z|x) per image, (B,) each, at the assignment's draw: z = mean + std * eps,
+    eps = normal(key, mean.shape), which is densities.sample_diag_gaussian's."""
     q = NET.encode(params["encoder"], x)
-    z = q[0] + jnp.exp(q[1]) * jax.random.normal(key, q[0].shape)  # (B, Dz)
-    return probability.log_weights(NET, params["decoder"], x, z, q)
+    z = densities.sample_diag_gaussian(key, *q)  # (B, Dz)
+    return probability.log_joint(NET, params["decoder"], x, z), probability.log_q(q, z)
+
+
+def _elbo_per_image(key, params, x):
+    joint, log_q = _elbo_terms(key, params, x)
+    return joint - log_q
 
 
 def _elbo_cases():
@@ -61,17 +67,15 @@ def _elbo_cases():
 
 
 def _elbo_variants(key, params, x):
-    per_image = np.asarray(_elbo_per_image(key, params, x), np.float64)
-    q = NET.encode(params["encoder"], x)
-    z = q[0] + jnp.exp(q[1]) * jax.random.normal(key, q[0].shape)
-    joint = np.asarray(probability.log_joint(NET, params["decoder"], x, z), np.float64)
+    joint, log_q = (np.asarray(term, np.float64) for term in _elbo_terms(key, params, x))
+    per_image = joint - log_q
     return per_image.mean(), {
         "it returns one value per image: the ELBO here is their mean over the batch (a scalar)": per_image,
         "it sums over the batch: the ELBO here is the mean over the batch": per_image.sum(),
         "it has the wrong sign (the ELBO is log p(x, z) - log q(z|x), a lower bound on log p(x))":
             -per_image.mean(),
         "it is missing -log q(z|x): the ELBO is the mean of log p(x, z) - log q(z|x)": joint.mean(),
-        "it adds log q(z|x) instead of subtracting it": (2 * joint - per_image).mean()}
+        "it adds log q(z|x) instead of subtracting it": (joint + log_q).mean()}
 
 
 def _reparameterized(name, f, key, params, x, sign):
@@ -146,7 +150,7 @@ def check_top_half_log_likelihood(top_half_log_likelihood):
                 np.where(mask, 0, per_pixel).sum(-1),
             "it is missing the sum over the top half's pixels": np.where(mask, per_pixel, 0),
             "it keeps only the top half's pixels but does not sum them": per_pixel[..., mask],
-            **{k: v for k, v in variants.items()},
+            **variants,
             "it has the wrong sign": -want}, f"x of shape {x.shape}")
     params = random_params(0)
     structure("top_half_log_likelihood", top_half_log_likelihood,
@@ -154,8 +158,7 @@ def check_top_half_log_likelihood(top_half_log_likelihood):
 
 
 def _svi_reference(key, theta, x, mean, log_std, num_samples, mask):
-    eps = jax.random.normal(key, (num_samples, mean.shape[-1]))
-    z = jnp.broadcast_to(mean, eps.shape) + jnp.broadcast_to(jnp.exp(log_std), eps.shape) * eps  # (S, Dz)
+    z = densities.sample_diag_gaussian(key, mean, log_std, (num_samples,))  # (S, Dz), eps = normal(key, (S, Dz))
     q = (mean, log_std)
     prior, likelihood = probability.log_prior(z), probability.log_likelihood(NET, theta, x, z, mask)  # (S,) each
     entropy_term = -probability.log_q(q, z)

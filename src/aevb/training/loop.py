@@ -17,7 +17,7 @@ from .. import parallel
 from ..errors import ConfigError, Interrupted, ProcessesError, TrainingDiverged, first_line, peers_lost
 from ..runs import checkpoint, files, records, tensorboard
 from .compiled import check_memory, init_state, keep_where, make_epoch, member, stack
-from .signals import StopRequest
+from .signals import StopRequest, wait
 from .trained import restore
 
 
@@ -112,6 +112,7 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
                                                                   np.array([s.epoch + 1 for s in seeds]), active)
                 else:
                     new_params, new_opt_state, metrics = epoch_fn(params, opt_state, x_train, seeds[0].epoch + 1)
+                metrics = wait(metrics)  # the epoch in flight, a second Ctrl-C heard while it runs
                 train_objectives = [float(v) for v in jnp.atleast_1d(metrics["train_objective"])]
                 finite = [bool(v) for v in jnp.atleast_1d(metrics["finite"])]
                 elapsed = time.perf_counter() - began

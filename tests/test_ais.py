@@ -159,7 +159,7 @@ def test_evaluate_with_ais_reports_it_beside_the_exact_value(tmp_path, capsys):
     from aevb.runs import records
 
     argv = ["--runs-dir", str(tmp_path), "--name", "r"]
-    assert pipeline.train(tiny(epochs=3), tmp_path / "r", progress=False)["status"] == "done"
+    assert pipeline.train(tiny(epochs=3, n_train=200, n_test=100), tmp_path / "r", progress=False)["status"] == "done"
     code, out, err = run_cli(capsys, "evaluate", "--ais", "--ais-steps", "50", "--ais-images", "40", "--bdmc", "20",
                              "--no-progress", *argv)
     assert code == 0, err
@@ -190,7 +190,8 @@ def test_aevb_run_at_dz_3_reports_ais_as_the_number_to_trust(tmp_path, capsys):
     from aevb.views import drawing
 
     argv = ["--runs-dir", str(tmp_path), "--name", "r", "--no-progress"]
-    code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=2, latent_dim=3, ais_images=20), *argv)
+    code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=2, latent_dim=3, ais_images=20, n_train=200, n_test=100),
+                             *argv)
     assert code == 0, err
     assert "test log p(x) by AIS" in out and "BDMC on 10 examples" in out
     s, per_image = records.read_summary(tmp_path / "r"), records.read_per_image(tmp_path / "r")
@@ -227,7 +228,8 @@ def test_aevb_run_at_dz_3_reports_ais_as_the_number_to_trust(tmp_path, capsys):
     np.testing.assert_array_equal(counts, np.concatenate([np.histogram(gaps, edges)[0],
                                                           np.histogram(defensive, edges)[0]]))
     # Done once: a second aevb run finds the evaluation there.
-    code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=2, latent_dim=3, ais_images=20), *argv)
+    code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=2, latent_dim=3, ais_images=20, n_train=200, n_test=100),
+                             *argv)
     assert code == 0 and "by AIS" not in out, err
     # The comparison page has the AIS column and the gap.
     assert run_cli(capsys, "compare", str(tmp_path / "r"))[0] == 0

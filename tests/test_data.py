@@ -377,9 +377,10 @@ def test_images_without_labels_go_through_aevb_run(tmp_path):
     images = (np.random.default_rng(0).uniform(size=(300, 12, 12)) * 256).astype(np.uint8)
     data = _npz(tmp_path / "unlabelled.npz", images=images)
     helper = str(Path(__file__).with_name("synthetic_aevb.py"))
-    done = subprocess.run([sys.executable, helper, "run", "--dataset", data, "--n-train", "200", "--n-test", "100",
-                           "--epochs", "1", "--hidden-dim", "16", "--eval-samples", "2", "--iwae-k", "10",
-                           "--log-px-every", "0", "--no-progress", "--runs-dir", str(tmp_path / "runs")],
+    done = subprocess.run([sys.executable, helper, "run", "--dataset", data, "--n-train", "60", "--n-test", "20",
+                           "--batch-size", "20", "--epochs", "1", "--hidden-dim", "16", "--eval-samples", "2",
+                           "--iwae-k", "10", "--log-px-every", "0", "--no-progress",
+                           "--runs-dir", str(tmp_path / "runs")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     run = pipeline.load(tmp_path / "runs" / "default")

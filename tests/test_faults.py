@@ -81,10 +81,11 @@ def trained_run(trained_once, tmp_path):
 @pytest.mark.slow
 def test_one_writer_at_a_time_readers_wait_and_a_kill_leaves_no_stuck_lock(tmp_path):
     run, argv = tmp_path / "c", ["--runs-dir", str(tmp_path), "--name", "c", "--no-progress"]
-    first = _aevb("train", *tiny_flags(epochs=100000, checkpoint_every=3), *argv)
+    first = _aevb("train", *tiny_flags(epochs=100000, checkpoint_every=3, n_train=200, n_test=100), *argv)
     _wait_for_rows(run, 4, first)
     # A second trainer with another config is refused, naming the first one.
-    code, _, err = _finish(_aevb("train", *tiny_flags(epochs=900, seed=1, learning_rate=0.002), *argv))
+    code, _, err = _finish(_aevb("train", *tiny_flags(epochs=900, seed=1, learning_rate=0.002, n_train=200, n_test=100),
+                                  *argv))
     assert code == 1 and f"process {first.pid} (aevb train)" in _one_error_line(err)
     # Readers wait for the trainer, then read the run as the trainer left it.
     readers = [_aevb(*command, *argv[:4]) for command in (["evaluate", "--no-progress"], ["plot", "curves"],

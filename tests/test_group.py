@@ -183,8 +183,9 @@ def test_a_sweep_over_two_settings_cut_short_resumes(tmp_path):
     from pathlib import Path
 
     helper = str(Path(__file__).with_name("synthetic_aevb.py"))
-    command = [sys.executable, helper, "sweep", "two", *tiny_flags(epochs=60, checkpoint_every=5, n_train=300),
-               "--latent-dim", "3,4", "--hidden-dim", "16,32", "--runs-dir", str(tmp_path), "--no-progress"]
+    command = [sys.executable, helper, "sweep", "two",
+               *tiny_flags(epochs=60, checkpoint_every=5, n_train=300, n_test=100), "--latent-dim", "3,4",
+               "--hidden-dim", "16,32", "--runs-dir", str(tmp_path), "--no-progress"]
     names = [f"latent_dim={dz}_hidden_dim={h}" for dz in (3, 4) for h in (16, 32)]
     cut = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = tmp_path / "two" / names[1]

@@ -296,7 +296,7 @@ def test_aevb_run_on_two_processes_from_the_environment(tmp_path, capsys):
     the defensive IWAE: Dz = 3, where no grid runs) are those of one process evaluating the same
     checkpoint, bit for bit. (The exact log p(x) split over devices: test_sharded_evaluation_...)"""
     runs = tmp_path / "runs"
-    flags = tiny_flags(epochs=2, latent_dim=3)
+    flags = tiny_flags(epochs=2, latent_dim=3, n_train=200, n_test=100)
     results = _wait(_two_processes("run", "--runs-dir", str(runs), "--name", "r", "--devices", "all", *flags,
                                    read_only=runs, from_environment=True), timeout=300)
     assert [code for code, _, _ in results] == [0, 0], results

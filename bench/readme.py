@@ -93,9 +93,24 @@ def results_rows(r, s):
     ]
 
 
+def profile_rows(r):
+    """The `aevb run` profile (bench.profile): stage, seconds, GFLOP counted, share of the peak, floor."""
+    peak = r["speed"]["peak_matmul_gflop_per_s"]
+    lines = ["", f"`aevb run` stage by stage (wall seconds; FLOPs counted where the stage is matmul work, the floor "
+                 f"their time at this machine's large-matmul peak, {peak:.0f} GFLOP/s):", "",
+             "| stage | seconds | GFLOP | share of peak | floor |", "|---|---|---|---|---|"]
+    for row in r["make_run"].get("profile", []):
+        counted = row["gflop"] is not None
+        lines.append(f"| {row['stage'].replace('  ', '&nbsp;&nbsp;&nbsp;')} | {row['seconds']:.1f} | "
+                     + (f"{row['gflop']:.0f} | {row['fraction_of_peak_matmul']:.0%} | {row['floor_seconds']:.1f} s |"
+                        if counted else "| | |"))
+    return lines if "profile" in r["make_run"] else []
+
+
 def block(r, s):
     lines = [BEGIN, "", "| quantity | value |", "|---|---|"]
     lines += [f"| {quantity} | {value} |" for quantity, value in results_rows(r, s)]
+    lines += profile_rows(r)
     lines += ["", "| target | measured | |", "|---|---|---|"]
     lines += [f"| {name} | {check['measured']} | **{'PASS' if check['ok'] else 'MISS'}** |"
               for name, check in r["checks"].items()]

@@ -1,6 +1,7 @@
 import dataclasses
 import io
 import json
+import time
 
 import matplotlib.image
 import pytest
@@ -131,7 +132,9 @@ def _check_tensorboard(run, summary):
 
 def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path):
     argv = ["--runs-dir", str(tmp_path), "--name", "e2e", "--no-progress"]
+    began = time.perf_counter()
     code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=4, n_train=200, n_test=100), *argv)
+    wall = time.perf_counter() - began
     assert code == 0, err
     run = tmp_path / "e2e"
     assert json.loads((run / files.CONFIG).read_text()) == json.loads(tiny(epochs=4, n_train=200, n_test=100).to_json())
@@ -145,8 +148,16 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
                   # Dz = 2: the exact evaluation too
                   "test_log_px", "test_log_px_se", "train_log_px", "train_log_px_se", "log_px_grid", "log_px_accuracy",
                   "log_px_seconds", "log_px_gflop", "test_gap_elbo", "test_gap_elbo_se", "train_gap_elbo",
-                  "train_gap_elbo_se", "test_gap_iwae", "bounds_vs_k", "gap_decomposition", "exact_evaluation_seconds"}
+                  "train_gap_elbo_se", "test_gap_iwae", "bounds_vs_k", "gap_decomposition", "exact_evaluation_seconds",
+                  "run_stages"}
     assert set(summary) == documented
+    # The profile of the command: each stage timed once, together within the command's own wall time,
+    # each holding the parts that summary.json times inside it.
+    stages = summary["run_stages"]
+    assert set(stages) == set(records.RUN_STAGES) == {"train", "evaluate", "figures", "completion", "answers", "report"}
+    assert all(seconds > 0 for seconds in stages.values()) and sum(stages.values()) <= wall
+    assert stages["train"] >= summary["training_seconds"]
+    assert stages["evaluate"] >= summary["exact_evaluation_seconds"] + summary["iwae_seconds"]
     assert summary["test_log_px"] >= summary["test_iwae"] - 3 * summary["test_iwae_se"]
     assert summary["log_px_accuracy"]["halved_spacing"]["max_abs_change"] < 0.01
     per_image = records.read_per_image(run)
@@ -168,6 +179,7 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
     code, out, _ = run_cli(capsys, "run", *tiny_flags(epochs=4, n_train=200, n_test=100), *argv)
     assert code == 0 and "already trained (4 epochs)" in out
     assert (run / files.CHECKPOINT).read_bytes() == before
+    assert "evaluate" not in records.read_summary(run)["run_stages"]  # evaluated before: this command did not
 
 
 def test_data_command_prints_counts(capsys, mnist):

@@ -123,6 +123,10 @@ def evaluated(run_dir, epoch, exact, ais):
             and (not ais or "test_log_px_ais" in summary))
 
 
+# The stages of aevb run in the order it runs them (summary.json's run_stages, wall seconds).
+RUN_STAGES = ("train", "evaluate", "figures", "completion", "answers", "report")
+
+
 def update_summary(run_dir, values):
     """Merges values into summary.json (written atomically); returns the merged summary."""
     summary = {**read_summary(run_dir), **values}

@@ -4,6 +4,7 @@ a machine with an accelerator that holds no data and no runs: `pack` writes what
 
     python bench/ais_scale.py pack runs/a runs/b ... --out DIR     # each run's parameters, config, test images
     python bench/ais_scale.py measure DIR --out FILE.json [--deadline SECONDS]
+    python bench/ais_scale.py table FILE.json                        # the README's table
 
 measure, model by model (in the order packed): AIS of the first 1000 test images and BDMC on 1000 examples
 simulated from the model at the run's AIS settings (aevb.evaluation.likelihood.evaluate, with its curve
@@ -142,6 +143,21 @@ def measure(folder, out_file, deadline, images=IMAGES, bdmc=IMAGES, variants=Tru
     print(f"done in {time.perf_counter() - began:.0f} s; skipped: {results['skipped'] or 'nothing'}", flush=True)
 
 
+def table(file):
+    """The README's AIS table (markdown) from what measure wrote: nothing in it typed by hand."""
+    results = json.loads(Path(file).read_text())
+    lines = ["| dataset | Dz | AIS | BDMC forward | BDMC reverse | BDMC gap | IWAE-5000 | defensive IWAE-5000 | "
+             "AIS minus defensive | exact | seconds (AIS / BDMC) |", "|---" * 11 + "|"]
+    for r in results["models"].values():
+        a, b = r["ais"], r["ais"]["bdmc"]
+        lines.append(f"| {'Fashion-MNIST' if r['dataset'] == 'fashion-mnist' else 'MNIST'} | {r['latent_dim']} | "
+                     f"**{a['log_px']:.2f} ± {a['log_px_se']:.2f}** | {b['forward']:.2f} | {b['reverse']:.2f} | "
+                     f"{b['gap']:.2f} ± {b['gap_se']:.2f} | {r['iwae_5000']:.2f} | {r['defensive_5000']:.2f} | "
+                     f"{r['ais_minus_defensive_5000']:+.2f} | " + (f"{r['exact']:.2f}" if "exact" in r else "") +
+                     f" | {a['seconds']:.0f} / {b['seconds']:.0f} |")
+    print("\n".join(lines))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,8 +172,12 @@ def main(argv=None):
     m.add_argument("--bdmc", type=int, default=IMAGES, help="examples simulated from each model for BDMC")
     m.add_argument("--quick", action="store_true", help="no curve against T and no Dz = 2 variants (a CPU)")
     m.add_argument("--only", nargs="*", help="the packed models to measure, by name")
+    t = sub.add_parser("table")
+    t.add_argument("file", type=Path)
     args = parser.parse_args(argv)
-    if args.command == "pack":
+    if args.command == "table":
+        table(args.file)
+    elif args.command == "pack":
         pack(args.runs, args.out)
     else:
         measure(args.folder, args.out, args.deadline, args.images, args.bdmc, not args.quick, args.only)

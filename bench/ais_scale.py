@@ -28,13 +28,13 @@ VARIANTS = ({"chains": 64}, {"steps": 4000}, {"steps": 10000})  # more chains, m
 
 
 def pack(runs, out, images=IMAGES):
+    from aevb.runs import checkpoint
     from aevb.training.trained import load
 
     out.mkdir(parents=True, exist_ok=True)
     for path in runs:
         run = load(path)
-        arrays = {f"{part}/{layer}/{name}": np.asarray(value) for part, layers in run.params.items()
-                  for layer, values in layers.items() for name, value in values.items()}
+        arrays = checkpoint.flatten(run.params, "params")  # {"params.encoder.hidden.weight": array, ...}
         np.savez_compressed(out / f"{run.name}.npz", x_test=run.split.x_test[:images].astype(np.uint8),
                             config=np.array(run.config.to_json()), **arrays)
         print(f"packed {path}: {len(arrays)} arrays, {min(images, len(run.split.x_test))} test images")
@@ -46,24 +46,13 @@ def _unpack(path):
     f = np.load(path)
     params = {}
     for key in f.files:
-        if key.count("/") == 2:
-            part, layer, name = key.split("/")
-            params.setdefault(part, {}).setdefault(layer, {})[name] = f[key]
+        if key.startswith("params."):
+            *parents, name = key.split(".")[1:]
+            node = params
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[name] = f[key]
     return Config.from_json(str(f["config"]), data=False), params, f["x_test"].astype(np.float32)
-
-
-def _matmul_rate(n):
-    import jax
-    import jax.numpy as jnp
-
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    f(a).block_until_ready()
-    began = time.perf_counter()
-    for _ in range(10):
-        out = f(a)
-    out.block_until_ready()
-    return 10 * 2 * n ** 3 / (time.perf_counter() - began)
 
 
 def measure(folder, out_file, deadline, images=IMAGES, bdmc=IMAGES, variants=True, only=None):
@@ -72,10 +61,11 @@ def measure(folder, out_file, deadline, images=IMAGES, bdmc=IMAGES, variants=Tru
 
     jax.config.update("jax_default_matmul_precision", "highest")  # float32 as on the CPU, not TF32
     from aevb.evaluation import exact, gaps, likelihood
+    from bench import peak_matmul_rate  # bench/, beside this file
 
     began = time.perf_counter()
     results = {"devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
-               "float32_matmul_flop_per_s": _matmul_rate(8192 if jax.default_backend() == "gpu" else 2048),
+               "float32_matmul_flop_per_s": peak_matmul_rate(8192 if jax.default_backend() == "gpu" else 2048),
                "images": images, "bdmc_examples": bdmc, "models": {}, "skipped": []}
 
     def save():

@@ -12,7 +12,6 @@ in nats per image. The work lives in the layers below; this module holds the run
 
 import contextlib
 import dataclasses
-import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -86,7 +85,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
     for several K and where the gap comes from. ais: also log p(x) by AIS with BDMC, with the run's
     config's AIS settings, those of aevb.evaluation.ais.Settings in this dict instead ({}: none instead).
     devices: images split over them (aevb.parallel)."""
-    with opened(run, "aevb evaluate", data_dir, devices) as run:
+    with opened(run, "aevb evaluate", data_dir, devices) as run, records.stage(run.path, "evaluate", devices.writer):
         if exact:
             evaluation.gaps.check(run.config.latent_dim)
         split, k = run.split, k or run.config.iwae_k
@@ -180,35 +179,22 @@ def train_and_evaluate(settings, run_dir, data_dir=None, progress=True, seeds=No
     """Trains (or resumes, or finds trained) and evaluates (unless evaluated at its last epoch);
     returns the Run, or None if interrupted. seeds: trains them together (see train) and returns a
     list of Runs, one per seed. exact_extras: see evaluate. devices: see aevb.parallel."""
-    began = time.perf_counter()
     results = train(settings, run_dir, "auto", data_dir, progress, seeds, devices)
     results = results if seeds is not None else [results]
     if any(result["status"] != "done" for result in results):
         return None
-    stages = {"train": time.perf_counter() - began}  # seeds together: the group's training, in each run's summary
     runs = [Run(Path(r["run_dir"]), r["config"], r["params"], r["epoch"], r["split"]) for r in results]
     for run in runs:  # Dz = 2: the exact log p(x) and the bounds against it; else AIS (unless ais_images = 0)
         ais = {} if run.config.latent_dim != 2 and run.config.ais_images else None
-        began, timed = time.perf_counter(), dict(stages)
         if not devices.agree(lambda run=run: records.evaluated(run.path, run.epoch, run.config.latent_dim == 2,
                                                                ais is not None), DECIDING):
             evaluate(run, progress=progress, exact=run.config.latent_dim == 2, exact_extras=exact_extras,
                      devices=devices, ais=ais)
-            timed["evaluate"] = time.perf_counter() - began
-        if devices.writer:
-            _record_stages(run.path, timed, fresh=True)
     if seeds is not None:
         if devices.writer:
             summarize_group(run_dir, [run.path for run in runs])
         return runs
     return runs[0]
-
-
-def _record_stages(run_dir, seconds, fresh=False):
-    """Adds the wall seconds of this command's stages to summary.json's run_stages (fresh: instead of
-    those of an earlier command): `make bench` sets each beside its FLOP floor."""
-    earlier = {} if fresh else records.read_summary(run_dir).get("run_stages", {})
-    records.update_summary(run_dir, {"run_stages": {**earlier, **seconds}})
 
 
 def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None, devices=parallel.ONE):
@@ -226,19 +212,9 @@ def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None, devices
             return []
         reports = []
         for run in runs if seeds is not None else [runs]:
-            stages = {}
-
-            def timed(stage, fn, *args):
-                began = time.perf_counter()
-                out = fn(*args)
-                stages[stage] = time.perf_counter() - began
-                return out
-
-            drawn = timed("figures", figures, run)
-            timed("answers", answers, run, timed("completion", complete, run))
-            _record_stages(run.path, stages)
-            reports.append(timed("report", report, run))  # the report shows the stages before it
-            _record_stages(run.path, {"report": stages["report"]})
+            drawn = records.timed(run.path, "figures", figures, run)  # each stage's seconds in summary.json
+            records.timed(run.path, "answers", answers, run, records.timed(run.path, "completion", complete, run))
+            reports.append(records.timed(run.path, "report", report, run))  # the report shows the stages before it
             tensorboard.add_summary(run.path, records.read_summary(run.path), drawn)
         return reports if seeds is not None else reports[0]
 

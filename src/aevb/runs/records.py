@@ -1,11 +1,13 @@
 """The run directory's records of numbers: config.json, metrics.jsonl, summary.json, per_image.npz;
 a group's group.json (seeds) and a sweep's sweep.json. Each written atomically (aevb.runs.files)."""
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
 import json
 import math
+import time
 import zipfile
 from pathlib import Path
 
@@ -123,8 +125,26 @@ def evaluated(run_dir, epoch, exact, ais):
             and (not ais or "test_log_px_ais" in summary))
 
 
-# The stages of aevb run in the order it runs them (summary.json's run_stages, wall seconds).
-RUN_STAGES = ("train", "evaluate", "figures", "completion", "answers", "report")
+# The stages of aevb run timed in summary.json's run_stages (wall seconds), in the order it runs them;
+# training's own time is training_seconds, the rest of a command start-up, data and compiles.
+RUN_STAGES = ("evaluate", "figures", "completion", "answers", "report")
+
+
+@contextlib.contextmanager
+def stage(run_dir, name, write=True):
+    """Times the block and, once it has finished without an error, merges {name: wall seconds} into
+    summary.json's run_stages (each stage's time when it last ran); write False: times nothing."""
+    began = time.perf_counter()
+    yield
+    if write:
+        stages = read_summary(run_dir).get("run_stages", {})
+        update_summary(run_dir, {"run_stages": {**stages, name: time.perf_counter() - began}})
+
+
+def timed(run_dir, name, fn, *args):
+    """fn(*args) inside stage(run_dir, name)."""
+    with stage(run_dir, name):
+        return fn(*args)
 
 
 def update_summary(run_dir, values):

@@ -173,8 +173,8 @@ def render(name, config, summary, split, figure, answers, payload=None, explorer
         if "trained_on" in s:
             timing += f" Trained on {parallel.describe_text(s['trained_on'])}"
             timing += (f"; evaluated on {parallel.describe_text(s['evaluated_on'])}." if "evaluated_on" in s else ".")
-    if "run_stages" in s:  # what aevb run spent its time on (wall seconds, the last command's stages)
-        timing += " Stages of the last aevb run: " + ", ".join(
+    if "run_stages" in s:  # what aevb run spent its time on (wall seconds, each stage when it last ran)
+        timing += " Seconds of each stage when it last ran: " + ", ".join(
             f"{html.escape(str(stage))} {s['run_stages'][stage]:.1f} s" for stage in records.RUN_STAGES
             if stage in s["run_stages"]) + "."
     completion_rows, completion_figures = "", ""

@@ -4,7 +4,7 @@ a machine with an accelerator that holds no data and no runs: `pack` writes what
 
     python bench/ais_scale.py pack runs/a runs/b ... --out DIR     # each run's parameters, config, test images
     python bench/ais_scale.py measure DIR --out FILE.json [--deadline SECONDS]
-    python bench/ais_scale.py table FILE.json                        # the README's table
+    python bench/ais_scale.py table FILE.json [FILE.json ...]        # the README's table
 
 measure, model by model (in the order packed): AIS of the first 1000 test images and BDMC on 1000 examples
 simulated from the model at the run's AIS settings (aevb.evaluation.likelihood.evaluate, with its curve
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 IMAGES = 1000
-VARIANTS = ({"chains": 64}, {"steps": 4000}, {"steps": 10000})  # more chains, more distributions (Dz = 2)
+VARIANTS = ({"chains": 128}, {"steps": 4000})  # more chains, more distributions (Dz = 2)
 
 
 def pack(runs, out, images=IMAGES):
@@ -55,8 +55,11 @@ def _unpack(path):
     return Config.from_json(str(f["config"]), data=False), params, f["x_test"].astype(np.float32)
 
 
-def measure(folder, out_file, deadline, images=IMAGES, bdmc=IMAGES, variants=True, only=None):
-    """only: the packed models' names to measure (all when None)."""
+def measure(folder, out_file, deadline, images=IMAGES, bdmc=IMAGES, variants=VARIANTS, curve=True, only=None,
+            given=None):
+    """only: the packed models' names to measure (all when None). given: AIS settings instead of each run's
+    own (a run trained before a change of the defaults stores the old ones). variants: the Dz = 2 model's
+    settings tried beside them (more chains, more distributions)."""
     import jax
 
     jax.config.update("jax_default_matmul_precision", "highest")  # float32 as on the CPU, not TF32
@@ -90,9 +93,9 @@ def measure(folder, out_file, deadline, images=IMAGES, bdmc=IMAGES, variants=Tru
         config, params, x = _unpack(path)
         x = x[:images]
         net, dz = config.network, config.latent_dim
-        settings = dataclasses.replace(likelihood.settings_of(config), images=len(x), bdmc=bdmc)
+        settings = likelihood.settings_of(config, **(given or {}), images=len(x), bdmc=bdmc)
         t0 = time.perf_counter()
-        headline, per_image = likelihood.evaluate(net, params, x, dz, settings, progress=False, curve=variants)
+        headline, per_image = likelihood.evaluate(net, params, x, dz, settings, progress=False, curve=curve)
         r = {"dataset": config.dataset, "latent_dim": dz, "evaluate_seconds": time.perf_counter() - t0, **headline}
         for name, defensive in (("iwae_5000", False), ("defensive_5000", True)):
             values = gaps.iwae_prefixes_per_image(net, params, x, (1000, 5000), defensive=defensive)
@@ -115,27 +118,28 @@ def measure(folder, out_file, deadline, images=IMAGES, bdmc=IMAGES, variants=Tru
         path, config, params, x, _ = first_2d
         base = results["models"][path.stem]["ais"]
         results["variants"] = []
-        for given in VARIANTS:
-            settings = dataclasses.replace(likelihood.settings_of(config), images=len(x), bdmc=0, **given)
+        for variant in variants:
+            settings = likelihood.settings_of(config, **{**(given or {}), **variant}, images=len(x), bdmc=0)
             cost = base["seconds"] * settings.gradient_evaluations() / likelihood.Settings(
                 steps=base["steps"], chains=base["chains"], leapfrog=base["leapfrog"]).gradient_evaluations()
             if cost > left():
-                results["skipped"].append(f"{path.stem} {given} (about {cost:.0f} s, {left():.0f} s left)")
+                results["skipped"].append(f"{path.stem} {variant} (about {cost:.0f} s, {left():.0f} s left)")
                 continue
             headline, _ = likelihood.evaluate(config.network, params, x, 2, settings, progress=False, curve=False)
             results["variants"].append(headline["ais"])
             save()
             a = headline["ais"]
-            print(f"{path.stem} {given}: AIS minus exact {a['minus_exact']:.4f} ± {a['minus_exact_se']:.4f}, "
+            print(f"{path.stem} {variant}: AIS minus exact {a['minus_exact']:.4f} ± {a['minus_exact_se']:.4f}, "
                   f"within 0.5 {a['within_half_nat']:.3f}, largest {a['largest_abs_difference']:.2f} "
                   f"[{a['seconds']:.0f} s]", flush=True)
     save()
     print(f"done in {time.perf_counter() - began:.0f} s; skipped: {results['skipped'] or 'nothing'}", flush=True)
 
 
-def table(file):
-    """The README's AIS table (markdown) from what measure wrote: nothing in it typed by hand."""
-    results = json.loads(Path(file).read_text())
+def table(files):
+    """The README's AIS table (markdown) from what measure wrote (one file or several, their models in the
+    order given): nothing in it typed by hand."""
+    results = {"models": {name: r for file in files for name, r in json.loads(Path(file).read_text())["models"].items()}}
     lines = ["| dataset | Dz | AIS | BDMC forward | BDMC reverse | BDMC gap | IWAE-5000 | defensive IWAE-5000 | "
              "AIS minus defensive | exact | seconds (AIS / BDMC) |", "|---" * 11 + "|"]
     for r in results["models"].values():
@@ -161,16 +165,21 @@ def main(argv=None):
     m.add_argument("--images", type=int, default=IMAGES, help="the first N test images of each model")
     m.add_argument("--bdmc", type=int, default=IMAGES, help="examples simulated from each model for BDMC")
     m.add_argument("--quick", action="store_true", help="no curve against T and no Dz = 2 variants (a CPU)")
+    m.add_argument("--settings", type=json.loads, default=None,
+                   help='AIS settings instead of each run\'s own, as JSON: \'{"chains": 32, "leapfrog": 2}\'')
+    m.add_argument("--variants", type=json.loads, default=list(VARIANTS),
+                   help="the Dz = 2 model's settings tried beside them, a JSON list (default: %(default)s)")
     m.add_argument("--only", nargs="*", help="the packed models to measure, by name")
     t = sub.add_parser("table")
-    t.add_argument("file", type=Path)
+    t.add_argument("files", type=Path, nargs="+")
     args = parser.parse_args(argv)
     if args.command == "table":
-        table(args.file)
+        table(args.files)
     elif args.command == "pack":
         pack(args.runs, args.out)
     else:
-        measure(args.folder, args.out, args.deadline, args.images, args.bdmc, not args.quick, args.only)
+        measure(args.folder, args.out, args.deadline, args.images, args.bdmc, [] if args.quick else args.variants,
+                not args.quick, args.only, args.settings)
 
 
 if __name__ == "__main__":

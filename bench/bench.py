@@ -201,7 +201,7 @@ def epoch_seconds(config, x_train, epochs=6):
 
 
 def group_epoch_seconds(config, x_train, seeds, rounds=3):
-    """Median seconds of one epoch of len(seeds) seeds trained together (vmap in one compiled epoch)
+    """Median seconds of one epoch of len(seeds) seeds trained together (one compiled epoch)
     and of the same seeds' epochs one after another, measured alternately in this process."""
     x_train = jnp.asarray(x_train)
     configs = [dataclasses.replace(config, seed=s) for s in seeds]

@@ -82,7 +82,7 @@ def results_rows(r, s):
         ("recording the exact log p(x) during training", f"{exact['tracked_epoch_seconds']:.2f} s per recorded epoch"),
         ("`aevb run` (what `make run` does after install and data)",
          f"{run['seconds']:.0f} s, of which {run['exact_evaluation_seconds']:.0f} s the exact evaluation"),
-        (f"{r['seeds_together']['seeds']} seeds trained together (one vmapped epoch)",
+        (f"{r['seeds_together']['seeds']} seeds trained together (one compiled epoch)",
          f"{r['seeds_together']['together_seconds_per_epoch']:.2f} s per epoch of all of them against "
          f"{r['seeds_together']['one_after_another_seconds_per_epoch']:.2f} s one after another "
          f"(ratio {r['seeds_together']['ratio']:.2f})"),

@@ -1,7 +1,7 @@
 """Training: the compiled epoch and the loop around it.
 
 compiled  the optimizer, the initial state, the step, one jit-compiled epoch (lax.scan over Adam
-          steps; vmap over seeds; a batch split over devices)
+          steps; seeds side by side; a batch split over devices)
 loop      train and train_group: checkpoints, metrics rows, divergence, signals, lost processes
 signals   Ctrl-C and SIGTERM: save after the epoch in flight, a second one stops at once
 trained   a trained run loaded (Run, load), opened under its lock, its state restored

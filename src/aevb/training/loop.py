@@ -62,9 +62,9 @@ def train(config, run_dir, split, measure, resume=False, progress=True, devices=
 
 def train_group(configs, run_dirs, split, measure, resume, progress=True, devices=parallel.ONE):
     """Trains configs that differ only in their seed together, each into its run directory, in
-    one compiled epoch (vmap over the seeds); returns train's result dict for each.
+    one compiled epoch (the seeds' steps side by side); returns train's result dict for each.
 
-    Each seed gets the draws and, within float rounding, the parameters it gets trained alone.
+    Each seed gets the draws and, bit for bit, the parameters it gets trained alone.
     Seeds may resume from different epochs: one that has finished keeps its state. A seed that
     diverges stops (its last good checkpoint is kept) while the others go on; TrainingDiverged
     then names it at the end.

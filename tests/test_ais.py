@@ -64,6 +64,33 @@ def test_a_diverging_trajectory_is_refused_and_the_state_kept():
     np.testing.assert_array_equal(moved.z, z)
 
 
+def test_a_density_with_its_own_gradient_keeps_its_parts_with_the_point_kept():
+    """hmc.Gradient (what AIS uses to carry the target and q0 apart): after transitions some accepted and
+    some refused, every chain's carried parts, value and gradient are those of its own z, and the chains
+    move as the plain kernel's (the same keys, autodiff's gradient) to rounding."""
+    precision = np.linalg.inv(COVARIANCE).astype(np.float32)
+
+    def evaluate(z):  # the Gaussian's value, its gradient in closed form, and parts: (value, z itself)
+        value = _gaussian_log_density(z)
+        return value, -(z - jnp.broadcast_to(jnp.asarray(MEAN, jnp.float32), z.shape)) @ precision, (value, z)
+
+    z = jax.random.normal(jax.random.PRNGKey(0), (500, 2))
+    own = hmc.State(z, *evaluate(z))
+    plain = hmc.init(_gaussian_log_density, z)
+    accepted = []
+    for key in jax.random.split(jax.random.PRNGKey(1), 5):
+        own, info = hmc.kernel(key, own, hmc.Gradient(evaluate), jnp.full((500,), 0.9), 3)
+        plain, _ = hmc.kernel(key, plain, _gaussian_log_density, jnp.full((500,), 0.9), 3)
+        accepted.append(np.asarray(info["accepted"]))
+    assert 0.1 < np.mean(accepted) < 0.9  # both branches of the choice taken
+    value, grad, (carried_value, carried_z) = evaluate(own.z)
+    np.testing.assert_allclose(own.log_density, value, rtol=1e-6)
+    np.testing.assert_allclose(own.grad, grad, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(own.parts[0], own.log_density)
+    np.testing.assert_array_equal(own.parts[1], own.z)
+    np.testing.assert_allclose(own.z, plain.z, atol=1e-4)
+
+
 SETTINGS = ais.Settings(steps=300, chains=16, leapfrog=5, pilot_chains=4)
 
 
@@ -73,8 +100,7 @@ def test_ais_finds_a_known_normalizing_constant():
     acceptance near the 0.65 aimed at."""
     start = (lambda key, n: jax.random.normal(key, (n, 3, 2)), jnp.ones(3))  # q0 = N(0, I), scale 1
 
-    def parts(z):  # (C, B, 2) -> (C, B) each
-        return _gaussian_log_density(z, 3.7), -0.5 * jnp.sum(z**2, -1) - np.log(2 * np.pi)
+    parts = (lambda z: _gaussian_log_density(z, 3.7), lambda z: -0.5 * jnp.sum(z**2, -1) - np.log(2 * np.pi))
 
     out = np.asarray(jax.jit(lambda key: ais.estimate(key, parts, start, SETTINGS))(jax.random.PRNGKey(0)))
     log_z, se, acceptance = out[:, 0], out[:, 1], out[:, 2]

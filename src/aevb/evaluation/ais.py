@@ -53,9 +53,9 @@ class Settings:
     bdmc: int = AIS["bdmc"]  # examples simulated from the model for the bidirectional check (0: none)
 
     def gradient_evaluations(self):
-        """Evaluations of log p(x, z) and its gradient per image: L + 1 per distribution per chain,
-        for the reported chains and the pilot."""
-        return self.steps * (self.leapfrog + 1) * (self.chains + self.pilot_chains)
+        """Evaluations of log p(x, z) and its gradient per image: L per distribution per chain and one at
+        its start, for the reported chains and the pilot."""
+        return (self.steps * self.leapfrog + 1) * (self.chains + self.pilot_chains)
 
 
 def schedule(steps, kind="sigmoid", sharpness=4.0):
@@ -70,39 +70,49 @@ def schedule(steps, kind="sigmoid", sharpness=4.0):
     return (s - s[0]) / (s[-1] - s[0])
 
 
+def evaluate(parts, z):
+    """The log target and log q0 at z (C, B, Dz), each with its gradient: ((value (C, B), gradient
+    (C, B, Dz)), (the same of q0)), one pass through the decoder for the target's."""
+    return tuple(hmc.value_and_grad(f, z) for f in parts)
+
+
 def anneal(key, parts, z, path, step_sizes, leapfrog, adapt=None):
-    """One pass along path = (from (T,), to (T,), table index (T,)) from z (C, B, Dz). parts(z) ->
-    (log of the unnormalized target, log q0), each (C, B). At each step the log weight gains
+    """One pass along path = (from (T,), to (T,), table index (T,)) from z (C, B, Dz). parts: (the log of
+    the unnormalized target, log q0), functions of z each (C, B). At each step the log weight gains
     (to - from) (log target(z) - log q0(z)), then an HMC transition leaves f_to invariant with the step
     size step_sizes[index] (B,). adapt: (target acceptance, rate) to adapt the step sizes along the way
     (the pilot), each image's multiplied by exp(rate (its chains' mean acceptance - target)).
+    The chains carry both parts and their gradients at their z (evaluate): the weight's increment and
+    f_to's value and gradient are sums of those, so a step costs the L leapfrog evaluations alone.
     Returns (log_w (C, B), the step sizes used (T, B), the mean acceptance (T, B), the last z)."""
 
     def body(carry, inputs):
-        z, log_w, eps = carry
+        z, point, log_w, eps = carry
         step_key, a, b, index = inputs
         eps = eps if adapt else step_sizes[index]  # (B,)
-        (log_target, log_q0), pullback = jax.vjp(parts, z)  # one pass gives the weight and f_b's gradient
+        (log_target, _), (log_q0, _) = point  # at z, from the last transition (or the start)
         log_w = log_w + (b - a) * (log_target - log_q0)
-        ones = jnp.ones_like(log_target)
-        state = hmc.State(z, (1 - b) * log_q0 + b * log_target, pullback((b * ones, (1 - b) * ones))[0])
+
+        def f_b(point):  # log f_b and its gradient from the parts at a point
+            (log_target, grad_target), (log_q0, grad_q0) = point
+            return (1 - b) * log_q0 + b * log_target, (1 - b) * grad_q0 + b * grad_target
 
         def log_f(z):
-            log_target, log_q0 = parts(z)
-            return (1 - b) * log_q0 + b * log_target
+            point = evaluate(parts, z)
+            return (*f_b(point), point)
 
-        state, info = hmc.kernel(step_key, state, log_f, eps, leapfrog)
+        state, info = hmc.kernel(step_key, hmc.State(z, *f_b(point), point), hmc.Gradient(log_f), eps, leapfrog)
         acceptance = jnp.mean(info["acceptance"], axis=0)  # (B,)
         used = eps
         if adapt:
             target, rate = adapt
             eps = eps * jnp.exp(rate * (acceptance - target))
-        return (state.z, log_w, eps), (used, acceptance)
+        return (state.z, state.parts, log_w, eps), (used, acceptance)
 
     a, b, index = path
     keys = jax.random.split(key, a.shape[0])
-    start = (z, jnp.zeros(z.shape[:2]), step_sizes[0])
-    (z, log_w, _), (used, acceptance) = jax.lax.scan(body, start, (keys, a, b, index))
+    start = (z, evaluate(parts, z), jnp.zeros(z.shape[:2]), step_sizes[0])
+    (z, _, log_w, _), (used, acceptance) = jax.lax.scan(body, start, (keys, a, b, index))
     return log_w, used, acceptance, z
 
 
@@ -178,8 +188,7 @@ def ais_chunk(key, net, params, x, z_true, settings, reverse=False):
         log_q0 = lambda z: probability.log_q(q, z)  # noqa: E731
         sample = lambda key, n: densities.sample_diag_gaussian(key, *q, (n,))  # noqa: E731
 
-    def parts(z):  # log p(x, z) and log q0(z): (C, B) each
-        return probability.log_joint(net, params["decoder"], x, z), log_q0(z)
+    parts = (lambda z: probability.log_joint(net, params["decoder"], x, z), log_q0)  # z -> (C, B) each
 
     start = (sample, jnp.mean(jnp.exp(q[1]), axis=-1))
     return estimate(key, parts, start, settings, z_true if reverse else None)

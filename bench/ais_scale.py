@@ -141,14 +141,14 @@ def table(files):
     order given): nothing in it typed by hand."""
     results = {"models": {name: r for file in files for name, r in json.loads(Path(file).read_text())["models"].items()}}
     lines = ["| dataset | Dz | AIS | BDMC forward | BDMC reverse | BDMC gap | IWAE-5000 | defensive IWAE-5000 | "
-             "AIS minus defensive | exact | seconds (AIS / BDMC) |", "|---" * 11 + "|"]
+             "AIS minus defensive | exact | test images / simulated examples | seconds (AIS / BDMC) |", "|---" * 12 + "|"]
     for r in results["models"].values():
         a, b = r["ais"], r["ais"]["bdmc"]
         lines.append(f"| {'Fashion-MNIST' if r['dataset'] == 'fashion-mnist' else 'MNIST'} | {r['latent_dim']} | "
                      f"**{a['log_px']:.2f} ± {a['log_px_se']:.2f}** | {b['forward']:.2f} | {b['reverse']:.2f} | "
                      f"{b['gap']:.2f} ± {b['gap_se']:.2f} | {r['iwae_5000']:.2f} | {r['defensive_5000']:.2f} | "
                      f"{r['ais_minus_defensive_5000']:+.2f} | " + (f"{r['exact']:.2f}" if "exact" in r else "") +
-                     f" | {a['seconds']:.0f} / {b['seconds']:.0f} |")
+                     f" | {a['images']} / {b['examples']} | {a['seconds']:.0f} / {b['seconds']:.0f} |")
     print("\n".join(lines))
 
 

@@ -89,7 +89,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
         if exact:
             evaluation.gaps.check(run.config.latent_dim)
         split, k = run.split, k or run.config.iwae_k
-        # Without a grid the defensive bound is the tightest bound (AIS the estimate to trust); Dz = 2 has one.
+        # Without a grid the defensive bound is usually the tighter one (AIS the estimate to trust); Dz = 2 has one.
         results, per_image = evaluation.bounds.evaluate(run.net, run.params, split.x_train, split.x_test,
                                                         samples or run.config.eval_samples, k, progress,
                                                         defensive=run.config.latent_dim != 2, devices=devices)

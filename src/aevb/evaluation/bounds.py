@@ -171,7 +171,7 @@ def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=Fa
 
 def evaluate(net, params, x_train, x_test, num_samples, k, progress=True, defensive=False, devices=parallel.ONE):
     """(the numbers summary.json holds, in nats per image; the per-image values behind them).
-    defensive: also the bound with the defensive proposal (the tightest bound where no grid exists).
+    defensive: also the bound with the defensive proposal (usually the tighter one where no grid exists).
     devices: images split over them (see aevb.parallel), the same numbers as on one."""
     train_elbo = elbo_per_image(net, params, x_train, num_samples, progress=progress, desc="train ELBO",
                                 devices=devices)

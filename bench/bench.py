@@ -121,17 +121,20 @@ def profile(summary, wall, config, d, n_train, n_test, peak):
     large-matmul peak its matmul FLOPs make where it is matmul work. Counted: training's epochs
     (flops_per_epoch); the ELBOs of the training and test images (encoder once, decoder S times per
     image); the IWAE bound (decoder K times); the exact log p(x) of the test images (the grid's own
-    count). Not counted, their seconds alone: the rest of the exact evaluation (the training images'
-    log p(x), its accuracy check, the bounds against K, the gap decomposition), figures, completion,
-    answers and report."""
+    count). Not counted, their seconds alone: what training records after each epoch for its curves,
+    the rest of the exact evaluation (the training images' log p(x), its accuracy check, the bounds
+    against K, the gap decomposition), figures, completion, answers and report."""
     stages, encoder, decoder = summary["run_stages"], *forward_flops(config, d)
     elbo_gflop = (n_train + n_test) * (encoder + summary["elbo_samples"] * decoder) / 1e9
     iwae_gflop = n_test * (encoder + summary["iwae_k"] * decoder) / 1e9
     exact_seconds, iwae_seconds = summary.get("exact_evaluation_seconds", 0.0), summary["iwae_seconds"]
+    recording = summary.get("recording_seconds", 0.0)
     rows = [("start-up, data and compiles (the command's wall time less the rest)",
-             wall - summary["training_seconds"] - sum(stages.values()), None),
+             wall - summary["training_seconds"] - recording - sum(stages.values()), None),
             (f"training, {summary['epochs']} epochs", summary["training_seconds"],
-             flops_per_epoch(config, n_train, d) * summary["epochs"] / 1e9)]
+             flops_per_epoch(config, n_train, d) * summary["epochs"] / 1e9),
+            ("recorded after each epoch: the test ELBO (S = 1) and, at the tracked epochs, log p(x) of 100 images",
+             recording, None)]
     if "evaluate" in stages:
         rows += [("evaluate", stages["evaluate"], None),
                  (f"  ELBOs of the training and test images (S = {summary['elbo_samples']}) and compiles",

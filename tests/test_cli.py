@@ -139,9 +139,10 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
     run = tmp_path / "e2e"
     assert json.loads((run / files.CONFIG).read_text()) == json.loads(tiny(epochs=4, n_train=200, n_test=100).to_json())
     assert [row["epoch"] for row in records.read_metrics(run)] == [1, 2, 3, 4]
-    assert set(records.read_metrics(run)[0]) == {"epoch", "train_elbo", "test_elbo", "seconds"}
+    assert set(records.read_metrics(run)[0]) == {"epoch", "train_elbo", "test_elbo", "seconds", "recording_seconds"}
     summary = records.read_summary(run)
     documented = {"epochs", "train_elbo_last_epoch", "training_seconds", "seconds_per_epoch", "images_per_second",
+                  "recording_seconds",
                   "train_elbo", "train_elbo_se", "test_elbo", "test_elbo_se", "elbo_samples", "test_iwae",
                   "test_iwae_se", "iwae_k", "iwae_seconds", "iwae_samples_per_second", "units", "completion",
                   "answers_demo", "evaluated_epoch", "trained_on", "evaluated_on", "binarization",
@@ -156,7 +157,9 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
     stages = summary["run_stages"]
     assert set(stages) == set(records.RUN_STAGES) == {"evaluate", "figures", "completion", "answers", "report"}
     assert all(seconds > 0 for seconds in stages.values())
-    assert sum(stages.values()) + summary["training_seconds"] <= wall
+    assert sum(stages.values()) + summary["training_seconds"] + summary["recording_seconds"] <= wall
+    assert summary["recording_seconds"] == pytest.approx(sum(row["recording_seconds"] for row in
+                                                             records.read_metrics(run)))
     assert stages["evaluate"] >= summary["exact_evaluation_seconds"] + summary["iwae_seconds"]
     assert summary["test_log_px"] >= summary["test_iwae"] - 3 * summary["test_iwae_se"]
     assert summary["log_px_accuracy"]["halved_spacing"]["max_abs_change"] < 0.01

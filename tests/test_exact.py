@@ -70,6 +70,26 @@ def test_q_star_of_a_posterior_that_is_the_prior_is_the_prior():
     np.testing.assert_allclose(float64_elbo(params["decoder"], x, (mean, log_std)), expected, atol=1e-3)
 
 
+@pytest.mark.parametrize(("extent", "per_step"), [(8.0, 100), (8.8, 88), (1.0, 25)])
+def test_the_coarse_look_takes_each_tiles_largest_log_joint(run, extent, per_step):
+    """select_tiles's coarse look, a few tiles per step (40 x 40 tiles: 100 per step; 22 x 22 after the
+    accuracy check grows the extent: 88, a divisor of 1936; 5 x 5: all 25 at once): each image's largest
+    log p(x, z) over each tile's 16 coarse points, tile by tile in order, as float64 scipy gives it."""
+    theta, x = run.params["decoder"], run.split.x_test[:5]
+    n_side = int(round(2 * extent / exact.TILE))
+    assert n_side**2 % per_step == 0 and max(d for d in range(1, 101) if n_side**2 % d == 0) == per_step
+    corners = -extent + exact.TILE * np.arange(n_side)
+    lows = np.stack(np.meshgrid(corners, corners, indexing="ij"), -1).reshape(-1, 2)
+    points = exact.cell_centres(lows, exact.TILE, exact.TILE / exact.COARSE)  # (tiles, 16, 2)
+    logits, row = exact._tile_terms(run.net, theta, jnp.asarray(points.reshape(-1, 2)))
+    got = np.asarray(exact._tile_maxima(jnp.asarray(x), logits, row, len(lows)))  # (5, tiles)
+    expected = float64_log_joint(float64_tree(theta), np.asarray(x, np.float64),
+                                 points.reshape(-1, 2).astype(np.float64)).reshape(5, len(lows), -1).max(-1)
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-3)
+    _, kept, _ = exact.select_tiles(run.net, theta, x, extent=extent, grow=False)
+    np.testing.assert_array_equal(kept, expected >= expected.max(1, keepdims=True) - exact.THRESHOLD)
+
+
 def test_the_grid_agrees_with_a_brute_force_float64_grid(run):
     x = run.split.x_test[:8]
     got, stats_ = exact.log_px(run.net, run.params["decoder"], x)

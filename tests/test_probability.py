@@ -185,6 +185,29 @@ def test_bounds_against_k_are_prefixes_of_one_set_of_draws(params, images, rng):
         gaps.check_prefixes((10, 150))
 
 
+@pytest.mark.parametrize(("draws", "block_rows", "per_block"), [(12, 6, 2), (12, 9, 3), (7, 6, 1), (12, 100, 12)])
+def test_log_weights_in_row_blocks_are_those_of_one_call(params, images, monkeypatch, draws, block_rows, per_block):
+    """in_row_blocks evaluates draws (C, B, Dz) a few draws at a time: with 3 images and blocks of
+    at most block_rows rows, per_block draws per block (a divisor of C: 7 draws, a prime, go one at a
+    time; 12 draws in 36 rows fit one block), each draw's log weight scipy's and the blocks in order."""
+    monkeypatch.setattr(bounds, "BLOCK_ROWS", block_rows)
+    x = jnp.asarray(images[:3])
+    q = NET.encode(params["encoder"], x)
+    z = densities.sample_diag_gaussian(jax.random.PRNGKey(4), *q, (draws,))  # (C, 3, Dz)
+    seen = []
+
+    def log_w(zc):
+        seen.append(zc.shape[0])
+        return probability.log_weights(NET, params["decoder"], x, zc, q)
+
+    got = np.asarray(jax.jit(lambda z: bounds.in_row_blocks(log_w, z))(z))
+    assert seen == [per_block]  # traced once, for a block of per_block draws
+    expected = _numpy_log_likelihood(params["decoder"], images[:3], np.asarray(z)).sum(-1) + stats.norm.logpdf(
+        np.asarray(z)).sum(-1) - stats.norm.logpdf(np.asarray(z), np.asarray(q[0]), np.exp(np.asarray(q[1]))).sum(-1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_allclose(got, probability.log_weights(NET, params["decoder"], x, z, q), rtol=1e-6)
+
+
 def test_evaluated_elbo_does_not_depend_on_how_images_are_grouped(params, rng):
     # 250 images: two whole chunks in one call and a remainder of 50; image i's estimate must be
     # the one its own chunk gives when evaluated alone.

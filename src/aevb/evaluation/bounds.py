@@ -24,6 +24,20 @@ SAMPLE_CHUNK = 100  # z per image drawn at once (the ELBO beyond this, and IWAE,
 #                     memory ~ IMAGE_CHUNK * SAMPLE_CHUNK * (D + H) * 4 bytes, whatever S or K
 CHUNKS_PER_CALL = 25  # chunks per compiled call (vmapped): fewer dispatches, same draws ...
 SAMPLES_PER_CALL = 250  # ... and fewer chunks per call when each image has many z
+BLOCK_ROWS = 2048  # decoder rows (draws x images) per step of in_row_blocks: 6 MB of logits stay in L3
+
+
+def in_row_blocks(log_w, z):
+    """log_w(z) -> (C, B) over draws z (C, B, Dz) in blocks of draws of at most BLOCK_ROWS decoder rows
+    (lax.map): the same numbers bit for bit as one call (measured; blocks of 500 rows or fewer were not),
+    1.1-2x faster on a 2-core CPU, where (C * B, D) logits written out and read back leave the caches."""
+    per_block = max([d for d in range(1, z.shape[0] + 1) if z.shape[0] % d == 0 and d * z.shape[1] <= BLOCK_ROWS],
+                    default=1)
+    if per_block == z.shape[0]:
+        return log_w(z)
+    blocks = jax.lax.map(log_w, z.reshape(-1, per_block, *z.shape[1:]))  # (C / per_block, per_block, B)
+    # The barrier keeps a sum over C from being folded into one over the blocks' two axes (other digits).
+    return jax.lax.optimization_barrier(blocks.reshape(z.shape[:2]))
 
 
 def mean_and_standard_error(values):
@@ -42,7 +56,7 @@ def _elbo_chunk(key, net, params, x, num_samples):
 
     def body(total, group):
         z = densities.sample_diag_gaussian(jax.random.fold_in(key, group), *q, (SAMPLE_CHUNK,))  # (C, B, Dz)
-        log_w = probability.log_weights(net, params["decoder"], x, z, q)  # (C, B)
+        log_w = in_row_blocks(lambda zc: probability.log_weights(net, params["decoder"], x, zc, q), z)  # (C, B)
         index = group * SAMPLE_CHUNK + jnp.arange(SAMPLE_CHUNK)  # samples past S count for nothing
         return total + jnp.sum(jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < num_samples, log_w, 0.0),
                                axis=0), None
@@ -114,9 +128,9 @@ def proposal_log_weights(net, params, x, q, key, sample_chunk, defensive):
     """log p(x, z) - log r(z) of sample_chunk draws z ~ r per image, r = q or the defensive mixture: (C, B)."""
     if defensive:
         z, log_r = defensive_sample(key, q, (sample_chunk,))  # (C, B, Dz), (C, B)
-        return probability.log_joint(net, params["decoder"], x, z) - log_r
+        return in_row_blocks(lambda zc: probability.log_joint(net, params["decoder"], x, zc), z) - log_r
     z = densities.sample_diag_gaussian(key, *q, (sample_chunk,))  # (C, B, Dz)
-    return probability.log_weights(net, params["decoder"], x, z, q)  # (C, B)
+    return in_row_blocks(lambda zc: probability.log_weights(net, params["decoder"], x, zc, q), z)  # (C, B)
 
 
 def empty_log_sum_exp(batch):

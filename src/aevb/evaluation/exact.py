@@ -63,10 +63,17 @@ def _log_joint(x, logits, row):
         return x @ logits.T - jnp.broadcast_to(row, (x.shape[0], row.shape[0]))
 
 
+TILES_PER_STEP = 100  # the coarse look's tiles per step: (n, 1600) log joints that stay in cache, 2x faster
+
+
 @jax.jit(static_argnames=("tiles",))
 def _tile_maxima(x, logits, row, tiles):
-    """The largest coarse log p(x, z) of each image in each tile: (n, tiles); points are tile-major."""
-    return jnp.max(_log_joint(x, logits, row).reshape(x.shape[0], tiles, -1), axis=-1)
+    """The largest coarse log p(x, z) of each image in each tile: (n, tiles); points are tile-major.
+    A few tiles at a time (lax.map): the same maxima bit for bit as all at once (measured)."""
+    per = max(d for d in range(1, TILES_PER_STEP + 1) if tiles % d == 0)
+    steps = (logits.reshape(tiles // per, -1, logits.shape[-1]), row.reshape(tiles // per, -1))  # per tiles each
+    maxima = jax.lax.map(lambda part: jnp.max(_log_joint(x, *part).reshape(x.shape[0], per, -1), axis=-1), steps)
+    return jnp.moveaxis(maxima, 0, 1).reshape(x.shape[0], tiles)  # (tiles / per, n, per) -> (n, tiles)
 
 
 @jax.jit

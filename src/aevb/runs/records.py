@@ -60,10 +60,13 @@ def append_metrics(run_dir, row):
 
 
 def training_summary(rows, epoch, images_per_epoch):
-    """summary.json's training numbers from metrics.jsonl's rows, for a run trained to epoch."""
+    """summary.json's training numbers from metrics.jsonl's rows, for a run trained to epoch: the
+    epochs' own seconds, and apart from them the seconds of what was recorded after each epoch."""
     seconds = sum(row["seconds"] for row in rows)
     summary = {"epochs": epoch, "train_elbo_last_epoch": rows[-1]["train_elbo"], "training_seconds": seconds,
                "seconds_per_epoch": seconds / len(rows), "images_per_second": images_per_epoch * len(rows) / seconds}
+    if all("recording_seconds" in row for row in rows):  # rows written before it was recorded lack it
+        summary["recording_seconds"] = sum(row["recording_seconds"] for row in rows)
     if len(rows) < epoch:  # rows lost with a damaged or deleted metrics.jsonl: say what the times cover
         summary["timed_epochs"] = len(rows)
     return summary

@@ -184,8 +184,9 @@ def _peer_lost(error, seeds, state, epochs, grouped, devices):
 
 def _record(seed, params, train_objective, finite, elapsed, measure, devices):
     """The epoch a seed has just trained: its metrics row, or the reason it diverged."""
-    epoch = seed.epoch + 1
+    epoch, began = seed.epoch + 1, time.perf_counter()
     measured = measure(epoch, params) if finite else {"test_elbo": math.nan}
+    measuring = time.perf_counter() - began  # the test ELBO and what else the curves record, after the epoch
     if not math.isfinite(measured["test_elbo"]):
         seed.diverged = (f"training diverged at epoch {epoch}: the objective, the parameters or the test ELBO "
                          f"became NaN or inf; {_kept(seed.run_dir, seed.last_saved)}. A smaller --learning-rate "
@@ -193,7 +194,7 @@ def _record(seed, params, train_objective, finite, elapsed, measure, devices):
         return
     seed.epoch = epoch
     row = {"epoch": epoch, "train_elbo": train_objective, "test_elbo": measured["test_elbo"], "seconds": elapsed,
-           **{key: value for key, value in measured.items() if key != "test_elbo"}}
+           "recording_seconds": measuring, **{key: value for key, value in measured.items() if key != "test_elbo"}}
     if devices.writer:
         records.append_metrics(seed.run_dir, row)
 

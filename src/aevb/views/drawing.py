@@ -14,9 +14,15 @@ from ..runs import records
 from . import ais_plots, completion_plots, exact_plots, plots
 
 
+# The figures' few evaluations compiled whole: op by op, each operation of each shape compiles apart.
+_encode = jax.jit(lambda net, theta, x: net.encode(theta, x), static_argnames="net")
+_means = jax.jit(probability.bernoulli_means, static_argnames="net")
+_sample = jax.jit(probability.sample, static_argnames=("net", "latent_dim", "n"))
+
+
 def encode_means(run, x, chunk=5000):
     """The means of q(z|x) for every image: (N, Dz)."""
-    return np.concatenate([np.asarray(run.net.encode(run.params["encoder"], x[i : i + chunk])[0])
+    return np.concatenate([np.asarray(_encode(run.net, run.params["encoder"], x[i : i + chunk])[0])
                            for i in range(0, len(x), chunk)])
 
 
@@ -27,7 +33,7 @@ def images(run, flat):
 
 
 def means(run, z):
-    return np.asarray(probability.bernoulli_means(run.net, run.params["decoder"], np.asarray(z, np.float32)))
+    return np.asarray(_means(run.net, run.params["decoder"], np.asarray(z, np.float32)))
 
 
 def choose_pairs(labels, key, n_pairs=3):
@@ -73,7 +79,7 @@ def figure(kind, run, metrics, pairs=None, seed=0):
     """The figure called kind (one of plots.KINDS) for a loaded run; metrics: its metrics.jsonl rows."""
     split, key = run.split, jax.random.PRNGKey(seed)
     draw = {
-        "samples": lambda: plots.samples_figure(*(images(run, a) for a in probability.sample(
+        "samples": lambda: plots.samples_figure(*(images(run, a) for a in _sample(
             jax.random.fold_in(key, 1), run.net, run.params["decoder"], run.config.latent_dim, 10)[1:])),
         "latent": lambda: plots.latent_figure(encode_means(run, split.x_train), split.y_train,
                                               split.dataset.class_names, split.dataset.noun),
@@ -148,7 +154,7 @@ def posterior_panels(run, per_image, search=40):
     chosen = {"best fitted": int(np.argmax(px)), "typical": int(order[len(order) // 2]),
               "IWAE farthest below": int(order[-1])}
     for i in order[::-1][1:search]:
-        encoder = tuple(np.asarray(a) for a in run.net.encode(run.params["encoder"], x[i]))
+        encoder = tuple(np.asarray(a) for a in _encode(run.net, run.params["encoder"], x[i]))
         if count_modes(partial.posterior_grid(run.net, theta, x[i], everything, encoder, encoder)) >= 2:
             chosen["multimodal"] = int(i)
             break
@@ -157,7 +163,7 @@ def posterior_panels(run, per_image, search=40):
     tiles = exact.select_tiles(run.net, theta, x[ids])  # q* on the grid, as the gap decomposition finds it
     fitted, _ = q_stars.fit_on_grid(run.net, run.params, x[ids], tiles)
     for j, (role, i) in enumerate(chosen.items()):
-        encoder = tuple(np.asarray(a) for a in run.net.encode(run.params["encoder"], x[i]))
+        encoder = tuple(np.asarray(a) for a in _encode(run.net, run.params["encoder"], x[i]))
         q_star = tuple(np.asarray(a[j]) for a in fitted)
         panels.append({"image": images(run, x[i]), "q_star": q_star, "encoder": encoder,
                        "grid": partial.posterior_grid(run.net, theta, x[i], everything, q_star, encoder),

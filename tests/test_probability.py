@@ -208,14 +208,17 @@ def test_log_weights_in_row_blocks_are_those_of_one_call(params, images, monkeyp
     np.testing.assert_allclose(got, probability.log_weights(NET, params["decoder"], x, z, q), rtol=1e-6)
 
 
-def test_evaluated_elbo_does_not_depend_on_how_images_are_grouped(params, rng):
+@pytest.mark.parametrize("block_rows", [2048, 150])
+def test_evaluated_elbo_does_not_depend_on_how_images_are_grouped(params, rng, monkeypatch, block_rows):
     # 250 images: two whole chunks in one call and a remainder of 50; image i's estimate must be
-    # the one its own chunk gives when evaluated alone.
+    # the one its own chunk gives when evaluated alone (its 6 draws' log weights in blocks of one
+    # draw where a block holds 150 rows: the same draws).
+    monkeypatch.setattr(bounds, "BLOCK_ROWS", block_rows)
     x = (rng.uniform(size=(250, D)) < 0.3).astype(np.float32)
-    all_at_once = bounds.elbo_per_image(NET, params, x, 3)
+    all_at_once = bounds.elbo_per_image(NET, params, x, 6)
     for start in (0, 100, 200):
         alone = probability.elbo_per_image(jax.random.fold_in(bounds.EVAL_KEY, start), NET, params,
-                                           x[start:start + 100], 3)
+                                           x[start:start + 100], 6)
         np.testing.assert_allclose(all_at_once[start:start + 100], alone, rtol=1e-5)
 
 

@@ -50,9 +50,10 @@ def mean_and_standard_error(values):
 def _elbo_chunk(key, net, params, x, num_samples):
     """Each image's ELBO estimate from num_samples z ~ q(z|x): x (B, D) -> (B,). Up to SAMPLE_CHUNK
     samples are drawn at once; more are drawn SAMPLE_CHUNK at a time in a scan (bounded memory)."""
-    if num_samples <= SAMPLE_CHUNK:
-        return probability.elbo_per_image(key, net, params, x, num_samples)
     q = net.encode(params["encoder"], x)  # (B, Dz) each
+    if num_samples <= SAMPLE_CHUNK:  # probability.elbo_per_image's draws and numbers, its log weights in row blocks
+        z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, B, Dz)
+        return jnp.mean(in_row_blocks(lambda zc: probability.log_weights(net, params["decoder"], x, zc, q), z), axis=0)
 
     def body(total, group):
         z = densities.sample_diag_gaussian(jax.random.fold_in(key, group), *q, (SAMPLE_CHUNK,))  # (C, B, Dz)

@@ -127,16 +127,22 @@ def select_tiles(net, theta, x, extent=EXTENT, threshold=THRESHOLD, coarse=COARS
                                                          len(lows)))[:n]
                              for ids, n in _chunks(np.arange(len(x)), devices)])  # (N, T)
     kept = maxima >= maxima.max(axis=1, keepdims=True) - threshold
-    if not grow:
-        return lows, kept, len(lows) * coarse**2
-    # Grow by one tile each way: mass just across a tile's edge, between two coarse points, counts too.
-    grid = kept.reshape(len(x), n_side, n_side)
+    tiles = lows, kept, len(lows) * coarse**2
+    return grown(tiles) if grow else tiles
+
+
+def grown(tiles):
+    """select_tiles's tiles with every kept tile's neighbours kept too: mass just across a tile's edge,
+    between two coarse points, counts too."""
+    lows, kept, coarse_points = tiles
+    n_side = int(round(math.sqrt(len(lows))))
+    grid = kept.reshape(len(kept), n_side, n_side)
     padded = np.pad(grid, ((0, 0), (1, 1), (1, 1)))
-    grown = np.zeros_like(grid)
+    result = np.zeros_like(grid)
     for di in range(3):
         for dj in range(3):
-            grown |= padded[:, di : di + n_side, dj : dj + n_side]
-    return lows, grown.reshape(len(x), -1), len(lows) * coarse**2
+            result |= padded[:, di : di + n_side, dj : dj + n_side]
+    return lows, result.reshape(len(kept), -1), coarse_points
 
 
 def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, tiles=None, progress=False,

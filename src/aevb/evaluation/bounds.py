@@ -40,6 +40,11 @@ def in_row_blocks(log_w, z):
     return jax.lax.optimization_barrier(blocks.reshape(z.shape[:2]))
 
 
+def blocked_log_weights(net, theta, x, z, q):
+    """probability.log_weights of draws z (C, B, Dz) from q in in_row_blocks: (C, B)."""
+    return in_row_blocks(lambda zc: probability.log_weights(net, theta, x, zc, q), z)
+
+
 def mean_and_standard_error(values):
     """(mean, standard error of the mean) of per-image values, in float64."""
     values = np.asarray(values, dtype=np.float64)
@@ -53,11 +58,11 @@ def _elbo_chunk(key, net, params, x, num_samples):
     q = net.encode(params["encoder"], x)  # (B, Dz) each
     if num_samples <= SAMPLE_CHUNK:  # probability.elbo_per_image's draws and numbers, its log weights in row blocks
         z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, B, Dz)
-        return jnp.mean(in_row_blocks(lambda zc: probability.log_weights(net, params["decoder"], x, zc, q), z), axis=0)
+        return jnp.mean(blocked_log_weights(net, params["decoder"], x, z, q), axis=0)
 
     def body(total, group):
         z = densities.sample_diag_gaussian(jax.random.fold_in(key, group), *q, (SAMPLE_CHUNK,))  # (C, B, Dz)
-        log_w = in_row_blocks(lambda zc: probability.log_weights(net, params["decoder"], x, zc, q), z)  # (C, B)
+        log_w = blocked_log_weights(net, params["decoder"], x, z, q)  # (C, B)
         index = group * SAMPLE_CHUNK + jnp.arange(SAMPLE_CHUNK)  # samples past S count for nothing
         return total + jnp.sum(jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < num_samples, log_w, 0.0),
                                axis=0), None
@@ -131,7 +136,7 @@ def proposal_log_weights(net, params, x, q, key, sample_chunk, defensive):
         z, log_r = defensive_sample(key, q, (sample_chunk,))  # (C, B, Dz), (C, B)
         return in_row_blocks(lambda zc: probability.log_joint(net, params["decoder"], x, zc), z) - log_r
     z = densities.sample_diag_gaussian(key, *q, (sample_chunk,))  # (C, B, Dz)
-    return in_row_blocks(lambda zc: probability.log_weights(net, params["decoder"], x, zc, q), z)  # (C, B)
+    return blocked_log_weights(net, params["decoder"], x, z, q)  # (C, B)
 
 
 def empty_log_sum_exp(batch):

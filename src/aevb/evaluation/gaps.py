@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import parallel
 from ..errors import ConfigError
-from ..model import densities, probability
+from ..model import densities
 from . import bounds, exact, q_stars
 
 CHUNK = bounds.SAMPLE_CHUNK  # the IWAE bound's draws per scan step
@@ -76,8 +76,7 @@ def _elbo_of(key, net, theta, x, q, num_samples):
     is small), its log weights computed CHUNK draws at a time: memory of CHUNK images' logits per image,
     not S (S a multiple of CHUNK)."""
     z = densities.sample_diag_gaussian(key, *q, (num_samples,)).reshape(-1, CHUNK, *q[0].shape)  # (S/C, C, n, Dz)
-    total = jax.lax.map(lambda zc: jnp.sum(bounds.in_row_blocks(
-        lambda zb: probability.log_weights(net, theta, x, zb, q), zc), axis=0), z)  # (S/C, n)
+    total = jax.lax.map(lambda zc: jnp.sum(bounds.blocked_log_weights(net, theta, x, zc, q), axis=0), z)  # (S/C, n)
     return jnp.sum(total, axis=0) / num_samples
 
 

@@ -21,7 +21,7 @@ from safetensors.numpy import load_file
 
 from aevb import parallel
 from aevb.data import splits
-from aevb.evaluation import bounds, curves, exact
+from aevb.evaluation import bounds, curves, exact, gaps
 from aevb.model import densities, networks
 from aevb.runs import checkpoint, files, records
 from aevb.training import compiled, loop
@@ -94,14 +94,17 @@ def test_the_noise_of_an_image_does_not_depend_on_the_device_count(two):
 
 
 def test_sharded_evaluation_gives_the_same_numbers(split, two):
-    """ELBO, IWAE (plain and defensive) and exact log p(x) with images split over two devices: the
-    same per-image numbers as one device, bit for bit; 150 and 37 images leave a short last chunk."""
+    """ELBO, IWAE (plain and defensive), the bound at K = 200 continuing the IWAE bound's 100 draws
+    (the bounds against K) and exact log p(x) with images split over two devices: the same per-image
+    numbers as one device, bit for bit; 150 and 37 images leave a short last chunk."""
     params = compiled.init_state(tiny(latent_dim=2))[0]
     params = jax.tree_util.tree_map(lambda leaf: leaf * 1.5, params)
     for x in (split.x_test[:150], split.x_test[:37]):
         pairs = [(bounds.elbo_per_image(NET, params, x, 3, devices=d),
                   bounds.iwae_per_image(NET, params, x, 20, devices=d),
                   bounds.iwae_per_image(NET, params, x, 20, defensive=True, devices=d),
+                  gaps.iwae_prefixes_per_image(NET, params, x, (10, 100, 200), devices=d, known=(
+                      100, bounds.iwae_per_image(NET, params, x, 100, devices=d)))[:, 2],
                   exact.log_px(NET, params["decoder"], x, devices=d)[0]) for d in (parallel.ONE, two)]
         for alone, shared in zip(*pairs, strict=True):
             assert alone.shape == (len(x),)

@@ -185,6 +185,26 @@ def test_bounds_against_k_are_prefixes_of_one_set_of_draws(params, images, rng):
         gaps.check_prefixes((10, 150))
 
 
+def test_bounds_against_k_continue_the_iwae_bounds_draws(params, rng):
+    """Given iwae_per_image's bounds at K = 200 (known), the prefixes up to 200 are the same bit for bit
+    and K = 400 continues the same draws: with the known bound raised by 5 nats, the K = 400 bound is
+    the float64 log-mean-exp of the raised first 200 and the unchanged last 200 (over two whole
+    chunks of images and a rest of 50); a known K with a whole chunk between 100 and it is refused."""
+    many, ks = (rng.uniform(size=(250, D)) < 0.3).astype(np.float32), (1, 10, 100, 200, 400)
+    alone = gaps.iwae_prefixes_per_image(NET, params, many, ks).astype(np.float64)  # (N, len(ks))
+    at_200 = bounds.iwae_per_image(NET, params, many, 200)
+    shared = gaps.iwae_prefixes_per_image(NET, params, many, ks, known=(200, at_200))
+    np.testing.assert_array_equal(shared[:, :4], alone[:, :4].astype(np.float32))
+    np.testing.assert_allclose(shared[:, 4], alone[:, 4], rtol=1e-6)
+    raised = gaps.iwae_prefixes_per_image(NET, params, many, ks, known=(200, at_200 + 5.0)).astype(np.float64)
+    log_sums = alone[:, 3:] + np.log([200, 400])  # log-sum-exp of the first 200 and of all 400 draws
+    last_200 = log_sums[:, 1] + np.log1p(-np.exp(log_sums[:, 0] - log_sums[:, 1]))
+    np.testing.assert_allclose(raised[:, 4], np.logaddexp(log_sums[:, 0] + 5.0, last_200) - np.log(400), rtol=1e-5)
+    assert np.all(raised[:, 4] > alone[:, 4])  # the known bound counts
+    with pytest.raises(ValueError, match="between"):
+        gaps.iwae_prefixes_per_image(NET, params, many[:100], (100, 200, 300), known=(300, at_200[:100]))
+
+
 @pytest.mark.parametrize(("draws", "block_rows", "per_block"), [(12, 6, 2), (12, 9, 3), (7, 6, 1), (12, 100, 12)])
 def test_log_weights_in_row_blocks_are_those_of_one_call(params, images, monkeypatch, draws, block_rows, per_block):
     """in_row_blocks evaluates draws (C, B, Dz) a few draws at a time: with 3 images and blocks of

@@ -77,11 +77,12 @@ def _elbo_chunks(net, params, x, keys, num_samples):
     return jax.vmap(lambda xc, key: _elbo_chunk(key, net, params, xc, num_samples))(x, keys)
 
 
-def by_chunks(compute, x, key, per_call, devices, progress, desc):
-    """compute(block (C, B, D), keys (C,)) -> (C, B, ...) over x's images: per_call whole chunks of
-    IMAGE_CHUNK images per compiled call, then a shorter rest alone (its own shape); chunk i draws
-    its noise from fold_in(key, its first image). On several devices each takes whole chunks, the
-    call filled up with copies of its first chunk, so no draw moves. Returns (N, ...)."""
+def by_chunks(compute, x, key, per_call, devices, progress, desc, alongside=()):
+    """compute(block (C, B, D), keys (C,), *blocks of alongside (C, B, ...)) -> (C, B, ...) over x's
+    images: per_call whole chunks of IMAGE_CHUNK images per compiled call, then a shorter rest alone
+    (its own shape); chunk i draws its noise from fold_in(key, its first image). alongside: arrays
+    (N, ...) cut as x. On several devices each takes whole chunks, the call filled up with copies of
+    its first chunk, so no draw moves. Returns (N, ...)."""
     n = x.shape[0]
     whole = n // IMAGE_CHUNK * IMAGE_CHUNK
     calls = splits.chunks(whole, IMAGE_CHUNK * per_call) + ([(whole, n)] if whole < n else [])
@@ -91,8 +92,9 @@ def by_chunks(compute, x, key, per_call, devices, progress, desc):
         starts = np.arange(start, stop, size)
         keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(starts))
         block = jnp.asarray(x[start:stop]).reshape(len(starts), size, -1)
-        keys, block = (devices.split(devices.pad(a)) for a in (keys, block))
-        out = devices.gather(compute(block, keys))[: len(starts)]  # (C, B, ...)
+        given = [jnp.asarray(a[start:stop]).reshape(len(starts), size, *a.shape[1:]) for a in alongside]
+        keys, block, *given = (devices.split(devices.pad(a)) for a in (keys, block, *given))
+        out = devices.gather(compute(block, keys, *given))[: len(starts)]  # (C, B, ...)
         parts.append(out.reshape(-1, *out.shape[2:]))
     return np.concatenate(parts)
 

@@ -23,12 +23,20 @@ def check_prefixes(ks, sample_chunk=CHUNK):
         raise ValueError(f"K of the prefixes must ascend and be under {sample_chunk} or a multiple of it: {ks}")
 
 
-@jax.jit(static_argnames=("net", "ks", "defensive"))
-def iwae_prefixes(net, params, x, key, ks, defensive=False):
+def continues(ks, k):
+    """Whether iwae_prefixes at ks can continue from a bound at K = k (its `known`)."""
+    return k in ks and k % CHUNK == 0 and not any(CHUNK < other < k for other in ks)
+
+
+@jax.jit(static_argnames=("net", "ks", "defensive", "known_k"))
+def iwae_prefixes(net, params, x, key, ks, defensive=False, known=None, known_k=0):
     """The bound of iwae_chunk for every K in ks from one set of max(ks) draws per image, K = k the
     bound of the first k of them (as Burda et al. 2016 evaluate): (B, len(ks)). The draws, and where
     k is a multiple of CHUNK the numbers bit for bit, are those of iwae_chunk with K = k, so
-    the bounds against K share their draws with the IWAE bound of the same images (check_prefixes)."""
+    the bounds against K share their draws with the IWAE bound of the same images (check_prefixes).
+    known (B,): iwae_chunk's bound at K = known_k (a multiple of CHUNK in ks; no multiple of CHUNK
+    in ks between CHUNK and it), already computed: the draws past chunk 0 and up to known_k are not
+    drawn again, the later ones continue its log-sum-exp (the same draws; rounding moves those K)."""
     q = net.encode(params["encoder"], x)  # (B, Dz) each
 
     def body(carry, chunk_index):
@@ -40,34 +48,44 @@ def iwae_prefixes(net, params, x, key, ks, defensive=False):
     empty = bounds.empty_log_sum_exp(q[0].shape[:1])
     first = bounds.proposal_log_weights(net, params, x, q, jax.random.fold_in(key, 0), CHUNK, defensive)  # chunk 0
     carry = bounds.add_to_log_sum_exp(empty, first)  # chunk 0 outside the scan: its draws also give the K below CHUNK
-    _, later = jax.lax.scan(body, carry, jnp.arange(1, max(max(ks) // CHUNK, 1)))  # (chunks - 1, B)
-    after = jnp.concatenate([(carry[0] + jnp.log(carry[1]))[None], later])  # (chunks, B)
+    after_first = carry[0] + jnp.log(carry[1])  # (B,)
+    start = 1 if known is None else known_k // CHUNK  # the scan's first chunk
+    if known is not None:  # the log-sum-exp of the first known_k draws
+        carry = (known + jnp.log(known_k), jnp.ones_like(known))
+    _, later = jax.lax.scan(body, carry, jnp.arange(start, max(max(ks) // CHUNK, start)))  # (chunks - start, B)
     values = []
     for k in ks:
-        if k % CHUNK == 0:
-            log_sum_exp = after[k // CHUNK - 1]
-        else:  # fewer than a chunk: the first k draws of chunk 0
+        if k == known_k:
+            values.append(known)
+        elif k < CHUNK:  # fewer than a chunk: the first k draws of chunk 0
             running_max, running_sum = bounds.add_to_log_sum_exp(empty, first[:k])
-            log_sum_exp = running_max + jnp.log(running_sum)
-        values.append(log_sum_exp - jnp.log(k))
+            values.append(running_max + jnp.log(running_sum) - jnp.log(k))
+        else:
+            values.append((after_first if k == CHUNK else later[k // CHUNK - start - 1]) - jnp.log(k))
     return jnp.stack(values, -1)
 
 
-@jax.jit(static_argnames=("net", "ks", "defensive"))
-def _iwae_prefix_chunks(net, params, x, keys, ks, defensive):
-    """iwae_prefixes of each chunk x (C, B, D) with its key (C,): (C, B, len(ks))."""
-    return jax.vmap(lambda xc, key: iwae_prefixes(net, params, xc, key, ks, defensive))(x, keys)
+@jax.jit(static_argnames=("net", "ks", "defensive", "known_k"))
+def _iwae_prefix_chunks(net, params, x, keys, ks, defensive, known=None, known_k=0):
+    """iwae_prefixes of each chunk x (C, B, D) with its key (C,) (and its known (C, B)): (C, B, len(ks))."""
+    return jax.vmap(lambda xc, key, kc: iwae_prefixes(net, params, xc, key, ks, defensive, kc, known_k))(x, keys, known)
 
 
 def iwae_prefixes_per_image(net, params, x, ks, key=bounds.EVAL_KEY, progress=False, defensive=False,
-                            devices=parallel.ONE):
+                            devices=parallel.ONE, known=None):
     """iwae_prefixes over x's images (chunked, keyed and split over devices as iwae_per_image, so the
-    bound at K = k equals iwae_per_image's at k where k is a multiple of CHUNK): (N, len(ks))."""
+    bound at K = k equals iwae_per_image's at k where k is a multiple of CHUNK): (N, len(ks)).
+    known: (K, iwae_per_image's bounds of x at K with the same key (N,)), whose draws are not drawn
+    again (iwae_prefixes)."""
     check_prefixes(ks)
+    known_k, values = known or (0, None)
+    if known and not continues(ks, known_k):
+        raise ValueError(f"the known bound's K must be a multiple of {CHUNK} in {ks}, none between {CHUNK} and it")
     params, ks = devices.replicate(params), tuple(ks)
     desc = f"IWAE K={','.join(map(str, ks))}" + " defensive" * defensive
-    return bounds.by_chunks(lambda block, keys: _iwae_prefix_chunks(net, params, block, keys, ks, defensive), x, key,
-                            devices.count, devices, progress, desc)
+    return bounds.by_chunks(lambda block, keys, *given: _iwae_prefix_chunks(net, params, block, keys, ks, defensive,
+                                                                            *given, known_k=known_k),
+                            x, key, devices.count, devices, progress, desc, () if known is None else (values,))
 
 
 @jax.jit(static_argnames=("net", "num_samples"))
@@ -158,9 +176,12 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     subset = x_test[:BOUND_IMAGES]
     against_k = {"images": len(subset), "k": list(BOUND_KS)}
     for name, defensive in (("iwae", False), ("defensive", True)):
-        # Each K the first K of one set of max(K) draws per image (Burda et al. 2016), as iwae_per_image draws them.
+        # Each K the first K of one set of max(K) draws per image (Burda et al. 2016), as iwae_per_image draws
+        # them: the plain bound's first iwae_k are the IWAE bound's own, continued, not drawn again.
+        shared = not defensive and continues(BOUND_KS, iwae_k)
+        known = (iwae_k, per_image["test_iwae"][: len(subset)]) if shared else None
         per_k = iwae_prefixes_per_image(net, params, subset, BOUND_KS, progress=progress, defensive=defensive,
-                                        devices=devices).T  # (len(BOUND_KS), images)
+                                        devices=devices, known=known).T  # (len(BOUND_KS), images)
         against_k[name], against_k[name + "_se"] = (list(v) for v in zip(*map(mean_se, per_k), strict=True))
         against_k[name + "_gap"], against_k[name + "_gap_se"] = (
             list(v) for v in zip(*(mean_se(test[: len(subset)] - values) for values in per_k), strict=True))

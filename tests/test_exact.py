@@ -54,6 +54,32 @@ def test_a_decoder_that_ignores_z_gives_the_closed_form():
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+def test_the_grid_elbo_in_blocks_sums_each_images_own_cells():
+    """grid_elbo on in_blocks's layout (images of 1, 64, 65 and 130 table points: part of a block, a
+    full one, one spilling into a padded second, three; each at its own spacing) against float64
+    scipy on the flat tables: each image's cells weighed by q's probability of them times log p less
+    the off-table charge, plus the charge's expectation and q's entropy; and q's mass on its cells."""
+    rng = np.random.default_rng(4)
+    counts, spacings = [1, 64, 65, 130], [0.04, 0.08, 0.2, 0.4]
+    image = np.repeat(np.arange(4), counts)
+    mean, log_std = rng.normal(size=(4, 2)), rng.normal(-1.0, 0.3, size=(4, 2))
+    points, values = mean[image] + rng.normal(0.0, 0.5, size=(len(image), 2)), rng.normal(-50.0, 5.0, len(image))
+    spacing, floor = np.repeat(spacings, counts), np.array([-100.0, -90.0, -80.0, -70.0])
+    f32 = (lambda *arrays: [np.asarray(a, np.float32) for a in arrays])
+    blocks = q_stars.in_blocks(*f32(values, points), image, *f32(spacing), 4)
+    assert blocks[0].shape == (1 + 1 + 2 + 3, q_stars.BLOCK)
+    elbo, mass = q_stars.grid_elbo(tuple(jnp.asarray(a) for a in f32(mean, log_std)), blocks, 4, *f32(floor))
+    mean, log_std, points, values, spacing, floor = (a.astype(np.float32).astype(np.float64) for a in (
+        mean, log_std, points, values, spacing, floor))  # the float32 inputs, in float64
+    std, half = np.exp(log_std)[image], spacing[:, None] / 2
+    cell = np.prod(stats.norm.cdf(points + half, mean[image], std) - stats.norm.cdf(points - half, mean[image], std), -1)
+    charge = floor[image] - 0.5 * np.sum(points**2, -1)
+    expected = (floor - 0.5 * np.sum(mean**2 + np.exp(2 * log_std), -1) + np.bincount(image, cell * (values - charge))
+                + np.sum(log_std, -1) + 1 + np.log(2 * np.pi))
+    np.testing.assert_allclose(elbo, expected, rtol=1e-5)
+    np.testing.assert_allclose(mass, np.bincount(image, cell), rtol=1e-4)
+
+
 def test_q_star_of_a_posterior_that_is_the_prior_is_the_prior():
     """A decoder that ignores z: the posterior is N(0, I), as wide as it gets, so the fit takes a coarse
     grid (the fine one would hold ~70,000 points per image), and q* is N(0, I), whose ELBO is log p(x)."""

@@ -32,30 +32,57 @@ def fit_by_svi(key, net, params, x, steps=100, num_samples=10, learning_rate=0.0
     return jax.vmap(fit)(jax.random.split(key, x.shape[0]), x, *net.encode(params["encoder"], x))
 
 
+BLOCK = 64  # table points per block of grid_elbo's layout: each block one image's (scatters over blocks, not points)
+
+
+def in_blocks(values, points, image, spacing, images):
+    """The flat tables of `tables` (G,) laid out in blocks of BLOCK points, each block one image's, the
+    last of an image padded: (values (K, BLOCK), points (K, BLOCK, 2), real (K, BLOCK) bool, block_image
+    (K,), spacing (K,)). Sums over an image's points become sums within blocks (vectorized) and a
+    segment sum over blocks; over points (scatters on a CPU) a step took 2.7x longer."""
+    image = np.asarray(image)
+    counts = np.bincount(image, minlength=images)  # (N,) points of each image
+    blocks = -(-counts // BLOCK)  # (N,) its blocks
+    first_point, first_slot = np.cumsum(counts) - counts, (np.cumsum(blocks) - blocks) * BLOCK  # (N,) each
+    slot = first_slot[image] + np.arange(len(image)) - first_point[image]  # (G,) each point's place in the blocks
+    laid_out = []
+    for a, fill in ((values, 0.0), (points, 0.0), (np.ones(len(image), bool), False)):
+        a = np.asarray(a)
+        padded = np.full((blocks.sum() * BLOCK, *a.shape[1:]), fill, a.dtype)
+        padded[slot] = a
+        laid_out.append(jnp.asarray(padded.reshape(-1, BLOCK, *a.shape[1:])))
+    block_image = np.repeat(np.arange(images), blocks)  # (K,)
+    return (*laid_out, jnp.asarray(block_image, jnp.int32), jnp.asarray(np.asarray(spacing)[first_point[block_image]]))
+
+
 @jax.jit(static_argnames=("images",))
-def grid_elbo(q, values, points, image, spacing, images, floor):
-    """The ELBO of q = (mean, log_std) (N, 2) each on the tables of exact.log_joint_tables (values,
-    points, image: flat over (image, point) pairs, points the centres of square cells of side
-    spacing (G,); floor (N,): a value below all of an image's): E_q[log p(x, z)] with log p(x, z) taken
-    constant on each cell, so each cell weighs q's probability of it in closed form (a q narrower
+def grid_elbo(q, blocks, images, floor):
+    """The ELBO of q = (mean, log_std) (N, 2) each on the tables of exact.log_joint_tables laid out by
+    in_blocks (blocks: values, points, real (K, BLOCK, ...); block_image, spacing (K,): points the centres
+    of square cells of side spacing; floor (N,): a value below all of an image's): E_q[log p(x, z)] with log p(x, z)
+    taken constant on each cell, so each cell weighs q's probability of it in closed form (a q narrower
     than a cell gains nothing), off the table at floor - |z|^2 / 2, below log p(x, z) there (whose
     log p(z) falls so: a q grown wide off the table loses more than its entropy gains), plus q's
     entropy in closed form: (elbo (N,), q's mass on the table (N,))."""
-    mean, log_std = q
-    std = jnp.exp(log_std)[image]  # (G, 2)
+    (mean, log_std), (values, points, real, block_image, spacing) = q, blocks
+    std = jnp.exp(log_std)[block_image][:, None]  # (K, 1, 2)
     # Phi(b) - Phi(a) of the cell in each axis, taken on the lower side of the mean (erfc keeps that tail's digits).
-    toward = -jnp.abs(points - mean[image]) / std
-    half = 0.5 * spacing[:, None] / std
+    toward = -jnp.abs(points - mean[block_image][:, None]) / std  # (K, BLOCK, 2)
+    half = 0.5 * spacing[:, None, None] / std
     cell = jnp.prod(densities.standard_normal_cdf(toward + half) - densities.standard_normal_cdf(toward - half), -1)
-    mass = jax.ops.segment_sum(cell, image, images, indices_are_sorted=True)
-    off = floor[image] - 0.5 * jnp.sum(points**2, axis=-1)  # the off-table charge at each point (G,)
-    above = jax.ops.segment_sum(cell * (values - off), image, images, indices_are_sorted=True)
+    cell = jnp.where(real, cell, 0.0)  # (K, BLOCK): the padding weighs nothing
+    off = floor[block_image][:, None] - 0.5 * jnp.sum(points**2, axis=-1)  # the off-table charge at each point
+
+    def per_image(per_point):  # (K, BLOCK) -> (N,)
+        return jax.ops.segment_sum(jnp.sum(per_point, axis=1), block_image, images, indices_are_sorted=True)
+
+    mass, above = per_image(cell), per_image(cell * (values - off))
     expected_off = floor - 0.5 * jnp.sum(mean**2 + jnp.exp(2 * log_std), axis=-1)  # E_q of the charge, everywhere
     return expected_off + above + jnp.sum(log_std, axis=-1) + 0.5 * mean.shape[-1] * (1.0 + densities.LOG_2PI), mass
 
 
 @jax.jit(static_argnames=("images", "learning_rate"))
-def climb(q, values, points, image, spacing, images, floor, learning_rate=LEARNING_RATE):
+def climb(q, blocks, images, floor, learning_rate=LEARNING_RATE):
     """q*, the factorized Gaussian of highest ELBO for each image, by Adam on grid_elbo from q: no
     sampling, so no noise in q* or in its ELBO. Images are independent, so the sum of their ELBOs is
     climbed at once, CHECK steps at a time, until CHECK steps raise the mean ELBO by less than
@@ -63,7 +90,7 @@ def climb(q, values, points, image, spacing, images, floor, learning_rate=LEARNI
     opt = optax.adam(learning_rate)
 
     def mean_elbo(q):
-        return jnp.sum(grid_elbo(q, values, points, image, spacing, images, floor)[0]) / images
+        return jnp.sum(grid_elbo(q, blocks, images, floor)[0]) / images
 
     def step(carry, _):
         q, opt_state = carry
@@ -140,7 +167,7 @@ def fit_on_grid(net, params, x, tiles):
     ((mean, log_std), {how it was found and how well})."""
     (values, points, image, spacing), used = tables(net, params["decoder"], np.asarray(x), tiles)
     floor = jax.ops.segment_max(values, image, len(x)) - exact.THRESHOLD - 10.0  # below every value kept
-    table = (values, points, image, spacing, len(x), floor)
+    table = (in_blocks(values, points, image, spacing, len(x)), len(x), floor)
     (encoder, steps, change), (moment, moment_steps, moment_change) = (climb(start, *table) for start in (
         net.encode(params["encoder"], jnp.asarray(x)), moments(values, points, image, spacing, len(x))))
     (elbo, mass), (moment_elbo, moment_mass) = grid_elbo(encoder, *table), grid_elbo(moment, *table)

@@ -72,7 +72,8 @@ def test_the_grid_elbo_in_blocks_sums_each_images_own_cells():
     mean, log_std, points, values, spacing, floor = (a.astype(np.float32).astype(np.float64) for a in (
         mean, log_std, points, values, spacing, floor))  # the float32 inputs, in float64
     std, half = np.exp(log_std)[image], spacing[:, None] / 2
-    cell = np.prod(stats.norm.cdf(points + half, mean[image], std) - stats.norm.cdf(points - half, mean[image], std), -1)
+    centre = mean[image]
+    cell = np.prod(stats.norm.cdf(points + half, centre, std) - stats.norm.cdf(points - half, centre, std), -1)
     charge = floor[image] - 0.5 * np.sum(points**2, -1)
     expected = (floor - 0.5 * np.sum(mean**2 + np.exp(2 * log_std), -1) + np.bincount(image, cell * (values - charge))
                 + np.sum(log_std, -1) + 1 + np.log(2 * np.pi))

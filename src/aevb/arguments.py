@@ -5,16 +5,19 @@ line in aevb.config and appears here by itself."""
 import argparse
 import dataclasses
 
-from .config import MAX_SAMPLES, Config, choices_of
+from .config import MAX_SAMPLES, Config, check_seeds, choices_of, shown
+from .errors import ConfigError
 
 
 def _number(kind, minimum=None, maximum=None):
     """An argparse type: text -> kind, from minimum to maximum. Config checks its own settings' bounds."""
     def parse(text):
         try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{' whole' if kind is int else ''} number") from None
+            # ASCII only: int() takes other scripts' digits, which no file or page of aevb shows back
+            value = kind(text) if text.strip().isascii() else kind("x")
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not a{' whole' if kind is int else ''} number"
+                                             ) from None
         if minimum is not None and value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
         if maximum is not None and value > maximum:
@@ -31,8 +34,11 @@ def _pair(text):
 
 
 def _seeds(text):
-    """--seeds 0,1,2 -> (0, 1, 2)."""
-    return tuple(_number(int, 0)(part) for part in text.split(","))
+    """--seeds 0,1,2 -> (0, 1, 2), checked as a file's seeds are (aevb.config.check_seeds)."""
+    try:
+        return check_seeds([_number(int, 0, 2**32 - 1)(part) for part in text.split(",")])
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _device_count(text):
@@ -160,7 +166,12 @@ def build_parser():
     _add_settings(p.add_argument_group("settings: comma-separated values make the grid"), lists=True)
     p = command("reproduce", "run a protocol of the literature as a sweep in RUNS_DIR/reproduce-NAME-BUDGET and write "
                 "a page with the paper's numbers beside ours", run=False, progress=True, devices=True)
-    p.add_argument("protocol", metavar="NAME", help="burda2016 or kingma2013-figure2 (files in aevb/protocols)")
+    p.add_argument("protocol", metavar="NAME", nargs="?", help="burda2016 or kingma2013-figure2 (files in "
+                   "aevb/protocols)")
+    p.add_argument("--list", action="store_true", help="list the protocols and their budgets; run nothing")
+    p.add_argument("--dry-run", action="store_true", help="print the protocol's points, settings, budget (epochs and "
+                   "an estimate of hours here, from a few timed steps), published numbers with their sources and "
+                   "what differs from the paper; train nothing")
     p.add_argument("--budget", choices=("short", "full"), default="short",
                    help="short: a stated fraction of the paper's epochs that fits a CPU session; full: the paper's")
     p.add_argument("--runs-dir", default="runs", help="folder of run directories (default runs)")
@@ -168,7 +179,9 @@ def build_parser():
     p = command("release", "the student's copy of an assignment notebook: each ### BEGIN SOLUTION ... ### END SOLUTION "
                 "becomes raise NotImplementedError() (nbgrader's markers)", run=False)
     p.add_argument("notebook", metavar="NOTEBOOK", help="the solution notebook (e.g. notebooks/assignment.ipynb)")
-    p.add_argument("--out", help="where the student's copy goes (default release/NOTEBOOK's name)")
+    p.add_argument("--out", help="where the student's copy goes (default release/NOTEBOOK's name); never the "
+                   "notebook itself, and a file there only if it is an earlier student copy (or with --replace)")
+    p.add_argument("--replace", action="store_true", help="write over a file at --out that is not a student copy")
     p = command("compare", "one HTML page comparing runs, groups of seeds and sweeps", run=False)
     p.add_argument("paths", nargs="+", metavar="RUN_OR_SWEEP", help="run, group or sweep directories")
     p.add_argument("--out", help="folder for compare.html and its figures (default: the one directory given, "

@@ -62,9 +62,9 @@ def _call(args, pipeline, argv):  # runs the command; returns its exit code
     progress, data_dir = not getattr(args, "no_progress", False), args.data_dir
     run_dir = Path(args.runs_dir) / check_run_name(args.name) if hasattr(args, "name") else None
     seeds = getattr(args, "seeds", None)
-    if seeds is None and args.command == "sweep" and _file(args):
+    if seeds is None and _file(args):  # a settings file's seeds, unless --seeds is given
         seeds = _file(args)["seeds"]
-    if seeds is not None and args.seed is not None:
+    if seeds is not None and getattr(args, "seed", None) is not None:  # only train, run and sweep have --seed
         raise ConfigError("give --seed or --seeds, not both")
     if args.command == "sweep":
         if pipeline.sweep(_grid(args), run_dir, seeds, data_dir, progress, devices) is not None:
@@ -75,12 +75,20 @@ def _call(args, pipeline, argv):  # runs the command; returns its exit code
         from .course import release
 
         out = Path(args.out) if args.out else Path("release") / Path(args.notebook).name
-        count = release.release(args.notebook, out)
+        count = release.release(args.notebook, out, args.replace)
         print(f"student copy: {out} ({count} solutions replaced by raise NotImplementedError())")
         return 0
     if args.command == "reproduce":
         from .protocols import reproduce
 
+        if args.list:
+            print(reproduce.listing())
+            return 0
+        if args.protocol is None:
+            raise ConfigError("name a protocol (aevb reproduce --list shows them)")
+        if args.dry_run:
+            print(reproduce.describe(args.protocol, args.budget))
+            return 0
         if reproduce.reproduce(args.protocol, args.budget, args.runs_dir, data_dir, progress, seeds, devices) is None:
             print(f"stopped after the epoch in flight; it continues with the same command: aevb {shlex.join(argv)}")
             return 130

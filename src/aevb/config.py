@@ -11,6 +11,7 @@ trains, evaluates or stores a run.
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,13 @@ from .model import networks, probability
 
 NAME_MAX = 255  # bytes in a file name on the usual file systems
 KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+SHOWN = 60  # characters of a value shown in a message: a 100 MB value is not echoed whole
+
+
+def shown(value):
+    """repr(value) cut to SHOWN characters, for messages (a value may be huge or binary)."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else f"a {value.bit_length()}-bit number"
+    return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text)} characters)"
 
 
 def check_run_name(name):
@@ -37,6 +45,11 @@ def check_run_name(name):
 MAX_WIDTH = 1_000_000  # units of a layer, latent dimensions
 MAX_SAMPLES = 10_000_000  # samples per image (S, K)
 MAX_COUNT = 100_000_000  # images per step, epochs
+MAX_LAYERS = 64  # hidden layers of the mlp (each way): compile time and memory grow with them
+MAX_POINTS = 10_000  # points of a sweep (each a run directory)
+MAX_SEEDS = 1000  # seeds trained together, one compiled program holding a step per seed
+MAX_TEXT = 4200  # characters of a text setting: npz:PATH with a path of up to PATH_MAX (4096) bytes
+MAX_FILE = 1 << 20  # bytes of a settings file read (--config /dev/zero does not fill the memory)
 # AIS's defaults (aevb.evaluation.ais.Settings; Config's ais_* fields): T distributions, C chains per image,
 # L leapfrog steps, test images, BDMC's simulated examples. Many short chains: on the default MNIST model's first
 # 1000 test images (Dz = 2), all of the images within 0.5 nats of the exact value with C = 64, L = 2 (99.5% before
@@ -67,8 +80,9 @@ class Config:
     # Data: the assignment's split is train = training images 0-9999, test = 10000-19999.
     dataset: str = setting("mnist", "dataset by name, or npz:PATH for your own uint8 images (N, 28, 28) "
                            "with optional labels", choices=datasets.DATASETS)
-    n_train: int = setting(10000, "training images: the first N of the dataset's training set", minimum=1)
-    n_test: int = setting(10000, "test images", minimum=1)
+    n_train: int = setting(10000, "training images: the first N of the dataset's training set", minimum=1,
+                          maximum=MAX_COUNT)
+    n_test: int = setting(10000, "test images", minimum=1, maximum=MAX_COUNT)
     test_split: str = setting("assignment", "assignment: the training images after the first n_train; "
                               "official: the dataset's test set", choices=("assignment", "official"))
     debug: bool = setting(False, "train and test on 100 images each")
@@ -106,7 +120,8 @@ class Config:
     iwae_k: int = setting(1000, "K for the importance-weighted bound (Burda et al. use 5000)", minimum=1,
                          maximum=MAX_SAMPLES)
     log_px_every: int = setting(5, "with Dz = 2, record the exact log p(x) and the ELBO of the first 100 test "
-                                "images at epochs 1-10 and every N epochs after (1: every epoch; 0: never)", minimum=0)
+                                "images at epochs 1-10 and every N epochs after (1: every epoch; 0: never)", minimum=0,
+                                maximum=MAX_COUNT)
     # log p(x) by AIS with BDMC (aevb.evaluation.ais): aevb run reports it where Dz != 2; evaluate --ais anywhere.
     ais_steps: int = setting(AIS["steps"], "T, AIS's intermediate distributions", minimum=1, maximum=MAX_COUNT)
     ais_chains: int = setting(AIS["chains"], "C, AIS chains per image", minimum=1, maximum=MAX_COUNT)
@@ -127,26 +142,34 @@ class Config:
             value, meta = getattr(self, field.name), field.metadata
             kind = field.type
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
+                try:
+                    value = float(value)
+                except OverflowError:
+                    raise ConfigError(f"{field.name} must be a finite number, not {shown(value)}") from None
                 object.__setattr__(self, field.name, value)
             if type(value) is not kind:
-                raise ConfigError(f"{field.name} must be {KINDS[kind]}, not {value!r}")
+                raise ConfigError(f"{field.name} must be {KINDS[kind]}, not {shown(value)}")
+            if kind is str and (len(value) > MAX_TEXT or "\0" in value):
+                raise ConfigError(f"{field.name} must be a short string without NUL bytes, not {shown(value)}")
             if kind is float and not math.isfinite(value):
                 raise ConfigError(f"{field.name} must be a finite number, not {value}")
             if kind is float and meta["minimum"] is not None and not value > meta["minimum"]:
                 raise ConfigError(f"{field.name} must be greater than {meta['minimum']}, not {value}")
             if kind is int and meta["minimum"] is not None and value < meta["minimum"]:
-                raise ConfigError(f"{field.name} must be at least {meta['minimum']}, not {value}")
+                raise ConfigError(f"{field.name} must be at least {meta['minimum']}, not {shown(value)}")
             if meta["maximum"] is not None and value > meta["maximum"]:
-                raise ConfigError(f"{field.name} must be at most {meta['maximum']}, not {value}")
+                raise ConfigError(f"{field.name} must be at most {meta['maximum']}, not {shown(value)}")
             if field.name == "dataset":
                 continue  # datasets.get checks it below: a table's name, or npz:PATH (reading the file)
             if meta["choices"] is not None and value not in choices_of(field):
                 raise ConfigError(f"{field.name} is one of {', '.join(choices_of(field))}, not {value!r}")
         widths = self.hidden.split(",") if self.hidden else []
-        if not all(w.strip().isdigit() and 1 <= int(w) <= MAX_WIDTH for w in widths):
+        # ASCII digits only: str.isdigit admits superscripts, which int() then refuses.
+        if not all(re.fullmatch(r"\s*[0-9]{1,7}\s*", w) and 1 <= int(w) <= MAX_WIDTH for w in widths):
             raise ConfigError(f"hidden must be widths from 1 to {MAX_WIDTH} separated by commas, such as 200,200, "
-                              f"not {self.hidden!r}")
+                              f"not {shown(self.hidden)}")
+        if len(widths) > MAX_LAYERS:
+            raise ConfigError(f"hidden gives {len(widths)} layers; at most {MAX_LAYERS}")
         object.__setattr__(self, "hidden", ",".join(str(int(w)) for w in widths))
         if self.architecture != "mlp" and self.hidden:
             raise ConfigError(f"hidden sets the mlp's layers; the {self.architecture} networks have their own")
@@ -210,19 +233,43 @@ class Config:
         return ", ".join(f"{name} {a[name]!r} != {b[name]!r}" for name in sorted(a) if a[name] != b[name])
 
 
+def check_seeds(seeds, where="--seeds"):
+    """Seeds trained together, from a flag or a file: a non-empty list of distinct whole numbers 0 to 2^32 - 1,
+    at most MAX_SEEDS of them. Returns them as a tuple."""
+    if not isinstance(seeds, (list, tuple)) or not seeds:
+        raise ConfigError(f"{where} must be a non-empty list of seeds, such as [0, 1, 2], not {shown(seeds)}")
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"{where} lists {len(seeds)} seeds; at most {MAX_SEEDS} train together")
+    for seed in seeds:
+        if type(seed) is not int or not 0 <= seed <= 2**32 - 1:
+            raise ConfigError(f"{where}: a seed is a whole number from 0 to {2**32 - 1}, not {shown(seed)}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where} lists a seed twice: {shown(list(seeds))}")
+    return tuple(seeds)
+
+
 def read_file(path):
     """A settings file: a run's config.json (an object of settings) or a sweep file {"settings": {...},
     "vary": {setting: [values]} or a list of such grids, "seeds": [...]} (a protocol is a sweep file
     with its source and published numbers beside). Returns {"settings", "vary", "seeds", "file"}: the
-    settings by name, unchecked until a Config is made of them with the command line's on top."""
+    settings by name, unchecked until a Config is made of them with the command line's on top. At most
+    MAX_FILE bytes of UTF-8 JSON are read; anything else is one ConfigError naming the file."""
     try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise ConfigError(f"cannot read the config file {path}: {error.strerror or error}") from None
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE + 1)
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
+        raise ConfigError(f"cannot read the config file {shown(str(path))}: {getattr(error, 'strerror', None) or error}"
+                          ) from None
+    if len(data) > MAX_FILE:
+        raise ConfigError(f"{path} is over {MAX_FILE} bytes: not a settings file")
     try:
-        values = json.loads(text)
+        values = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not text (UTF-8 JSON): a settings file is JSON") from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path} is not JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
+    except (ValueError, RecursionError) as error:  # e.g. an integer of over 4300 digits, or nesting too deep
+        raise ConfigError(f"{path} holds a value this reader refuses ({shown(str(error))})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path} must hold a JSON object of settings")
     known = {f.name for f in dataclasses.fields(Config)}
@@ -230,16 +277,16 @@ def read_file(path):
     settings = values.get("settings", {}) if sweep else values
     vary = values.get("vary", {}) if sweep else {}
     grids = vary if isinstance(vary, list) else [vary]
-    if not isinstance(settings, dict) or not all(isinstance(grid, dict) for grid in grids):
-        raise ConfigError(f"{path}: settings must be an object, vary an object or a list of objects")
+    if not isinstance(settings, dict) or not all(isinstance(grid, dict) for grid in grids) or not grids:
+        raise ConfigError(f"{path}: settings must be an object, vary an object or a non-empty list of objects")
     unknown = sorted((set(settings) | {name for grid in grids for name in grid}) - known)
     if unknown:
-        raise ConfigError(f"{path}: unknown settings {', '.join(unknown)}")
+        raise ConfigError(f"{path}: unknown settings {shown(', '.join(unknown))}")
     for grid in grids:
         for name, given in grid.items():
             if not isinstance(given, list) or not given:
-                raise ConfigError(f"{path}: vary's {name} must be a list of values")
+                raise ConfigError(f"{path}: vary's {name} must be a non-empty list of values")
     grids = [{name: tuple(given) for name, given in grid.items()} for grid in grids]
     seeds = values.get("seeds") if sweep else None
     return {"settings": settings, "vary": grids if isinstance(vary, list) else grids[0],
-            "seeds": None if seeds is None else tuple(seeds), "file": str(path)}
+            "seeds": None if seeds is None else check_seeds(seeds, f"{path}: seeds"), "file": str(path)}

@@ -28,6 +28,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, damaged, or does not match what was asked for."""
 
 
+class RecordError(CheckpointError):
+    """A file aevb wrote and reads back (summary.json, group.json) holds a value of the wrong kind; the
+    message names the file and the key."""
+
+
 class RunBusy(RuntimeError):
     """Another process is writing the run."""
 

@@ -11,6 +11,7 @@ in nats per image. The work lives in the layers below; this module holds the run
 """
 
 import contextlib
+import functools
 import dataclasses
 from pathlib import Path
 
@@ -94,24 +95,19 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
                                                         samples or run.config.eval_samples, k, progress,
                                                         defensive=run.config.latent_dim != 2, devices=devices)
         results.update(evaluated_epoch=run.epoch, binarization=split.binarization)
-        # Printed before they are saved: a failed write can't take the numbers with it.
-        print(evaluation.bounds.describe(results, len(split.x_test)), flush=True)
+        kept = functools.partial(records.kept, run.path, devices.writer)
+        kept(results, per_image, evaluation.bounds.describe(results, len(split.x_test)))
         if exact:
             more, arrays = evaluation.gaps.evaluate(run.net, run.params, split.x_train, split.x_test, per_image, k,
                                                     evaluation.gaps.KEY, progress, exact_extras, devices)
             results.update(more)
-            per_image.update(arrays)
-            print(evaluation.gaps.describe(results), flush=True)
+            kept(more, arrays, lambda: evaluation.gaps.describe(results))
         if ais is not None:  # log p(x) by AIS, with BDMC
             more, arrays = evaluation.likelihood.evaluate(run.net, run.params, split.x_test, run.config.latent_dim,
                                                           evaluation.likelihood.settings_of(run.config, **ais),
                                                           progress, devices)
             results.update(more)
-            per_image.update(arrays)
-            print(evaluation.likelihood.describe(more["ais"]), flush=True)
-        if devices.writer:
-            records.update_summary(run.path, results)
-            records.update_per_image(run.path, per_image)
+            kept(more, arrays, lambda: evaluation.likelihood.describe(more["ais"]))
     return results
 
 
@@ -169,6 +165,9 @@ def answers(run, completion=None, data_dir=None):
 def report(run, data_dir=None):
     """Writes the run's self-contained HTML report; returns its path."""
     with opened(run, "aevb report", data_dir) as run:
+        stale = views.drawing.stale(run.path)  # the report never shows a figure older than its inputs
+        if stale:
+            figures(run, stale)
         path = files.write_report(run.path, views.report.page(run, records.read_summary(run.path)))
     print(f"report: {path.resolve()}")
     return path
@@ -228,10 +227,16 @@ def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True, devices=par
     points, names, varied = records.sweep_points(grid)  # every bad combination refused before anything trains
     members = [member for point, name in zip(points, names, strict=True)
                for member in files.members(point, sweep_dir / name, seeds)]
-    with contextlib.ExitStack() as stack:  # every point checked and free before the record is written
-        devices.agree(lambda: lock.hold(stack, members, "auto", "aevb sweep", resolve=True), DECIDING)
-        if devices.writer:
-            records.write_sweep(sweep_dir, grid, varied, seeds, points)
+    print(f"sweep {sweep_dir}: {len(points)} points x {len(seeds or [None])} seeds = {len(members)} runs", flush=True)
+
+    def check_each():  # every point checked and free before the record is written, one lock held at a time
+        for member in members:  # (a lock per point held at once would run out of file descriptors)
+            with contextlib.ExitStack() as stack:
+                lock.hold(stack, [member], "auto", "aevb sweep", resolve=True)
+
+    devices.agree(check_each, DECIDING)
+    if devices.writer:
+        records.write_sweep(sweep_dir, grid, varied, seeds, points)
     directories = [sweep_dir / name for name in names]
     bar = tqdm(directories, desc=f"sweep {sweep_dir.name}", unit="run", disable=not progress, dynamic_ncols=True)
     for point, directory in zip(points, bar, strict=True):

@@ -13,6 +13,9 @@ NPZ = "npz:"  # --dataset npz:PATH names a user's own images
 
 
 MAX_CLASSES = 1000  # labels are class numbers 0..C-1: more is a mistake in the file
+# Every label stored or serialized (the explorer's page among them) has this width: it holds MAX_CLASSES - 1.
+LABEL_DTYPE = np.dtype("<u2")
+assert np.iinfo(LABEL_DTYPE).max >= MAX_CLASSES - 1
 
 
 KEYS = ("train_images", "images", "train_labels", "labels", "class_names", "test_images", "test_labels")
@@ -105,6 +108,6 @@ def read(path):
     labelled = {"train_labels": labels, "test_labels": test_labels}
     for role, y in labelled.items():
         size = len(flat[role.replace("labels", "images")])
-        flat[role] = np.zeros(size, np.uint8) if y is None else y.astype(np.int64)
+        flat[role] = np.zeros(size, LABEL_DTYPE) if y is None else y.astype(LABEL_DTYPE)
     return path, image_shape, tuple(str(c) for c in class_names), flat
 

@@ -50,7 +50,9 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
     began = time.perf_counter()
     out = ais_per_image(net, params, x, settings, latent_dim, progress=progress, desc="AIS, test", devices=devices)
     seconds = time.perf_counter() - began
-    r = {**dataclasses.asdict(settings), "images": len(x), "seconds": seconds,
+    # The settings, less bdmc: "bdmc" names BDMC's result where it ran (its examples among them), so a
+    # result's parts are the keys present, whatever ran (describe and the report read them so).
+    r = {**{k: v for k, v in dataclasses.asdict(settings).items() if k != "bdmc"}, "images": len(x), "seconds": seconds,
          "gradient_evaluations_per_second": settings.gradient_evaluations() * len(x) / seconds,
          "acceptance": float(np.mean(out["acceptance"])),
          "chains_se": float(np.sqrt(np.sum(np.asarray(out["log_px_se"], np.float64) ** 2)) / len(x))}
@@ -135,7 +137,8 @@ def steps_curve(net, params, x, out, truth, simulated, settings, latent_dim, pro
 
 
 def describe(r):
-    """What `aevb evaluate --ais` prints (r: the summary's "ais")."""
+    """What `aevb evaluate --ais` prints (r: the summary's "ais"): a line for each part the result has (AIS
+    always; the comparison with the exact value, the gap decomposition and BDMC where they were computed)."""
     lines = [f"test log p(x) by AIS {r['log_px']:.2f} ± {r['log_px_se']:.2f} nats/image on the first {r['images']} "
              f"test images (± SE over images; the chains' own Monte Carlo SE {r['chains_se']:.3f}); T={r['steps']} "
              f"{r['schedule']} from {STARTS[r['start']]}, {r['chains']} chains, "
@@ -149,7 +152,7 @@ def describe(r):
         lines.append(f"where the ELBO's gap comes from, AIS as log p(x), first {g['images']} test images: "
                      f"approximation {g['approximation_gap']:.2f} ± {g['approximation_gap_se']:.2f}, amortization "
                      f"{g['amortization_gap']:.2f} ± {g['amortization_gap_se']:.2f} nats/image")
-    if "bdmc" in r:
+    if isinstance(r.get("bdmc"), dict):  # summaries written before 12-06 held the setting's count there too
         b = r["bdmc"]
         verdict = "below 1 nat: these settings are enough for this model" if b["gap"] < 1 else (
             "1 nat or more: use more distributions (--ais-steps) for this model")

@@ -1,14 +1,22 @@
 """aevb reproduce NAME --budget full|short: a protocol's sweep, then its page (aevb.views.reproduced)."""
 
+import dataclasses
+import json
 import math
+import time
 from pathlib import Path
+
+import jax
+import jax.numpy as jnp
 
 from .. import parallel, pipeline
 from ..config import Config, read_file
 from ..errors import ConfigError
 from ..runs import files, records
 from ..views import reproduced
-from . import load, path_of
+from ..data import datasets
+from ..training import compiled
+from . import load, names, path_of
 
 PAGE = "reproduced.html"
 
@@ -22,6 +30,58 @@ def grid(name, budget):
     vary = file["vary"]
     grids = [{**fixed, **one} for one in (vary if isinstance(vary, list) else [vary])]
     return grids if isinstance(vary, list) else grids[0]
+
+
+def seconds_per_epoch(config, steps=200):
+    """An epoch's seconds on this machine, from `steps` steps of config's compiled epoch timed after its compile
+    (zeros as images: the time of a step does not depend on the pixels)."""
+    short = dataclasses.replace(config, n_train=steps * config.batch_size, debug=False)
+    params, opt_state = compiled.init_state(short)
+    x = jnp.zeros((steps * config.batch_size, math.prod(datasets.get(config.dataset).image_shape)))
+    epoch = compiled.make_epoch(short)
+    jax.block_until_ready(epoch(params, opt_state, x, 1))  # compiled here, not timed
+    began = time.perf_counter()
+    jax.block_until_ready(epoch(params, opt_state, x, 2))
+    return (time.perf_counter() - began) / steps * (config.train_size // config.batch_size)
+
+
+def describe(name, budget, measure=True):
+    """What aevb reproduce NAME --dry-run prints: the source, the points with their settings, the budget (epochs,
+    and with measure an estimate of hours on this machine from a few timed steps of each point), the published
+    numbers with where they were read, and what differs from the paper. Trains nothing, writes nothing."""
+    protocol = load(name)
+    points, point_names, varied = records.sweep_points(grid(name, budget))
+    source = protocol["source"]
+    lines = [protocol["title"], f"  source: {source['paper']}", f"  where: {source['where']}",
+             f"  setup: {source['setup']}", f"  budget {budget}: {protocol['budgets'][budget]['note']}",
+             f"  measure: {protocol.get('measure_name', protocol['measure'])}"]
+    total = 0.0
+    for point, point_name in zip(points, point_names, strict=True):
+        config = Config(**point)
+        hours = ""
+        if measure:
+            hours_here = seconds_per_epoch(config) * config.epochs / 3600
+            total += hours_here
+            hours = f", about {hours_here:.2f} h of training here"
+        lines.append(f"  point {point_name}: {config.epochs} epochs of {config.train_size} images{hours}")
+    lines.append("  settings shared by the points: " + json.dumps(
+        {k: v for k, v in points[0].items() if k not in varied}, sort_keys=True))
+    if protocol["published"]:
+        lines.append(f"  published, as read in the paper ({source['where']}): " + "; ".join(
+            f"{p['label']}: {p['value']}" for p in protocol["published"]))
+    else:
+        lines.append(f"  published: {protocol.get('curves', 'no numbers')}")
+    lines += [f"  differs from the paper: {d}" for d in protocol["differences"]]
+    if measure:
+        lines.append(f"  in all about {total:.2f} h of training on this machine ({jax.devices()[0].platform}; "
+                     "estimated from 200 timed steps of each point, evaluation not included)")
+    return "\n".join(lines)
+
+
+def listing():
+    """What aevb reproduce --list prints: each protocol's name, title and budgets."""
+    return "\n".join(f"{n}: {load(n)['title']} (budgets: " + "; ".join(
+        f"{b}: {v['note']}" for b, v in load(n)["budgets"].items()) + ")" for n in names())
 
 
 def reproduce(name, budget="short", runs_dir="runs", data_dir=None, progress=True, seeds=None,
@@ -39,10 +99,10 @@ def reproduce(name, budget="short", runs_dir="runs", data_dir=None, progress=Tru
 def _numbers(directory):
     """(config, summary) of a point: its run's, or its group's means over seeds."""
     directory = Path(directory)
-    group = directory / files.GROUP
-    if group.is_file():
-        means = records.read_json(group)["mean"]
-        run = directory / records.read_json(group)["runs"][0]
+    group = records.read_group(directory)
+    if group is not None:
+        means = group["mean"]
+        run = directory / group["runs"][0]
         return Config.from_json((run / files.CONFIG).read_text(), data=False), means, run
     return Config.from_json((directory / files.CONFIG).read_text(), data=False), records.read_summary(directory), \
         directory

@@ -23,7 +23,9 @@ from ..data import datasets
 from ..errors import CheckpointError, ConfigError, DataError
 from . import files
 
-FORMAT = "aevb-checkpoint-2"  # 2: objectives, datasets and networks by name (1 had `kl`)
+FORMAT = "aevb-checkpoint-3"  # 3: the digest covers the header; 2: objectives, datasets, networks by name (1 had `kl`)
+OLDER = "aevb-checkpoint-2"  # read too: its digest covers the tensors only (said once per file read)
+HEADER = ("format", "config", "epoch")  # the metadata the digest covers beside the tensors
 
 
 def flatten(tree, prefix=""):
@@ -54,10 +56,13 @@ def _unflatten(template, prefix, tensors, where):
     return jax.tree_util.tree_unflatten(treedef, restored)
 
 
-def digest(tensors):
-    """SHA-256 of named tensors, in name order: each name, dtype, shape and bytes. Stored with them, it
-    tells a damaged file from a good one (finite garbage would otherwise train on)."""
+def digest(tensors, header=None):
+    """SHA-256 of named tensors, in name order (each name, dtype, shape and bytes), and of the header's
+    format, config and epoch (HEADER) where header is given. Stored with them, it tells a damaged file
+    from a good one (finite garbage would otherwise train on, a changed epoch or setting be believed)."""
     h = hashlib.sha256()
+    for key in HEADER if header is not None else ():
+        h.update(f"{key}={len(header[key])}:{header[key]};".encode())
     for name in sorted(tensors):
         value = np.ascontiguousarray(tensors[name])
         h.update(f"{name}:{value.dtype.str}:{value.shape};".encode())
@@ -69,24 +74,49 @@ def write(path, config, params, opt_state, epoch):
     """Writes the checkpoint file at path (the caller makes it atomic). The bytes are made in memory
     and written by Python, so a full disk raises an OSError like any other file's."""
     tensors = {**flatten(params), **flatten(opt_state, "optimizer")}
-    metadata = {"format": FORMAT, "config": config.to_json(), "epoch": str(epoch), "sha256": digest(tensors)}
+    header = {"format": FORMAT, "config": config.to_json(), "epoch": str(epoch)}
     with open(path, "wb") as f:
-        f.write(save(tensors, metadata=metadata))
+        f.write(save(tensors, metadata={**header, "sha256": digest(tensors, header)}))
 
 
-def read_config(path, hint="", data=True):
-    """(Config, epoch) from the checkpoint at path; hint is added to the message of a wrong format.
-    data=False: the settings as stored, not checked against the dataset (Config.from_json)."""
+_UNVERIFIED = set()  # older checkpoints already said to be unverified in their header, by path
+
+
+def _verified(path, hint=""):
+    """(metadata, tensors) of the checkpoint at path once its SHA-256 matches: the tensors and (format 3)
+    the header. A checkpoint without its digest, of another format, or whose digest differs is refused."""
     try:
         with safe_open(str(path), "np") as stored:
             metadata = stored.metadata() or {}
+            tensors = {name: stored.get_tensor(name) for name in stored.keys()}
     except Exception as error:  # safetensors raises its own types for truncated files
-        raise CheckpointError(f"{path} is damaged or truncated ({error})") from None
+        raise CheckpointError(f"{path} is damaged or truncated ({str(error)[:200]})") from None
     found = metadata.get("format", "none")
     if not found.startswith("aevb-checkpoint-"):
         raise CheckpointError(f"{path} is not an aevb checkpoint")
-    if found != FORMAT:
-        raise CheckpointError(f"{path} has format {found}; this aevb reads {FORMAT}. {hint}".strip())
+    if found not in (FORMAT, OLDER):
+        raise CheckpointError(f"{path} has format {found[:40]}; this aevb reads {FORMAT}. {hint}".strip())
+    if "sha256" not in metadata or any(key not in metadata for key in HEADER):
+        raise CheckpointError(f"{path} is damaged: its digest or header is missing, so its tensors and settings "
+                              f"cannot be verified. {hint}".strip())
+    if digest(tensors, metadata if found == FORMAT else None) != metadata["sha256"]:
+        raise CheckpointError(f"{path} is damaged: its {'header or ' if found == FORMAT else ''}tensors do not "
+                              f"match the SHA-256 stored with them. {hint}".strip())
+    if found == OLDER and str(path) not in _UNVERIFIED:
+        _UNVERIFIED.add(str(path))
+        files.warn(f"{path} was written by an older aevb ({OLDER}): its tensors are verified, its stored settings "
+                   "and epoch are not (the next checkpoint written covers them)")
+    return metadata, tensors
+
+
+def read_config(path, hint="", data=True):
+    """(Config, epoch) from the checkpoint at path, verified by its digest; hint is added to the message of a
+    wrong format. data=False: the settings as stored, not checked against the dataset (Config.from_json)."""
+    metadata, _ = _verified(path, hint)
+    return _config_of(Path(path), metadata, data)
+
+
+def _config_of(path, metadata, data):
     try:
         dataset = json.loads(metadata["config"]).get("dataset", "mnist")
     except (KeyError, ValueError, AttributeError) as error:
@@ -109,17 +139,8 @@ def read_config(path, hint="", data=True):
 def read(path, template, hint=""):
     """(config, params, opt_state, epoch). template(config) gives the (params, opt_state) pytrees
     whose structure, shapes and dtypes the stored tensors must have; every tensor must be finite."""
-    config, epoch = read_config(path, hint)
-    try:
-        with safe_open(str(path), "np") as stored:
-            tensors = {name: stored.get_tensor(name) for name in stored.keys()}
-            stored_digest = (stored.metadata() or {}).get("sha256")
-    except Exception as error:
-        raise CheckpointError(f"{path} is damaged or truncated ({error})") from None
-    # Checkpoints written before digests existed have none; every later one is checked.
-    if stored_digest is not None and digest(tensors) != stored_digest:
-        raise CheckpointError(f"{path} is damaged: its tensors do not match the SHA-256 stored with them. {hint}"
-                              .strip())
+    metadata, tensors = _verified(path, hint)
+    config, epoch = _config_of(Path(path), metadata, True)
     params_template, opt_template = template(config)
     params = _unflatten(params_template, "", tensors, path)
     return config, params, _unflatten(opt_template, "optimizer", tensors, path), epoch

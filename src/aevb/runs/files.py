@@ -49,6 +49,23 @@ def warn(message):
     print(f"aevb: warning: {message}", file=sys.stderr)
 
 
+def identity(run_dir):
+    """A run's identity: its resolved directory (symlinks, .. and relative spellings of one folder are one run).
+    Wherever runs are collected, grouped or locked, they are told apart by this."""
+    return os.path.realpath(run_dir)
+
+
+def damaged_name(path):
+    """Where a damaged file is kept: NAME.damaged, or NAME.damaged.2, .3, ... when earlier damage is kept there
+    already (a second damage never overwrites the first copy)."""
+    path = Path(path)
+    candidate, n = path.with_name(path.name + ".damaged"), 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.damaged.{n}")
+    return candidate
+
+
 def figures_dir(run_dir):
     return Path(run_dir) / FIGURES
 
@@ -104,7 +121,13 @@ def write_report(run_dir, html_text):
 
 
 def save_figure(run_dir, name, figure):
-    """figures/name.png and figures/name.svg, each written atomically; returns the PNG's path."""
+    """figures/name.png and figures/name.svg, each written atomically; returns the PNG's path. Every text of
+    the figure is drawn as plain text: no figure of aevb uses matplotlib's $...$ mathematics, and a user's
+    text (a file or class name holding a $) would otherwise be parsed as a formula and fail."""
+    from matplotlib.text import Text  # here: importing aevb.runs starts no matplotlib
+
+    for text in figure.findobj(Text):
+        text.set_parse_math(False)
     path = figure_path(run_dir, name)
     atomic_write(path.with_suffix(".svg"), lambda tmp: figure.savefig(tmp, format="svg", bbox_inches="tight"))
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=150, bbox_inches="tight"))

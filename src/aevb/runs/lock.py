@@ -32,7 +32,7 @@ def writing(run_dir, command, wait=False):
     run_dir = Path(run_dir)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    key = os.path.realpath(run_dir)
+    key = files.identity(run_dir)
     if key in _HELD:
         _HELD[key] += 1
         try:
@@ -93,17 +93,18 @@ def _recover(run_dir):
         rows = [records.parse_row(line) for line in text.splitlines()]
         if any(row is None for row in rows) or not text.endswith("\n"):
             torn_tail = all(row is not None for row in rows[:-1])
+            kept = files.damaged_name(metrics)
             if not torn_tail:
-                shutil.copyfile(metrics, metrics.with_name(files.METRICS + ".damaged"))
+                shutil.copyfile(metrics, kept)
             records.write_metrics(run_dir, [row for row in rows if row is not None])
             files.warn(f"dropped the partial last line of {metrics} (a write cut short)" if torn_tail else
-                        f"dropped {rows.count(None)} damaged line(s) of {metrics}; the original is "
-                        f"{files.METRICS}.damaged")
+                        f"dropped {rows.count(None)} damaged line(s) of {metrics}; the original is {kept.name}")
     summary = Path(run_dir) / files.SUMMARY
     if summary.exists() and records.read_json(summary) is None:
-        os.replace(summary, summary.with_name(files.SUMMARY + ".damaged"))
+        kept = files.damaged_name(summary)
+        os.replace(summary, kept)
         rebuilt = _rebuild_training_summary(run_dir)
-        files.warn(f"{summary} was damaged: moved to {files.SUMMARY}.damaged; "
+        files.warn(f"{summary} was damaged: moved to {kept.name}; "
                     + ("its training numbers are rebuilt from the checkpoint and metrics.jsonl; " if rebuilt else "")
                     + "aevb evaluate measures the rest again")
 

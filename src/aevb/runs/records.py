@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config
+from ..config import MAX_POINTS, Config, shown
 from ..data import npz
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, RecordError
 from . import checkpoint, files, tensorboard
 from .files import CONFIG, GROUP, METRICS, PER_IMAGE, SUMMARY, SWEEP
 
@@ -92,10 +92,59 @@ def update_per_image(run_dir, arrays):
     files.atomic_write(Path(run_dir) / PER_IMAGE, write)
 
 
+# The keys of summary.json and group.json whose values are text; every other value is a number, null, true or
+# false, or a list or object of them. Checked where the files are read (checked), so a page never formats or shows
+# a value of the wrong kind.
+TEXT_KEYS = frozenset({"binarization", "criterion", "mask", "units", "kind", "platform", "q_star", "schedule",
+                       "start", "reference", "runs"})
+TEXT_MAX = 1000  # characters of a text value
+
+
+def checked(value, path, key=""):
+    """value (read from path) if every leaf is of its kind (TEXT_KEYS: text, else numbers); else RecordError
+    naming the file and the key."""
+    if isinstance(value, dict):
+        for name, inner in value.items():
+            checked(inner, path, f"{key}.{name}" if key else str(name))
+        return value
+    if isinstance(value, list):
+        for i, inner in enumerate(value):
+            checked(inner, path, f"{key}[{i}]")
+        return value
+    name = key.split("[")[0].rsplit(".", 1)[-1]
+    text = name in TEXT_KEYS
+    if (isinstance(value, str) and len(value) <= TEXT_MAX) if text else (value is None or isinstance(
+            value, (int, float))):
+        return value
+    wanted = f"text of at most {TEXT_MAX} characters" if text else "a number"
+    shown = repr(value)[:60]
+    raise RecordError(f"{path} is damaged: {key} must be {wanted}, not {shown}; measure it again (aevb evaluate, "
+                      "or aevb train --resume for the training numbers)")
+
+
+def kept(run_dir, write, numbers, per_image, text):
+    """A stage's numbers saved as soon as they are computed (write: this process writes the run), then
+    described (text, or a function giving it): nothing computed is lost to a later stage or to printing."""
+    try:
+        if write:
+            update_summary(run_dir, numbers)
+            update_per_image(run_dir, per_image)
+    finally:  # shown even if the write fails: a failed write can't take the numbers with it
+        print(text() if callable(text) else text, flush=True)
+
+
 def read_summary(run_dir):
-    """summary.json as a dict; {} before anything was measured (or if it is damaged)."""
+    """summary.json as a dict, its values checked (checked); {} before anything was measured (or if it is not
+    JSON: the run's next writer moves it aside, aevb.runs.lock)."""
     path = Path(run_dir) / SUMMARY
-    return (read_json(path) or {}) if path.is_file() else {}
+    return checked(read_json(path) or {}, path) if path.is_file() else {}
+
+
+def read_group(group_dir):
+    """GROUP/group.json as a dict, its values checked; None where there is none or it is not JSON."""
+    path = Path(group_dir) / GROUP
+    group = read_json(path) if path.is_file() else None
+    return None if group is None else checked(group, path)
 
 
 def write_group_summary(group_dir, run_dirs):
@@ -175,7 +224,10 @@ def sweep_points(grid):
     for one in grids:
         for name, values in one.items():
             if len({str(v) for v in values}) != len(values):
-                raise ConfigError(f"--{name.replace('_', '-')} gives a value twice: {','.join(map(str, values))}")
+                raise ConfigError(f"--{name.replace('_', '-')} gives a value twice: {shown(','.join(map(str, values)))}")
+    count = sum(math.prod(len(values) for values in one.values()) for one in grids)
+    if count > MAX_POINTS:  # refused before a point is made: 10^6 of them would take minutes to list
+        raise ConfigError(f"the sweep has {count} points; at most {MAX_POINTS}: vary fewer settings or fewer values")
     points = [dict(zip(one, values, strict=True)) for one in grids for values in itertools.product(*one.values())]
     defaults = {field.name: field.default for field in dataclasses.fields(Config)}
     named = list(dict.fromkeys(name for one in grids for name in one))  # every setting named, in order
@@ -184,8 +236,12 @@ def sweep_points(grid):
     shared = sorted({name for name in names if names.count(name) > 1})
     if shared:  # the second point would train into the first one's folder
         raise ConfigError(f"two points of the sweep would share the folder {shared[0]}; give the files other names")
-    for point in points:
-        Config(**point)
+    first = {}  # each point's settings once parsed (1 and 1.0, "20,20" and "20, 20" are one setting)
+    for point, name in zip(points, names, strict=True):
+        parsed = Config(**point).to_json()
+        if parsed in first:
+            raise ConfigError(f"two points of the sweep, {first[parsed]} and {name}, are the same settings")
+        first[parsed] = name
     return points, names, varied
 
 

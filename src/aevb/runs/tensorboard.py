@@ -11,6 +11,7 @@ epochs trained again are written beside them at the same steps. --overwrite remo
 import math
 from pathlib import Path
 
+from . import files
 from .files import TENSORBOARD
 
 FIGURES = ("samples", "latent", "manifold", "curves", "bounds")  # those of a run's figures TensorBoard shows
@@ -22,7 +23,7 @@ def folder(run_dir):
 
 
 def _writer(run_dir):
-    key = str(Path(run_dir).resolve())
+    key = files.identity(run_dir)
     if key not in _writers:
         from tensorboardX import SummaryWriter  # imported when first needed: the CLI's --help stays fast
 
@@ -62,6 +63,6 @@ def add_summary(run_dir, summary, figures):
 
 
 def close(run_dir):
-    writer = _writers.pop(str(Path(run_dir).resolve()), None)
+    writer = _writers.pop(files.identity(run_dir), None)
     if writer is not None:
         writer.close()

@@ -61,14 +61,15 @@ class Group:
 def find_runs(paths):
     """Every run directory (one with a checkpoint, whose config it holds; config.json may be lost) at
     or under paths, in order."""
-    found = []
+    found, seen = [], set()
     for path in map(Path, paths):
         if not path.is_dir():
             raise ConfigError(f"{path} is not a directory (give run, group or sweep directories)")
         candidates = [path] if files.has_checkpoint(path) else sorted(
             {c.parent for c in path.rglob(files.CHECKPOINT) if files.ASIDE not in c.parts})
         for run_dir in candidates:
-            if files.has_checkpoint(run_dir) and run_dir not in [e.path for e in found]:
+            if files.has_checkpoint(run_dir) and files.identity(run_dir) not in seen:
+                seen.add(files.identity(run_dir))
                 try:
                     config, _ = checkpoint.read_checkpoint_config(run_dir)
                 except DataError as error:  # the page needs only its settings and numbers: shown, and said

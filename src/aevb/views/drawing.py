@@ -5,12 +5,14 @@ into those arrays with the model's pure functions: encodings, decoded means, anc
 the true posteriors, and a completion's figures.
 """
 
+from pathlib import Path
+
 import jax
 import numpy as np
 
 from ..evaluation import exact, partial, q_stars
 from ..model import densities, probability
-from ..runs import records
+from ..runs import files, records
 from . import ais_plots, completion_plots, exact_plots, plots
 
 
@@ -107,6 +109,24 @@ def figure(kind, run, metrics, pairs=None, seed=0):
                    "needs the exact evaluation: aevb evaluate --exact")
             return plots.note_figure(kind.capitalize(), f"This figure {why}.")
     return draw[kind]()
+
+
+# What each figure is drawn from besides the checkpoint (every figure draws the trained model): a figure file older
+# than any of its inputs is stale, and aevb report draws it again (aevb.pipeline.report).
+EVALUATED = ("bounds", "gaps", "posteriors", "ais")  # from the evaluation's per-image numbers (and summary)
+INPUTS = {**{kind: (files.CHECKPOINT,) for kind in plots.KINDS}, "curves": (files.CHECKPOINT, files.METRICS),
+          **{kind: (files.CHECKPOINT, files.PER_IMAGE) for kind in EVALUATED}}
+
+
+def stale(run_dir):
+    """The kinds of figure drawn before one of its inputs (INPUTS) last changed, in plots.KINDS' order (a figure
+    never drawn is not stale: the report says how to draw it)."""
+    def mtime(path):
+        return path.stat().st_mtime_ns if path.exists() else -1
+
+    run_dir = Path(run_dir)
+    return [kind for kind in plots.KINDS if 0 <= mtime(files.figure_path(run_dir, kind)) < max(
+        mtime(run_dir / name) for name in INPUTS[kind])]
 
 
 def _ais_gaps(per_image):

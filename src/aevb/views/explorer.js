@@ -2,14 +2,16 @@
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("explorer-data").textContent);
+  function bytesOf(b64) {
+    return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  }
   function floats(b64) {
-    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    return new Float32Array(bytes.buffer);
+    return new Float32Array(bytesOf(b64).buffer);
   }
   const D = data.latentDim, H = data.hidden, ROWS = data.rows, COLS = data.cols, P = ROWS * COLS;
   const w1 = floats(data.w1), b1 = floats(data.b1), w2 = floats(data.w2), b2 = floats(data.b2);
   const points = floats(data.points);
-  const labels = Uint8Array.from(atob(data.labels), (c) => c.charCodeAt(0));
+  const labels = new Uint16Array(bytesOf(data.labels).buffer);  // little-endian uint16: up to 999 classes
   const palette = data.colours, classNames = data.classNames;
   const colour = (label) => palette[label % palette.length];
 

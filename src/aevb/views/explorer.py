@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.npz import LABEL_DTYPE
 from . import drawing, plots
 
 EXPLORER_JS = Path(__file__).with_name("explorer.js")
@@ -29,7 +30,7 @@ def payload(theta, z_means, labels, image_shape, class_names):
         "w2": _float32_base64(theta["out"]["weight"]),  # (H, D), row-major
         "b2": _float32_base64(theta["out"]["bias"]),
         "points": _float32_base64(z_means),  # (N, 2)
-        "labels": base64.b64encode(np.asarray(labels, np.uint8).tobytes()).decode("ascii"),
+        "labels": base64.b64encode(np.ascontiguousarray(labels, LABEL_DTYPE).tobytes()).decode("ascii"),  # (N,)
         "classNames": list(class_names), "colours": plots.CLASS_COLOURS,
     }
 

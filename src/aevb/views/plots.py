@@ -20,9 +20,9 @@ GREY = "gray"  # 0 = black, 1 = white
 
 
 def plain(text):
-    """A string a user supplied (a class name), shown as it is: matplotlib would read $...$ as
-    mathematics and fail on a bad formula."""
-    return str(text).replace("$", r"\$")
+    """A string a user supplied (a class name), as text: aevb.runs.files.save_figure draws every text of a
+    figure without matplotlib's $...$ mathematics, so it is shown as it is."""
+    return str(text)
 
 
 def colour(label):

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .. import parallel
-from ..evaluation import answers, likelihood
+from ..evaluation import answers, likelihood, partial
 from ..runs import files, records
 from . import explorer
 
@@ -171,14 +171,17 @@ def render(name, config, summary, split, figure, answers, payload=None, explorer
             seeds = ", ".join(map(str, s["trained_with_seeds"]))
             timing += f" Trained together with seeds {seeds} in one compiled program: the times are the group's."
         if "trained_on" in s:
-            timing += f" Trained on {parallel.describe_text(s['trained_on'])}"
-            timing += (f"; evaluated on {parallel.describe_text(s['evaluated_on'])}." if "evaluated_on" in s else ".")
+            timing += f" Trained on {html.escape(parallel.describe_text(s['trained_on']))}"
+            timing += (f"; evaluated on {html.escape(parallel.describe_text(s['evaluated_on']))}." if "evaluated_on"
+                       in s else ".")
     if "run_stages" in s:  # what aevb run spent its time on (wall seconds, each stage when it last ran)
         timing += " Seconds of each stage when it last ran: " + ", ".join(
             f"{html.escape(str(stage))} {s['run_stages'][stage]:.1f} s" for stage in records.RUN_STAGES
             if stage in s["run_stages"]) + "."
     completion_rows, completion_figures = "", ""
     for mask, c in s.get("completion", {}).items():
+        if mask not in partial.MASKS:  # a key of summary.json names figure files: only the masks aevb makes
+            continue
         # The data may have changed since the completion was made: a label it no longer has is said so.
         label = (dataset.class_names[c["label"]] if c.get("label") is not None and 0 <= c["label"] <
                  len(dataset.class_names) else f"label {c.get('label')}, not among the data's classes now")

@@ -221,7 +221,10 @@ def test_the_student_copy_replaces_every_solution(tmp_path, capsys):
         answer = mine.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
         for line in answer.strip().splitlines():
             assert line.strip() not in theirs  # no line of the answer is left
-        assert theirs.split("raise NotImplementedError()")[0] == mine.split("### BEGIN SOLUTION")[0]
+        before = mine.split("### BEGIN SOLUTION")[0]  # nbgrader's stub, at the marker's indentation
+        indent = before[len(before.rstrip(" ")):]
+        assert theirs.split("# YOUR CODE HERE")[0] + "# YOUR CODE HERE\n" + indent == before + "# YOUR CODE HERE\n" + \
+            indent and f"{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError()" in theirs
 
 
 @pytest.mark.parametrize("source, words", [

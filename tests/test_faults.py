@@ -450,3 +450,32 @@ def test_evaluation_sample_counts_have_an_upper_bound(trained_run, capsys, flag)
     run, argv = trained_run
     code, _, err = run_cli(capsys, "evaluate", *flag, *argv)
     assert code == 2 and "must be at most 10000000" in err
+
+
+# ---- damaged bytes of the checkpoint: refused by a real process, whatever part is damaged -------------------------
+
+
+@pytest.mark.parametrize("where", ["tensors", "header"])
+def test_damaged_checkpoint_bytes_are_refused_by_resume_and_evaluate(trained_run, where):
+    """4 KB of a checkpoint's tensors overwritten with finite floats (a stale block on disk), or one digit of the
+    stored epoch changed in its header: another process's resume and evaluate refuse it in one line, and the
+    run's files are as they were."""
+    import numpy as np
+
+    run_dir, argv = trained_run
+    path = run_dir / files.CHECKPOINT
+    data = bytearray(path.read_bytes())
+    header = int.from_bytes(data[:8], "little")  # safetensors: an 8-byte header length, the JSON header, tensors
+    if where == "tensors":
+        start = 8 + header + 256
+        data[start:start + 4096] = np.full(1024, 0.25, np.float32).tobytes()
+    else:
+        text = data[8:8 + header].decode()
+        at = text.index('"epoch":"') + len('"epoch":"')
+        data[8 + at] = ord("9") if text[at] != "9" else ord("8")
+    path.write_bytes(bytes(data))
+    before = {name: _digest(run_dir / name) for name in (files.CHECKPOINT, files.CONFIG, files.SUMMARY)}
+    for command in (["train", "--resume", "--epochs", "4", "--no-progress"], ["evaluate", "--no-progress"]):
+        code, _, err = _finish(_aevb(*command, *argv))
+        assert code == 1 and "is damaged" in _one_error_line(err), err
+    assert before == {name: _digest(run_dir / name) for name in before}

@@ -17,7 +17,7 @@ from aevb.data import datasets, splits
 from aevb.errors import ConfigError
 from aevb.model import densities, networks, probability
 from aevb.protocols import reproduce
-from aevb.runs import files, records
+from aevb.runs import files, records, sweeps
 from aevb.training import compiled, trained
 
 
@@ -248,16 +248,16 @@ def test_the_shipped_protocols_are_valid_sweeps_that_cite_their_source():
         protocol = protocols.load(name)
         assert {"paper", "where", "setup"} <= set(protocol["source"]) and protocol["differences"]
         for budget in ("short", "full"):
-            points, names, _ = records.sweep_points(reproduce.grid(name, budget))
+            points, names, _ = sweeps.sweep_points(reproduce.grid(name, budget))
             configs = [Config(**point) for point in points]
             assert len(set(names)) == len(points)
             for published in protocol["published"]:  # every published number belongs to one point
                 assert sum(all(getattr(c, k) == v for k, v in published["point"].items()) for c in configs) == 1
-    burda = [Config(**p) for p in records.sweep_points(reproduce.grid("burda2016", "full"))[0]]
+    burda = [Config(**p) for p in sweeps.sweep_points(reproduce.grid("burda2016", "full"))[0]]
     assert {(c.objective, c.num_samples) for c in burda} == {("elbo", 1), ("iwae", 5), ("iwae", 50)}
     assert all(c.epochs == 3280 and c.hidden == "200,200" and c.latent_dim == 50 and c.binarization == "dynamic"
                and c.iwae_k == 5000 and c.n_train == 60000 and c.adam_eps == 1e-4 for c in burda)
-    kingma = [Config(**p) for p in records.sweep_points(reproduce.grid("kingma2013-figure2", "full"))[0]]
+    kingma = [Config(**p) for p in sweeps.sweep_points(reproduce.grid("kingma2013-figure2", "full"))[0]]
     assert sorted(c.latent_dim for c in kingma) == [3, 5, 10, 20, 200]
     assert all(c.optimizer == "adagrad" and c.epochs * 60000 == pytest.approx(1e8, rel=1e-3) for c in kingma)
 

@@ -16,7 +16,8 @@ from conftest import SYNTHETIC, run_cli, tiny, tiny_flags
 
 from aevb import cli, pipeline
 from aevb.arguments import build_parser
-from aevb.config import Config, read_file
+from aevb.config import Config
+from aevb.config_file import read_file
 from aevb.course import release
 from aevb.data.npz import LABEL_DTYPE, MAX_CLASSES
 from aevb.errors import ConfigError, RecordError

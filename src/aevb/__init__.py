@@ -6,6 +6,7 @@ The layers, from the floor up; each imports only those below it:
   model/       densities, networks, probability: pure functions, batch axis first, no I/O
   data/        the dataset table, one reader per source, split/binarize/batch
   config.py    the one frozen Config (checks names against model's and data's tables)
+  config_file.py  settings files (a run's config.json, a sweep file) and seeds, read and checked
   parallel/    devices and processes: a mesh over the batch, jax.distributed
   evaluation/  bounds, exact log p(x), gaps, the training curves' measures, partial observation, answers
   runs/        the run directory: files, checkpoint, records, the writer lock, TensorBoard's view

@@ -5,8 +5,8 @@ line in aevb.config and appears here by itself."""
 import argparse
 import dataclasses
 
-from .config import MAX_SAMPLES, Config, check_seeds, choices_of, shown
-from .errors import ConfigError
+from .config import MAX_SAMPLES, Config, choices_of, shown
+from .config_file import check_seeds
 
 
 def _number(kind, minimum=None, maximum=None):
@@ -34,10 +34,10 @@ def _pair(text):
 
 
 def _seeds(text):
-    """--seeds 0,1,2 -> (0, 1, 2), checked as a file's seeds are (aevb.config.check_seeds)."""
+    """--seeds 0,1,2 -> (0, 1, 2), checked as a file's seeds are (aevb.config_file.check_seeds)."""
     try:
         return check_seeds([_number(int, 0, 2**32 - 1)(part) for part in text.split(",")])
-    except ConfigError as error:
+    except ValueError as error:  # aevb.errors.ConfigError
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
@@ -73,7 +73,10 @@ def _add_settings(group, lists=False):
     lists: each flag takes comma-separated values (a sweep's grid)."""
     for field in dataclasses.fields(Config):
         flags = ["--" + field.name.replace("_", "-"), *field.metadata["aliases"]]
-        help_text = f"{field.metadata['help']} (default {field.default})"
+        low, high = field.metadata["minimum"], field.metadata["maximum"]
+        bounds = ("" if low is None and high is None else f"; above {low}" if high is None and field.type is float
+                  else f"; at least {low}" if high is None else f"; {low} to {high}")
+        help_text = f"{field.metadata['help']} (default {field.default}{bounds})"
         if lists and field.type is not bool:
             choices = f"{', '.join(choices_of(field))}: " if field.metadata["choices"] else ""
             group.add_argument(*flags, dest=field.name, type=_values(field.type), metavar="V1,V2,...",

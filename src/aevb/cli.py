@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from .arguments import build_parser
-from .config import AIS, Config, check_run_name, read_file
+from .config import AIS, Config, check_run_name
+from .config_file import read_file
 from .errors import ConfigError
 
 
@@ -81,14 +82,10 @@ def _call(args, pipeline, argv):  # runs the command; returns its exit code
     if args.command == "reproduce":
         from .protocols import reproduce
 
-        if args.list:
-            print(reproduce.listing())
-            return 0
-        if args.protocol is None:
-            raise ConfigError("name a protocol (aevb reproduce --list shows them)")
-        if args.dry_run:
-            print(reproduce.describe(args.protocol, args.budget))
-            return 0
+        if args.list or args.dry_run or args.protocol is None:  # nothing trained: what a protocol would do
+            if not args.list and args.protocol is None:
+                raise ConfigError("name a protocol (aevb reproduce --list shows them)")
+            return print(reproduce.listing() if args.list else reproduce.describe(args.protocol, args.budget)) or 0
         if reproduce.reproduce(args.protocol, args.budget, args.runs_dir, data_dir, progress, seeds, devices) is None:
             print(f"stopped after the epoch in flight; it continues with the same command: aevb {shlex.join(argv)}")
             return 130

@@ -11,7 +11,6 @@ in nats per image. The work lives in the layers below; this module holds the run
 """
 
 import contextlib
-import functools
 import dataclasses
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from . import evaluation, parallel, views
 from .config import Config
 from .data import datasets, splits
 from .errors import DECIDING, CheckpointError, ConfigError
-from .runs import checkpoint, files, lock, records, tensorboard
+from .runs import checkpoint, files, lock, records, sweeps, tensorboard
 from .training import loop
 from .training.trained import Run, load, opened  # noqa: F401 (Run and load are pipeline's too)
 
@@ -95,7 +94,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
                                                         samples or run.config.eval_samples, k, progress,
                                                         defensive=run.config.latent_dim != 2, devices=devices)
         results.update(evaluated_epoch=run.epoch, binarization=split.binarization)
-        kept = functools.partial(records.kept, run.path, devices.writer)
+        kept = lambda *stage: records.kept(run.path, devices.writer, *stage)  # noqa: E731
         kept(results, per_image, evaluation.bounds.describe(results, len(split.x_test)))
         if exact:
             more, arrays = evaluation.gaps.evaluate(run.net, run.params, split.x_train, split.x_test, per_image, k,
@@ -221,22 +220,16 @@ def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None, devices
 def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True, devices=parallel.ONE):
     """Trains and evaluates every combination of grid's values ({setting: (values...)}), each an
     ordinary run directory (with seeds, a group of them) under sweep_dir named by the settings it
-    varies (aevb.runs.records.point_name). Resumable: a finished point is skipped, a cut-short one
+    varies (aevb.runs.sweeps.point_name). Resumable: a finished point is skipped, a cut-short one
     resumed. Returns the points' directories, or None if training was interrupted."""
     sweep_dir = Path(sweep_dir)
-    points, names, varied = records.sweep_points(grid)  # every bad combination refused before anything trains
+    points, names, varied = sweeps.sweep_points(grid)  # every bad combination refused before anything trains
     members = [member for point, name in zip(points, names, strict=True)
                for member in files.members(point, sweep_dir / name, seeds)]
     print(f"sweep {sweep_dir}: {len(points)} points x {len(seeds or [None])} seeds = {len(members)} runs", flush=True)
-
-    def check_each():  # every point checked and free before the record is written, one lock held at a time
-        for member in members:  # (a lock per point held at once would run out of file descriptors)
-            with contextlib.ExitStack() as stack:
-                lock.hold(stack, [member], "auto", "aevb sweep", resolve=True)
-
-    devices.agree(check_each, DECIDING)
+    devices.agree(lambda: lock.check_each(members, "auto", "aevb sweep"), DECIDING)
     if devices.writer:
-        records.write_sweep(sweep_dir, grid, varied, seeds, points)
+        sweeps.write_sweep(sweep_dir, grid, varied, seeds, points)
     directories = [sweep_dir / name for name in names]
     bar = tqdm(directories, desc=f"sweep {sweep_dir.name}", unit="run", disable=not progress, dynamic_ncols=True)
     for point, directory in zip(points, bar, strict=True):

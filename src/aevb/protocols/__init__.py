@@ -6,7 +6,7 @@ burda2016.json            Burda, Grosse & Salakhutdinov (2016), Table 1, one sto
 kingma2013-figure2.json   Kingma & Welling (2013), Figure 2: the bound against training samples, Dz = 3-200
 reproduce                 the sweep of a protocol at a budget, and its page
 
-A protocol file is a sweep file (aevb.config.read_file: "settings", "vary") with "title", "source"
+A protocol file is a sweep file (aevb.config_file.read_file: "settings", "vary") with "title", "source"
 (paper, where, setup), "measure" (the summary.json key compared), "published" (the paper's numbers and
 the points they belong to), "budgets" ({"full", "short"}: settings over the protocol's, and a note) and
 "differences" (from the paper's setup, in words).

@@ -10,9 +10,10 @@ import jax
 import jax.numpy as jnp
 
 from .. import parallel, pipeline
-from ..config import Config, read_file
+from ..config import Config
+from ..config_file import read_file
 from ..errors import ConfigError
-from ..runs import files, records
+from ..runs import files, records, sweeps
 from ..views import reproduced
 from ..data import datasets
 from ..training import compiled
@@ -50,7 +51,7 @@ def describe(name, budget, measure=True):
     and with measure an estimate of hours on this machine from a few timed steps of each point), the published
     numbers with where they were read, and what differs from the paper. Trains nothing, writes nothing."""
     protocol = load(name)
-    points, point_names, varied = records.sweep_points(grid(name, budget))
+    points, point_names, varied = sweeps.sweep_points(grid(name, budget))
     source = protocol["source"]
     lines = [protocol["title"], f"  source: {source['paper']}", f"  where: {source['where']}",
              f"  setup: {source['setup']}", f"  budget {budget}: {protocol['budgets'][budget]['note']}",

@@ -2,7 +2,8 @@
 
 files       the layout, paths and atomic writes (temp file, fsync, rename)
 checkpoint  the checkpoint format (safetensors + the Config as metadata) and the resume policy
-records     config.json, metrics.jsonl, summary.json, per_image.npz, group.json, sweep.json
+records     config.json, metrics.jsonl, summary.json (checked where read), per_image.npz, group.json
+sweeps      a sweep's points, their folder names, and sweep.json
 lock        one writer per run (an OS lock that dies with its process) and repair after a crash
 tensorboard TensorBoard's event files of metrics.jsonl's rows and the summary (a live view)
 

@@ -176,3 +176,12 @@ def hold(stack, members, mode, command, resolve=False):
         stack.enter_context(writing(one_dir, command, wait=False))
     for one_dir, one_settings in members if resolve else ():
         checkpoint.resolve(one_dir, one_settings, mode)
+
+
+def check_each(members, mode, command):
+    """Each member checked as hold(..., resolve=True) checks it, under its lock, one lock held at a time: every
+    point of a sweep free and fitting its checkpoint before its record is written (a lock per point held at
+    once would run out of file descriptors on a sweep of a thousand points)."""
+    for member in members:
+        with contextlib.ExitStack() as stack:
+            hold(stack, [member], mode, command, resolve=True)

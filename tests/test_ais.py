@@ -13,7 +13,7 @@ from scipy import special, stats
 
 from aevb import parallel, pipeline
 from aevb.config import Config
-from aevb.evaluation import ais, exact, hmc, likelihood
+from aevb.evaluation import ais, exact, gaps, hmc, likelihood
 from aevb.model import networks
 
 NET = networks.get("mlp")
@@ -54,6 +54,31 @@ def test_hmc_reaches_and_keeps_a_correlated_gaussian():
         scale = np.sqrt(direction @ COVARIANCE @ direction)
         assert stats.kstest(projected, stats.norm(MEAN @ direction, scale).cdf).pvalue > 1e-3
     np.testing.assert_allclose(state.log_density, _gaussian_log_density(state.z), rtol=1e-5, atol=1e-5)
+
+
+def test_proposals_are_accepted_with_the_metropolis_probability_and_keep_the_target():
+    """At a step size where about half the proposals are refused: within each band of the Metropolis
+    probability min(1, exp(-dH)), the fraction accepted is that band's mean probability (binomial standard
+    errors), and 20 such transitions from exact draws of the target keep its covariance (a kernel that
+    accepts every proposal, or none, fails both)."""
+    n = 20000
+    chol = np.linalg.cholesky(COVARIANCE)
+    z = jnp.asarray(np.random.default_rng(3).normal(size=(n, 2)) @ chol.T + MEAN, jnp.float32)  # exact draws
+    state = hmc.init(_gaussian_log_density, z)
+    step = jax.jit(lambda key, state: hmc.kernel(key, state, _gaussian_log_density, jnp.full((n,), 1.1), 3))
+    _, info = step(jax.random.PRNGKey(2), state)
+    probability, accepted = np.asarray(info["acceptance"], np.float64), np.asarray(info["accepted"], np.float64)
+    assert 0.2 < probability.mean() < 0.8, probability.mean()
+    for low, high in ((0.0, 0.2), (0.2, 0.5), (0.5, 0.8), (0.8, 1.0)):
+        band = (probability >= low) & (probability < high) if high < 1 else probability >= low
+        assert band.sum() > 500, (low, band.sum())
+        expected = probability[band].mean()
+        se = np.sqrt(np.sum(probability[band] * (1 - probability[band]))) / band.sum()
+        assert abs(accepted[band].mean() - expected) < 5 * se + 1e-3, (low, accepted[band].mean(), expected)
+    for key in jax.random.split(jax.random.PRNGKey(3), 20):
+        state, _ = step(key, state)
+    samples = np.asarray(state.z, np.float64)
+    np.testing.assert_allclose(np.cov(samples.T), COVARIANCE, rtol=0.06, atol=0.05)
 
 
 def test_a_diverging_trajectory_is_refused_and_the_state_kept():
@@ -124,13 +149,37 @@ def test_a_decoder_that_ignores_z_gives_the_closed_form():
     np.testing.assert_allclose(prior["log_px"], expected, atol=1e-4)
     assert np.all(np.isnan(prior["upper"]))
     # Each start named, not the default: the defensive mixture's samples weighed by the mixture's own density,
-    # q's by q's (a start whose density is not its sampler's is biased by nats here).
+    # q's by q's. The encoder made narrow and off-centre, q = N(2, e^-2 I) whatever x, so that q, the widened q
+    # and the prior differ by nats where each draws (a start weighed by another start's density is biased).
     # T = 1 too: one importance-sampling step from q0, where nothing but q0's density corrects its draws.
-    for start in ("defensive", "encoder"):
+    # q itself as the start is given a wide q, N(1, e^0.6 I) (a narrow start under a wide target has heavy-tailed
+    # log weights whose standard error understates the error: measured -0.5 nats at T = 300, not a bug).
+    params["encoder"] = jax.tree_util.tree_map(jnp.zeros_like, params["encoder"])
+    for start, q in (("defensive", [2.0, 2.0, -2.0, -2.0]), ("encoder", [1.0, 1.0, 0.3, 0.3])):
+        params["encoder"]["out"]["bias"] = jnp.array(q)  # (mean, log_std), Dz = 2
         for steps in (SETTINGS.steps, 1):
             out = ais.ais_per_image(NET, params, x, dataclasses.replace(SETTINGS, start=start, steps=steps), 2)
             assert np.all(np.abs(out["log_px"] - expected) < 3 * out["log_px_se"] + 1e-3), (start, steps, out[
                 "log_px"] - expected)
+
+
+def test_ais_through_a_decoder_that_uses_z_against_quadrature():
+    """A decoder whose pixels depend sharply on z (tanh hidden layer, output weights x 10): the posterior is
+    narrow (SD about 0.3) and off-centre, so AIS from the prior is right only if HMC keeps each intermediate
+    density. Reference: log p(x) by the rectangle rule on a 1201 x 1201 grid over [-9, 9]^2 in float64 numpy
+    (not the exact grid's code; for a smooth integrand that vanishes at the edges it is accurate to rounding)."""
+    params = NET.init(jax.random.PRNGKey(3), 6, Config(hidden_dim=8))
+    params["decoder"]["out"]["weight"] = 10 * params["decoder"]["out"]["weight"]
+    t = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["decoder"])
+    x = (np.random.default_rng(5).uniform(size=(3, 6)) < 0.5).astype(np.float64)
+    axis = np.linspace(-9, 9, 1201)
+    z = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)  # (G, 2)
+    logits = np.tanh(z @ t["hidden"]["weight"] + t["hidden"]["bias"]) @ t["out"]["weight"] + t["out"]["bias"]
+    log_joint = stats.norm.logpdf(z).sum(-1) + stats.bernoulli.logpmf(x[:, None], special.expit(logits)).sum(-1)
+    truth = special.logsumexp(log_joint, axis=1) + 2 * np.log(axis[1] - axis[0])  # (3,)
+    out = ais.ais_per_image(NET, params, x.astype(np.float32), dataclasses.replace(SETTINGS, start="prior",
+                                                                                     chains=64), 2)
+    assert np.all(np.abs(out["log_px"] - truth) < 3 * out["log_px_se"] + 0.02), (out["log_px"] - truth)
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +325,23 @@ def test_ais_on_no_images_is_a_usage_line(tmp_path, capsys):
                            str(tmp_path), "--name", "r")
     assert code == 2 and "Traceback" not in err, err
     assert err.splitlines()[-1] == "aevb: error: AIS needs at least one test image (--ais-images)"
+
+
+def test_the_gap_decomposition_against_closed_forms_at_dz_3():
+    """A decoder that ignores z: the posterior is the prior, so q* (SVI) reaches it, the approximation gap
+    log p(x) - ELBO(q*) is 0, and the amortization gap ELBO(q*) - ELBO(q) is KL(q || prior) in closed form
+    (float64 numpy). A decomposition with its two gaps swapped (they still add up) fails here."""
+    params = NET.init(jax.random.PRNGKey(1), 30, Config(hidden_dim=8, latent_dim=3))
+    params["decoder"] = jax.tree_util.tree_map(jnp.zeros_like, params["decoder"])
+    params["decoder"]["out"]["bias"] = jnp.linspace(-2.0, 2.0, 30)
+    params["encoder"] = jax.tree_util.tree_map(jnp.zeros_like, params["encoder"])
+    mean, log_std = np.array([0.5, -0.4, 0.3]), np.array([-0.5, -0.3, 0.2])
+    params["encoder"]["out"]["bias"] = jnp.asarray(np.concatenate([mean, log_std]), jnp.float32)
+    x = (np.random.default_rng(2).uniform(size=(6, 30)) < 0.5).astype(np.float32)
+    log_px = stats.bernoulli.logpmf(x, special.expit(np.linspace(-2.0, 2.0, 30))).sum(-1)
+    kl = 0.5 * np.sum(mean**2 + np.exp(2 * log_std) - 1 - 2 * log_std)  # 0.59 nats
+    g = gaps.gap_decomposition(NET, params, x, log_px, jax.random.PRNGKey(4))
+    assert g["q_star"] == "svi" and g["images"] == 6
+    assert abs(g["approximation_gap"]) < 0.1, g
+    assert abs(g["amortization_gap"] - kl) < 0.1, (g, kl)
+    assert g["elbo_encoder"] == pytest.approx(np.mean(log_px) - kl, abs=0.1)

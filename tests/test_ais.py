@@ -15,6 +15,7 @@ from aevb import parallel, pipeline
 from aevb.config import Config
 from aevb.evaluation import ais, exact, gaps, hmc, likelihood
 from aevb.model import networks
+from aevb.runs import records
 
 NET = networks.get("mlp")
 MEAN = np.array([1.0, -2.0])
@@ -325,6 +326,7 @@ def test_ais_on_no_images_is_a_usage_line(tmp_path, capsys):
                            str(tmp_path), "--name", "r")
     assert code == 2 and "Traceback" not in err, err
     assert err.splitlines()[-1] == "aevb: error: AIS needs at least one test image (--ais-images)"
+    assert "test_elbo" not in records.read_summary(tmp_path / "r")  # refused before any evaluation ran
 
 
 def test_the_gap_decomposition_against_closed_forms_at_dz_3():

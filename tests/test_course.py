@@ -4,6 +4,10 @@ the student copy has every solution replaced and stops at the first check with t
 
 import json
 import os
+import subprocess
+import sys
+import time
+import traceback
 from pathlib import Path
 
 import jax
@@ -26,37 +30,50 @@ def _cells(notebook):
     return [(c["cell_type"], "".join(c["source"])) for c in notebook["cells"]]
 
 
-# ---- aevb's own functions, written as the student's are: the autograder must pass them ----------
+# ---- right answers written as a student writes them (jax.numpy only): the autograder must pass them ----
 
 
 def log_prior(z):
-    return probability.log_prior(z)
+    return jnp.sum(-0.5 * jnp.log(2 * jnp.pi) - 0.5 * z**2, axis=-1)
+
+
+def _affine(h, layer):  # h @ weight + bias, the bias broadcast explicitly (the tests raise on rank promotion)
+    return h @ layer["weight"] + jnp.broadcast_to(layer["bias"], h.shape[:-1] + layer["bias"].shape)
 
 
 def decoder(theta, z):
-    return NET.decode(theta, z)
+    return _affine(jnp.tanh(_affine(z, theta["hidden"])), theta["out"])
+
+
+def _per_pixel(theta, x, z):  # log Bernoulli(x; sigmoid(logits)) per pixel, (B, D)
+    return -jnp.logaddexp(0.0, -(2 * x - 1) * decoder(theta, z))
 
 
 def log_likelihood(theta, x, z):
-    return probability.log_likelihood(NET, theta, x, z)
+    return jnp.sum(_per_pixel(theta, x, z), axis=-1)
 
 
 def joint_log_density(theta, x, z):
-    return probability.log_joint(NET, theta, x, z)
+    return log_prior(z) + log_likelihood(theta, x, z)
 
 
 def encoder(phi, x):
-    return NET.encode(phi, x)
+    out = _affine(jnp.tanh(_affine(x, phi["hidden"])), phi["out"])
+    return out[..., : out.shape[-1] // 2], out[..., out.shape[-1] // 2:]
 
 
 def log_q(mean, log_std, z):
-    return probability.log_q((mean, log_std), z)
+    return jnp.sum(-0.5 * jnp.log(2 * jnp.pi) - log_std - 0.5 * ((z - mean) * jnp.exp(-log_std)) ** 2, axis=-1)
+
+
+def _elbo_per_image(key, params, x, draw=lambda key, shape: jax.random.normal(key, shape), stop=lambda z: z):
+    mean, log_std = encoder(params["encoder"], x)
+    z = stop(mean + jnp.exp(log_std) * draw(key, mean.shape))  # eps = normal(key, mean.shape), as the assignment says
+    return joint_log_density(params["decoder"], x, z) - log_q(mean, log_std, z)
 
 
 def elbo(key, params, x):
-    mean, log_std = encoder(params["encoder"], x)
-    z = densities.sample_diag_gaussian(key, mean, log_std)  # eps = normal(key, mean.shape), as the assignment says
-    return jnp.mean(probability.log_weights(NET, params["decoder"], x, z, (mean, log_std)))
+    return jnp.mean(_elbo_per_image(key, params, x))
 
 
 def loss(key, params, x):
@@ -64,16 +81,23 @@ def loss(key, params, x):
 
 
 def top_half_log_likelihood(theta, x, z):
-    return probability.log_likelihood(NET, theta, x, z, grading.top_half_mask())
+    return jnp.sum(_per_pixel(theta, x, z)[..., : 14 * 28], axis=-1)
 
 
 def _draw(key, mean, log_std, num_samples):  # (S, Dz), eps = normal(key, (S, Dz)), as the assignment says
-    return densities.sample_diag_gaussian(key, mean, log_std, (num_samples,))
+    return jnp.broadcast_to(mean, (num_samples,) + mean.shape) + jnp.broadcast_to(
+        jnp.exp(log_std), (num_samples,) + mean.shape) * jax.random.normal(key, (num_samples, mean.shape[-1]))
+
+
+def _svi_terms(key, theta, x, mean, log_std, num_samples, likelihood=top_half_log_likelihood):
+    z = _draw(key, mean, log_std, num_samples)
+    xs, means, log_stds = (jnp.broadcast_to(a, z.shape[:1] + a.shape) for a in (x, mean, log_std))
+    return log_prior(z) + likelihood(theta, xs, z), log_q(means, log_stds, z)
 
 
 def svi_elbo(key, theta, x, mean, log_std, num_samples):
-    z = _draw(key, mean, log_std, num_samples)
-    return jnp.mean(probability.log_weights(NET, theta, x, z, (mean, log_std), grading.top_half_mask()))
+    joint, q = _svi_terms(key, theta, x, mean, log_std, num_samples)
+    return jnp.mean(joint - q)
 
 
 RIGHT = {"log_prior": log_prior, "decoder": decoder, "log_likelihood": log_likelihood,
@@ -81,7 +105,7 @@ RIGHT = {"log_prior": log_prior, "decoder": decoder, "log_likelihood": log_likel
          "top_half_log_likelihood": top_half_log_likelihood, "svi_elbo": svi_elbo}
 
 
-def test_the_autograder_passes_aevbs_own_functions(capsys):
+def test_the_autograder_passes_right_answers(capsys):
     assert set(RIGHT) == set(grading.CHECKS)
     for name, function in RIGHT.items():
         grading.check(name, function)
@@ -89,10 +113,6 @@ def test_the_autograder_passes_aevbs_own_functions(capsys):
 
 
 # ---- typical wrong answers, each with the words it must get -------------------------------------
-
-
-def _per_pixel(theta, x, z):
-    return densities.bernoulli_log_density(NET.decode(theta, z), x)
 
 
 def _loop_log_prior(z):
@@ -104,21 +124,16 @@ def _framework_log_prior(z):
 
 
 def _means_log_likelihood(theta, x, z):
-    means = jax.nn.sigmoid(NET.decode(theta, z))
+    means = jax.nn.sigmoid(decoder(theta, z))
     return jnp.sum(x * jnp.log(means) + (1 - x) * jnp.log(means), axis=-1)  # a typo-level error: no 1 - means
 
 
 def _elbo_draws_differently(key, params, x):
-    mean, log_std = encoder(params["encoder"], x)
-    eps = jax.random.normal(jax.random.fold_in(key, 1), mean.shape)
-    z = mean + jnp.exp(log_std) * eps
-    return jnp.mean(probability.log_weights(NET, params["decoder"], x, z, (mean, log_std)))
+    return jnp.mean(_elbo_per_image(jax.random.fold_in(key, 1), params, x))
 
 
 def _elbo_no_gradient_through_z(key, params, x):
-    mean, log_std = encoder(params["encoder"], x)
-    z = jax.lax.stop_gradient(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape))
-    return jnp.mean(probability.log_weights(NET, params["decoder"], x, z, (mean, log_std)))
+    return jnp.mean(_elbo_per_image(key, params, x, stop=jax.lax.stop_gradient))
 
 
 def _not_written(*args):
@@ -131,7 +146,7 @@ WRONG = [
     ("log_prior", lambda z: jnp.sum(-0.5 * z**2, axis=-1), "normalizing constant"),
     ("log_prior", lambda z: jnp.sum(log_prior(z)), "sums over the batch"),
     ("log_prior", _loop_log_prior, "loops over the batch"),
-    ("log_prior", _framework_log_prior, "framework's distribution (scipy.stats"),
+    ("log_prior", _framework_log_prior, "uses jax.scipy.stats.norm.logpdf"),
     ("log_prior", _not_written, "not written yet"),
     ("log_prior", lambda z: np.sum(-0.5 * np.log(2 * np.pi) - 0.5 * np.asarray(z) ** 2, axis=-1),
      "cannot be traced by JAX"),
@@ -143,16 +158,16 @@ WRONG = [
     ("log_likelihood", lambda theta, x, z: jnp.sum(x * jnp.log(decoder(theta, z)) + (1 - x)
                                                    * jnp.log1p(-decoder(theta, z)), axis=-1),
      "logits as Bernoulli means"),
-    ("log_likelihood", lambda theta, x, z: jnp.sum(densities.bernoulli_log_density(
-        jax.nn.sigmoid(decoder(theta, z)), x), axis=-1), "sigmoid twice"),
+    ("log_likelihood", lambda theta, x, z: jnp.sum(-jnp.logaddexp(0.0, -(2 * x - 1) * jax.nn.sigmoid(
+        decoder(theta, z))), axis=-1), "sigmoid twice"),
     ("log_likelihood", _means_log_likelihood, "differs from aevb's"),
     ("joint_log_density", lambda theta, x, z: log_likelihood(theta, x, z), "missing log p(z)"),
     ("joint_log_density", lambda theta, x, z: log_likelihood(theta, x, z) - log_prior(z), "subtracts log p(z)"),
     ("encoder", lambda phi, x: encoder(phi, x)[::-1], "returns (log_std, mean)"),
     ("encoder", lambda phi, x: (encoder(phi, x)[0], jnp.exp(encoder(phi, x)[1])), "the std, not log_std"),
     ("encoder", lambda phi, x: jnp.concatenate(encoder(phi, x), -1), "must return a pair"),
-    ("log_q", lambda m, s, z: probability.log_q((m, jnp.log(jnp.abs(s))), z), "treats log_std as the std"),
-    ("log_q", lambda m, s, z: densities.factorized_gaussian_log_density(m, s, z) + jnp.sum(s, -1), "-log std"),
+    ("log_q", lambda m, s, z: log_q(m, jnp.log(jnp.abs(s)), z), "treats log_std as the std"),
+    ("log_q", lambda m, s, z: log_q(m, s, z) + jnp.sum(s, -1), "-log std"),
     ("log_q", lambda m, s, z: log_prior(z), "standard normal's"),
     ("log_q", lambda m, s, z: jnp.sum(log_q(m, s, z)), "sums over the batch"),
     ("elbo", lambda key, params, x: jnp.sum(elbo(key, params, x)) * x.shape[0], "sums over the batch"),
@@ -161,31 +176,155 @@ WRONG = [
     ("elbo", _elbo_no_gradient_through_z, "gradient with respect to the encoder's"),
     ("loss", elbo, "returns the ELBO itself"),
     ("top_half_log_likelihood", log_likelihood, "sums over every pixel"),
-    ("top_half_log_likelihood", lambda theta, x, z: jnp.sum(jnp.where(grading.top_half_mask(), 0.0, _per_pixel(
-        theta, x, z)), axis=-1), "bottom half"),
-    ("svi_elbo", lambda key, theta, x, m, s, n: jnp.mean(probability.log_weights(
-        NET, theta, x, _draw(key, m, s, n), (m, s))), "scores every pixel"),
-    ("svi_elbo", lambda key, theta, x, m, s, n: svi_elbo(key, theta, x, m, s, n) + jnp.mean(probability.log_q(
-        (m, s), _draw(key, m, s, n))), "missing -log q(z)"),
+    ("top_half_log_likelihood", lambda theta, x, z: jnp.sum(_per_pixel(theta, x, z)[..., 14 * 28:], axis=-1),
+     "bottom half"),
+    ("svi_elbo", lambda key, theta, x, m, s, n: jnp.mean(jnp.subtract(*_svi_terms(key, theta, x, m, s, n,
+                                                                                  log_likelihood))),
+     "scores every pixel"),
+    ("svi_elbo", lambda key, theta, x, m, s, n: jnp.mean(_svi_terms(key, theta, x, m, s, n)[0]), "missing -log q(z)"),
 ]
 
 
 @pytest.mark.parametrize("name, function, words", WRONG, ids=[f"{n}-{w}" for n, _, w in WRONG])
 def test_the_autograder_says_what_is_wrong(name, function, words):
     with pytest.raises(grading.Wrong) as failure:
-        grading.CHECKS[name](function)
+        grading.check(name, function)
     assert words in str(failure.value), str(failure.value)
     assert isinstance(failure.value, AssertionError)  # nbgrader and pytest count it as a failed test
 
 
 def test_the_elbo_of_each_image_is_not_the_mean_over_the_batch():
-    def per_image(key, params, x):
-        mean, log_std = encoder(params["encoder"], x)
-        z = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
-        return probability.log_weights(NET, params["decoder"], x, z, (mean, log_std))
-
     with pytest.raises(grading.Wrong, match="one value per image"):
-        grading.check_elbo(per_image)
+        grading.check("elbo", _elbo_per_image)
+
+
+# ---- a verdict for every student function, whatever it does --------------------------------------
+
+STUDENT = """
+import jax
+import jax.numpy as jnp
+
+
+def log_prior(z):
+    return jnp.sum(-0.5 * jnp.log(2 * jnp.pi) - 0.5 * z**2, axis=-1)
+
+
+def decoder(theta, z):
+    return jnp.tanh(z @ theta["hidden"]["weight"] + theta["hidden"]["bias"]) @ theta["out"]["weight"] + theta["out"]["bias"]
+
+
+def log_likelihood(theta, x, z):
+    return jnp.sum(-jnp.logaddexp(0.0, -(2 * x - 1) * decoder(theta, z)), axis=-1)
+
+
+def encoder(phi, x):
+    out = jnp.tanh(x @ phi["hidden"]["weight"] + phi["hidden"]["bias"]) @ phi["out"]["weight"] + phi["out"]["bias"]
+    return out[..., : out.shape[-1] // 2], out[..., out.shape[-1] // 2:]
+
+
+def log_q(mean, log_std, z):
+    return jnp.sum(-0.5 * jnp.log(2 * jnp.pi) - log_std - 0.5 * ((z - mean) * jnp.exp(-log_std)) ** 2, axis=-1)
+
+
+def joint_log_density(theta, x, z):
+    return log_prior(z) + log_likelihood(theta, x, z)
+
+
+def elbo(key, params, x):
+    mean, log_std = encoder(params["encoder"], x)
+    z = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    return jnp.mean(joint_log_density(params["decoder"], x, z) - log_q(mean, log_std, z))
+"""
+
+
+def _student(*cells):
+    """The namespace of a notebook (module __main__) that ran STUDENT and then cells, as a student writes them
+    (implicit broadcasting allowed, as in a notebook)."""
+    namespace = {"__name__": "__main__"}
+    with jax.numpy_rank_promotion("allow"):
+        exec(compile("\n".join((STUDENT,) + cells), "<notebook>", "exec"), namespace)
+    return namespace
+
+
+def _verdict(name, function):
+    """grading.check's message, checked to come with no traceback into the reference's code."""
+    with jax.numpy_rank_promotion("allow"), pytest.raises(grading.Wrong) as failure:
+        grading.check(name, function)
+    frames = [frame.filename for frame in traceback.extract_tb(failure.value.__traceback__)]
+    assert not [f for f in frames if "aevb/course" in f.replace(os.sep, "/") and not f.endswith("grading.py")], frames
+    return str(failure.value)
+
+
+@pytest.mark.parametrize("cell, words", [
+    ('def log_prior(z):\n    return "the log prior"', "returned a str"),
+    ("def log_prior(z):\n    return {'value': z}", "returned a dict"),
+    ("def log_prior(z):\n    return [[1.0, 2.0], [3.0]]", "returned a list"),
+    ("def log_prior(z):\n    pass", "returned None"),
+    ("calls = []\ndef log_prior(z):\n    calls.append(1)\n    if len(calls) > 1:\n        raise KeyError('again')\n"
+     "    return jnp.sum(-0.5 * jnp.log(2 * jnp.pi) - 0.5 * z**2, axis=-1)", "raised KeyError"),
+    ("log_prior = 3.0", "is not a function"),
+])
+def test_every_student_function_gets_a_verdict_whatever_it_returns(cell, words):
+    assert words in _verdict("log_prior", _student(cell)["log_prior"])
+
+
+def test_an_unknown_check_name_gets_a_verdict_that_lists_the_checks():
+    message = _verdict("log_priors", _student()["log_prior"])
+    assert "no check named 'log_priors'" in message and "log_prior, decoder" in message
+
+
+@pytest.mark.parametrize("cell, words", [
+    ("from jax.scipy.stats.norm import logpdf\ndef log_prior(z):\n    return jnp.sum(logpdf(z), axis=-1)",
+     "uses logpdf (jax.scipy.stats.norm.logpdf)"),
+    ("def log_prior(z):\n    import scipy.stats\n    return jnp.sum(jnp.asarray(scipy.stats.norm.logpdf(z)), -1)",
+     "uses scipy.stats"),
+    ("from aevb.model import probability\ndef log_prior(z):\n    return probability.log_prior(z)",
+     "uses probability.log_prior (aevb.model.probability.log_prior)"),
+    ("import aevb.model.densities as d\ndef _helper(z):\n    return d.LOG_2PI\n"
+     "def log_prior(z):\n    return jnp.sum(-0.5 * _helper(z) - 0.5 * z**2, axis=-1)", "uses d (aevb.model.densities)"),
+    ("def log_prior(z):\n    noise = jax.random.bernoulli(jax.random.PRNGKey(0), 0.5, z.shape)\n"
+     "    return jnp.sum(-0.5 * jnp.log(2 * jnp.pi) - 0.5 * z**2 + 0 * noise, axis=-1)", "jax.random.bernoulli"),
+])
+def test_framework_and_aevb_densities_are_refused_however_imported(cell, words):
+    assert words in _verdict("log_prior", _student(cell)["log_prior"])
+
+
+def test_comments_and_strings_that_name_a_framework_are_not_a_use_of_it(capsys):
+    namespace = _student('def log_prior(z):\n    """Not scipy.stats.norm.logpdf, nor jax.scipy.stats."""\n'
+                         "    # written by hand, not with scipy.stats or aevb.model.probability\n"
+                         "    return jnp.sum(-0.5 * jnp.log(2 * jnp.pi) - 0.5 * z**2, axis=-1)")
+    with jax.numpy_rank_promotion("allow"):
+        grading.check("log_prior", namespace["log_prior"])
+    assert "log_prior: correct" in capsys.readouterr().out
+
+
+def test_each_check_grades_one_function(capsys):
+    """One sign error in log_q costs log_q's check only: elbo, which calls it, is graded with aevb's log_q
+    in its place; so is joint_log_density with a wrong log_likelihood. The student's functions are theirs
+    again after each check."""
+    namespace = _student("def log_q(mean, log_std, z):\n    return -jnp.sum(-0.5 * jnp.log(2 * jnp.pi) - log_std - "
+                         "0.5 * ((z - mean) * jnp.exp(-log_std)) ** 2, axis=-1)",
+                         "def log_likelihood(theta, x, z):\n    return -jnp.sum(-jnp.logaddexp(0.0, -(2 * x - 1) * "
+                         "decoder(theta, z)), axis=-1)")
+    wrong_log_q = namespace["log_q"]
+    assert "wrong sign" in _verdict("log_q", wrong_log_q)
+    assert "wrong sign" in _verdict("log_likelihood", namespace["log_likelihood"])
+    with jax.numpy_rank_promotion("allow"):
+        grading.check("elbo", namespace["elbo"])
+        grading.check("joint_log_density", namespace["joint_log_density"])
+    assert capsys.readouterr().out.count("correct") == 2
+    assert namespace["log_q"] is wrong_log_q
+
+
+def test_a_student_function_that_never_returns_gets_a_verdict_within_the_time_limit(tmp_path):
+    """A real process: the check of a function that loops forever ends with a verdict at the limit."""
+    script = ("import time\nfrom aevb.course import diagnoses, grading\ndiagnoses.SECONDS_PER_CHECK = 3\n"
+              "def log_prior(z):\n    while True:\n        time.sleep(0.01)\n"
+              "try:\n    grading.check('log_prior', log_prior)\nexcept grading.Wrong as wrong:\n    print('VERDICT', wrong)\n")
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert "VERDICT log_prior did not finish within 3 s" in done.stdout, done.stderr[-2000:]
+    assert time.monotonic() - began < 120
 
 
 # ---- the notebook and its student copy ---------------------------------------------------------

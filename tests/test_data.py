@@ -379,7 +379,7 @@ def test_images_without_labels_go_through_aevb_run(tmp_path):
     helper = str(Path(__file__).with_name("synthetic_aevb.py"))
     done = subprocess.run([sys.executable, helper, "run", "--dataset", data, "--n-train", "60", "--n-test", "20",
                            "--batch-size", "20", "--epochs", "1", "--hidden-dim", "16", "--eval-samples", "2",
-                           "--iwae-k", "10", "--log-px-every", "0", "--no-progress",
+                           "--iwae-k", "10", "--log-px-every", "0", "--no-progress", "--quick",
                            "--runs-dir", str(tmp_path / "runs")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

@@ -179,7 +179,7 @@ def test_names_a_user_supplied_reach_the_pages_as_text(browser, tmp_path, capsys
     argv = ["--runs-dir", str(tmp_path / "runs"), "--name", name]
     code, _, err = run_cli(capsys, "run", "--dataset", f"npz:{data}", "--n-train", "60", "--n-test", "20",
                            "--batch-size", "20", "--epochs", "1", "--hidden-dim", "16", "--eval-samples", "2",
-                           "--iwae-k", "10", "--log-px-every", "0", "--no-progress", *argv)
+                           "--iwae-k", "10", "--log-px-every", "0", "--no-progress", "--quick", *argv)
     assert code == 0, err
     code, _, err = run_cli(capsys, "compare", str(tmp_path / "runs" / name), "--out", str(tmp_path / "page"))
     assert code == 0, err

@@ -88,6 +88,9 @@ def test_every_documented_flag_of_every_verb_reaches_its_command(tmp_path, monke
             argv = [verb, *positional, flag]
             if action.nargs != 0:
                 argv.append(_value(action, tmp_path))
+            if verb == "evaluate":  # the flags that set a part of the evaluation come with the flag asking for it
+                argv += {"quick": ["--exact"], "bdmc": ["--ais"]}.get(action.dest, ["--ais"] * action.dest.startswith(
+                    "ais_"))
             fake = _Pipeline(calls=[])
             args = parser.parse_args(argv)
             code = cli._call(args, fake, argv)
@@ -357,3 +360,46 @@ def test_a_file_of_settings_gives_its_seeds_to_train(tmp_path, capsys):
     assert code == 0, err
     assert {p.name for p in (tmp_path / "g").iterdir() if p.is_dir()} == {"seed-3", "seed-4"}
     assert Config.from_json((tmp_path / "g" / "seed-3" / files.CONFIG).read_text()).seed == 3
+
+
+# ---- work proportional to what was asked; nothing silently ignored ------------------------------------------
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--ais-steps", "5"], "--ais-steps set AIS: add --ais"),
+    (["--bdmc", "0", "--ais-chains", "3"], "--ais-chains, --bdmc set AIS: add --ais"),
+    (["--exact", "--ais-leapfrog", "2"], "--ais-leapfrog set AIS: add --ais"),
+    (["--quick"], "--quick leaves parts of --exact out: add --exact"),
+    (["--ais", "--quick"], "--quick leaves parts of --exact out: add --exact"),
+])
+def test_settings_that_would_be_ignored_are_refused(tmp_path, capsys, flags, words):
+    code, _, err = run_cli(capsys, "evaluate", *flags, "--runs-dir", str(tmp_path), "--name", "none")
+    assert code == 2 and err.splitlines()[-1] == f"aevb: error: {words}", err
+
+
+def test_a_quick_run_leaves_out_the_extras_and_a_later_full_run_adds_them(tmp_path, capsys):
+    argv = [*tiny_flags(epochs=1, n_train=200, n_test=100), "--runs-dir", str(tmp_path), "--name", "q", "--no-progress"]
+    assert run_cli(capsys, "run", *argv, "--quick")[0] == 0
+    quick = records.read_summary(tmp_path / "q")
+    assert "test_log_px" in quick and "gap_decomposition" not in quick and "bounds_vs_k" not in quick
+    assert (tmp_path / "q" / "report.html").exists()
+    code, out, _ = run_cli(capsys, "run", *argv)
+    full = records.read_summary(tmp_path / "q")
+    assert code == 0 and "gap_decomposition" in full and "bounds_vs_k" in full
+    assert full["test_log_px"] == quick["test_log_px"] and full["training_seconds"] == quick["training_seconds"]
+
+
+def test_an_interrupted_train_and_evaluate_returns_the_run_as_far_as_it_got(tmp_path, monkeypatch):
+    """As if Ctrl-C came in the first epoch: the Run of epoch 1, interrupted, not evaluated; the same call
+    then continues it to its last epoch and evaluates it."""
+    from aevb.training import signals
+
+    config = tiny(epochs=2, n_train=200, n_test=100)
+    with monkeypatch.context() as patch:
+        patch.setattr(signals.StopRequest, "requested", property(lambda self: True, lambda self, value: None),
+                       raising=False)
+        stopped = pipeline.train_and_evaluate(config, tmp_path / "r", progress=False, quick=True)
+    assert stopped.interrupted and stopped.epoch == 1 and stopped.path == tmp_path / "r"
+    assert "test_elbo" not in records.read_summary(tmp_path / "r")
+    done = pipeline.train_and_evaluate(config, tmp_path / "r", progress=False, quick=True)
+    assert not done.interrupted and done.epoch == 2 and "test_log_px" in records.read_summary(tmp_path / "r")

@@ -19,9 +19,12 @@ def _file(args):  # the --config file's settings, vary and seeds, or None
     return read_file(args.config) if getattr(args, "config", None) else None
 
 
+def _flags(args):  # the settings given as flags
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+
+
 def _settings(args):  # the settings given: the file's, then the flags'; the rest from the defaults or the checkpoint
-    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
-    file = _file(args)
+    flags, file = _flags(args), _file(args)
     if file and file["vary"] and args.command != "sweep":
         raise ConfigError(f"{file['file']} varies settings (a sweep): run it with aevb sweep NAME --config FILE")
     return {**(file["settings"] if file else {}), **flags}
@@ -29,16 +32,19 @@ def _settings(args):  # the settings given: the file's, then the flags'; the res
 
 def _grid(args):  # a sweep's grid (or list of grids): the file's settings and vary, the flags' values over both
     file = _file(args) or {"settings": {}, "vary": {}}
-    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
-    flags = {name: value if isinstance(value, tuple) else (value,) for name, value in flags.items()}  # --debug
+    flags = {name: value if isinstance(value, tuple) else (value,) for name, value in _flags(args).items()}  # --debug
     fixed = {name: (value,) for name, value in file["settings"].items()}
     several = isinstance(file["vary"], list)
     grids = [{**fixed, **grid, **flags} for grid in (file["vary"] if several else [file["vary"]])]
     return grids if several else grids[0]
 
 
-def _ais(args):  # the AIS settings given with --ais (the rest from the run's config), or None
+def _ais(args):  # the AIS settings given with --ais (the rest from the run's config), or None; none without it
     given = {name: getattr(args, "bdmc" if name == "bdmc" else f"ais_{name}") for name in AIS}
+    ignored = [f"--{'bdmc' if n == 'bdmc' else 'ais-' + n}" for n, value in given.items() if value is not None]
+    if ignored and not args.ais or args.quick and not args.exact:
+        raise ConfigError(f"{', '.join(ignored)} set AIS: add --ais" if ignored and not args.ais else
+                          "--quick leaves parts of --exact out: add --exact")
     return {name: value for name, value in given.items() if value is not None} if args.ais else None
 
 
@@ -62,23 +68,17 @@ def _call(args, pipeline, argv):  # runs the command; returns its exit code
     devices = _start(args)
     progress, data_dir = not getattr(args, "no_progress", False), args.data_dir
     run_dir = Path(args.runs_dir) / check_run_name(args.name) if hasattr(args, "name") else None
-    seeds = getattr(args, "seeds", None)
-    if seeds is None and _file(args):  # a settings file's seeds, unless --seeds is given
-        seeds = _file(args)["seeds"]
+    seeds = getattr(args, "seeds", None) or (_file(args) or {}).get("seeds")  # --seeds, else a settings file's
     if seeds is not None and getattr(args, "seed", None) is not None:  # only train, run and sweep have --seed
         raise ConfigError("give --seed or --seeds, not both")
     if args.command == "sweep":
-        if pipeline.sweep(_grid(args), run_dir, seeds, data_dir, progress, devices) is not None:
-            return 0
-        print(f"stopped after the epoch in flight; the sweep continues with the same command: aevb {shlex.join(argv)}")
-        return 130
+        if pipeline.sweep(_grid(args), run_dir, seeds, data_dir, progress, devices) is None:
+            return print(f"stopped after the epoch in flight; the sweep continues with: aevb {shlex.join(argv)}") or 130
+        return 0
     if args.command == "release":
         from .course import release
 
-        out = Path(args.out) if args.out else Path("release") / Path(args.notebook).name
-        count = release.release(args.notebook, out, args.replace)
-        print(f"student copy: {out} ({count} solutions replaced by raise NotImplementedError())")
-        return 0
+        return release.command(args.notebook, args.out, args.replace)
     if args.command == "reproduce":
         from .protocols import reproduce
 
@@ -97,10 +97,10 @@ def _call(args, pipeline, argv):  # runs the command; returns its exit code
         stopped = any(r["status"] == "interrupted" for r in (results if seeds is not None else [results]))
     else:
         stopped = args.command == "run" and pipeline.run_all(_settings(args), run_dir, data_dir, progress,
-                                                             seeds, devices) is None
+                                                             seeds, devices, args.quick) is None
     calls = {"data": lambda: pipeline.data_info(args.dataset, data_dir),
              "evaluate": lambda: pipeline.evaluate(run_dir, args.samples, args.k, progress, data_dir, args.exact,
-                                                   devices=devices, ais=_ais(args)),
+                                                   not args.quick, devices, _ais(args)),
              "plot": lambda: pipeline.figures(run_dir, None if "all" in args.kinds else args.kinds, args.pairs,
                                               args.seed, data_dir),
              "complete": lambda: pipeline.complete(run_dir, args.mask, args.index, args.seed, data_dir),

@@ -88,6 +88,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
     with opened(run, "aevb evaluate", data_dir, devices) as run, records.stage(run.path, "evaluate", devices.writer):
         if exact:
             evaluation.gaps.check(run.config.latent_dim)
+        ais = None if ais is None else evaluation.likelihood.settings_of(run.config, **ais)  # refused before work
         split, k = run.split, k or run.config.iwae_k
         # Without a grid the defensive bound is usually the tighter one (AIS the estimate to trust); Dz = 2 has one.
         results, per_image = evaluation.bounds.evaluate(run.net, run.params, split.x_train, split.x_test,
@@ -103,8 +104,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
             kept(more, arrays, lambda: evaluation.gaps.describe(results))
         if ais is not None:  # log p(x) by AIS, with BDMC
             more, arrays = evaluation.likelihood.evaluate(run.net, run.params, split.x_test, run.config.latent_dim,
-                                                          evaluation.likelihood.settings_of(run.config, **ais),
-                                                          progress, devices)
+                                                          ais, progress, devices)
             results.update(more)
             kept(more, arrays, lambda: evaluation.likelihood.describe(more["ais"]))
     return results
@@ -173,38 +173,37 @@ def report(run, data_dir=None):
 
 
 def train_and_evaluate(settings, run_dir, data_dir=None, progress=True, seeds=None, exact_extras=True,
-                       devices=parallel.ONE):
-    """Trains (or resumes, or finds trained) and evaluates (unless evaluated at its last epoch);
-    returns the Run, or None if interrupted. seeds: trains them together (see train) and returns a
-    list of Runs, one per seed. exact_extras: see evaluate. devices: see aevb.parallel."""
+                       devices=parallel.ONE, quick=False):
+    """Trains (or resumes, or finds trained) and evaluates (unless done at its last epoch): the Run (with seeds
+    a list, see train); if interrupted, as far as it got with .interrupted True, not evaluated (the same call
+    continues it). quick (or not exact_extras): no bounds against K or gap decomposition."""
     results = train(settings, run_dir, "auto", data_dir, progress, seeds, devices)
     results = results if seeds is not None else [results]
-    if any(result["status"] != "done" for result in results):
-        return None
-    runs = [Run(Path(r["run_dir"]), r["config"], r["params"], r["epoch"], r["split"]) for r in results]
-    for run in runs:  # Dz = 2: the exact log p(x) and the bounds against it; else AIS (unless ais_images = 0)
-        ais = {} if run.config.latent_dim != 2 and run.config.ais_images else None
-        if not devices.agree(lambda run=run: records.evaluated(run.path, run.epoch, run.config.latent_dim == 2,
-                                                               ais is not None), DECIDING):
-            evaluate(run, progress=progress, exact=run.config.latent_dim == 2, exact_extras=exact_extras,
-                     devices=devices, ais=ais)
+    stopped = any(result["status"] != "done" for result in results)
+    runs = [Run(Path(r["run_dir"]), r["config"], r["params"], r["epoch"], r["split"], stopped) for r in results]
+    extras = exact_extras and not quick
+    for run in runs if not stopped else ():  # Dz = 2: the exact log p(x) and the bounds; else AIS (ais_images > 0)
+        exact, ais = run.config.latent_dim == 2, {} if run.config.latent_dim != 2 and run.config.ais_images else None
+        if not devices.agree(lambda run=run: records.evaluated(run.path, run.epoch, exact, ais is not None,
+                                                               exact and extras), DECIDING):
+            evaluate(run, progress=progress, exact=exact, exact_extras=extras, devices=devices, ais=ais)
     if seeds is not None:
-        if devices.writer:
+        if devices.writer and not stopped:
             summarize_group(run_dir, [run.path for run in runs])
         return runs
     return runs[0]
 
 
-def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None, devices=parallel.ONE):
+def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None, devices=parallel.ONE, quick=False):
     """What `aevb run` does: train or resume, evaluate, every figure, the completion, the answers,
     the report. Returns the report's path (a list with seeds), or None if training was interrupted.
     devices: training and evaluation run on them; the rest runs in process 0 alone (the other
-    processes return [])."""
+    processes return []). quick: see train_and_evaluate."""
     members = files.members(settings, run_dir, seeds)
     with contextlib.ExitStack() as stack:
         devices.agree(lambda: lock.hold(stack, members, "auto", "aevb run"), DECIDING)
-        runs = train_and_evaluate(settings, run_dir, data_dir, progress, seeds, devices=devices)
-        if runs is None:
+        runs = train_and_evaluate(settings, run_dir, data_dir, progress, seeds, devices=devices, quick=quick)
+        if (runs if seeds is not None else [runs])[0].interrupted:
             return None
         if not devices.writer:
             return []
@@ -234,7 +233,8 @@ def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True, devices=par
     bar = tqdm(directories, desc=f"sweep {sweep_dir.name}", unit="run", disable=not progress, dynamic_ncols=True)
     for point, directory in zip(points, bar, strict=True):
         bar.set_postfix_str(directory.name)
-        if train_and_evaluate(point, directory, data_dir, progress, seeds, False, devices) is None:
+        trained = train_and_evaluate(point, directory, data_dir, progress, seeds, False, devices)
+        if (trained if seeds is not None else [trained])[0].interrupted:
             return None
     print(f"sweep {sweep_dir}: {len(points)} settings x {len(seeds or [None])} seeds; compare them with: "
           f"aevb compare {sweep_dir}")

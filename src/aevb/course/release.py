@@ -13,6 +13,7 @@ A notebook is JSON (nbformat 4); it is read and written as such.
 import json
 import os
 import re
+from pathlib import Path
 
 from ..errors import ConfigError
 from ..runs import files
@@ -136,3 +137,11 @@ def release(source, destination, replace=False):
                               "--out, or --replace to write over it")
     files.atomic_write_text(destination, json.dumps(copy, indent=1, ensure_ascii=False) + "\n")
     return count
+
+
+def command(notebook, out=None, replace=False):
+    """aevb release: the student copy of notebook at out (default release/NAME); exit code 0."""
+    out = Path(out) if out else Path("release") / Path(notebook).name
+    count = release(notebook, out, replace)
+    print(f"student copy: {out} ({count} solutions replaced by raise NotImplementedError())")
+    return 0

@@ -19,9 +19,13 @@ BDMC_KEY = np.array([0, 6], np.uint32)  # jax.random.PRNGKey(6): the simulated d
 
 
 def settings_of(config, **given):
-    """The AIS Settings of a run's config (its ais_* fields and bdmc), with the given ones instead."""
-    return Settings(**{"steps": config.ais_steps, "chains": config.ais_chains, "leapfrog": config.ais_leapfrog,
-                       "images": config.ais_images, "bdmc": config.bdmc, **given})
+    """The AIS Settings of a run's config (its ais_* fields and bdmc), with the given ones instead; refused
+    in one line before any work where they cannot run."""
+    settings = Settings(**{"steps": config.ais_steps, "chains": config.ais_chains, "leapfrog": config.ais_leapfrog,
+                           "images": config.ais_images, "bdmc": config.bdmc, **given})
+    if settings.images < 1:
+        raise ConfigError("AIS needs at least one test image (--ais-images)")
+    return settings
 
 
 def simulate(net, theta, latent_dim, n, key=BDMC_KEY):

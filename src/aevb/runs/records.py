@@ -169,11 +169,12 @@ def describe_group(name, group):
             if key in group["mean"]]
 
 
-def evaluated(run_dir, epoch, exact, ais):
-    """Whether summary.json holds an evaluation at this epoch, with the exact log p(x) and AIS if asked."""
+def evaluated(run_dir, epoch, exact, ais, extras=False):
+    """Whether summary.json holds an evaluation at this epoch, with the exact log p(x), AIS and the exact
+    evaluation's extras (the bounds against K, the gap decomposition: not there after a quick one) if asked."""
     summary = read_summary(run_dir)
     return (summary.get("evaluated_epoch") == epoch and (not exact or "test_log_px" in summary)
-            and (not ais or "test_log_px_ais" in summary))
+            and (not ais or "test_log_px_ais" in summary) and (not extras or "gap_decomposition" in summary))
 
 
 # The stages of aevb run timed in summary.json's run_stages (wall seconds), in the order it runs them;

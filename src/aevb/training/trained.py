@@ -28,13 +28,15 @@ def restore(run_dir):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Run:
-    """A trained run, loaded: where it lives, its config, its parameters at epoch, its data."""
+    """A trained run, loaded: where it lives, its config, its parameters at epoch, its data; interrupted:
+    training was stopped before its last epoch (what it holds is the last checkpoint's, not evaluated)."""
 
     path: Path
     config: Config
     params: dict
     epoch: int
     split: splits.Split
+    interrupted: bool = False
 
     @property
     def net(self):

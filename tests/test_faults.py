@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cannot_test, run_cli, tiny_flags
+from conftest import cannot_test, run_cli, tiny, tiny_flags
 
-from aevb import cli
+from aevb import cli, pipeline
 from aevb.runs import checkpoint, files, lock, records
 from aevb.training import trained
 
@@ -479,3 +479,33 @@ def test_damaged_checkpoint_bytes_are_refused_by_resume_and_evaluate(trained_run
         code, _, err = _finish(_aevb(*command, *argv))
         assert code == 1 and "is damaged" in _one_error_line(err), err
     assert before == {name: _digest(run_dir / name) for name in before}
+
+
+def test_sigterm_during_a_long_evaluation_stops_it_at_once_and_says_how_far_it_got(tmp_path):
+    """evaluate -k 10^7 (within bounds; hours on this model): SIGTERM once its IWAE bar has shown stops the
+    process within seconds (it once ran on for over 6 minutes), exit 130, one line naming the stage and how
+    many of its images were done."""
+    import threading
+
+    run_dir = tmp_path / "r"
+    pipeline.train(tiny(epochs=1, n_train=200, n_test=100), run_dir, progress=False)
+    process = _aevb("evaluate", "-k", "10000000", "--runs-dir", str(tmp_path), "--name", "r")
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: process.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.time() + 240
+    while "IWAE K=10000000" not in "".join(seen):
+        assert process.poll() is None and time.time() < deadline, "".join(seen)
+        time.sleep(0.2)
+    time.sleep(2)  # inside the first call
+    process.send_signal(signal.SIGTERM)
+    sent = time.time()
+    try:
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    reader.join(timeout=10)
+    err = "".join(seen)
+    assert process.returncode == 130 and time.time() - sent < 30, err
+    line = _one_error_line(err)
+    assert "stopped during IWAE K=10000000 after 0 of 100 images" in line, line

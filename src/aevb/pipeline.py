@@ -45,7 +45,7 @@ def train(settings, run_dir, mode="new", data_dir=None, progress=True, seeds=Non
     """
     group, members = seeds is not None, files.members(settings, run_dir, seeds)
     run_dirs = [one_dir for one_dir, _ in members]
-    with contextlib.ExitStack() as stack:
+    with files.removed_if_refused(run_dirs if devices.writer else []), contextlib.ExitStack() as stack:
         def decide():
             lock.hold(stack, members, mode, "aevb train")
             # Decided while no one else can write the runs.
@@ -200,7 +200,7 @@ def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None, devices
     devices: training and evaluation run on them; the rest runs in process 0 alone (the other
     processes return []). quick: see train_and_evaluate."""
     members = files.members(settings, run_dir, seeds)
-    with contextlib.ExitStack() as stack:
+    with files.removed_if_refused([d for d, _ in members] if devices.writer else []), contextlib.ExitStack() as stack:
         devices.agree(lambda: lock.hold(stack, members, "auto", "aevb run"), DECIDING)
         runs = train_and_evaluate(settings, run_dir, data_dir, progress, seeds, devices=devices, quick=quick)
         if (runs if seeds is not None else [runs])[0].interrupted:

@@ -91,6 +91,9 @@ def split(images, config):
         description += f"; debug: the first {DEBUG_SIZE} images of each"
     labels = train_labels.astype(np.int32), test_labels.astype(np.int32)
     if getattr(config, "binarization", "threshold") == "threshold":
+        if train_images.size and train_images.max() < 128:  # blank once binarized: a run would learn nothing
+            raise DataError(f"every pixel of {name}'s training images is below 128, so binarized at byte 128 every "
+                            "image is blank: rescale them to 0-255, or use --binarization dynamic")
         return Split(binarize(train_images), labels[0], binarize(test_images), labels[1], images.dataset, description)
     how = (f"dynamic: each training pixel drawn afresh each epoch as a Bernoulli of pixel/255 (keys from the seed "
            f"and the epoch); the test images drawn once with jax.random.PRNGKey({DYNAMIC_KEYS['test']}), the "

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .. import parallel
 from ..data import splits
+from ..errors import Interrupted
 from ..model import densities, probability
 
 EVAL_KEY = np.array([0, 2], np.uint32)  # jax.random.PRNGKey(2), made without starting a backend
@@ -86,16 +87,22 @@ def by_chunks(compute, x, key, per_call, devices, progress, desc, alongside=()):
     n = x.shape[0]
     whole = n // IMAGE_CHUNK * IMAGE_CHUNK
     calls = splits.chunks(whole, IMAGE_CHUNK * per_call) + ([(whole, n)] if whole < n else [])
-    parts = []
-    for start, stop in tqdm(calls, desc=desc, unit="call", disable=not progress, dynamic_ncols=True):
-        size = min(IMAGE_CHUNK, stop - start)
-        starts = np.arange(start, stop, size)
-        keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(starts))
-        block = jnp.asarray(x[start:stop]).reshape(len(starts), size, -1)
-        given = [jnp.asarray(a[start:stop]).reshape(len(starts), size, *a.shape[1:]) for a in alongside]
-        keys, block, *given = (devices.split(devices.pad(a)) for a in (keys, block, *given))
-        out = devices.gather(compute(block, keys, *given))[: len(starts)]  # (C, B, ...)
-        parts.append(out.reshape(-1, *out.shape[2:]))
+    parts, done = [], 0
+    try:
+        for start, stop in tqdm(calls, desc=desc, unit="call", disable=not progress, dynamic_ncols=True):
+            size = min(IMAGE_CHUNK, stop - start)
+            starts = np.arange(start, stop, size)
+            keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(starts))
+            block = jnp.asarray(x[start:stop]).reshape(len(starts), size, -1)
+            given = [jnp.asarray(a[start:stop]).reshape(len(starts), size, *a.shape[1:]) for a in alongside]
+            keys, block, *given = (devices.split(devices.pad(a)) for a in (keys, block, *given))
+            # Waited for so that Ctrl-C or SIGTERM stops it at once, not when the call ends (minutes at large K).
+            out = devices.gather(parallel.wait(compute(block, keys, *given)))[: len(starts)]  # (C, B, ...)
+            parts.append(out.reshape(-1, *out.shape[2:]))
+            done = stop
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped during {desc} after {done} of {n} images; what was finished before it is "
+                          "saved (summary.json)") from None
     return np.concatenate(parts)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import parallel
-from ..errors import ConfigError
+from ..errors import ConfigError, Interrupted
 from ..model import probability
 
 TILE = 0.4  # a tile's side in z units
@@ -163,13 +163,19 @@ def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, t
     pairs = 0  # (image, fine point) pairs evaluated
     needed = np.nonzero(kept.any(axis=0))[0]
     blocks = list(_blocks(kept, len(lows)))
-    for members, in_group in tqdm(blocks, desc=desc, unit="block", disable=not progress, dynamic_ncols=True):
-        logits, row = _tile_terms(net, theta, _points(devices, lows[members], TILE, spacing))
-        for ids, n in _chunks(np.nonzero(in_group.any(axis=1))[0], devices):
-            values = devices.gather(_log_sum(devices.split(jnp.asarray(x[ids])), logits, row,
-                                             devices.split(jnp.asarray(in_group[ids])))).astype(np.float64)[:n]
-            total[ids[:n]] = np.logaddexp(total[ids[:n]], values)
-            pairs += n * logits.shape[0]
+    done = 0
+    try:
+        for done, (members, in_group) in enumerate(tqdm(blocks, desc=desc, unit="block", disable=not progress,
+                                                        dynamic_ncols=True)):
+            logits, row = _tile_terms(net, theta, _points(devices, lows[members], TILE, spacing))
+            for ids, n in _chunks(np.nonzero(in_group.any(axis=1))[0], devices):
+                values = devices.gather(parallel.wait(_log_sum(devices.split(jnp.asarray(x[ids])), logits, row,
+                                                               devices.split(jnp.asarray(in_group[ids])))))
+                total[ids[:n]] = np.logaddexp(total[ids[:n]], values.astype(np.float64)[:n])
+                pairs += n * logits.shape[0]
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped during {desc} after {done} of {len(blocks)} blocks of the grid; what was "
+                          "finished before it is saved (summary.json)") from None
     points = len(needed) * round(TILE / spacing) ** 2
     d = x.shape[1]
     hidden = theta["hidden"]["weight"].shape[1] if "hidden" in theta else 0  # for the FLOP count (mlp)

@@ -18,6 +18,7 @@ with, and whether it resumes, is decided by aevb.runs.checkpoint.resolve before 
 aevb.runs.records reads and writes the files that hold numbers.
 """
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -81,6 +82,30 @@ def report_path(run_dir):
 
 def has_checkpoint(run_dir):
     return (Path(run_dir) / CHECKPOINT).exists()
+
+
+@contextlib.contextmanager
+def removed_if_refused(run_dirs):
+    """Run directories (and their parents) that the block makes are removed again if it fails: a command
+    refused before it trains leaves nothing behind. Only aevb's bookkeeping goes (.lock, data.json, an empty
+    metrics.jsonl), and a directory only once empty: nothing a run wrote is ever removed."""
+    new = []
+    for run_dir in map(Path, run_dirs):
+        for folder in (run_dir, *run_dir.parents):
+            if folder.exists():
+                break
+            new.append(folder)
+    try:
+        yield
+    except BaseException:
+        for folder in sorted(set(new), key=lambda p: len(p.parts), reverse=True):  # the deepest first
+            for name in (LOCK, DATA, METRICS):
+                path = folder / name
+                if path.is_file() and (name != METRICS or path.stat().st_size == 0):
+                    path.unlink()
+            with contextlib.suppress(OSError):  # not empty: the run's own files stay
+                folder.rmdir()
+        raise
 
 
 # ---- atomic files -------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from .. import parallel
 from ..errors import ConfigError, Interrupted, ProcessesError, TrainingDiverged, first_line, peers_lost
 from ..runs import checkpoint, files, records, tensorboard
 from .compiled import check_memory, init_state, keep_where, make_epoch, member, stack
-from .signals import StopRequest, wait
+from ..parallel import wait
+from .signals import StopRequest
 from .trained import restore
 
 

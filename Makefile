@@ -9,7 +9,7 @@ NAME ?= default
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser debian-lists data run test bench clean
+.PHONY: install browser debian-lists data run test bench kernel clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ run: data
 WORKERS ?= auto
 test: install browser debian-lists
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
+
+# The "aevb" Jupyter kernel: this project's .venv, for a notebook or nbgrader run from another environment
+# (course/nbgrader_config.py names it).
+kernel: install
+	$(BIN)/python -m ipykernel install --user --name aevb --display-name "Python (aevb)"
 
 bench: data
 	$(BIN)/python bench/bench.py; status=$$?; $(BIN)/python bench/readme.py && exit $$status

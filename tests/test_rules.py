@@ -382,10 +382,11 @@ def test_a_quick_run_leaves_out_the_extras_and_a_later_full_run_adds_them(tmp_pa
     assert run_cli(capsys, "run", *argv, "--quick")[0] == 0
     quick = records.read_summary(tmp_path / "q")
     assert "test_log_px" in quick and "gap_decomposition" not in quick and "bounds_vs_k" not in quick
-    assert (tmp_path / "q" / "report.html").exists()
+    assert "log_px_accuracy" not in quick and "A quick evaluation" in (tmp_path / "q" / "report.html").read_text()
     code, out, _ = run_cli(capsys, "run", *argv)
     full = records.read_summary(tmp_path / "q")
-    assert code == 0 and "gap_decomposition" in full and "bounds_vs_k" in full
+    assert code == 0 and "gap_decomposition" in full and "bounds_vs_k" in full and "log_px_accuracy" in full
+    assert "A quick evaluation" not in (tmp_path / "q" / "report.html").read_text()
     assert full["test_log_px"] == quick["test_log_px"] and full["training_seconds"] == quick["training_seconds"]
 
 

@@ -176,7 +176,7 @@ def train_and_evaluate(settings, run_dir, data_dir=None, progress=True, seeds=No
                        devices=parallel.ONE, quick=False):
     """Trains (or resumes, or finds trained) and evaluates (unless done at its last epoch): the Run (with seeds
     a list, see train); if interrupted, as far as it got with .interrupted True, not evaluated (the same call
-    continues it). quick (or not exact_extras): no bounds against K or gap decomposition."""
+    continues it). quick (or not exact_extras): no grid accuracy check, bounds against K or gap decomposition."""
     results = train(settings, run_dir, "auto", data_dir, progress, seeds, devices)
     results = results if seeds is not None else [results]
     stopped = any(result["status"] != "done" for result in results)

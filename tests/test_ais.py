@@ -158,7 +158,7 @@ def test_a_decoder_that_ignores_z_gives_the_closed_form():
     params["encoder"] = jax.tree_util.tree_map(jnp.zeros_like, params["encoder"])
     for start, q in (("defensive", [2.0, 2.0, -2.0, -2.0]), ("encoder", [1.0, 1.0, 0.3, 0.3])):
         params["encoder"]["out"]["bias"] = jnp.array(q)  # (mean, log_std), Dz = 2
-        for steps in (SETTINGS.steps, 1):
+        for steps in (30, 1):
             out = ais.ais_per_image(NET, params, x, dataclasses.replace(SETTINGS, start=start, steps=steps), 2)
             assert np.all(np.abs(out["log_px"] - expected) < 3 * out["log_px_se"] + 1e-3), (start, steps, out[
                 "log_px"] - expected)
@@ -179,7 +179,7 @@ def test_ais_through_a_decoder_that_uses_z_against_quadrature():
     log_joint = stats.norm.logpdf(z).sum(-1) + stats.bernoulli.logpmf(x[:, None], special.expit(logits)).sum(-1)
     truth = special.logsumexp(log_joint, axis=1) + 2 * np.log(axis[1] - axis[0])  # (3,)
     out = ais.ais_per_image(NET, params, x.astype(np.float32), dataclasses.replace(SETTINGS, start="prior",
-                                                                                     chains=64), 2)
+                                                                                     chains=32), 2)
     assert np.all(np.abs(out["log_px"] - truth) < 3 * out["log_px_se"] + 0.02), (out["log_px"] - truth)
 
 
@@ -242,19 +242,19 @@ def test_evaluate_with_ais_reports_it_beside_the_exact_value(tmp_path, capsys):
 
     argv = ["--runs-dir", str(tmp_path), "--name", "r"]
     assert pipeline.train(tiny(epochs=3, n_train=200, n_test=100), tmp_path / "r", progress=False)["status"] == "done"
-    code, out, err = run_cli(capsys, "evaluate", "--ais", "--ais-steps", "50", "--ais-images", "40", "--bdmc", "20",
+    code, out, err = run_cli(capsys, "evaluate", "--ais", "--ais-steps", "50", "--ais-images", "20", "--bdmc", "10",
                              "--no-progress", *argv)
     assert code == 0, err
     ais_numbers, per_image = records.read_summary(tmp_path / "r")["ais"], records.read_per_image(tmp_path / "r")
     run = pipeline.load(tmp_path / "r")
-    assert ais_numbers["images"] == 40 and ais_numbers["steps"] == 50 and per_image["test_ais"].shape == (40,)
+    assert ais_numbers["images"] == 20 and ais_numbers["steps"] == 50 and per_image["test_ais"].shape == (20,)
     assert ais_numbers["log_px"] == pytest.approx(float(np.mean(per_image["test_ais"].astype(np.float64))))
-    grid = exact.log_px(run.net, run.params["decoder"], run.split.x_test[:40])[0]
+    grid = exact.log_px(run.net, run.params["decoder"], run.split.x_test[:20])[0]
     assert ais_numbers["minus_exact"] == pytest.approx(float(np.mean(per_image["test_ais"] - grid)), abs=1e-4)
     bdmc = ais_numbers["bdmc"]
-    assert bdmc["examples"] == 20 and bdmc["forward"] <= bdmc["reverse"]
+    assert bdmc["examples"] == 10 and bdmc["forward"] <= bdmc["reverse"]
     assert bdmc["forward"] - 3 * bdmc["forward_se"] < bdmc["exact"] < bdmc["reverse"] + 3 * bdmc["reverse_se"]
-    assert "test log p(x) by AIS" in out and "BDMC on 20 examples" in out and "gap" in out
+    assert "test log p(x) by AIS" in out and "BDMC on 10 examples" in out and "gap" in out
     assert "from the prior" in out  # the default start, named as it is
     # The report shows the same numbers, in the words the command printed.
     assert run_cli(capsys, "report", *argv)[0] == 0

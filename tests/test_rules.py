@@ -378,16 +378,24 @@ def test_settings_that_would_be_ignored_are_refused(tmp_path, capsys, flags, wor
 
 
 def test_a_quick_run_leaves_out_the_extras_and_a_later_full_run_adds_them(tmp_path, capsys):
+    """aevb run --quick: the exact log p(x) without the accuracy check, the bounds against K and the gap
+    decomposition, and a report that says so; the run then counts as evaluated for a quick run only, so a
+    later aevb run without --quick evaluates again (tests/test_cli.py's end-to-end run shows what it adds)."""
     argv = [*tiny_flags(epochs=1, n_train=200, n_test=100), "--runs-dir", str(tmp_path), "--name", "q", "--no-progress"]
     assert run_cli(capsys, "run", *argv, "--quick")[0] == 0
     quick = records.read_summary(tmp_path / "q")
     assert "test_log_px" in quick and "gap_decomposition" not in quick and "bounds_vs_k" not in quick
     assert "log_px_accuracy" not in quick and "A quick evaluation" in (tmp_path / "q" / "report.html").read_text()
-    code, out, _ = run_cli(capsys, "run", *argv)
-    full = records.read_summary(tmp_path / "q")
-    assert code == 0 and "gap_decomposition" in full and "bounds_vs_k" in full and "log_px_accuracy" in full
-    assert "A quick evaluation" not in (tmp_path / "q" / "report.html").read_text()
-    assert full["test_log_px"] == quick["test_log_px"] and full["training_seconds"] == quick["training_seconds"]
+    assert records.evaluated(tmp_path / "q", 1, exact=True, ais=False, extras=False)
+    assert not records.evaluated(tmp_path / "q", 1, exact=True, ais=False, extras=True)
+    calls = []
+    original = pipeline.evaluate
+    try:  # a run without --quick evaluates again, asking for the extras (recorded, not run)
+        pipeline.evaluate = lambda *args, **kwargs: calls.append(kwargs)
+        pipeline.train_and_evaluate(tiny(epochs=1, n_train=200, n_test=100), tmp_path / "q", progress=False)
+    finally:
+        pipeline.evaluate = original
+    assert len(calls) == 1 and calls[0]["exact"] and calls[0]["exact_extras"]
 
 
 def test_an_interrupted_train_and_evaluate_returns_the_run_as_far_as_it_got(tmp_path, monkeypatch):
@@ -404,3 +412,33 @@ def test_an_interrupted_train_and_evaluate_returns_the_run_as_far_as_it_got(tmp_
     assert "test_elbo" not in records.read_summary(tmp_path / "r")
     done = pipeline.train_and_evaluate(config, tmp_path / "r", progress=False, quick=True)
     assert not done.interrupted and done.epoch == 2 and "test_log_px" in records.read_summary(tmp_path / "r")
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--bdmc", "100000000"], "BDMC's simulated examples would need about"),
+    (["--ais-chains", "10000000"], "one AIS call would need about"),
+])
+def test_ais_settings_too_big_for_memory_are_refused_before_any_work(run_dir, capsys, flags, words):
+    before = records.read_summary(run_dir)
+    code, _, err = run_cli(capsys, "evaluate", "--ais", "--ais-images", "5", *flags, "--no-progress", "--runs-dir",
+                           str(run_dir.parent), "--name", run_dir.name)
+    assert code == 1 and words in err.splitlines()[-1] and "this machine has" in err, err
+    assert records.read_summary(run_dir) == before  # nothing evaluated, nothing written
+
+
+def test_the_exact_grids_flop_count_is_xlas_for_any_decoder():
+    """The formula for a one-hidden-layer MLP agrees with XLA's count of the compiled decoder within 5%, and
+    a conv decoder (no formula) is counted by XLA: several times an MLP of its size per point."""
+    import jax
+
+    from aevb.evaluation import exact
+    from aevb.model import networks
+
+    for architecture, config in (("mlp", tiny(hidden_dim=64)), ("conv", tiny(architecture="conv"))):
+        net = networks.get(architecture) if architecture == "mlp" else config.network
+        theta = net.init(jax.random.PRNGKey(0), 144, config)["decoder"]
+        counted = exact._decoder_flops(net, theta, 144)
+        compiled = jax.jit(net.decode).lower(theta, jax.numpy.zeros((1, 2))).compile().cost_analysis()
+        xla = float((compiled[0] if isinstance(compiled, list | tuple) else compiled)["flops"])
+        assert counted == pytest.approx(xla, rel=0.05), (architecture, counted, xla)
+    assert counted > 10 * 2 * (2 * 64 + 64 * 144)

@@ -88,7 +88,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
     with opened(run, "aevb evaluate", data_dir, devices) as run, records.stage(run.path, "evaluate", devices.writer):
         if exact:
             evaluation.gaps.check(run.config.latent_dim)
-        ais = None if ais is None else evaluation.likelihood.settings_of(run.config, **ais)  # refused before work
+        ais = None if ais is None else evaluation.likelihood.settings_of(run.config, run.split.x_test.shape[1], **ais)
         split, k = run.split, k or run.config.iwae_k
         # Without a grid the defensive bound is usually the tighter one (AIS the estimate to trust); Dz = 2 has one.
         results, per_image = evaluation.bounds.evaluate(run.net, run.params, split.x_train, split.x_test,

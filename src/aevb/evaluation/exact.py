@@ -178,12 +178,22 @@ def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, t
                           "finished before it is saved (summary.json)") from None
     points = len(needed) * round(TILE / spacing) ** 2
     d = x.shape[1]
-    hidden = theta["hidden"]["weight"].shape[1] if "hidden" in theta else 0  # for the FLOP count (mlp)
-    decoder_flops = 2 * (2 * hidden + hidden * d)
+    decoder_flops = _decoder_flops(net, theta, d)
     stats = {"seconds": time.perf_counter() - began, "tiles": int(len(needed)), "points": int(points),
              "image_point_pairs": int(pairs),
              "flops": float(2 * d * (pairs + len(x) * coarse_points) + decoder_flops * (points + coarse_points))}
     return total + 2 * math.log(spacing), stats
+
+
+def _decoder_flops(net, theta, data_dim):
+    """FLOPs of the decoder at one z: by the formula for a one-hidden-layer MLP (2 x (2h + h D)), else XLA's own
+    count of the compiled decoder (a conv decoder costs far more per point than its parameter count says)."""
+    if set(theta) == {"hidden", "out"}:
+        hidden = theta["hidden"]["weight"].shape[1]
+        return 2 * (2 * hidden + hidden * data_dim)
+    cost = jax.jit(net.decode).lower(theta, jnp.zeros((1, 2), jnp.float32)).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    return float((cost or {}).get("flops", 0.0))
 
 
 def log_joint_tables(net, theta, x, tiles, spacing=2 * SPACING, within=THRESHOLD):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from .. import parallel
-from ..errors import ConfigError
+from ..errors import ConfigError, TooBig, machine_memory
 from ..model import probability
 from . import bounds, exact, gaps
 from .ais import Settings, ais_per_image
@@ -18,14 +18,33 @@ STARTS = {"defensive": "the defensive mixture (1/2 q + 1/4 wide q + 1/4 prior)",
 BDMC_KEY = np.array([0, 6], np.uint32)  # jax.random.PRNGKey(6): the simulated data
 
 
-def settings_of(config, **given):
+def settings_of(config, data_dim=None, **given):
     """The AIS Settings of a run's config (its ais_* fields and bdmc), with the given ones instead; refused
-    in one line before any work where they cannot run."""
+    in one line before any work where they cannot run, or (data_dim given) would not fit in memory."""
     settings = Settings(**{"steps": config.ais_steps, "chains": config.ais_chains, "leapfrog": config.ais_leapfrog,
                            "images": config.ais_images, "bdmc": config.bdmc, **given})
     if settings.images < 1:
         raise ConfigError("AIS needs at least one test image (--ais-images)")
+    if data_dim is not None:
+        check_memory(settings, data_dim, config.latent_dim)
     return settings
+
+
+def memory_bytes(settings, data_dim, latent_dim):
+    """{part: bytes} estimated before AIS runs: one compiled call (bounds.IMAGE_CHUNK images x C chains, the
+    decoder's logits and their gradient at a leapfrog state, each twice: 4 copies of (chunk, C, D) float32),
+    and BDMC's simulated examples at once (z, logits and images: 3 copies of (n, D) float32)."""
+    per_call = 4 * 4 * bounds.IMAGE_CHUNK * max(settings.chains, settings.pilot_chains) * (data_dim + latent_dim)
+    return {"one AIS call": per_call, "BDMC's simulated examples": 3 * 4 * settings.bdmc * (data_dim + latent_dim)}
+
+
+def check_memory(settings, data_dim, latent_dim):
+    """Refuses, before any work, AIS settings whose estimated memory (memory_bytes) exceeds this machine's."""
+    have = machine_memory()
+    for part, need in memory_bytes(settings, data_dim, latent_dim).items():
+        if need > 0.8 * have:
+            raise TooBig(f"{part} would need about {need / 2**30:.1f} GiB; this machine has {have / 2**30:.1f} GiB: "
+                         f"choose fewer {'--ais-chains' if part == 'one AIS call' else '--bdmc examples'}")
 
 
 def simulate(net, theta, latent_dim, n, key=BDMC_KEY):
@@ -63,7 +82,10 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
     r["log_px"], r["log_px_se"] = mean_se(out["log_px"])
     per_image = {"test_ais": out["log_px"], "test_ais_se": out["log_px_se"]}
     theta = devices.replicate(params["decoder"])
-    truth = exact.log_px(net, theta, x, devices=devices)[0] if latent_dim == 2 else None
+    # The exact value beside it (Dz = 2), with its own bar: on a conv decoder minutes for a few images (measured:
+    # 200 s for 2 test images of a 1-epoch conv model, 208 400 grid points, on a 2-core CPU).
+    truth = exact.log_px(net, theta, x, progress=progress, desc="exact log p(x) of the AIS images",
+                         devices=devices)[0] if latent_dim == 2 else None
     if truth is not None:
         difference = out["log_px"] - truth
         r["minus_exact"], r["minus_exact_se"] = mean_se(difference)
@@ -83,7 +105,8 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
         for name, values in (("forward", both["log_px"]), ("reverse", both["upper"]),
                              ("gap", both["upper"] - both["log_px"])):
             b[name], b[name + "_se"] = mean_se(values)
-        simulated_truth = exact.log_px(net, theta, simulated, devices=devices)[0] if latent_dim == 2 else None
+        simulated_truth = exact.log_px(net, theta, simulated, progress=progress, desc="exact log p(x) of BDMC's "
+                                       "examples", devices=devices)[0] if latent_dim == 2 else None
         if simulated_truth is not None:
             b["exact"], b["exact_se"] = mean_se(simulated_truth)
         r["bdmc"], simulated = b, (simulated, z, both, simulated_truth)

@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import protocol_speed  # bench/, beside this file
+import ais_conv  # bench/, beside this file
+import protocol_speed
 
 from aevb import pipeline
 from aevb.config import Config
@@ -374,6 +375,9 @@ def main():
     # The burda2016 protocol's network (issue 22) against a plain JAX scan epoch of it, batch 20 and 100.
     results["protocol_epoch"] = protocol_speed.measure()
     print(json.dumps(results["protocol_epoch"]), flush=True)
+    # AIS on a conv model at its smallest settings, compile apart from run, and the exact grid beside it (issue 44).
+    results["ais_conv"] = ais_conv.measure()
+    print(json.dumps(results["ais_conv"]), flush=True)
 
     # Each target as it was first stated; (name, passed, what was measured).
     speed, iwae = results["speed"], results["iwae"]

@@ -79,6 +79,11 @@ def results_rows(r, s):
            f"{m['aevb_seconds_per_epoch']:.2f} s; a plain JAX scan epoch of the same network "
            f"{m['plain_jax_seconds_per_epoch']:.2f} s (ratio {m['ratio']:.2f})")
           for batch, m in r.get("protocol_epoch", {}).items()),
+        *((("AIS on a conv model, 2 test images (T = 5 and 20, C = 2, L = 1, no BDMC)",
+           ", ".join(f"T = {t}: first call {a['first_call_seconds']:.1f} s (compiles), then "
+                     f"{a['second_call_seconds']:.2f} s" for t, a in r["ais_conv"]["ais"].items()) + f"; the exact grid of the same images "
+           f"{r['ais_conv']['exact']['seconds']:.0f} s ({r['ais_conv']['exact']['points']} points, "
+           f"{r['ais_conv']['exact']['gflop']:.0f} GFLOP by XLA's count)"),) if "ais_conv" in r else ()),
         ("recording the exact log p(x) during training", f"{exact['tracked_epoch_seconds']:.2f} s per recorded epoch"),
         ("`aevb run` (what `make run` does after install and data)",
          f"{run['seconds']:.0f} s, of which {run['exact_evaluation_seconds']:.0f} s the exact evaluation"),

@@ -210,7 +210,8 @@ def log_prior(z):
 
 
 def decoder(theta, z):
-    return jnp.tanh(z @ theta["hidden"]["weight"] + theta["hidden"]["bias"]) @ theta["out"]["weight"] + theta["out"]["bias"]
+    hidden = jnp.tanh(z @ theta["hidden"]["weight"] + theta["hidden"]["bias"])
+    return hidden @ theta["out"]["weight"] + theta["out"]["bias"]
 
 
 def log_likelihood(theta, x, z):
@@ -320,7 +321,8 @@ def test_a_student_function_that_never_returns_gets_a_verdict_within_the_time_li
     """A real process: the check of a function that loops forever ends with a verdict at the limit."""
     script = ("import time\nfrom aevb.course import diagnoses, grading\ndiagnoses.SECONDS_PER_CHECK = 3\n"
               "def log_prior(z):\n    while True:\n        time.sleep(0.01)\n"
-              "try:\n    grading.check('log_prior', log_prior)\nexcept grading.Wrong as wrong:\n    print('VERDICT', wrong)\n")
+              "try:\n    grading.check('log_prior', log_prior)\n"
+              "except grading.Wrong as wrong:\n    print('VERDICT', wrong)\n")
     began = time.monotonic()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert "VERDICT log_prior did not finish within 3 s" in done.stdout, done.stderr[-2000:]

@@ -108,6 +108,7 @@ def test_nbgrader_grades_a_correct_a_partly_wrong_and_an_empty_submission(tmp_pa
         nbformat.write(notebook, course / "submitted" / student / "vae" / "assignment.ipynb")
     nbgrader("autograde", "vae")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        scores = {student: gradebook.find_submission("vae", student).score for student in ("correct", "partly", "empty")}
+        scores = {student: gradebook.find_submission("vae", student).score
+                  for student in ("correct", "partly", "empty")}
         assert gradebook.find_assignment("vae").max_score == 11
     assert scores == {"correct": 11, "partly": 8, "empty": 0}, scores

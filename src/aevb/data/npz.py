@@ -88,7 +88,6 @@ def read(path):
         shapes.add(x.shape[1:])
     if len(shapes) > 1:
         raise DataError(f"{path}: train and test images differ in shape: {sorted(shapes)}")
-    _check_not_blank(path, images, test_images)
     image_shape = shapes.pop()
     pairs = [("labels", labels, images), ("test_labels", test_labels, test_images)]
     for key, y, x in pairs:
@@ -112,14 +111,3 @@ def read(path):
         flat[role] = np.zeros(size, LABEL_DTYPE) if y is None else y.astype(LABEL_DTYPE)
     return path, image_shape, tuple(str(c) for c in class_names), flat
 
-
-def _check_not_blank(path, *arrays):
-    """Refuses images that every binarization would make blank or constant: one value everywhere, or only
-    the bytes 0 and 1 (0/1 images given as bytes, which binarized at 128 are all 0), naming the fix."""
-    present = [x for x in arrays if x.size]
-    low, high = min(int(x.min()) for x in present), max(int(x.max()) for x in present)
-    if low == high:
-        raise DataError(f"{path}: every pixel of every image is {low}: there is nothing to learn")
-    if high <= 1:
-        raise DataError(f"{path}: the pixels are only 0 and 1, which binarized at byte 128 are all 0; aevb reads "
-                        "bytes 0-255: save (images * 255).astype(np.uint8)")

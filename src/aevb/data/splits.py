@@ -90,8 +90,12 @@ def split(images, config):
         test_images, test_labels = test_images[:DEBUG_SIZE], test_labels[:DEBUG_SIZE]
         description += f"; debug: the first {DEBUG_SIZE} images of each"
     labels = train_labels.astype(np.int32), test_labels.astype(np.int32)
+    brightest = int(train_images.max()) if train_images.size else 255
+    if brightest <= 1:  # 0/1 images given as bytes: blank under either binarization (a run learns nothing)
+        raise DataError(f"the pixels of {name}'s training images are only 0 and 1, which binarized at byte 128 are "
+                        "all 0; aevb reads bytes 0-255: save (images * 255).astype(np.uint8)")
     if getattr(config, "binarization", "threshold") == "threshold":
-        if train_images.size and train_images.max() < 128:  # blank once binarized: a run would learn nothing
+        if brightest < 128:  # blank once binarized at 128
             raise DataError(f"every pixel of {name}'s training images is below 128, so binarized at byte 128 every "
                             "image is blank: rescale them to 0-255, or use --binarization dynamic")
         return Split(binarize(train_images), labels[0], binarize(test_images), labels[1], images.dataset, description)

@@ -127,7 +127,8 @@ K = {s['iwae_k']}: {gap['fraction_over_10_nats']:.0%} of the test images are ove
 
 
 def _rows(rows):
-    return "".join(f"<tr><td>{html.escape(a)}</td><td class=num>{t}</td><td class=num>{r}</td></tr>" for a, t, r in rows)
+    return "".join(f"<tr><td>{html.escape(a)}</td><td class=num>{t}</td><td class=num>{r}</td></tr>"
+                   for a, t, r in rows)
 
 
 def _bounds_conclusion(b):

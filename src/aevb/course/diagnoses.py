@@ -140,8 +140,8 @@ def _has_contents(cell):
     return True
 
 
-def _grows_with_batch(name, f, make_args):
-    """A loop over the batch shows as a traced program that grows with the batch size."""
+def structure(name, f, make_args):
+    """Refuses a loop over the batch: it shows as a traced program that grows with the batch size."""
     sizes = []
     for batch in (2, 6):
         try:
@@ -162,7 +162,7 @@ def numbers(name, got, what=""):
         raise Wrong(f"{name} returned None{' for ' + what if what else ''} (is its return statement missing?)")
     try:
         return np.asarray(got, dtype=np.float64)
-    except Exception:  # a string, a dict, a ragged list, None, ...: the student's value, named
+    except Exception:  # a string, a dict, a ragged list, ...: the student's value, named
         kind = type(got).__name__
         raise Wrong(f"{name} returned a {kind}{' for ' + what if what else ''}, not an array of numbers "
                     "(return a jax.numpy array)") from None
@@ -226,7 +226,3 @@ def sum_variants(per_element, sign_of):
             else "it has the wrong sign": -total,
             "it sums over the batch too: keep one value per row (shape (B,))": total.sum(),
             "it averages over the batch: keep one value per row (shape (B,))": total.mean()}
-
-
-def structure(name, f, make_args):
-    _grows_with_batch(name, f, make_args)

@@ -23,11 +23,7 @@ def settings_of(config, data_dim=None, **given):
     in one line before any work where they cannot run, or (data_dim given) would not fit in memory."""
     settings = Settings(**{"steps": config.ais_steps, "chains": config.ais_chains, "leapfrog": config.ais_leapfrog,
                            "images": config.ais_images, "bdmc": config.bdmc, **given})
-    if settings.images < 1:
-        raise ConfigError("AIS needs at least one test image (--ais-images)")
-    if data_dim is not None:
-        check_memory(settings, data_dim, config.latent_dim)
-    return settings
+    return settings if data_dim is None else check(settings, data_dim, config.latent_dim)
 
 
 def memory_bytes(settings, data_dim, latent_dim):
@@ -38,13 +34,17 @@ def memory_bytes(settings, data_dim, latent_dim):
     return {"one AIS call": per_call, "BDMC's simulated examples": 3 * 4 * settings.bdmc * (data_dim + latent_dim)}
 
 
-def check_memory(settings, data_dim, latent_dim):
-    """Refuses, before any work, AIS settings whose estimated memory (memory_bytes) exceeds this machine's."""
+def check(settings, data_dim, latent_dim):
+    """settings, refused in one line if AIS cannot run them: no images, or an estimated memory (memory_bytes)
+    over this machine's."""
+    if settings.images < 1:
+        raise ConfigError("AIS needs at least one test image (--ais-images)")
     have = machine_memory()
     for part, need in memory_bytes(settings, data_dim, latent_dim).items():
         if need > 0.8 * have:
             raise TooBig(f"{part} would need about {need / 2**30:.1f} GiB; this machine has {have / 2**30:.1f} GiB: "
                          f"choose fewer {'--ais-chains' if part == 'one AIS call' else '--bdmc examples'}")
+    return settings
 
 
 def simulate(net, theta, latent_dim, n, key=BDMC_KEY):
@@ -65,9 +65,7 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
     aevb.evaluation.ais.Settings or a dict of its fields. The numbers: everything under "ais", its
     headline beside the other bounds as test_log_px_ais (and bdmc_gap), each with its _se, and with curve
     the estimates against T beside the IWAE bounds against K (ais_vs_steps; see steps_curve)."""
-    settings = Settings(**settings) if isinstance(settings, dict) else settings
-    if settings.images < 1:
-        raise ConfigError("AIS needs at least one test image (--ais-images)")
+    settings = check(Settings(**settings) if isinstance(settings, dict) else settings, x_test.shape[1], latent_dim)
     mean_se = bounds.mean_and_standard_error
     x = x_test[: settings.images]
     began = time.perf_counter()

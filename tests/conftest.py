@@ -12,12 +12,13 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["AEVB_TESTS_CACHE_OWNER"] = str(os.getpid())
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
-# Compiling is most of the suite's time (78 of 113 s in the AIS run tests). LLVM at -O1 compiles those
-# programs in 44 s, not 78, and gives the same bits as the default -O2 here (a trained run's parameters,
-# exact log p(x) and IWAE bounds compared byte for byte; -O0 differs in the last bits). Only the tests
-# and the processes they start use it: aevb run and make bench keep XLA's default.
+# Compiling is most of the suite's time (78 of 113 s in the two AIS run tests). LLVM at -O1 and XLA's older
+# fusion codegen compile those programs in 26 s, not 78, and give the same bits as XLA's defaults here (a
+# trained run's parameters, exact log p(x) and IWAE bounds compared byte for byte; -O0 differs in the last
+# bits). Only the tests and the processes they start use them: aevb run and make bench keep XLA's defaults.
+FAST_COMPILE = ("--xla_backend_optimization_level=1", "--xla_cpu_use_fusion_emitters=false")
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=1").strip()
+    os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *FAST_COMPILE]).strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -160,11 +161,19 @@ def shared_folder(tmp_path_factory):
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+REPORTED = {"epochs": 5, "log_px_every": 2}  # the settings of reported_run, beside tiny()'s
+
+
 @pytest.fixture(scope="session")
 def reported_run(tmp_path_factory):
-    """A run with every file: trained (the exact log p(x) tracked every 2 epochs), evaluated with
-    --exact, plotted, completed, answered and reported, through the command line in this process.
+    """A run with every file, made by `aevb run` in this process: trained (the exact log p(x) tracked every
+    2 epochs), evaluated with the exact extras, plotted, completed, answered and reported. What the command
+    printed is kept beside it (reported-runs.out) with its wall time in seconds (reported-runs.wall).
     Made once per session: the first worker to need it makes it while the others wait; tests only read it."""
+    import contextlib
+    import io
+    import time
+
     from aevb import cli
 
     shared = shared_folder(tmp_path_factory)
@@ -173,11 +182,12 @@ def reported_run(tmp_path_factory):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
             shutil.rmtree(runs, ignore_errors=True)  # a worker that failed half-way
-            argv = ["--runs-dir", str(runs), "--name", "r"]
-            assert cli.main(["train", *tiny_flags(epochs=5, log_px_every=2), "--no-progress", *argv]) == 0
-            assert cli.main(["evaluate", "--samples", "2", "-k", "10", "--exact", "--no-progress", *argv]) == 0
-            for command in ("plot", "complete", "answers", "report"):
-                assert cli.main([command, *argv]) == 0
+            printed, began = io.StringIO(), time.perf_counter()
+            with contextlib.redirect_stdout(printed):
+                code = cli.main(["run", *tiny_flags(**REPORTED), "--no-progress", "--runs-dir", str(runs), "--name", "r"])
+            assert code == 0, printed.getvalue()[-3000:]
+            (shared / "reported-runs.wall").write_text(str(time.perf_counter() - began))
+            (shared / "reported-runs.out").write_text(printed.getvalue())
             done.touch()
     return runs / "r"
 

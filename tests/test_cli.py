@@ -1,12 +1,12 @@
 import dataclasses
 import io
 import json
-import time
+import shutil
 
 import matplotlib.image
 import pytest
 import tbparse
-from conftest import run_cli, tiny, tiny_flags
+from conftest import REPORTED, run_cli, tiny, tiny_flags
 
 from aevb import arguments, cli
 from aevb.config import Config
@@ -101,7 +101,7 @@ def test_overwrite_starts_again_and_drops_the_old_numbers(capsys, tmp_path):
     assert not (tmp_path / "r" / files.REPORT).exists() and not (tmp_path / "r" / files.FIGURES).exists()
 
 
-def _check_tensorboard(run, summary):
+def _check_tensorboard(run, summary, epochs):
     """The TensorBoard files, read back by tbparse (TensorBoard's own reader), hold metrics.jsonl's curves
     and the summary's numbers and figures."""
     reader = tbparse.SummaryReader(str(run / "tensorboard"))
@@ -116,7 +116,7 @@ def _check_tensorboard(run, summary):
         number = summary
         for part in name.split("/"):
             number = number[part]
-        assert list(value.step) == [4] and value.value.iloc[0] == pytest.approx(number, rel=1e-6)
+        assert list(value.step) == [epochs] and value.value.iloc[0] == pytest.approx(number, rel=1e-6)
     # The figures through TensorBoard's own event reader (tbparse decodes images only with TensorFlow).
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -127,19 +127,19 @@ def _check_tensorboard(run, summary):
         (image,) = events.Images(f"figures/{kind}")
         png = matplotlib.image.imread(io.BytesIO(image.encoded_image_string), format="png")
         drawn = matplotlib.image.imread(run / files.FIGURES / f"{kind}.png")[..., :3]
-        assert image.step == 4 and png.shape == drawn.shape and abs(png - drawn).max() < 1 / 255 + 1e-6
+        assert image.step == epochs and png.shape == drawn.shape and abs(png - drawn).max() < 1 / 255 + 1e-6
 
 
-def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path):
-    argv = ["--runs-dir", str(tmp_path), "--name", "e2e", "--no-progress"]
-    began = time.perf_counter()
-    code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=4, n_train=200, n_test=100), *argv)
-    wall = time.perf_counter() - began
-    assert code == 0, err
-    run = tmp_path / "e2e"
-    assert json.loads((run / files.CONFIG).read_text()) == json.loads(tiny(epochs=4, n_train=200, n_test=100).to_json())
-    assert [row["epoch"] for row in records.read_metrics(run)] == [1, 2, 3, 4]
-    assert set(records.read_metrics(run)[0]) == {"epoch", "train_elbo", "test_elbo", "seconds", "recording_seconds"}
+def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path, reported_run):
+    """`aevb run` (the session's reported_run, made by that command: conftest.py) writes every documented file
+    and number; a second `aevb run` trains and evaluates nothing."""
+    run, config = reported_run, tiny(**REPORTED)
+    out = (run.parent.parent / "reported-runs.out").read_text()
+    wall = float((run.parent.parent / "reported-runs.wall").read_text())
+    assert json.loads((run / files.CONFIG).read_text()) == json.loads(config.to_json())
+    rows = records.read_metrics(run)
+    assert [row["epoch"] for row in rows] == list(range(1, config.epochs + 1))
+    assert set(rows[0]) == {"epoch", "train_elbo", "test_elbo", "seconds", "recording_seconds", "tracked"}
     summary = records.read_summary(run)
     documented = {"epochs", "train_elbo_last_epoch", "training_seconds", "seconds_per_epoch", "images_per_second",
                   "recording_seconds",
@@ -158,15 +158,14 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
     assert set(stages) == set(records.RUN_STAGES) == {"evaluate", "figures", "completion", "answers", "report"}
     assert all(seconds > 0 for seconds in stages.values())
     assert sum(stages.values()) + summary["training_seconds"] + summary["recording_seconds"] <= wall
-    assert summary["recording_seconds"] == pytest.approx(sum(row["recording_seconds"] for row in
-                                                             records.read_metrics(run)))
+    assert summary["recording_seconds"] == pytest.approx(sum(row["recording_seconds"] for row in rows))
     assert stages["evaluate"] >= summary["exact_evaluation_seconds"] + summary["iwae_seconds"]
     assert summary["test_log_px"] >= summary["test_iwae"] - 3 * summary["test_iwae_se"]
     assert summary["log_px_accuracy"]["halved_spacing"]["max_abs_change"] < 0.01
     per_image = records.read_per_image(run)
     assert set(per_image) == {"train_elbo", "test_elbo", "test_iwae", "test_log_px", "train_log_px"}
-    assert per_image["test_log_px"].shape == (100,) and per_image["train_log_px"].shape == (200,)
-    assert summary["epochs"] == 4 and summary["iwae_k"] == 10 and summary["elbo_samples"] == 2
+    assert per_image["test_log_px"].shape == (config.n_test,) and per_image["train_log_px"].shape == (config.n_train,)
+    assert summary["epochs"] == config.epochs and summary["iwae_k"] == 10 and summary["elbo_samples"] == 2
     assert summary["test_iwae"] >= summary["test_elbo"] - 3 * summary["test_elbo_se"]
     completion = summary["completion"]["top"]
     assert completion["hidden_pixels"] == 72 and completion["mask"] == "top"  # 6 of the 12 rows of 12 pixels
@@ -176,14 +175,17 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
         assert (run / files.FIGURES / f"{name}.svg").is_file()
     assert (run / files.REPORT).stat().st_size > 100000
     assert "test ELBO" in out and "nats/image" in out and str((run / files.REPORT).resolve()) in out
-    _check_tensorboard(run, summary)
-    # A second `aevb run` finds the run trained and trains nothing; its checkpoint is untouched.
-    before = (run / files.CHECKPOINT).read_bytes()
-    code, out, _ = run_cli(capsys, "run", *tiny_flags(epochs=4, n_train=200, n_test=100), *argv)
-    assert code == 0 and "already trained (4 epochs)" in out
-    assert (run / files.CHECKPOINT).read_bytes() == before
+    _check_tensorboard(run, summary, config.epochs)
+    # A second `aevb run` (on a copy: the session's run is only read) finds the run trained and trains nothing;
+    # its checkpoint is untouched.
+    shutil.copytree(run, tmp_path / "again")
+    argv = ["--runs-dir", str(tmp_path), "--name", "again", "--no-progress"]
+    before = (tmp_path / "again" / files.CHECKPOINT).read_bytes()
+    code, out, _ = run_cli(capsys, "run", *tiny_flags(**REPORTED), *argv)
+    assert code == 0 and f"already trained ({config.epochs} epochs)" in out
+    assert (tmp_path / "again" / files.CHECKPOINT).read_bytes() == before
     # Evaluated before: this command did not evaluate, so the evaluation's recorded time is the first run's.
-    assert records.read_summary(run)["run_stages"]["evaluate"] == stages["evaluate"]
+    assert records.read_summary(tmp_path / "again")["run_stages"]["evaluate"] == stages["evaluate"]
 
 
 def test_data_command_prints_counts(capsys, mnist):

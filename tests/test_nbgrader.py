@@ -1,6 +1,7 @@
 """The course with nbgrader 0.9.6 itself: its ClearSolutions against aevb release on notebooks with every kind of
 marker, and the whole path a teacher takes with course/nbgrader_config.py and the "aevb" kernel (make kernel):
-generate_assignment, then autograde of a correct, a partly wrong and an empty submission."""
+generate_assignment, then autograde of a correct, a partly wrong and an empty submission; the correct one is
+also the test that the notebook runs top to bottom in smoke mode (one execution serves both)."""
 
 import copy
 import json
@@ -15,7 +16,7 @@ import pytest
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 
-from aevb.course import release
+from aevb.course import grading, release
 
 ROOT = Path(__file__).parent.parent
 NOTEBOOK = ROOT / "notebooks" / "assignment.ipynb"
@@ -112,3 +113,17 @@ def test_nbgrader_grades_a_correct_a_partly_wrong_and_an_empty_submission(tmp_pa
                   for student in ("correct", "partly", "empty")}
         assert gradebook.find_assignment("vae").max_score == 11
     assert scores == {"correct": 11, "partly": 8, "empty": 0}, scores
+    # The correct submission is the notebook run top to bottom in smoke mode: every check correct, the run
+    # trained and evaluated in its own runs/ (beside the graded copy), the figures shown, the report written.
+    graded = course / "autograded" / "correct" / "vae"
+    notebook = nbformat.read(graded / "assignment.ipynb", as_version=4)
+    printed = "".join("".join(o.get("text", "")) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    assert all(f"{name}: correct" in printed for name in grading.CHECKS), printed[-3000:]
+    assert "Traceback" not in printed and not any(o.get("output_type") == "error" for c in notebook.cells
+                                                  if c.cell_type == "code" for o in c.outputs)
+    summary = json.loads((graded / "runs" / "notebook-smoke" / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["test_elbo"] <= summary["test_iwae"] <= summary["test_log_px"]
+    assert f"exact log p(x){' ' * 9}{summary['test_log_px']:8.2f} ± {summary['test_log_px_se']:.2f}" in printed
+    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 7  # samples, latent, interpolate, manifold, curves, the posterior, the completion
+    assert (graded / "runs" / "notebook-smoke" / "report.html").exists()

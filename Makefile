@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with Python 3.10+ and make:
 #   make run    install, fetch the data, train the default config, evaluate, draw figures, report
-#   make test   install the same way and run the test suite
+#   make test   install the same way and run the test suite (which builds the docs too)
+#   make docs   the documentation site, into docs/_build/html
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,12 +10,12 @@ NAME ?= default
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser debian-lists data run test bench kernel clean
+.PHONY: install browser debian-lists data run test docs bench kernel clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -47,8 +48,14 @@ test: install browser debian-lists
 kernel: install
 	$(BIN)/python -m ipykernel install --user --name aevb --display-name "Python (aevb)"
 
+# The site, warnings as errors (broken links, unresolved references, a public function without a docstring);
+# it executes the course notebook in smoke mode (its run under docs/_build). Open docs/_build/html/index.html.
+docs: install
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: $(CURDIR)/docs/_build/html/index.html"
+
 bench: data
 	$(BIN)/python bench/bench.py; status=$$?; $(BIN)/python bench/readme.py && exit $$status
 
 clean:
-	rm -rf $(VENV) runs bench/results
+	rm -rf $(VENV) runs bench/results docs/_build docs/_generated

@@ -1,9 +1,10 @@
-"""Rewrites the README's results block from what `make bench` measured (the last step of make bench).
+"""Rewrites the benchmark's results in the docs and the README from what `make bench` measured (its last step).
 
 Reads bench/results/bench.json and the summary of the run the benchmark made
-(bench/results/runs/seed0/summary.json), and replaces the lines between the README's markers
-BEGIN and END: the results table, then every target with its measured value and PASS or MISS.
-Nothing in the block is typed by hand, so the README cannot disagree with the benchmark.
+(bench/results/runs/seed0/summary.json), and replaces the lines between the markers BEGIN and END of
+docs/performance.md (the results table, the `aevb run` profile, then every target with its measured value
+and PASS or MISS) and between HEADLINE_BEGIN and HEADLINE_END of the README (the headline numbers).
+Nothing in either block is typed by hand, so neither page can disagree with the benchmark.
 """
 
 import json
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 BEGIN, END = "<!-- results: written by bench/readme.py from bench/results/bench.json -->", "<!-- end of results -->"
+HEADLINE_BEGIN = "<!-- headline: written by bench/readme.py from bench/results/bench.json -->"
+HEADLINE_END = "<!-- end of headline -->"
 
 
 def pm(mean, se):
@@ -123,20 +126,48 @@ def block(r, s):
     return "\n".join(lines)
 
 
-def main(readme="README.md", bench="bench/results/bench.json", summary="bench/results/runs/seed0/summary.json"):
+def headline(r, s):
+    """The README's few numbers: the model's three log-likelihood numbers, training's speed, make run's time and
+    how many targets pass."""
+    quality, speed, checks = r["quality"], r["speed"], r["checks"]
+    rows = [("test ELBO, seed 0", f"**{pm(s['test_elbo'], s['test_elbo_se'])}** nats/image (mean over "
+             f"{len(quality['runs'])} seeds {quality['mean_test_elbo']:.2f})"),
+            (f"test IWAE bound, K = {s['iwae_k']}", f"{pm(s['test_iwae'], s['test_iwae_se'])} nats/image"),
+            ("**test log p(x), exact** (Dz = 2)", f"**{pm(s['test_log_px'], s['test_log_px_se'])}** nats/image"),
+            (f"training, {s['epochs']} epochs", f"{speed['seconds_per_epoch']:.3f} s/epoch, "
+             f"{speed['fraction_of_peak_matmul']:.0%} of the machine's matmul peak "
+             f"({speed['peak_matmul_gflop_per_s']:.0f} GFLOP/s)"),
+            ("`make run` after install and data", f"{r['make_run']['seconds']:.0f} s"),
+            ("targets", f"{sum(c['ok'] for c in checks.values())} of {len(checks)} PASS")]
+    lines = [HEADLINE_BEGIN, "", "| measured by `make bench` | |", "|---|---|"]
+    return "\n".join(lines + [f"| {name} | {value} |" for name, value in rows] + ["", HEADLINE_END])
+
+
+def _between(path, begin, end):
+    """(head, tail) of a file around its one block, or None if the markers are not there once each."""
+    text = Path(path).read_text()
+    if text.count(begin) != 1 or text.count(end) != 1:
+        return None
+    head, rest = text.split(begin)
+    return head, rest.split(end, 1)[1]
+
+
+def main(readme="README.md", bench="bench/results/bench.json", summary="bench/results/runs/seed0/summary.json",
+         performance="docs/performance.md"):
     r = json.loads(Path(bench).read_text())
     if "quality" not in r:
-        print(f"bench/readme.py: {bench} has no quality runs (make bench --quick?); the README is left as it is")
+        print(f"bench/readme.py: {bench} has no quality runs (make bench --quick?); the pages are left as they are")
         return 0
     s = json.loads(Path(summary).read_text())
-    text = Path(readme).read_text()
-    if text.count(BEGIN) != 1 or text.count(END) != 1:
-        print(f"bench/readme.py: {readme} needs the two markers once each", file=sys.stderr)
-        return 1
-    head, rest = text.split(BEGIN)
-    tail = rest.split(END, 1)[1]
-    Path(readme).write_text(head + block(r, s) + tail)
-    print(f"bench/readme.py: rewrote the results in {readme}")
+    parts = {readme: _between(readme, HEADLINE_BEGIN, HEADLINE_END), performance: _between(performance, BEGIN, END)}
+    for path, found in parts.items():
+        if found is None:
+            print(f"bench/readme.py: {path} needs its two markers once each; nothing was rewritten", file=sys.stderr)
+            return 1
+    for path, block_text in ((readme, headline(r, s)), (performance, block(r, s))):
+        head, tail = parts[path]
+        Path(path).write_text(head + block_text + tail)
+        print(f"bench/readme.py: rewrote the results in {path}")
     return 0
 
 

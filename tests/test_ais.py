@@ -3,6 +3,7 @@ a correlated Gaussian, a normalizing constant in closed form, a decoder that ign
 grid of a trained Dz = 2 model, bracketed from both sides by BDMC."""
 
 import dataclasses
+import re
 
 import jax
 import jax.numpy as jnp
@@ -256,6 +257,8 @@ def test_evaluate_with_ais_reports_it_beside_the_exact_value(tmp_path, capsys):
     assert bdmc["forward"] - 3 * bdmc["forward_se"] < bdmc["exact"] < bdmc["reverse"] + 3 * bdmc["reverse_se"]
     assert "test log p(x) by AIS" in out and "BDMC on 10 examples" in out and "gap" in out
     assert "from the prior" in out  # the default start, named as it is
+    assert "AIS will run: 20 test images (T=50, C=2, L=2); BDMC on 10 simulated examples" in out  # said first
+    assert out.index("AIS will run") < out.index("test log p(x) by AIS")
     # The report shows the same numbers, in the words the command printed.
     assert run_cli(capsys, "report", *argv)[0] == 0
     page = (tmp_path / "r" / "report.html").read_text()
@@ -347,3 +350,20 @@ def test_the_gap_decomposition_against_closed_forms_at_dz_3():
     assert abs(g["approximation_gap"]) < 0.1, g
     assert abs(g["amortization_gap"] - kl) < 0.1, (g, kl)
     assert g["elbo_encoder"] == pytest.approx(np.mean(log_px) - kl, abs=0.1)
+
+
+def test_ais_images_asks_for_that_many_images_worth_of_work():
+    """--ais-images N without --bdmc simulates at most N BDMC examples (the run's 100 were once run for 5 test
+    images); --bdmc given is kept, more or fewer; without --ais-images the run's own settings stand."""
+    config = tiny(bdmc=100, ais_images=40)
+    assert likelihood.settings_of(config, images=5).bdmc == 5
+    assert likelihood.settings_of(config, images=500).bdmc == 100
+    assert likelihood.settings_of(config, images=5, bdmc=50).bdmc == 50
+    assert likelihood.settings_of(config, images=5, bdmc=0).bdmc == 0
+    assert likelihood.settings_of(config).bdmc == 100 and likelihood.settings_of(config, steps=7).bdmc == 100
+    small, large = (likelihood.plan(likelihood.settings_of(config, images=n)) for n in (5, 50))
+    gradients = [int(re.search(r"about ([0-9 ]+) gradient", line).group(1).replace(" ", "")) for line in (small, large)]
+    # C = 2 chains of L = 2 leapfrog steps per distribution: T = 20 and the curve's T = 10, each on the 5 images
+    # and the 5 simulated examples forward and reverse.
+    assert gradients[0] == 2 * 2 * (20 + 10) * (5 + 2 * 5)
+    assert "5 test images" in small and "BDMC on 5 simulated" in small and gradients[0] < gradients[1] / 5

@@ -39,34 +39,53 @@ def _bench_json():
                        "`make run` (after install and data) under 120 s": {"ok": False, "measured": "247 s"}}}
 
 
-def test_the_results_block_is_written_from_the_benchmark(reported_run, tmp_path):
+def _pages(readme, tmp_path):
+    (tmp_path / "README.md").write_text(f"# title\n\nbefore\n{readme.HEADLINE_BEGIN}\nold\n{readme.HEADLINE_END}\nafter\n")
+    (tmp_path / "performance.md").write_text(f"# perf\n\n{readme.BEGIN}\nold, typed by hand\n{readme.END}\nend\n")
+    return [tmp_path / name for name in ("README.md", "bench.json", "summary.json", "performance.md")]
+
+
+def test_the_results_are_written_from_the_benchmark(reported_run, tmp_path):
+    """The whole block into the performance page, the headline into the README; once more, the same files."""
     readme = _readme_module()
     summary = records.read_summary(reported_run)
     (tmp_path / "bench.json").write_text(json.dumps(_bench_json()))
     (tmp_path / "summary.json").write_text(json.dumps(summary))
-    (tmp_path / "README.md").write_text(f"# title\n\nbefore\n{readme.BEGIN}\nold, typed by hand\n{readme.END}\nafter\n")
-    assert readme.main(tmp_path / "README.md", tmp_path / "bench.json", tmp_path / "summary.json") == 0
-    text = (tmp_path / "README.md").read_text()
-    assert "old, typed by hand" not in text and text.startswith("# title\n\nbefore\n") and text.endswith("after\n")
+    paths = _pages(readme, tmp_path)
+    assert readme.main(*paths) == 0
+    text, head = (tmp_path / "performance.md").read_text(), (tmp_path / "README.md").read_text()
+    assert "old, typed by hand" not in text and text.startswith("# perf\n\n") and text.endswith("end\n")
     assert f"**{summary['test_elbo']:.2f} ± {summary['test_elbo_se']:.2f}** nats/image" in text
     assert f"**{summary['test_log_px']:.2f} ± {summary['test_log_px_se']:.2f}** nats/image" in text
     assert "| SVI under 1 s per image | 0.57 s | **PASS** |" in text
     assert "| `make run` (after install and data) under 120 s | 247 s | **MISS** |" in text
     assert "45% of this machine's large-matmul peak (281 GFLOP/s)" in text
-    # Once more gives the same file: the block is replaced, not appended.
-    assert readme.main(tmp_path / "README.md", tmp_path / "bench.json", tmp_path / "summary.json") == 0
-    assert (tmp_path / "README.md").read_text() == text
+    assert "\nold\n" not in head and head.startswith("# title\n\nbefore\n") and head.endswith("after\n")
+    assert f"| test ELBO, seed 0 | **{summary['test_elbo']:.2f} ± {summary['test_elbo_se']:.2f}** nats/image " \
+           "(mean over 2 seeds -157.92) |" in head
+    assert f"**{summary['test_log_px']:.2f} ± {summary['test_log_px_se']:.2f}** nats/image" in head
+    assert "| targets | 1 of 2 PASS |" in head and "| `make run` after install and data | 247 s |" in head
+    assert "0.312 s/epoch, 45% of the machine's matmul peak (281 GFLOP/s)" in head
+    assert len(head.splitlines()) < 20  # a few lines, not the whole block
+    # Once more gives the same files: the blocks are replaced, not appended.
+    assert readme.main(*paths) == 0
+    assert (tmp_path / "performance.md").read_text() == text and (tmp_path / "README.md").read_text() == head
 
 
-def test_a_readme_without_its_markers_is_left_alone(tmp_path, reported_run):
+def test_pages_without_their_markers_are_left_alone(tmp_path, reported_run):
     readme = _readme_module()
     (tmp_path / "bench.json").write_text(json.dumps(_bench_json()))
     (tmp_path / "summary.json").write_text(json.dumps(records.read_summary(reported_run)))
+    paths = _pages(readme, tmp_path)
+    before = (tmp_path / "performance.md").read_text()
     (tmp_path / "README.md").write_text("no markers here\n")
-    assert readme.main(tmp_path / "README.md", tmp_path / "bench.json", tmp_path / "summary.json") == 1
+    assert readme.main(*paths) == 1
     assert (tmp_path / "README.md").read_text() == "no markers here\n"
+    assert (tmp_path / "performance.md").read_text() == before  # nothing rewritten, not even the page that had them
 
 
-@pytest.mark.parametrize("marker", ["BEGIN", "END"])
-def test_the_projects_readme_has_each_marker_once(marker):
-    assert (ROOT / "README.md").read_text().count(getattr(_readme_module(), marker)) == 1
+@pytest.mark.parametrize("page, markers", [("README.md", ("HEADLINE_BEGIN", "HEADLINE_END")),
+                                           ("docs/performance.md", ("BEGIN", "END"))])
+def test_the_projects_pages_have_each_marker_once(page, markers):
+    for marker in markers:
+        assert (ROOT / page).read_text().count(getattr(_readme_module(), marker)) == 1

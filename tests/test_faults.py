@@ -272,6 +272,26 @@ def test_a_read_only_run_directory_is_one_line_before_any_work(trained_run):
     assert "test ELBO" not in result.stdout  # refused before evaluating, not after
 
 
+@pytest.mark.parametrize("folder", [files.TENSORBOARD, files.FIGURES])
+def test_a_folder_of_the_run_that_cannot_be_written_is_one_line_before_the_first_epoch(trained_run, capsys, folder):
+    """A file standing where the run keeps tensorboard/ or figures/, or that folder read-only: the resume is
+    refused in one line naming it before any epoch is trained (it once failed after the first epoch)."""
+    run, argv = trained_run
+    epoch = trained.restore(run)[3]
+    shutil.rmtree(run / folder, ignore_errors=True)
+    (run / folder).write_text("not a folder")
+    code, _, err = run_cli(capsys, "train", "--resume", "--epochs", str(epoch + 2), "--no-progress", *argv)
+    assert code == 1 and f"{run / folder}: a file stands where the run keeps a folder" in _one_error_line(err), err
+    assert trained.restore(run)[3] == epoch and len(records.read_metrics(run)) == epoch  # nothing trained
+    (run / folder).unlink()
+    (run / folder).mkdir()
+    command = f"{sys.executable} {HELPER} train --resume --epochs {epoch + 2} --no-progress {' '.join(argv)}"
+    result = _in_mount_namespace(f"mount --bind {run / folder} {run / folder} && "
+                                 f"mount -o remount,bind,ro {run / folder} && exec {command}")
+    assert result.returncode == 1 and "Read-only file system" in _one_error_line(result.stderr), result.stderr
+    assert str(run / folder) in result.stderr and len(records.read_metrics(run)) == epoch
+
+
 def test_a_full_disk_keeps_the_last_checkpoint_and_leaves_no_temp_file(trained_run):
     run, argv = trained_run
     digest = _digest(run / files.CHECKPOINT)

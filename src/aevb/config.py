@@ -77,6 +77,11 @@ def choices_of(field):
 
 @dataclass(frozen=True)
 class Config:
+    """Every setting of a run, frozen, with its default (the assignment's), help and bounds: one field per
+    command-line flag (``--n-train`` is ``n_train``). Stored with each checkpoint and in config.json; built from
+    flags, a config file or Python (``Config(epochs=20, latent_dim=5)``), each value checked by one mechanism
+    (ConfigError in one line)."""
+
     # Data: the assignment's split is train = training images 0-9999, test = 10000-19999.
     dataset: str = setting("mnist", "dataset by name, or npz:PATH for your own uint8 images (N, 28, 28) "
                            "with optional labels", choices=datasets.DATASETS)

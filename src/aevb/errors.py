@@ -69,6 +69,7 @@ HINTS = {
     errno.EDQUOT: "the disk quota is used up: free some space and run the command again",
     errno.EFBIG: "the file may not grow this large here (see ulimit -f)",
     errno.ENAMETOOLONG: "choose a shorter --name or --runs-dir",
+    errno.ENOTDIR: "move that file away (the run writes a folder of that name), or choose another --name",
 }
 OUT_OF_MEMORY = ("out of memory: choose smaller settings (--hidden-dim, --batch-size, --samples, -k) or a machine "
                  "with more memory")

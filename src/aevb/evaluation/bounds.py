@@ -79,7 +79,7 @@ def _elbo_chunks(net, params, x, keys, num_samples):
 
 
 def by_chunks(compute, x, key, per_call, devices, progress, desc, alongside=()):
-    """compute(block (C, B, D), keys (C,), *blocks of alongside (C, B, ...)) -> (C, B, ...) over x's
+    """``compute(block (C, B, D), keys (C,), *blocks of alongside (C, B, ...)) -> (C, B, ...)`` over x's
     images: per_call whole chunks of IMAGE_CHUNK images per compiled call, then a shorter rest alone
     (its own shape); chunk i draws its noise from fold_in(key, its first image). alongside: arrays
     (N, ...) cut as x. On several devices each takes whole chunks, the call filled up with copies of

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 
 
 class State(NamedTuple):
+    """A chain's point with its log density and gradient there, as a kernel carries it from step to step."""
+
     z: jax.Array  # (..., Dz) the positions
     log_density: jax.Array  # (...) log f(z)
     grad: jax.Array  # (..., Dz) the gradient of log f at z
@@ -50,7 +52,7 @@ def init(log_density, z):
 
 def kernel(key, state, log_density, step_size, leapfrog_steps=10):
     """One HMC transition: leapfrog_steps steps of size step_size (broadcast against state.log_density),
-    accepted with probability min(1, exp(H_start - H_end)), H(z, p) = -log f(z) + |p|^2 / 2. Costs
+    accepted with probability min(1, exp(H_start - H_end)), ``H(z, p) = -log f(z) + |p|^2 / 2``. Costs
     leapfrog_steps evaluations of log f and its gradient (the state carries those at its z).
     log_density: z -> log f(z), differentiated by autodiff, or a Gradient. Returns (state, info):
     info["acceptance"] the Metropolis probability per chain (...), info["accepted"]."""

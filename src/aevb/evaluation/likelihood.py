@@ -21,9 +21,25 @@ BDMC_KEY = np.array([0, 6], np.uint32)  # jax.random.PRNGKey(6): the simulated d
 def settings_of(config, data_dim=None, **given):
     """The AIS Settings of a run's config (its ais_* fields and bdmc), with the given ones instead; refused
     in one line before any work where they cannot run, or (data_dim given) would not fit in memory."""
+    # --ais-images N is N images' worth: BDMC simulates at most as many examples unless --bdmc asks for more.
+    bdmc = min(config.bdmc, given["images"]) if "images" in given and "bdmc" not in given else config.bdmc
     settings = Settings(**{"steps": config.ais_steps, "chains": config.ais_chains, "leapfrog": config.ais_leapfrog,
-                           "images": config.ais_images, "bdmc": config.bdmc, **given})
+                           "images": config.ais_images, "bdmc": bdmc, **given})
     return settings if data_dim is None else check(settings, data_dim, config.latent_dim)
+
+
+def plan(settings):
+    """One line saying what --ais will run, before it runs: the images, the simulated examples, the curve,
+    and the gradient evaluations of log p(x, z) they cost (each AIS distribution L per chain)."""
+    n = min(CURVE_IMAGES, settings.images)
+    steps = [t for t in CURVE_STEPS if t < settings.steps]
+    per_chain = settings.steps * settings.leapfrog
+    work = settings.chains * per_chain * (settings.images + 2 * settings.bdmc)
+    work += settings.chains * settings.leapfrog * sum(steps) * (n + 2 * min(CURVE_IMAGES, settings.bdmc))
+    bdmc = f"BDMC on {settings.bdmc} simulated examples (forward and reverse)" if settings.bdmc else "no BDMC"
+    return (f"AIS will run: {settings.images} test images (T={settings.steps}, C={settings.chains}, "
+            f"L={settings.leapfrog}); {bdmc}; the curve against T on {n} images with IWAE up to "
+            f"K={CURVE_KS[-1]}: about {work:,} gradient evaluations of log p(x, z) in all".replace(",", " "))
 
 
 def memory_bytes(settings, data_dim, latent_dim):

@@ -61,7 +61,7 @@ def grid_elbo(q, blocks, images, floor):
     in_blocks (blocks: values, points, real (K, BLOCK, ...); block_image, spacing (K,): points the centres
     of square cells of side spacing; floor (N,): a value below all of an image's): E_q[log p(x, z)] with log p(x, z)
     taken constant on each cell, so each cell weighs q's probability of it in closed form (a q narrower
-    than a cell gains nothing), off the table at floor - |z|^2 / 2, below log p(x, z) there (whose
+    than a cell gains nothing), off the table at ``floor - |z|^2 / 2``, below log p(x, z) there (whose
     log p(z) falls so: a q grown wide off the table loses more than its entropy gains), plus q's
     entropy in closed form: (elbo (N,), q's mass on the table (N,))."""
     (mean, log_std), (values, points, real, block_image, spacing) = q, blocks

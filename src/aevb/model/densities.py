@@ -33,7 +33,7 @@ def bernoulli_log_density(logits, x):
     """Elementwise log Bernoulli(x; sigmoid(logits)) for x in {0, 1}: (..., D) -> (..., D).
 
     log p(x) = -log(1 + exp(-s * logits)) with s = 2x - 1, i.e. -softplus(-s * logits).
-    logaddexp(0, a) never forms exp of a large number, so it is exact for |logits| of 1e4,
+    logaddexp(0, a) never forms exp of a large number, so it is exact for ``|logits|`` of 1e4,
     1e9 and beyond, and it keeps full precision for the tiny losses of confident correct
     pixels (the form x*logits - softplus(logits) loses them to cancellation).
     """

@@ -19,6 +19,9 @@ import jax.numpy as jnp
 
 
 class Network(NamedTuple):
+    """A network's three pure functions: init(key, data_dim, config) -> {"encoder": phi, "decoder": theta};
+    encode(phi, x (B, D)) -> (mean, log_std), each (B, Dz); decode(theta, z (..., Dz)) -> logits (..., D)."""
+
     init: Callable
     encode: Callable
     decode: Callable

@@ -9,6 +9,7 @@ half-done --overwrite. Nothing here decides what to train (aevb.runs.checkpoint.
 """
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -72,10 +73,15 @@ def writing(run_dir, command, wait=False):
 
 
 def _probe(run_dir):
-    """Fails now, with the folder named, if run_dir can't be written: not after the work is done."""
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".probe.", suffix=files.TEMP)
-    os.close(fd)
-    os.unlink(tmp)
+    """Fails now, with the folder named, if run_dir or a folder the work will write in (figures/, tensorboard/)
+    can't be written, or is a file: not after the first epoch or after the work is done."""
+    for folder in (Path(run_dir), files.figures_dir(run_dir), Path(run_dir) / files.TENSORBOARD):
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "a file stands where the run keeps a folder", str(folder))
+        if folder.is_dir():
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".probe.", suffix=files.TEMP)
+            os.close(fd)
+            os.unlink(tmp)
 
 
 def _recover(run_dir):

@@ -194,7 +194,7 @@ def stage(run_dir, name, write=True):
 
 
 def timed(run_dir, name, fn, *args):
-    """fn(*args) inside stage(run_dir, name)."""
+    """``fn(*args)`` inside ``stage(run_dir, name)``."""
     with stage(run_dir, name):
         return fn(*args)
 

@@ -25,21 +25,23 @@ PAGES = sorted(p.relative_to(DOCS).with_suffix("").as_posix() for p in DOCS.rglo
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """The site as `make docs` builds it (sphinx-build -W), into a folder of this test; the notebook's run
-    goes beside it."""
+    """The site as `make docs` builds it (sphinx-build -W), into a folder of this test, but with the notebook's
+    page left unexecuted (nb_execution_mode=off): the notebook's execution in smoke mode is test_nbgrader's
+    correct submission, and a fourth execution would cost make test a minute. make docs executes it."""
     out = tmp_path_factory.mktemp("docs")
     env = {**os.environ, "AEVB_RUNS_DIR": str(out / "notebook-runs")}
-    done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(DOCS),
-                           str(out / "html")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-D", "nb_execution_mode=off",
+                           "-b", "html", str(DOCS), str(out / "html")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     return out / "html"
 
 
-def test_every_page_is_built_and_the_notebook_page_is_executed(site):
+def test_every_page_is_built_with_the_api_reference_from_the_docstrings(site):
     for page in [*PAGES, "_generated/assignment", "genindex", "search"]:
         assert (site / f"{page}.html").is_file(), page
-    notebook = (site / "_generated" / "assignment.html").read_text()
-    assert notebook.count("<img") >= 7 and "log_prior: correct" in notebook  # outputs made by the build
+    notebook = re.sub(r"<[^>]+>", "", (site / "_generated" / "assignment.html").read_text())
+    assert "def log_prior(z):" in notebook and 'grading.check("log_prior", log_prior)' in notebook.replace("&quot;", '"')
     api = (site / "api" / "evaluation.html").read_text()
     assert 'id="aevb.evaluation.exact.log_px"' in api and "(B, D)" in (site / "api" / "model.html").read_text()
 

@@ -45,7 +45,7 @@ def test_report_is_one_self_contained_file(run):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)
     assert text.count('src="data:image/png;base64,') >= 9  # six figures of issue 3, three of the completion
     for needle in ["Test ELBO", "nats/image", "K = 10", "True or false", "(e) Can a normal density be &gt; 1?",
-                   "training images 600-799", "latent-canvas", "summed over 144 pixels",
+                   "training images 200-299", "latent-canvas", "summed over 144 pixels",  # REPORTED: 200 + 100
                    "bottom pixels (row", "3.9894"]:
         assert needle in text
     payload = json.loads(re.search(r'<script id="explorer-data" type="application/json">(.*?)</script>', text).group(1))

@@ -39,7 +39,7 @@ def plan(settings):
     bdmc = f"BDMC on {settings.bdmc} simulated examples (forward and reverse)" if settings.bdmc else "no BDMC"
     return (f"AIS will run: {settings.images} test images (T={settings.steps}, C={settings.chains}, "
             f"L={settings.leapfrog}); {bdmc}; the curve against T on {n} images with IWAE up to "
-            f"K={CURVE_KS[-1]}: about {work:,} gradient evaluations of log p(x, z) in all".replace(",", " "))
+            f"K={CURVE_KS[-1]}: about " + f"{work:,}".replace(",", " ") + " gradient evaluations of log p(x, z) in all")
 
 
 def memory_bytes(settings, data_dim, latent_dim):

@@ -4,7 +4,7 @@ log_likelihood, joint_log_density, encoder, log_q (conventions: aevb.course.grad
 import numpy as np
 
 from ..model import densities, probability
-from .diagnoses import NET, Wrong, call, close, compare, inputs, random_params, structure, sum_variants
+from .diagnoses import NET, Wrong, call, close, compare, inputs, numbers, random_params, structure, sum_variants
 
 # ---- question 1 ---------------------------------------------------------------------------------
 
@@ -68,6 +68,18 @@ def check_log_likelihood(log_likelihood):
         got = call("log_likelihood", log_likelihood, theta, x, z)
         compare("log_likelihood", got, want, {**variants, **sum_variants(per_pixel, "pixels")},
                  f"x of shape {x.shape}")
+    # A trained decoder's logits reach tens (a background pixel is almost surely 0): log(sigmoid(l)) written
+    # as it reads gives log(0) = -inf there, and training NaN. Its logits here: over a hundred in size.
+    params, z, x = next(log_likelihood_cases())
+    theta = {**params["decoder"], "out": {k: 40.0 * v for k, v in params["decoder"]["out"].items()}}
+    want = np.asarray(probability.log_likelihood(NET, theta, x, z), np.float64)
+    got = numbers("log_likelihood", call("log_likelihood", log_likelihood, theta, x, z), f"x of shape {x.shape}")
+    if not np.all(np.isfinite(got)):
+        largest = float(np.max(np.abs(NET.decode(theta, z))))
+        raise Wrong(f"log_likelihood gives {got.ravel()[~np.isfinite(got.ravel())][0]} for logits as large as a "
+                    f"trained decoder's (up to {largest:.0f} here): log(sigmoid(l)) and log(1 - sigmoid(l)) "
+                    "underflow to log(0); write log p(x|z) = -log(1 + exp(-(2x - 1) l)) with jnp.logaddexp")
+    compare("log_likelihood", got, want, {}, "x of shape (1, 784), large logits")
     params = random_params(0)
     structure("log_likelihood", log_likelihood, lambda b: (params["decoder"], inputs(0, b)[1], inputs(0, b)[0]))
 

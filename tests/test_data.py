@@ -10,7 +10,7 @@ import subprocess
 import jax
 import numpy as np
 import pytest
-from conftest import cannot_test, run_cli
+from conftest import cannot_test, run_cli, serving
 
 from aevb import errors
 from aevb.config import Config
@@ -130,26 +130,14 @@ def test_verify_names_file_and_expected_hash():
 
 
 def test_download_with_bad_checksum_refused(mnist, no_remote, tmp_path, monkeypatch):
-    import functools
-    import http.server
-    import threading
-
     served = tmp_path / "mirror"
     served.mkdir()
     for name, _, _ in MNIST.files.values():
         (served / (name + ".gz")).write_bytes(gzip.compress(b"not mnist"))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        mirror = f"http://127.0.0.1:{server.server_address[1]}/"
+    with serving(served) as mirror:
         monkeypatch.setenv("AEVB_MNIST_MIRRORS", mirror)
         with pytest.raises(errors.DataError) as error:
             datasets.load("mnist", log=lambda m: None)
-    finally:
-        server.shutdown()
     assert mirror + "train-images-idx3-ubyte.gz" in str(error.value)
     assert MNIST.files["train_images"][1] in str(error.value)
     assert not no_remote.exists()

@@ -2,19 +2,17 @@
 as a reader would paste them, and the built site opened in Debian's Chromium over HTTP on 127.0.0.1: every
 navigation link, search, figures and formulas, no script error, nothing fetched from anywhere else."""
 
-import functools
-import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
+from conftest import serving
 from test_report import CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,15 +77,8 @@ def test_the_python_blocks_of_the_docs_run(tmp_path, mnist):
 @pytest.fixture(scope="module")
 def served(site):
     """The site over HTTP on 127.0.0.1 (a free port), as a reader's browser would fetch it."""
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):  # the test's output, not a line per request
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    with serving(site) as url:
+        yield url
 
 
 @pytest.mark.browser

@@ -79,7 +79,7 @@ def check_log_likelihood(log_likelihood):
         raise Wrong(f"log_likelihood gives {got.ravel()[~np.isfinite(got.ravel())][0]} for logits as large as a "
                     f"trained decoder's (up to {largest:.0f} here): log(sigmoid(l)) and log(1 - sigmoid(l)) "
                     "underflow to log(0); write log p(x|z) = -log(1 + exp(-(2x - 1) l)) with jnp.logaddexp")
-    compare("log_likelihood", got, want, {}, "x of shape (1, 784), large logits")
+    compare("log_likelihood", got, want, {}, f"x of shape {x.shape} and large logits")
     params = random_params(0)
     structure("log_likelihood", log_likelihood, lambda b: (params["decoder"], inputs(0, b)[1], inputs(0, b)[0]))
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import CheckpointError, RunBusy
-from . import checkpoint, files, records
+from . import checkpoint, files, records, tensorboard
 
 _HELD = {}  # real path of a run directory -> how many nested `writing` blocks of this process hold it
 
@@ -75,7 +75,7 @@ def writing(run_dir, command, wait=False):
 def _probe(run_dir):
     """Fails now, with the folder named, if run_dir or a folder the work will write in (figures/, tensorboard/)
     can't be written, or is a file: not after the first epoch or after the work is done."""
-    for folder in (Path(run_dir), files.figures_dir(run_dir), Path(run_dir) / files.TENSORBOARD):
+    for folder in (Path(run_dir), files.figures_dir(run_dir), tensorboard.folder(run_dir)):
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, "a file stands where the run keeps a folder", str(folder))
         if folder.is_dir():

@@ -393,7 +393,7 @@ def test_a_second_ctrl_c_stops_at_once_and_says_what_was_kept(tmp_path):
     flags = tiny_flags(epochs=100000, checkpoint_every=2, n_train=900, n_test=100, hidden_dim=12000, batch_size=1,
                        learning_rate=1e-4)
     process = _aevb("train", "--name", "twice", "--runs-dir", str(tmp_path), "--no-progress", *flags)
-    _wait_for_rows(tmp_path / "twice", 2, process, timeout=240)
+    _wait_for_rows(tmp_path / "twice", 1, process, timeout=240)
     rows = records.read_metrics(tmp_path / "twice")
     epoch_seconds = min(row["seconds"] for row in rows)
     # Just after a row is written, a new epoch has begun: both signals arrive early in it.
@@ -422,6 +422,37 @@ def test_a_second_ctrl_c_stops_at_once_and_says_what_was_kept(tmp_path):
     # It said so at once and exited before the epoch would have ended (a normal exit of the
     # interpreter waits for the compiled epoch in flight).
     assert said < epoch_seconds / 4 and took < epoch_seconds, (said, took, epoch_seconds)
+
+
+@pytest.mark.slow
+def test_a_signal_while_a_large_group_compiles_stops_it_at_once(tmp_path):
+    """60 seeds in one program compile for over a minute here (100: 258 s); a signal in that time stops
+    the command within seconds, nothing trained and nothing saved, in one line for all the seeds."""
+    seeds = list(range(60))
+    process = _aevb("train", *tiny_flags(epochs=1), "--seeds", ",".join(map(str, seeds)), "--name", "g",
+                    "--runs-dir", str(tmp_path), "--no-progress")
+    deadline = time.time() + 120
+    while not (tmp_path / "g" / "seed-59" / "config.json").exists():  # written just before it compiles
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.05)
+    time.sleep(3)
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    code, out, err = _finish(process)
+    took = time.monotonic() - sent
+    assert code == 130 and took < 10, (code, took, err)
+    assert "SIGTERM: stopping before the first epoch (it was compiling)" in err, err
+    line = _one_error_line(err)
+    assert line == (f"aevb: error: stopped while compiling, before epoch 1 began; no checkpoint had been saved in "
+                    f"the 60 seed folders of {tmp_path / 'g'} yet"), line
+    assert not any(files.has_checkpoint(tmp_path / "g" / f"seed-{s}") for s in seeds)
+    assert all(records.read_metrics(tmp_path / "g" / f"seed-{s}") == [] for s in seeds)
+
+
+def test_seeds_are_named_in_a_few_characters():
+    assert files.seeds_text([4, 5, 6, 7, 8]) == "4-8"
+    assert files.seeds_text([0, 2]) == "0,2"
+    assert files.seeds_text(list(range(0, 40, 2))) == "0,2,4,6,8,10,... (20 seeds)"
 
 
 def _same(a, b):

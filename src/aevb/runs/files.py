@@ -176,3 +176,11 @@ def members(settings, run_dir, seeds):
         raise ConfigError(f"--seeds has a seed twice: {','.join(map(str, seeds))}")
     return [(Path(run_dir) / f"seed-{seed}", {**settings, "seed": seed} if isinstance(settings, dict)
              else dataclasses.replace(settings, seed=seed)) for seed in seeds]
+
+
+def seeds_text(seeds):
+    """Seeds in a few characters, for a line or a progress bar: 0,1,2, or 0-299 (consecutive), or
+    0,1,2,3,4,5,... (40 seeds)."""
+    if len(seeds) > 3 and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds)) if len(seeds) <= 8 else f"{','.join(map(str, seeds[:6]))},... ({len(seeds)} seeds)"

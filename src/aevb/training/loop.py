@@ -8,6 +8,7 @@ import evaluation.
 
 import math
 import time
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -26,6 +27,16 @@ def _kept(run_dir, last_saved):
     if last_saved is None:
         return f"no checkpoint had been saved in {run_dir} yet"
     return f"the checkpoint of epoch {last_saved} in {run_dir} is kept"
+
+
+def _kept_all(seeds):
+    """What is kept of every seed of a group, in one clause where they stand alike (hundreds of seeds)."""
+    last = {s.last_saved for s in seeds}
+    if len(seeds) <= 3 or len(last) > 1:
+        return "; ".join(_kept(s.run_dir, s.last_saved) for s in seeds)
+    where, last = f"the {len(seeds)} seed folders of {Path(seeds[0].run_dir).parent}", last.pop()
+    return f"no checkpoint had been saved in {where} yet" if last is None else \
+        f"the checkpoints of epoch {last} in {where} are kept"
 
 
 class _Seed:
@@ -96,12 +107,14 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
     images_per_epoch = (x_train.shape[0] // config.batch_size) * config.batch_size
     first, last = min(s.epoch for s in seeds), max(c.epochs for c in configs)
     bar = tqdm(range(first + 1, last + 1), initial=first, total=last, unit="epoch", dynamic_ncols=True,
-               desc=f"train seeds {','.join(str(c.seed) for c in configs)}" if grouped else "train",
+               desc=f"train seeds {files.seeds_text([c.seed for c in configs])}" if grouped else "train",
                disable=not progress)
     status = "done"
     finished = [s.epoch for s in seeds]  # the epochs (params, opt_state) hold: every process finished them
     try:
         with StopRequest() as stop:
+            if not _compiled(epoch_fn, seeds, grouped, (params, opt_state, x_train), stop, bar, devices):
+                raise Interrupted(f"stopped while compiling, before epoch {first + 1} began; {_kept_all(seeds)}")
             for _ in bar:
                 running = [s for s in seeds if s.active]
                 if not running:
@@ -142,8 +155,7 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
                     status = "interrupted"
                     break
     except KeyboardInterrupt:
-        saved = "; ".join(_kept(s.run_dir, s.last_saved) for s in seeds)
-        raise Interrupted(f"stopped at once in epoch {max(s.epoch for s in seeds) + 1}; {saved}") from None
+        raise Interrupted(f"stopped at once in epoch {max(s.epoch for s in seeds) + 1}; {_kept_all(seeds)}") from None
     except (RuntimeError, ValueError) as error:
         if devices.processes == 1 or not peers_lost(error):
             raise
@@ -157,6 +169,21 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
     if diverged:
         raise TrainingDiverged("; ".join(diverged))
     return results
+
+
+def _compiled(epoch_fn, seeds, grouped, state_and_data, stop, bar, devices):
+    """The epoch program compiled before the first epoch, a signal heard meanwhile (a program of hundreds
+    of seeds compiles for minutes): False if one came, nothing having been trained. With several
+    processes the program compiles in the first call, as each must reach the same collectives."""
+    if devices.processes > 1 or not any(s.active for s in seeds):
+        return True
+    epochs = np.array([s.epoch + 1 for s in seeds]) if grouped else seeds[0].epoch + 1
+    extra = (np.array([s.active for s in seeds]),) if grouped else ()
+    bar.set_postfix_str(f"compiling the epoch{' of ' + str(len(seeds)) + ' seeds' if grouped else ''}")
+    stop.compiling = True
+    compiled = parallel.compile_heard(epoch_fn, (*state_and_data, epochs, *extra), lambda: stop.requested)
+    stop.compiling = False
+    return compiled
 
 
 def describe(result, grouped=False):

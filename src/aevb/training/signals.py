@@ -5,8 +5,6 @@ import sys
 import threading
 
 
-
-
 class StopRequest:
     """Ctrl-C or SIGTERM (what schedulers and kill send) sets a flag: the loop saves after the epoch
     in flight and exits cleanly. A second one stops at once (KeyboardInterrupt)."""
@@ -15,6 +13,7 @@ class StopRequest:
 
     def __init__(self):
         self.requested = False
+        self.compiling = False  # set by the loop while the epoch program compiles: nothing to save then
         self.active = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
 
     def __enter__(self):
@@ -26,6 +25,10 @@ class StopRequest:
         if self.requested:  # the second one: the user insists
             raise KeyboardInterrupt
         self.requested = True
+        if self.compiling:
+            print(f"\naevb: {signal.Signals(signum).name}: stopping before the first epoch (it was compiling)",
+                  file=sys.stderr, flush=True)
+            return
         print(f"\naevb: {signal.Signals(signum).name}: saving after the epoch in flight, then stopping "
               "(send it again to stop at once)", file=sys.stderr, flush=True)
 

@@ -15,15 +15,15 @@ reproduced        a reproduced protocol's page: the paper's numbers beside ours,
 Imports: every layer below (model, data, config, parallel, evaluation, runs); never training.
 """
 
-from . import (  # noqa: F401
-    ais_plots,
-    compare,
-    compare_plots,
-    completion_plots,
-    drawing,
-    exact_plots,
-    explorer,
-    plots,
-    report,
-    reproduced,
-)
+import importlib
+
+# Imported when first used (views.report, views.plots, ...): matplotlib costs half a second at start,
+# and aevb train or evaluate draws nothing.
+SUBMODULES = ("ais_plots", "compare", "compare_plots", "completion_plots", "drawing", "exact_plots", "explorer",
+              "plots", "report", "reproduced")
+
+
+def __getattr__(name):
+    if name in SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

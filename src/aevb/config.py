@@ -18,7 +18,7 @@ from pathlib import Path
 from .data import datasets
 from .data.splits import DEBUG_SIZE
 from .errors import ConfigError, DataError
-from .model import networks, probability
+from .model import networks, posteriors, probability
 
 NAME_MAX = 255  # bytes in a file name on the usual file systems
 KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
@@ -99,6 +99,8 @@ class Config:
     hidden: str = setting("", "widths of the mlp's hidden layers, encoder's first (the decoder mirrors them), "
                           "such as 200,200, at most 64 layers; when given, hidden_dim is not used")
     activation: str = setting("tanh", "the hidden layers' nonlinearity", choices=networks.ACTIVATIONS)
+    posterior: str = setting("gaussian", "q(z|x)'s family: gaussian (factorized), full-gaussian (a Cholesky "
+                             "factor), planar:K (K planar flow steps, 1-64)")
     binarization: str = setting("threshold", "threshold: pixel byte >= 128 (the assignment's); dynamic: each training "
                                 "pixel drawn afresh each epoch as a Bernoulli of its grey level, the test set once "
                                 "with a fixed key", choices=("threshold", "dynamic"))
@@ -178,6 +180,14 @@ class Config:
         object.__setattr__(self, "hidden", ",".join(str(int(w)) for w in widths))
         if self.architecture != "mlp" and self.hidden:
             raise ConfigError(f"hidden sets the mlp's layers; the {self.architecture} networks have their own")
+        try:
+            family = posteriors.get(self.posterior)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        object.__setattr__(self, "posterior", family.name)  # one spelling (planar:08 is planar:8)
+        if self.objective == "elbo-analytic-kl" and not family.exact_kl:
+            raise ConfigError(f"elbo-analytic-kl needs KL(q || p(z)) in closed form; the {self.posterior} posterior "
+                              "has none (use elbo)")
         if self.kl_warmup and self.objective == "iwae":
             raise ConfigError("kl_warmup weights the ELBO's KL term; the iwae objective has none")
         if self.optimizer != "adam" and self.adam_eps != 1e-8:
@@ -206,7 +216,8 @@ class Config:
     @property
     def network(self):
         """The encoder and decoder (aevb.model.networks.Network) for these settings and the dataset's images."""
-        return networks.build(self.architecture, self.activation, datasets.get(self.dataset).image_shape)
+        return networks.build(self.architecture, self.activation, datasets.get(self.dataset).image_shape,
+                              self.posterior)
 
     @property
     def train_size(self):

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .. import parallel
 from ..data import splits
 from ..errors import Interrupted
-from ..model import densities, probability
+from ..model import densities, posteriors, probability
 
 EVAL_KEY = np.array([0, 2], np.uint32)  # jax.random.PRNGKey(2), made without starting a backend
 IMAGE_CHUNK = 100  # images per draw of noise
@@ -46,6 +46,17 @@ def blocked_log_weights(net, theta, x, z, q):
     return in_row_blocks(lambda zc: probability.log_weights(net, theta, x, zc, q), z)
 
 
+def sampled_log_weights(net, theta, x, q, key, count):
+    """log p(x, z) - log q(z) of count draws z ~ q (q.sample) in in_row_blocks: (C, B). Where q has a density,
+    log q is computed in the blocks from z, as it always was (the same numbers bit for bit); a flow gives its
+    own at its draws."""
+    q = posteriors.as_q(q)
+    z, log_q_z = q.sample(key, (count,))  # (C, B, Dz), (C, B)
+    if getattr(q, "has_density", True):
+        return blocked_log_weights(net, theta, x, z, q)
+    return in_row_blocks(lambda zc: probability.log_joint(net, theta, x, zc), z) - log_q_z
+
+
 def mean_and_standard_error(values):
     """(mean, standard error of the mean) of per-image values, in float64."""
     values = np.asarray(values, dtype=np.float64)
@@ -58,12 +69,10 @@ def _elbo_chunk(key, net, params, x, num_samples):
     samples are drawn at once; more are drawn SAMPLE_CHUNK at a time in a scan (bounded memory)."""
     q = net.encode(params["encoder"], x)  # (B, Dz) each
     if num_samples <= SAMPLE_CHUNK:  # probability.elbo_per_image's draws and numbers, its log weights in row blocks
-        z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, B, Dz)
-        return jnp.mean(blocked_log_weights(net, params["decoder"], x, z, q), axis=0)
+        return jnp.mean(sampled_log_weights(net, params["decoder"], x, q, key, num_samples), axis=0)
 
     def body(total, group):
-        z = densities.sample_diag_gaussian(jax.random.fold_in(key, group), *q, (SAMPLE_CHUNK,))  # (C, B, Dz)
-        log_w = blocked_log_weights(net, params["decoder"], x, z, q)  # (C, B)
+        log_w = sampled_log_weights(net, params["decoder"], x, q, jax.random.fold_in(key, group), SAMPLE_CHUNK)
         index = group * SAMPLE_CHUNK + jnp.arange(SAMPLE_CHUNK)  # samples past S count for nothing
         return total + jnp.sum(jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < num_samples, log_w, 0.0),
                                axis=0), None
@@ -134,8 +143,11 @@ DEFENSIVE_WEIGHTS = (0.5, 0.25, 0.25)
 
 
 def defensive_components(q):
-    """The defensive mixture's components around q = (mean, log_std): q, q widened, the prior."""
-    mean, log_std = q
+    """The defensive mixture's components around q's factorized Gaussian (mean, log_std): it, it widened, the
+    prior. For the default family that is q itself; for a richer family (a flow's q0, a full covariance's
+    diagonal) a cruder but valid proposal: the bounds stay lower bounds, only looser."""
+    q = posteriors.as_q(q)
+    mean, log_std = q.mean, q.log_std
     return [(mean, log_std), (mean, log_std + jnp.log(WIDENING)), (jnp.zeros_like(mean), jnp.zeros_like(mean))]
 
 
@@ -144,8 +156,7 @@ def proposal_log_weights(net, params, x, q, key, sample_chunk, defensive):
     if defensive:
         z, log_r = defensive_sample(key, q, (sample_chunk,))  # (C, B, Dz), (C, B)
         return in_row_blocks(lambda zc: probability.log_joint(net, params["decoder"], x, zc), z) - log_r
-    z = densities.sample_diag_gaussian(key, *q, (sample_chunk,))  # (C, B, Dz)
-    return blocked_log_weights(net, params["decoder"], x, z, q)  # (C, B)
+    return sampled_log_weights(net, params["decoder"], x, q, key, sample_chunk)  # (C, B)
 
 
 def empty_log_sum_exp(batch):

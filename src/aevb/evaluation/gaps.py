@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import parallel
 from ..errors import ConfigError
-from ..model import densities
+from ..model import posteriors, probability
 from . import bounds, exact, q_stars
 
 CHUNK = bounds.SAMPLE_CHUNK  # the IWAE bound's draws per scan step
@@ -93,8 +93,14 @@ def _elbo_of(key, net, theta, x, q, num_samples):
     """probability.elbo_of with the same draws (all the noise drawn at once, as it draws it: (S, n, Dz)
     is small), its log weights computed CHUNK draws at a time: memory of CHUNK images' logits per image,
     not S (S a multiple of CHUNK)."""
-    z = densities.sample_diag_gaussian(key, *q, (num_samples,)).reshape(-1, CHUNK, *q[0].shape)  # (S/C, C, n, Dz)
-    total = jax.lax.map(lambda zc: jnp.sum(bounds.blocked_log_weights(net, theta, x, zc, q), axis=0), z)  # (S/C, n)
+    q = posteriors.as_q(q)
+    z, log_q_z = q.sample(key, (num_samples,))  # (S, n, Dz), (S, n)
+    z, log_q_z = z.reshape(-1, CHUNK, *z.shape[1:]), log_q_z.reshape(-1, CHUNK, *log_q_z.shape[1:])  # (S/C, C, ...)
+    if q.has_density:  # log q from z in the blocks, as it always was (the same numbers bit for bit)
+        total = jax.lax.map(lambda zc: jnp.sum(bounds.blocked_log_weights(net, theta, x, zc, q), axis=0), z)
+    else:  # a flow's own log q at its draws
+        total = jax.lax.map(lambda zl: jnp.sum(bounds.in_row_blocks(
+            lambda zc: probability.log_joint(net, theta, x, zc), zl[0]) - zl[1], axis=0), (z, log_q_z))  # (S/C, n)
     return jnp.sum(total, axis=0) / num_samples
 
 

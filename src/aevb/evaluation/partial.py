@@ -208,7 +208,7 @@ def complete(key, net, params, x, mask, latent_dim, num_samples=100, steps=150, 
     theta, x, mask = params["decoder"], np.asarray(x), np.asarray(mask)
     fit_key, sample_key, predictive_key, prior_key, corr_key = jax.random.split(key, 5)
     q, trace = fit_q(fit_key, net, theta, x, mask, latent_dim, num_samples, steps, learning_rate)
-    encoder_q = tuple(np.asarray(a) for a in net.encode(params["encoder"], jnp.asarray(x)))
+    encoder_q = (lambda q: (np.asarray(q.mean), np.asarray(q.log_std)))(net.encode(params["encoder"], jnp.asarray(x)))
     hidden = ~mask
     prior = (jnp.zeros(latent_dim), jnp.zeros(latent_dim))
     return Completion(

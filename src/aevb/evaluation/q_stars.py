@@ -29,7 +29,8 @@ def fit_by_svi(key, net, params, x, steps=100, num_samples=10, learning_rate=0.0
         return partial.svi(fit_key, net, params["decoder"], image, mask, (mean, log_std), num_samples, steps,
                            learning_rate)[0]
 
-    return jax.vmap(fit)(jax.random.split(key, x.shape[0]), x, *net.encode(params["encoder"], x))
+    q = net.encode(params["encoder"], x)  # started from the encoder's factorized Gaussian (a flow's q0)
+    return jax.vmap(fit)(jax.random.split(key, x.shape[0]), x, q.mean, q.log_std)
 
 
 BLOCK = 64  # table points per block of grid_elbo's layout: each block one image's (scatters over blocks, not points)
@@ -159,6 +160,11 @@ def moments(values, points, image, spacing, images):
     return mean, 0.5 * jnp.log(jax.ops.segment_sum(spread, image, images, indices_are_sorted=True))
 
 
+def _gaussian_part(q):
+    """The encoder's factorized Gaussian (mean, log_std): q itself, or a richer family's base (q0 of a flow)."""
+    return q.mean, q.log_std
+
+
 def fit_on_grid(net, params, x, tiles):
     """q* of each image x (n, D) on the tables of exact.log_joint_tables (tiles: exact.select_tiles
     of x), each at its spacing (spacings: a wider posterior, a coarser grid), climbed from the
@@ -169,7 +175,7 @@ def fit_on_grid(net, params, x, tiles):
     floor = jax.ops.segment_max(values, image, len(x)) - exact.THRESHOLD - 10.0  # below every value kept
     table = (in_blocks(values, points, image, spacing, len(x)), len(x), floor)
     (encoder, steps, change), (moment, moment_steps, moment_change) = (climb(start, *table) for start in (
-        net.encode(params["encoder"], jnp.asarray(x)), moments(values, points, image, spacing, len(x))))
+        _gaussian_part(net.encode(params["encoder"], jnp.asarray(x))), moments(values, points, image, spacing, len(x))))
     (elbo, mass), (moment_elbo, moment_mass) = grid_elbo(encoder, *table), grid_elbo(moment, *table)
     from_moments = moment_elbo > elbo  # (N,)
     q_star = jax.tree.map(lambda a, b: jnp.where(from_moments[:, None], a, b), moment, encoder)

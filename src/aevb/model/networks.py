@@ -1,11 +1,12 @@
 """A table of encoder/decoder networks, chosen by Config.architecture.
 
 A network is three pure functions: ``init(key, data_dim, config) -> {"encoder": phi,
-"decoder": theta}``, ``encode(phi, x (..., D)) -> (mean, log_std)``, each (..., Dz), the
-parameters of the factorized Gaussian q(z|x), and ``decode(theta, z (..., Dz)) -> logits``
+"decoder": theta}``, ``encode(phi, x (..., D)) -> q``, q(z|x) of the network's posterior family
+(aevb.model.posteriors; the default's q = (mean, log_std), each (..., Dz)), and ``decode(theta, z (..., Dz)) -> logits``
 (..., D) of the Bernoulli p(x|z). Logits, never probabilities: aevb.model.probability owns the probability.
-NETWORKS maps a name to a builder ``(activation, image_shape) -> Network``: the activation by name
-(ACTIVATIONS) and the images' (rows, cols), which a convolution needs; ``build`` makes each one
+NETWORKS maps a name to a builder ``(activation, image_shape, family) -> Network``: the activation by name
+(ACTIVATIONS), the images' (rows, cols), which a convolution needs, and the posterior family, whose
+number of outputs the encoder gives; ``build`` makes each one
 once, so a compiled function that takes the network as a static argument compiles once.
 Adding a network is one entry in NETWORKS (and its functions).
 """
@@ -17,10 +18,13 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from . import posteriors
+
 
 class Network(NamedTuple):
     """A network's three pure functions: init(key, data_dim, config) -> {"encoder": phi, "decoder": theta};
-    encode(phi, x (B, D)) -> (mean, log_std), each (B, Dz); decode(theta, z (..., Dz)) -> logits (..., D)."""
+    encode(phi, x (B, D)) -> q (the default: (mean, log_std), each (B, Dz)); decode(theta, z (..., Dz)) -> logits
+    (..., D)."""
 
     init: Callable
     encode: Callable
@@ -60,11 +64,11 @@ def _mlp_stack(keys, widths):
     return {name: dense_init(key, n_in, n_out) for name, key, n_in, n_out in zip(names, keys, widths, widths[1:])}
 
 
-def mlp_init(key, data_dim, config):
+def mlp_init(family, key, data_dim, config):
     hidden = hidden_sizes(config)
     keys = jax.random.split(key, 2 * (len(hidden) + 1))  # encoder's layers, then the decoder's
-    # One output layer gives both halves of q's parameters: mean then log_std.
-    phi = _mlp_stack(keys[: len(hidden) + 1], (data_dim, *hidden, 2 * config.latent_dim))
+    # One output layer gives all of q's parameters (the default's: mean then log_std).
+    phi = _mlp_stack(keys[: len(hidden) + 1], (data_dim, *hidden, family.outputs(config.latent_dim)))
     theta = _mlp_stack(keys[len(hidden) + 1 :], (config.latent_dim, *hidden[::-1], data_dim))
     return {"encoder": phi, "decoder": theta}
 
@@ -75,14 +79,14 @@ def _mlp_apply(activation, layers, inputs):
     return dense(layers["out"], inputs)
 
 
-def mlp(activation, image_shape=None):
+def mlp(activation, image_shape=None, family=posteriors.gaussian.FAMILY):
     act = ACTIVATIONS[activation]
 
     def encode(phi, x):
-        mean, log_std = jnp.split(_mlp_apply(act, phi, x), 2, axis=-1)  # from (..., 2 Dz)
-        return mean, log_std
+        return family.q(_mlp_apply(act, phi, x))  # from (..., outputs)
 
-    return Network(init=mlp_init, encode=encode, decode=lambda theta, z: _mlp_apply(act, theta, z))  # (..., D)
+    return Network(init=functools.partial(mlp_init, family), encode=encode,
+                   decode=lambda theta, z: _mlp_apply(act, theta, z))  # (..., D)
 
 
 # ---- conv: the TensorFlow CVAE tutorial's networks, for any image shape ---------------------------
@@ -105,7 +109,7 @@ def _coarse(image_shape):
     return tuple(-(-n // 4) for n in image_shape)  # two halvings with SAME padding
 
 
-def conv(activation, image_shape):
+def conv(activation, image_shape, family=posteriors.gaussian.FAMILY):
     act, (rows, cols) = ACTIVATIONS[activation], image_shape
     coarse_rows, coarse_cols = _coarse(image_shape)
 
@@ -113,7 +117,7 @@ def conv(activation, image_shape):
         k = jax.random.split(key, 7)
         flat = coarse_rows * coarse_cols * FILTERS[1]
         phi = {"conv_1": _conv_init(k[0], 1, FILTERS[0]), "conv_2": _conv_init(k[1], *FILTERS),
-               "out": dense_init(k[2], flat, 2 * config.latent_dim)}
+               "out": dense_init(k[2], flat, family.outputs(config.latent_dim))}
         theta = {"hidden": dense_init(k[3], config.latent_dim, coarse_rows * coarse_cols * FILTERS[0]),
                  "deconv_1": _conv_init(k[4], FILTERS[0], FILTERS[1]), "deconv_2": _conv_init(k[5], *FILTERS[::-1]),
                  "out": _conv_init(k[6], FILTERS[0], 1)}
@@ -125,8 +129,8 @@ def conv(activation, image_shape):
         for name in ("conv_1", "conv_2"):
             h = act(_add_bias(jax.lax.conv_general_dilated(h, phi[name]["weight"], (2, 2), "SAME",
                                                            dimension_numbers=DIMENSIONS), phi[name]["bias"]))
-        mean, log_std = jnp.split(dense(phi["out"], h.reshape((h.shape[0], -1))), 2, axis=-1)  # (N, Dz) each
-        return mean.reshape(lead + mean.shape[-1:]), log_std.reshape(lead + log_std.shape[-1:])
+        outputs = dense(phi["out"], h.reshape((h.shape[0], -1)))  # (N, outputs)
+        return family.q(outputs.reshape(lead + outputs.shape[-1:]))
 
     def decode(theta, z):
         lead = z.shape[:-1]
@@ -144,16 +148,18 @@ def conv(activation, image_shape):
 NETWORKS = {"mlp": mlp, "conv": conv}
 
 
-def build(architecture, activation="tanh", image_shape=None):
-    """The Network of a name in NETWORKS with an activation, for images of image_shape (rows, cols)."""
+def build(architecture, activation="tanh", image_shape=None, posterior="gaussian"):
+    """The Network of a name in NETWORKS with an activation, for images of image_shape (rows, cols), its
+    encoder giving q of the posterior family named (aevb.model.posteriors.get)."""
     if architecture not in NETWORKS:
         raise ValueError(f"unknown architecture {architecture!r}; choose from {', '.join(NETWORKS)}")
-    return _built(NETWORKS[architecture], activation, None if image_shape is None else tuple(image_shape))
+    return _built(NETWORKS[architecture], activation, None if image_shape is None else tuple(image_shape),
+                  posteriors.get(posterior))
 
 
 @functools.cache
-def _built(builder, activation, image_shape):  # one Network per builder and settings: jit compiles once
-    return builder(activation, image_shape)
+def _built(builder, activation, image_shape, family):  # one Network per builder and settings: jit compiles once
+    return builder(activation, image_shape, family)
 
 
 def get(name):

@@ -3,14 +3,15 @@
 Parameters are plain pytrees passed explicitly into pure functions; ``net`` is an
 aevb.model.networks.Network (its encoder gives q's parameters, its decoder the Bernoulli logits).
 theta: the decoder's parameters (the generative model p(z) p(x|z)); phi: the encoder's (the
-recognition model q(z|x)); params = {"encoder": phi, "decoder": theta}; q = (mean, log_std).
+recognition model q(z|x)); params = {"encoder": phi, "decoder": theta}; q: a posterior of
+aevb.model.posteriors (the default's q = (mean, log_std)), drawn with its log density by q.sample.
 Units: nats per image (summed over pixels, averaged over images).
 """
 
 import jax
 import jax.numpy as jnp
 
-from . import densities
+from . import densities, posteriors
 
 
 def log_prior(z):
@@ -39,9 +40,9 @@ def log_joint(net, theta, x, z, mask=None):
 
 
 def log_q(q, z):
-    """log q(z) for q = (mean, log_std), broadcast against z's leading axes: z (..., Dz) -> (...)."""
-    mean, log_std = (jnp.broadcast_to(p, z.shape) for p in q)
-    return densities.factorized_gaussian_log_density(mean, log_std, z)
+    """log q(z) for q = (mean, log_std) (or any q whose family has a density), broadcast against z's
+    leading axes: z (..., Dz) -> (...)."""
+    return posteriors.as_q(q).log_density(z)
 
 
 def log_weights(net, theta, x, z, q, mask=None):
@@ -64,14 +65,14 @@ def iwae_bound(log_w):
 
 
 def sampled_log_weights(key, net, theta, x, q, num_samples, mask=None):
-    """log_weights at num_samples reparameterized z ~ q = (mean, log_std): q (..., Dz) -> (S, ...).
-    The one place the objectives draw z, so the ELBO and the IWAE bound of a key see the same draws."""
-    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, ..., Dz)
-    return log_weights(net, theta, x, z, q, mask)
+    """log p(x, z) - log q(z) at num_samples reparameterized z ~ q: q (..., Dz) -> (S, ...). The one place
+    the objectives draw z, so the ELBO and the IWAE bound of a key see the same draws."""
+    z, log_q_z = posteriors.as_q(q).sample(key, (num_samples,))  # (S, ..., Dz), (S, ...)
+    return log_joint(net, theta, x, z, mask) - log_q_z
 
 
 def elbo_of(key, net, theta, x, q, num_samples, mask=None):
-    """The ELBO of any q = (mean, log_std), estimated by the mean of log p(x, z) - log q(z) over
+    """The ELBO of any q (such as (mean, log_std)), estimated by the mean of log p(x, z) - log q(z) over
     num_samples reparameterized z ~ q: q (..., Dz) -> (...). With a mask, of the observed pixels."""
     return jnp.mean(sampled_log_weights(key, net, theta, x, q, num_samples, mask), axis=0)
 
@@ -83,18 +84,18 @@ def elbo_per_image(key, net, params, x, num_samples=1, kl_weight=None):
     q = net.encode(params["encoder"], x)
     if kl_weight is None:
         return elbo_of(key, net, params["decoder"], x, q, num_samples)
-    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (S, B, Dz)
-    log_w = log_likelihood(net, params["decoder"], x, z) + kl_weight * (log_prior(z) - log_q(q, z))  # (S, B)
+    z, log_q_z = q.sample(key, (num_samples,))  # (S, B, Dz), (S, B)
+    log_w = log_likelihood(net, params["decoder"], x, z) + kl_weight * (log_prior(z) - log_q_z)  # (S, B)
     return jnp.mean(log_w, axis=0)
 
 
 def elbo_analytic_kl_per_image(key, net, params, x, num_samples=1, kl_weight=None):
     """log p(x|z) at z ~ q minus the closed-form KL(q || p(z)) (Kingma & Welling 2013, eq. 10 and
     Appendix B): the same expectation as elbo_per_image with lower variance. kl_weight: the KL times it."""
-    mean, log_std = net.encode(params["encoder"], x)  # (B, Dz) each
-    z = densities.sample_diag_gaussian(key, mean, log_std, (num_samples,))  # (S, B, Dz)
+    q = net.encode(params["encoder"], x)  # (B, Dz) each
+    z, _ = q.sample(key, (num_samples,))  # (S, B, Dz)
     expected_log_likelihood = jnp.mean(log_likelihood(net, params["decoder"], x, z), axis=0)  # (B,)
-    kl = densities.gaussian_kl_to_standard_normal(mean, log_std)  # (B,)
+    kl = q.kl_to_prior()  # (B,)
     return expected_log_likelihood - (kl if kl_weight is None else kl_weight * kl)
 
 

@@ -17,7 +17,9 @@ from . import ais_plots, completion_plots, exact_plots, plots
 
 
 # The figures' few evaluations compiled whole: op by op, each operation of each shape compiles apart.
-_encode = jax.jit(lambda net, theta, x: net.encode(theta, x), static_argnames="net")
+# q's factorized Gaussian (mean, log_std): the default family's q itself; a richer family's base (a flow's q0,
+# a full covariance's mean and marginal-free diagonal): what the figures draw for every family.
+_encode = jax.jit(lambda net, theta, x: (lambda q: (q.mean, q.log_std))(net.encode(theta, x)), static_argnames="net")
 _means = jax.jit(probability.bernoulli_means, static_argnames="net")
 _sample = jax.jit(probability.sample, static_argnames=("net", "latent_dim", "n"))
 

@@ -1,0 +1,46 @@
+"""The table of posterior families q(z|x), chosen by Config.posterior ("gaussian", "full-gaussian", "planar:8").
+
+A family says how many numbers the encoder gives for it (outputs(Dz)) and makes q from them (q(outputs)).
+A q draws z with its log density, ``q.sample(key, lead) -> (z (lead..., ..., Dz), log q (lead..., ...))``, and
+gives ``q.location`` (the point figures draw) and ``q.scale`` (a spread per coordinate); where the family
+has_density, ``q.log_density(z)`` at any z, and where exact_kl, ``q.kl_to_prior()``. Evaluation and training
+use these alone. Adding a family is one entry in FAMILIES (and its file); log-determinants are written by hand.
+"""
+
+import re
+
+from . import full_gaussian, gaussian, planar
+from .gaussian import Gaussian
+
+# name -> (family without a size, family of a size (a whole number after a colon), or None)
+FAMILIES = {
+    "gaussian": (gaussian.FAMILY, None),
+    "full-gaussian": (full_gaussian.FAMILY, None),
+    "planar": (planar.FAMILY, lambda steps: planar.Family(steps=steps)),
+}
+MAX_STEPS = 64  # a flow's steps, each its own layer in the compiled program
+
+
+def get(spec):
+    """The family of a name such as gaussian or planar:8; ValueError in one line for anything else."""
+    match = re.fullmatch(r"([a-z-]+)(?::([0-9]{1,3}))?", spec)
+    if not match or match.group(1) not in FAMILIES:
+        raise ValueError(f"posterior is one of {', '.join(FAMILIES)} (a flow with its steps, such as planar:8), "
+                         f"not {spec!r}")
+    family, sized = FAMILIES[match.group(1)]
+    if match.group(2) is None:
+        return family
+    if sized is None:
+        raise ValueError(f"the {match.group(1)} posterior has no size; write {match.group(1)}")
+    steps = int(match.group(2))
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"a {match.group(1)} posterior has 1 to {MAX_STEPS} steps, not {steps}")
+    return sized(steps)
+
+
+def as_q(q):
+    """q itself, or a plain (mean, log_std) pair as the Gaussian it is (an SVI fit, a test's q)."""
+    return q if hasattr(q, "sample") else Gaussian(*q)
+
+
+__all__ = ["FAMILIES", "Gaussian", "as_q", "get"]

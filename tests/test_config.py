@@ -62,8 +62,9 @@ def _relu_decode(theta, z):
 
 
 def test_a_new_network_is_one_table_entry(monkeypatch, tmp_path, capsys):
-    # A builder (activation, image shape) -> Network; this one has its own nonlinearity and ignores both.
-    monkeypatch.setitem(networks.NETWORKS, "relu", lambda activation, image_shape: networks.Network(
+    # A builder (activation, image shape, posterior family) -> Network; this one has its own nonlinearity, ignores
+    # the first two and gives the plain (mean, log_std) pair (the factorized Gaussian).
+    monkeypatch.setitem(networks.NETWORKS, "relu", lambda activation, image_shape, family: networks.Network(
         _relu_init, _relu_encode, _relu_decode))
     argv = ["--runs-dir", str(tmp_path), "--name", "relu"]
     assert cli.main(["train", *tiny_flags(epochs=3), "--architecture", "relu", "--no-progress", *argv]) == 0

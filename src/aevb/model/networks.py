@@ -159,7 +159,9 @@ def build(architecture, activation="tanh", image_shape=None, posterior="gaussian
 
 @functools.cache
 def _built(builder, activation, image_shape, family):  # one Network per builder and settings: jit compiles once
-    return builder(activation, image_shape, family)
+    net = builder(activation, image_shape, family)
+    # A network that gives the plain (mean, log_std) pair gives the factorized Gaussian it is (trace time only).
+    return net._replace(encode=lambda phi, x, encode=net.encode: posteriors.as_q(encode(phi, x)))
 
 
 def get(name):

@@ -67,8 +67,11 @@ def iwae_bound(log_w):
 def sampled_log_weights(key, net, theta, x, q, num_samples, mask=None):
     """log p(x, z) - log q(z) at num_samples reparameterized z ~ q: q (..., Dz) -> (S, ...). The one place
     the objectives draw z, so the ELBO and the IWAE bound of a key see the same draws."""
-    z, log_q_z = posteriors.as_q(q).sample(key, (num_samples,))  # (S, ..., Dz), (S, ...)
-    return log_joint(net, theta, x, z, mask) - log_q_z
+    q = posteriors.as_q(q)
+    z, log_q_z = q.sample(key, (num_samples,))  # (S, ..., Dz), (S, ...)
+    # Where q has a density, log q is taken from z after the joint, the order the compiled programs of the default
+    # family always had (another order moves the trained parameters' last bits); a flow gives its own.
+    return log_weights(net, theta, x, z, q, mask) if q.has_density else log_joint(net, theta, x, z, mask) - log_q_z
 
 
 def elbo_of(key, net, theta, x, q, num_samples, mask=None):
@@ -85,7 +88,8 @@ def elbo_per_image(key, net, params, x, num_samples=1, kl_weight=None):
     if kl_weight is None:
         return elbo_of(key, net, params["decoder"], x, q, num_samples)
     z, log_q_z = q.sample(key, (num_samples,))  # (S, B, Dz), (S, B)
-    log_w = log_likelihood(net, params["decoder"], x, z) + kl_weight * (log_prior(z) - log_q_z)  # (S, B)
+    log_w = log_likelihood(net, params["decoder"], x, z) + kl_weight * (
+        log_prior(z) - (log_q(q, z) if q.has_density else log_q_z))  # (S, B), log q as sampled_log_weights takes it
     return jnp.mean(log_w, axis=0)
 
 

@@ -139,3 +139,38 @@ def test_every_familys_elbo_lies_below_the_exact_log_px_of_each_image(family_run
     for defensive in (False, True):
         iwae = np.asarray(bounds.iwae_per_image(family_run.net, family_run.params, x, 2000, defensive=defensive))
         assert np.mean(elbo) < np.mean(iwae) <= np.mean(log_px) + 0.02, (np.mean(iwae - log_px), defensive)
+
+
+def test_each_family_is_measured_against_its_own_q_star_and_contains_the_factorized_one(family_run):
+    """Gaps against the run's own family at Dz = 2: q*_F (SVI from the factorized q*, embedded) has an ELBO at
+    least the factorized q*'s (F contains it), at most the exact log p(x); the decomposition adds up."""
+    from aevb.evaluation import exact, gaps
+
+    x = np.asarray(family_run.split.x_test[:20])
+    theta = family_run.params["decoder"]
+    tiles = exact.select_tiles(family_run.net, theta, x)
+    log_px = np.asarray(exact.log_px(family_run.net, theta, x, tiles=tiles)[0])
+    g = gaps.gap_decomposition(family_run.net, family_run.params, x, log_px, jax.random.PRNGKey(0), tiles)
+    f = g["family"]
+    assert f["posterior"] == family_run.config.posterior and f["images"] == 20
+    assert f["gain_over_gaussian_q_star"] >= -1e-3 and f["approximation_gap"] >= -0.02
+    assert f["approximation_gap"] <= g["approximation_gap"] + 1e-3
+    total = g["approximation_gap"] + g["amortization_gap"]
+    assert f["approximation_gap"] + f["amortization_gap"] == pytest.approx(total, abs=1e-6)  # the same whole
+    if family_run.config.posterior == "full-gaussian":  # a correlated posterior: the Cholesky factor gains
+        assert f["gain_over_gaussian_q_star"] > 0.005 and f["fitted_better"] > 0.5
+
+
+def test_the_default_family_adds_nothing_to_the_decomposition(trained_default):
+    from aevb.evaluation import exact, gaps
+
+    x = np.asarray(trained_default.split.x_test[:10])
+    tiles = exact.select_tiles(trained_default.net, trained_default.params["decoder"], x)
+    log_px = np.asarray(exact.log_px(trained_default.net, trained_default.params["decoder"], x, tiles=tiles)[0])
+    assert "family" not in gaps.gap_decomposition(trained_default.net, trained_default.params, x, log_px,
+                                                  jax.random.PRNGKey(0), tiles)
+
+
+@pytest.fixture(scope="module")
+def trained_default(tmp_path_factory):
+    return trained(tmp_path_factory, epochs=1)

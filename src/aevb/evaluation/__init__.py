@@ -3,7 +3,8 @@
 bounds   the ELBO with its standard error, the IWAE bound, the defensive proposal; fixed keys
 exact    log p(x) by quadrature on a tiled grid (Dz = 2), with its accuracy check
 gaps     everything `aevb evaluate --exact` measures around it: bounds against K, the gap decomposition
-q_stars  q*, the best factorized Gaussian per image: on the exact grid (Dz = 2) or by SVI
+q_stars  q*, the best factorized Gaussian per image: on the exact grid (Dz = 2) or by SVI; q*_F of a richer family
+families  the ELBO of any q in bounded memory, and the gaps against the run's own posterior family
 curves   what training records each epoch (passed into training by the pipeline)
 partial  partial observation: SVI of p(z | observed pixels), completions, posterior grids
 hmc      Hamiltonian Monte Carlo: one transition, hand-written
@@ -14,4 +15,4 @@ answers  the true/false questions and their computed demonstrations
 Imports: aevb.errors, aevb.model, aevb.data (batch chunks), aevb.parallel.
 """
 
-from . import ais, answers, bounds, curves, exact, gaps, hmc, likelihood, partial, q_stars  # noqa: F401 (the modules it offers)
+from . import ais, answers, bounds, curves, exact, families, gaps, hmc, likelihood, partial, q_stars  # noqa: F401

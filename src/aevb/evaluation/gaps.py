@@ -12,7 +12,7 @@ import numpy as np
 from .. import parallel
 from ..errors import ConfigError
 from ..model import posteriors, probability
-from . import bounds, exact, q_stars
+from . import bounds, exact, families, q_stars
 
 CHUNK = bounds.SAMPLE_CHUNK  # the IWAE bound's draws per scan step
 
@@ -88,29 +88,13 @@ def iwae_prefixes_per_image(net, params, x, ks, key=bounds.EVAL_KEY, progress=Fa
                             x, key, devices.count, devices, progress, desc, () if known is None else (values,))
 
 
-@jax.jit(static_argnames=("net", "num_samples"))
-def _elbo_of(key, net, theta, x, q, num_samples):
-    """probability.elbo_of with the same draws (all the noise drawn at once, as it draws it: (S, n, Dz)
-    is small), its log weights computed CHUNK draws at a time: memory of CHUNK images' logits per image,
-    not S (S a multiple of CHUNK)."""
-    q = posteriors.as_q(q)
-    z, log_q_z = q.sample(key, (num_samples,))  # (S, n, Dz), (S, n)
-    z, log_q_z = z.reshape(-1, CHUNK, *z.shape[1:]), log_q_z.reshape(-1, CHUNK, *log_q_z.shape[1:])  # (S/C, C, ...)
-    if q.has_density:  # log q from z in the blocks, as it always was (the same numbers bit for bit)
-        total = jax.lax.map(lambda zc: jnp.sum(bounds.blocked_log_weights(net, theta, x, zc, q), axis=0), z)
-    else:  # a flow's own log q at its draws
-        total = jax.lax.map(lambda zl: jnp.sum(bounds.in_row_blocks(
-            lambda zc: probability.log_joint(net, theta, x, zc), zl[0]) - zl[1], axis=0), (z, log_q_z))  # (S/C, n)
-    return jnp.sum(total, axis=0) / num_samples
-
-
 # ---- everything `aevb evaluate --exact` measures --------------------------------------------------
 
 KEY = np.array([0, 3], np.uint32)  # jax.random.PRNGKey(3), fixed: the SVI fits and the gap decomposition's ELBOs
 BOUND_KS = (1, 10, 100, 1000, 5000)  # K of the bounds compared with the exact value
 BOUND_IMAGES = 300  # the first this many test images (K = 5000 on all 10000 would take minutes)
 GAP_IMAGES = 500  # the first this many test and training images for the gap decomposition
-GAP_SAMPLES = 1000  # z per image for the ELBOs of q* and of the encoder's q (the same z noise for both)
+GAP_SAMPLES = families.GAP_SAMPLES  # z per image for the ELBOs of q* and of the encoder's q
 CHECK_IMAGES = 2000  # the first this many test images for the accuracy check (halving the spacing: 4x the work)
 
 
@@ -133,14 +117,19 @@ def gap_decomposition(net, params, x, log_px_values, key, tiles=None):
     else:
         q_star, how = q_stars.fit_on_grid(net, params, x, tiles)
     theta = params["decoder"]
-    elbo_star = np.asarray(_elbo_of(elbo_key, net, theta, jnp.asarray(x), q_star, GAP_SAMPLES), np.float64)
-    elbo_encoder = np.asarray(_elbo_of(elbo_key, net, theta, jnp.asarray(x), net.encode(params["encoder"], x),
+    elbo_star = np.asarray(families.elbo_of_q(elbo_key, net, theta, jnp.asarray(x), q_star, GAP_SAMPLES), np.float64)
+    elbo_encoder = np.asarray(families.elbo_of_q(elbo_key, net, theta, jnp.asarray(x), net.encode(params["encoder"], x),
                                        GAP_SAMPLES), np.float64)
     numbers = {"images": len(x), **how, "seconds": time.perf_counter() - began}
     for name, values in (("log_px", log_px_values), ("elbo_q_star", elbo_star), ("elbo_encoder", elbo_encoder),
                          ("approximation_gap", log_px_values - elbo_star),
                          ("amortization_gap", elbo_star - elbo_encoder)):
         numbers[name], numbers[name + "_se"] = bounds.mean_and_standard_error(values)
+    dz = q_star[0].shape[-1]
+    if net.family.outputs(dz) > 2 * dz:  # a family richer than the factorized Gaussian: its own q*_F as well
+        n = min(families.FAMILY_IMAGES, len(x))
+        numbers["family"] = families.family_gaps(net, params, jnp.asarray(x[:n]), log_px_values[:n],
+                                        jax.tree.map(lambda a: a[:n], q_star), fit_key, elbo_key)
     return numbers
 
 
@@ -227,5 +216,7 @@ def describe(r):
         g = r["gap_decomposition"][side]
         lines.append(f"{side} gap on {g['images']} images: approximation {g['approximation_gap']:.2f} ± "
                      f"{g['approximation_gap_se']:.2f}, amortization {g['amortization_gap']:.2f} ± "
-                     f"{g['amortization_gap_se']:.2f} nats/image")
+                     f"{g['amortization_gap_se']:.2f} nats/image (q*: the best factorized Gaussian)")
+        if "family" in g:
+            lines.append(families.describe_family(g["family"], side))
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..model import densities
+from ..model import densities, probability
 from . import exact, partial
 
 SPACINGS = (0.04, 0.08, 0.2, 0.4)  # the fit's grids, finest first: each divides a tile's side
@@ -184,3 +184,32 @@ def fit_on_grid(net, params, x, tiles):
                     "fit_steps": {"encoder": int(steps), "moments": int(moment_steps)},
                     "last_change": {"encoder": float(change), "moments": float(moment_change)},
                     "from_moments": int(np.sum(from_moments)), "smallest_mass_on_grid": float(np.min(mass))}
+
+
+FAMILY_STEPS, FAMILY_SAMPLES, FAMILY_LEARNING_RATE = 300, 20, 0.01  # the per-image fit of a richer family's q*_F
+
+
+@jax.jit(static_argnames=("net", "steps", "num_samples", "learning_rate"))
+def fit_family(key, net, params, x, start, steps=FAMILY_STEPS, num_samples=FAMILY_SAMPLES,
+               learning_rate=FAMILY_LEARNING_RATE):
+    """q*_F, the best member of the network's own posterior family for each image x (n, D), by SVI on the
+    family's parameters themselves (what the encoder would output, (n, outputs)), from start = (mean, log_std),
+    the best factorized Gaussian, embedded in the family (a flow at the identity, a Cholesky factor at the
+    diagonal): q*_F starts where q* is (Cremer, Li & Duvenaud 2018's local optimization). Adam with a cosine decay,
+    num_samples reparameterized draws per image and step. Returns ((the start's outputs, the fitted outputs),
+    each (n, outputs), the ELBO trace (steps,) of the mean): the caller keeps, per image, the better of the two."""
+    family, theta = net.family, params["decoder"]
+    outputs = family.embed(*start)  # (n, outputs)
+    opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))  # steps shrink to 0: no jitter at the end
+
+    def loss(outputs, step_key):
+        return -jnp.mean(probability.elbo_of(step_key, net, theta, x, family.q(outputs), num_samples))
+
+    def step(carry, step_key):
+        outputs, opt_state = carry
+        value, grads = jax.value_and_grad(loss)(outputs, step_key)
+        updates, opt_state = opt.update(grads, opt_state)
+        return (optax.apply_updates(outputs, updates), opt_state), -value
+
+    (fitted, _), trace = jax.lax.scan(step, (outputs, opt.init(outputs)), jax.random.split(key, steps))
+    return (outputs, fitted), trace

@@ -29,6 +29,7 @@ class Network(NamedTuple):
     init: Callable
     encode: Callable
     decode: Callable
+    family: tuple = posteriors.gaussian.FAMILY  # the posterior family its encoder gives (set by build)
 
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "elu": jax.nn.elu, "softplus": jax.nn.softplus}
@@ -161,7 +162,7 @@ def build(architecture, activation="tanh", image_shape=None, posterior="gaussian
 def _built(builder, activation, image_shape, family):  # one Network per builder and settings: jit compiles once
     net = builder(activation, image_shape, family)
     # A network that gives the plain (mean, log_std) pair gives the factorized Gaussian it is (trace time only).
-    return net._replace(encode=lambda phi, x, encode=net.encode: posteriors.as_q(encode(phi, x)))
+    return net._replace(encode=lambda phi, x, encode=net.encode: posteriors.as_q(encode(phi, x)), family=family)
 
 
 def get(name):

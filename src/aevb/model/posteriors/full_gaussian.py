@@ -69,6 +69,11 @@ class Family(NamedTuple):
         """How many numbers the encoder gives for q at this Dz."""
         return 2 * latent_dim + latent_dim * (latent_dim - 1) // 2
 
+    def embed(self, mean, log_std):
+        """The outputs whose q is the factorized Gaussian (mean, log_std): L's entries below the diagonal 0."""
+        dz = mean.shape[-1]
+        return jnp.concatenate([mean, log_std, jnp.zeros(mean.shape[:-1] + (dz * (dz - 1) // 2,), mean.dtype)], -1)
+
     def q(self, outputs):
         """q from the encoder's outputs (..., outputs(Dz))."""
         dz = _latent_dim(outputs.shape[-1])

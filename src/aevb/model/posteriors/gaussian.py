@@ -52,6 +52,10 @@ class Family(NamedTuple):
         """How many numbers the encoder gives for q at this Dz."""
         return 2 * latent_dim
 
+    def embed(self, mean, log_std):
+        """The outputs (..., 2 Dz) whose q is the factorized Gaussian (mean, log_std)."""
+        return jnp.concatenate([mean, log_std], axis=-1)
+
     def q(self, outputs):
         """q from the encoder's outputs (..., 2 Dz)."""
         return Gaussian(*jnp.split(outputs, 2, axis=-1))

@@ -15,6 +15,9 @@ import jax.numpy as jnp
 from .. import densities
 
 
+IDENTITY_U = 0.5413248546129181  # log(e - 1): softplus of it is 1, so m(w^T u) = 0 for u = it * w with w^T w = 1
+
+
 def constrained_u(u, w):
     """u (..., Dz) moved along w so that w^T u >= -1 (Rezende & Mohamed 2015, Appendix A.1)."""
     wu = jnp.sum(w * u, axis=-1, keepdims=True)  # (..., 1)
@@ -83,6 +86,15 @@ class Family(NamedTuple):
     def outputs(self, latent_dim):
         """How many numbers the encoder gives for q at this Dz."""
         return 2 * latent_dim + self.steps * (2 * latent_dim + 1)
+
+    def embed(self, mean, log_std):
+        """The outputs whose q is the factorized Gaussian (mean, log_std): each step the identity, b = 0 and u
+        = log(e - 1) w / (w^T w), which the constraint maps to 0 (m(log(e - 1)) = 0), w the unit vectors in turn."""
+        dz, lead = mean.shape[-1], mean.shape[:-1]
+        w = jnp.broadcast_to(jnp.eye(dz, dtype=mean.dtype)[jnp.arange(self.steps) % dz], lead + (self.steps, dz))
+        u = IDENTITY_U * w
+        return jnp.concatenate([mean, log_std, u.reshape(lead + (-1,)), w.reshape(lead + (-1,)),
+                                jnp.zeros(lead + (self.steps,), mean.dtype)], -1)
 
     def q(self, outputs):
         """q from the encoder's outputs (..., outputs(Dz))."""

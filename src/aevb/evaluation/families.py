@@ -1,0 +1,67 @@
+"""The posterior family's side of the gap decomposition: each ELBO by Monte Carlo in bounded memory (elbo_of_q), and
+the gaps against the run's own family F where it is richer than the factorized Gaussian (family_gaps): q*_F
+fitted per image by SVI from the factorized q* (aevb.evaluation.q_stars.fit_family)."""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..model import posteriors, probability
+from . import bounds, q_stars
+
+CHUNK = bounds.SAMPLE_CHUNK  # draws per step of elbo_of_q's map
+GAP_SAMPLES = 1000  # z per image for the ELBOs of q* and of the encoder's q (the same z noise for both)
+
+
+@jax.jit(static_argnames=("net", "num_samples"))
+def elbo_of_q(key, net, theta, x, q, num_samples):
+    """probability.elbo_of with the same draws (all the noise drawn at once, as it draws it: (S, n, Dz)
+    is small), its log weights computed CHUNK draws at a time: memory of CHUNK images' logits per image,
+    not S (S a multiple of CHUNK)."""
+    q = posteriors.as_q(q)
+    z, log_q_z = q.sample(key, (num_samples,))  # (S, n, Dz), (S, n)
+    z, log_q_z = z.reshape(-1, CHUNK, *z.shape[1:]), log_q_z.reshape(-1, CHUNK, *log_q_z.shape[1:])  # (S/C, C, ...)
+    if q.has_density:  # log q from z in the blocks, as it always was (the same numbers bit for bit)
+        total = jax.lax.map(lambda zc: jnp.sum(bounds.blocked_log_weights(net, theta, x, zc, q), axis=0), z)
+    else:  # a flow's own log q at its draws
+        total = jax.lax.map(lambda zl: jnp.sum(bounds.in_row_blocks(
+            lambda zc: probability.log_joint(net, theta, x, zc), zl[0]) - zl[1], axis=0), (z, log_q_z))  # (S/C, n)
+    return jnp.sum(total, axis=0) / num_samples
+
+
+FAMILY_IMAGES = 100  # the first this many of the gap decomposition's images for a richer family's q*_F (SVI)
+
+
+def family_gaps(net, params, x, log_px_values, q_star, fit_key, elbo_key):
+    """The gaps against the network's own family F: approximation log p(x) - ELBO(q*_F), amortization ELBO(q*_F)
+    - ELBO(encoder's q), and what F gains per image over the best factorized Gaussian, ELBO(q*_F) - ELBO(q*).
+    q*_F per image: the SVI fit or its start (q* itself, a member of F), whichever has the higher ELBO on draws
+    of their own (a key apart from the reported ELBOs', so the choice does not select on their noise)."""
+    began = time.perf_counter()
+    (start, fitted), trace = q_stars.fit_family(fit_key, net, params, x, q_star)
+    theta, family = params["decoder"], net.family
+    choose_key = jax.random.fold_in(elbo_key, 1)
+    better = (elbo_of_q(choose_key, net, theta, x, family.q(fitted), GAP_SAMPLES)
+              > elbo_of_q(choose_key, net, theta, x, family.q(start), GAP_SAMPLES))  # (n,)
+    q_star_f = family.q(jnp.where(better[:, None], fitted, start))
+    elbo_f, elbo_ffg, elbo_encoder = (np.asarray(elbo_of_q(elbo_key, net, theta, x, q, GAP_SAMPLES), np.float64)
+                                      for q in (q_star_f, q_star, net.encode(params["encoder"], x)))
+    numbers = {"posterior": family.name, "images": len(x), "q_star": "svi", "steps": q_stars.FAMILY_STEPS,
+               "draws": q_stars.FAMILY_SAMPLES, "fitted_better": float(np.mean(np.asarray(better))),
+               "last_steps_change": float(trace[-1] - trace[-50])}
+    for name, values in (("elbo_q_star", elbo_f), ("approximation_gap", log_px_values - elbo_f),
+                         ("amortization_gap", elbo_f - elbo_encoder), ("gain_over_gaussian_q_star", elbo_f - elbo_ffg)):
+        numbers[name], numbers[name + "_se"] = bounds.mean_and_standard_error(values)
+    numbers["seconds"] = time.perf_counter() - began
+    return numbers
+
+
+def describe_family(f, side):
+    """One line of the gaps against the run's own posterior family (family_gaps' numbers)."""
+    return (f"{side} gap against {f['posterior']}'s own q* on {f['images']} images (SVI, {f['steps']} steps of "
+            f"{f['draws']} draws, better than its start on {f['fitted_better']:.0%}): approximation {f['approximation_gap']:.2f} ± {f['approximation_gap_se']:.2f}, "
+            f"amortization {f['amortization_gap']:.2f} ± {f['amortization_gap_se']:.2f}; its q* is "
+            f"{f['gain_over_gaussian_q_star']:.2f} ± {f['gain_over_gaussian_q_star_se']:.2f} nats/image above the "
+            "factorized Gaussian's")

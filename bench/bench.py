@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import ais_conv  # bench/, beside this file
+import family_speed
 import protocol_speed
 
 from aevb import pipeline
@@ -375,6 +376,9 @@ def main():
     # The burda2016 protocol's network (issue 22) against a plain JAX scan epoch of it, batch 20 and 100.
     results["protocol_epoch"] = protocol_speed.measure()
     print(json.dumps(results["protocol_epoch"]), flush=True)
+    # Each posterior family's epoch against a plain JAX scan epoch of the same network and q (issue 46).
+    results["family_epoch"] = family_speed.measure()
+    print(json.dumps(results["family_epoch"]), flush=True)
     # AIS on a conv model at its smallest settings, compile apart from run, and the exact grid beside it (issue 44).
     results["ais_conv"] = ais_conv.measure()
     print(json.dumps(results["ais_conv"]), flush=True)
@@ -394,6 +398,10 @@ def main():
         checks.append((f"burda2016's epoch at batch {batch} within 1.15x of a plain JAX scan epoch",
                        measured["ratio"] <= 1.15,
                        f"ratio {measured['ratio']:.2f} ({ours:.2f} s against {plain:.2f} s)"))
+    for family, measured in results["family_epoch"].items():
+        checks.append((f"the {family} posterior's epoch within 1.15x of a plain JAX scan epoch", measured["ratio"] <= 1.15,
+                       f"ratio {measured['ratio']:.2f} ({measured['aevb_seconds_per_epoch']:.3f} s against "
+                       f"{measured['plain_jax_seconds_per_epoch']:.3f} s)"))
     if "quality" in results:
         mean_elbo, timed = results["quality"]["mean_test_elbo"], results["make_run"]
         checks.append(("mean test ELBO over the seeds >= -158 nats/image", mean_elbo >= -158.0, f"{mean_elbo:.2f}"))

@@ -393,7 +393,7 @@ def test_a_second_ctrl_c_stops_at_once_and_says_what_was_kept(tmp_path):
     flags = tiny_flags(epochs=100000, checkpoint_every=2, n_train=900, n_test=100, hidden_dim=12000, batch_size=1,
                        learning_rate=1e-4)
     process = _aevb("train", "--name", "twice", "--runs-dir", str(tmp_path), "--no-progress", *flags)
-    _wait_for_rows(tmp_path / "twice", 1, process, timeout=240)
+    _wait_for_rows(tmp_path / "twice", 2, process, timeout=240)
     rows = records.read_metrics(tmp_path / "twice")
     epoch_seconds = min(row["seconds"] for row in rows)
     # Just after a row is written, a new epoch has begun: both signals arrive early in it.

@@ -174,3 +174,23 @@ def test_the_default_family_adds_nothing_to_the_decomposition(trained_default):
 @pytest.fixture(scope="module")
 def trained_default(tmp_path_factory):
     return trained(tmp_path_factory, epochs=1)
+
+
+def test_the_comparison_page_gives_each_familys_gaps_and_a_dash_where_a_run_has_none(tmp_path):
+    from pathlib import Path
+
+    from aevb.views import compare
+
+    def gaps(approximation, amortization, family=None):
+        test = {"approximation_gap": approximation, "approximation_gap_se": 0.01, "amortization_gap": amortization,
+                "amortization_gap_se": 0.1, **({"family": family} if family else {})}
+        return {"gap_decomposition": {"test": test, "train": test}}
+
+    flow = {"posterior": "planar:8", "approximation_gap": 0.12, "approximation_gap_se": 0.02,
+            "amortization_gap": 13.5, "amortization_gap_se": 0.9}
+    groups = [compare.Group(tiny(posterior=p), [compare.Entry(Path(p), tiny(posterior=p), compare._with_gaps(s), [])])
+              for p, s in (("gaussian", gaps(0.22, 14.1)), ("planar:8", gaps(0.31, 13.2, flow)))]
+    page = "".join(compare._gap_table(groups, ["posterior"]))
+    assert "approximation gap (the family&#x27;s own q*)" in page and "0.12 ± 0.02" in page and "13.50 ± 0.90" in page
+    assert page.count("&ndash;") == 2  # the factorized run has no family numbers: a dash each, no zero
+    assert compare._gap_table([compare.Group(tiny(), [compare.Entry(Path("a"), tiny(), {}, [])])], []) == []

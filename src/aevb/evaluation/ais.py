@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import parallel
 from ..config import AIS
-from ..model import densities, probability
+from ..model import densities, posteriors, probability
 from . import bounds, hmc
 
 KEY = np.array([0, 5], np.uint32)  # jax.random.PRNGKey(5), fixed: the chains' draws
@@ -184,9 +184,12 @@ def ais_chunk(key, net, params, x, z_true, settings, reverse=False):
         weights, components = bounds.DEFENSIVE_WEIGHTS, bounds.defensive_components(q)
         log_q0 = lambda z: densities.gaussian_mixture_log_density(weights, components, z)  # noqa: E731
         sample = lambda key, n: densities.sample_gaussian_mixture(key, weights, components, (n,))[0]  # noqa: E731
-    else:  # the encoder's q, or the prior
+    else:  # the encoder's q (a family with a density at any z: not a flow's), or the prior
+        if not posteriors.as_q(q).has_density:
+            raise ValueError("AIS from the encoder's q needs q's density at any z; a flow gives it at its own draws "
+                             "only: start from the prior or the defensive mixture")
         log_q0 = lambda z: probability.log_q(q, z)  # noqa: E731
-        sample = lambda key, n: densities.sample_diag_gaussian(key, *q, (n,))  # noqa: E731
+        sample = lambda key, n: posteriors.as_q(q).sample(key, (n,))[0]  # noqa: E731
 
     parts = (lambda z: probability.log_joint(net, params["decoder"], x, z), log_q0)  # z -> (C, B) each
 

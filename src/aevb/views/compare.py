@@ -21,6 +21,10 @@ from . import compare_plots, report
 # summary key -> what the page calls it; the bounds a run may hold, best known last
 MEASURES = {"test_elbo": "test ELBO", "test_iwae": "test IWAE bound", "test_iwae_defensive": "test IWAE, defensive",
             "test_log_px_ais": "AIS test log p(x)", "test_log_px": "exact test log p(x)", "bdmc_gap": "BDMC gap"}
+# The gap decomposition's test numbers (summary.json's gap_decomposition.test, and .family for a richer posterior)
+GAPS = {"approximation_gap": "approximation gap (q*: factorized)", "amortization_gap": "amortization gap",
+        "family.approximation_gap": "approximation gap (the family's own q*)",
+        "family.amortization_gap": "amortization gap (the family's own q*)"}
 PAGE = "compare.html"
 # On a phone the wide figures keep a readable size and scroll sideways in their box, not the page.
 STYLE = """td.path { overflow-wrap: anywhere; min-width: 8em; } h1 { overflow-wrap: anywhere; }
@@ -75,7 +79,8 @@ def find_runs(paths):
                 except DataError as error:  # the page needs only its settings and numbers: shown, and said
                     print(f"aevb: warning: {error}; {run_dir} is shown from its stored settings", file=sys.stderr)
                     config, _ = checkpoint.read_checkpoint_config(run_dir, data=False)
-                found.append(Entry(run_dir, config, records.read_summary(run_dir), records.read_metrics(run_dir)))
+                found.append(Entry(run_dir, config, _with_gaps(records.read_summary(run_dir)),
+                                   records.read_metrics(run_dir)))
     if not found:
         raise ConfigError(f"no trained runs under {', '.join(map(str, paths))}")
     return found
@@ -116,6 +121,26 @@ def _order(value):
 
 def label(config, names):
     return ", ".join(f"{name}={getattr(config, name)}" for name in names) or "all runs"
+
+
+def _with_gaps(summary):
+    """The summary with its test gaps (GAPS) as top-level numbers, "gap:" before their names, where it has them."""
+    test, flat = summary.get("gap_decomposition", {}).get("test", {}), {}
+    for key in GAPS:
+        part, name = (test.get("family", {}), key.split(".")[1]) if "." in key else (test, key)
+        if name in part:
+            flat[f"gap:{key}"], flat[f"gap:{key}_se"] = part[name], part.get(name + "_se", math.nan)
+    return {**summary, **flat}
+
+
+def _gap_table(groups, varied):
+    """Each setting's gaps on its test images (mean ± sd over seeds), where any run has the decomposition."""
+    shown = [key for key in GAPS if any(g.values(f"gap:{key}") for g in groups)]
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in [*varied, *(GAPS[key] for key in shown)])
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(getattr(g.config, name)))}</td>" for name in varied)
+                   + "".join(f'<td class="num">{_pm(g.mean_spread(f"gap:{key}"))}</td>' for key in shown) + "</tr>"
+                   for g in groups)
+    return ["<h2>Gaps, test images</h2>", f'<div class="wrap"><table><tr>{head}</tr>{rows}</table></div>'] * bool(shown)
 
 
 def _pm(triple, digits=2):
@@ -201,7 +226,8 @@ def compare(paths, out_dir):
             "AIS on data simulated from the model, says how far from the truth it can be; without AIS, the higher of "
             "the plain and the defensive bound (proposal ½ q + ¼ wide q + ¼ prior) is the closer, with no certificate "
             "of how close.</p>",
-            "<h2>Settings, mean ± sd over seeds</h2>", _group_table(groups, varied, measures)]
+            "<h2>Settings, mean ± sd over seeds</h2>", _group_table(groups, varied, measures),
+            *_gap_table(groups, varied)]
     if not measures:
         body.append('<p class="note">No run here has been evaluated (aevb evaluate): there are no test numbers '
                     "to compare, only the training curves.</p>")

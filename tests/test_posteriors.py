@@ -194,3 +194,27 @@ def test_the_comparison_page_gives_each_familys_gaps_and_a_dash_where_a_run_has_
     assert "approximation gap (the family&#x27;s own q*)" in page and "0.12 ± 0.02" in page and "13.50 ± 0.90" in page
     assert page.count("&ndash;") == 2  # the factorized run has no family numbers: a dash each, no zero
     assert compare._gap_table([compare.Group(tiny(), [compare.Entry(Path("a"), tiny(), {}, [])])], []) == []
+
+
+def test_the_posterior_panels_draw_a_richer_familys_q_by_its_draws(family_run, tmp_path):
+    """Its ellipses are q's factorized part (a flow's q0, which the flow moves away): the panel adds q's own draws,
+    which sit where q's draws from sample() do."""
+    from aevb.views import drawing, exact_plots
+
+    x = family_run.split.x_test[0]
+    family, z = drawing._draws(family_run, x)["draws"]
+    assert family == family_run.config.posterior and z.shape == (600, 2)
+    q = family_run.net.encode(family_run.params["encoder"], jnp.asarray(x)[None])
+    np.testing.assert_allclose(z.mean(0), np.asarray(q.sample(jax.random.PRNGKey(9), (20_000,))[0][:, 0]).mean(0),
+                               atol=4 * float(z.std(0).max()) / np.sqrt(600))
+    grid = (np.linspace(-3, 3, 5), np.linspace(-3, 3, 5), np.zeros((5, 5)), np.zeros((5, 5)))
+    panel = {"image": np.zeros((12, 12)), "grid": grid, "q_star": (np.zeros(2), np.zeros(2)),
+             "encoder": (np.zeros(2), np.zeros(2)), "title": "t", "draws": (family, z)}
+    legend = [t.get_text() for t in exact_plots.posteriors_figure([panel]).axes[0].get_legend().get_texts()]
+    assert legend[-1] == f"encoder q(z|x), {family}: 600 draws" and "factorized part" in legend[-2]
+
+
+def test_the_default_familys_panels_are_as_before(trained_default):
+    from aevb.views import drawing
+
+    assert drawing._draws(trained_default, trained_default.split.x_test[0]) == {}

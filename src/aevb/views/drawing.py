@@ -8,6 +8,7 @@ the true posteriors, and a completion's figures.
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ..evaluation import exact, partial, q_stars
@@ -18,15 +19,17 @@ from . import ais_plots, completion_plots, exact_plots, plots
 
 # The figures' few evaluations compiled whole: op by op, each operation of each shape compiles apart.
 # q's factorized Gaussian (mean, log_std): the default family's q itself; a richer family's base (a flow's q0,
-# a full covariance's mean and marginal-free diagonal): what the figures draw for every family.
+# a full covariance's mean and diagonal): the posterior panels' ellipses. _locate: the point each image is
+# drawn at, q.location (the mean; for a flow its q0's mean pushed through the flow).
 _encode = jax.jit(lambda net, theta, x: (lambda q: (q.mean, q.log_std))(net.encode(theta, x)), static_argnames="net")
+_locate = jax.jit(lambda net, theta, x: net.encode(theta, x).location, static_argnames="net")
 _means = jax.jit(probability.bernoulli_means, static_argnames="net")
 _sample = jax.jit(probability.sample, static_argnames=("net", "latent_dim", "n"))
 
 
 def encode_means(run, x, chunk=5000):
-    """The means of q(z|x) for every image: (N, Dz)."""
-    return np.concatenate([np.asarray(_encode(run.net, run.params["encoder"], x[i : i + chunk])[0])
+    """The means of q(z|x) for every image (a flow's: q0's mean through the flow): (N, Dz)."""
+    return np.concatenate([np.asarray(_locate(run.net, run.params["encoder"], x[i : i + chunk]))
                            for i in range(0, len(x), chunk)])
 
 
@@ -190,8 +193,18 @@ def posterior_panels(run, per_image, search=40):
         panels.append({"image": images(run, x[i]), "q_star": q_star, "encoder": encoder,
                        "grid": partial.posterior_grid(run.net, theta, x[i], everything, q_star, encoder),
                        "title": f"test image #{i}, {role}: log p(x) {px[i]:.1f}, IWAE {iwae[i]:.1f}, ELBO "
-                                f"{elbo[i]:.1f} nats"})
+                                f"{elbo[i]:.1f} nats", **_draws(run, x[i])})
     return panels
+
+
+def _draws(run, image, n=600):
+    """{"draws": (family, z (n, Dz))} of the encoder's whole q for one image where its family is richer than the
+    factorized Gaussian the ellipses show (a flow moves its mass away from q0); else {}."""
+    family, dz = run.net.family, run.config.latent_dim
+    if family.outputs(dz) <= 2 * dz:
+        return {}
+    z, _ = run.net.encode(run.params["encoder"], jnp.asarray(image)[None]).sample(jax.random.PRNGKey(0), (n,))
+    return {"draws": (family.name, np.asarray(z[:, 0]))}
 
 
 def completion_figures(run, c):
@@ -206,5 +219,5 @@ def completion_figures(run, c):
     if c.grid is not None:
         figures[name + "_posterior"] = completion_plots.posterior_figure(
             c.grid, c.q_mean, c.q_log_std, c.encoder_mean, c.encoder_log_std,
-            f"Posterior given the {c.mask_name} of image #{c.index}")
+            f"Posterior given the {c.mask_name} of image #{c.index}", _draws(run, c.image).get("draws"))
     return figures

@@ -70,16 +70,19 @@ def gaps_figure(gaps, k):
 def posteriors_figure(panels):
     """One panel per image: the true posterior p(z|x) from the grid, the best factorized Gaussian q*
     (fitted on the grid, aevb.evaluation.q_stars) and the encoder's q, with the image in a corner.
-    panels: dicts with image (rows, columns), grid, q_star (mean, log_std), encoder (mean, log_std), title."""
+    panels: dicts with image (rows, columns), grid, q_star (mean, log_std), encoder (mean, log_std), title, and
+    for a family richer than the factorized Gaussian draws: (its name, z (n, 2) drawn from the encoder's q)."""
     columns = min(2, len(panels))
     rows = -(-len(panels) // columns)
     figure = Figure(figsize=(6.2 * columns, 5.4 * rows), layout="constrained")
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
     for ax, panel in zip(axes, panels, strict=False):
+        draws = panel.get("draws")  # a richer family: its ellipses are q's factorized part, its draws q itself
         posterior_axes(ax, panel["grid"], *panel["q_star"], *panel["encoder"],
                        ("p(z | x), exact (grid)", "q*: best factorized Gaussian (on the grid)",
-                        "encoder q(z|x): 1 and 2 std"),
-                       legend_size=7)
+                        "encoder q(z|x): 1 and 2 std" if draws is None else
+                        f"encoder q's factorized part ({draws[0]}): 1 and 2 std"), legend_size=7,
+                       draws=None if draws is None else (f"encoder q(z|x), {draws[0]}: {len(draws[1])} draws", draws[1]))
         inset = ax.inset_axes([0.78, 0.78, 0.2, 0.2])
         inset.imshow(panel["image"], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         inset.set_xticks([]), inset.set_yticks([])

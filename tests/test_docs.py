@@ -44,6 +44,16 @@ def test_every_page_is_built_with_the_api_reference_from_the_docstrings(site):
     assert 'id="aevb.evaluation.exact.log_px"' in api and "(B, D)" in (site / "api" / "model.html").read_text()
 
 
+def test_every_code_fence_of_every_page_is_closed():
+    """A fence left open turns the rest of a page into one code block (training.md's did, from its settings on)."""
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        if "_build" in page.parts or "_generated" in page.parts:
+            continue
+        fences = [line for line in page.read_text().splitlines() if line.lstrip().startswith("```")]
+        assert len(fences) % 2 == 0, f"{page}: {len(fences)} fence lines"
+        assert all(line.strip() == "```" for line in fences[1::2]), f"{page}: a closing fence with a language"
+
+
 def test_the_readme_is_a_landing_page_that_links_every_guide():
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 150

@@ -98,7 +98,7 @@ def plain_epoch_seconds(family, x, outputs, batch_size=100, epochs=3):
     return statistics.median(times)
 
 
-def measure(families=FAMILIES, rounds=2):
+def measure(families=FAMILIES, rounds=3):
     """{family: {"aevb", "plain", "ratio"}} in seconds per epoch of 10 000 images: the best of rounds, alternating."""
     x = jnp.asarray(splits.load(Config()).x_train)
     out = {}

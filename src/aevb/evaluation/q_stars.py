@@ -196,20 +196,21 @@ def fit_family(key, net, params, x, start, steps=FAMILY_STEPS, num_samples=FAMIL
     family's parameters themselves (what the encoder would output, (n, outputs)), from start = (mean, log_std),
     the best factorized Gaussian, embedded in the family (a flow at the identity, a Cholesky factor at the
     diagonal): q*_F starts where q* is (Cremer, Li & Duvenaud 2018's local optimization). Adam with a cosine decay,
-    num_samples reparameterized draws per image and step. Returns ((the start's outputs, the fitted outputs),
+    num_samples reparameterized draws per image and step; the objective is the sum over images, so each image's
+    parameters get its own ELBO's gradient whatever n is. Returns ((the start's outputs, the fitted outputs),
     each (n, outputs), the ELBO trace (steps,) of the mean): the caller keeps, per image, the better of the two."""
     family, theta = net.family, params["decoder"]
     outputs = family.embed(*start)  # (n, outputs)
     opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))  # steps shrink to 0: no jitter at the end
 
-    def loss(outputs, step_key):
-        return -jnp.mean(probability.elbo_of(step_key, net, theta, x, family.q(outputs), num_samples))
+    def loss(outputs, step_key):  # the sum: each image's parameters get its own ELBO's gradient, whatever n is
+        return -jnp.sum(probability.elbo_of(step_key, net, theta, x, family.q(outputs), num_samples))
 
     def step(carry, step_key):
         outputs, opt_state = carry
         value, grads = jax.value_and_grad(loss)(outputs, step_key)
         updates, opt_state = opt.update(grads, opt_state)
-        return (optax.apply_updates(outputs, updates), opt_state), -value
+        return (optax.apply_updates(outputs, updates), opt_state), -value / x.shape[0]
 
     (fitted, _), trace = jax.lax.scan(step, (outputs, opt.init(outputs)), jax.random.split(key, steps))
     return (outputs, fitted), trace

@@ -16,23 +16,10 @@ import optax
 
 from aevb.config import Config
 from aevb.data import splits
-from aevb.training import compiled
+from protocol_speed import aevb_epoch_seconds  # bench/, beside this file
 
 FAMILIES = ("gaussian", "full-gaussian", "planar:8")
 LOG_2PI = 1.8378770664093453
-
-
-def aevb_epoch_seconds(config, x, epochs=3):
-    params, opt_state = compiled.init_state(config)
-    epoch = compiled.make_epoch(config)
-    params, opt_state, _ = epoch(params, opt_state, x, 1)  # compile
-    times = []
-    for e in range(2, epochs + 2):
-        began = time.perf_counter()
-        params, opt_state, metrics = epoch(params, opt_state, x, e)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
 
 
 def _plain_q(outputs, eps, family):

@@ -47,12 +47,15 @@ def blocked_log_weights(net, theta, x, z, q):
 
 
 def sampled_log_weights(net, theta, x, q, key, count):
-    """log p(x, z) - log q(z) of count draws z ~ q (q.sample) in in_row_blocks: (C, B). Where q has a density,
-    log q is computed in the blocks from z, as it always was (the same numbers bit for bit); a flow gives its
-    own at its draws."""
+    """log p(x, z) - log q(z) of count draws z ~ q (q.sample) in in_row_blocks: (C, B)."""
     q = posteriors.as_q(q)
-    z, log_q_z = q.sample(key, (count,))  # (C, B, Dz), (C, B)
-    if getattr(q, "has_density", True):
+    return draws_log_weights(net, theta, x, q, *q.sample(key, (count,)))  # of (C, B, Dz), (C, B)
+
+
+def draws_log_weights(net, theta, x, q, z, log_q_z):
+    """log p(x, z) - log q(z) of draws z (C, B, Dz) of q with their log q (C, B), in in_row_blocks: where q has a
+    density, log q from z in the blocks as it always was (the same bits); a flow's own log q as given."""
+    if q.has_density:
         return blocked_log_weights(net, theta, x, z, q)
     return in_row_blocks(lambda zc: probability.log_joint(net, theta, x, zc), z) - log_q_z
 
@@ -143,9 +146,8 @@ DEFENSIVE_WEIGHTS = (0.5, 0.25, 0.25)
 
 
 def defensive_components(q):
-    """The defensive mixture's components around q's factorized Gaussian (mean, log_std): it, it widened, the
-    prior. For the default family that is q itself; for a richer family (a flow's q0, a full covariance's
-    diagonal) a cruder but valid proposal: the bounds stay lower bounds, only looser."""
+    """The defensive mixture's components around q's factorized Gaussian (mean, log_std): it, it widened, the prior.
+    The default family's q itself; a richer family's q0 or diagonal: a cruder but valid proposal (looser bounds)."""
     q = posteriors.as_q(q)
     mean, log_std = q.mean, q.log_std
     return [(mean, log_std), (mean, log_std + jnp.log(WIDENING)), (jnp.zeros_like(mean), jnp.zeros_like(mean))]

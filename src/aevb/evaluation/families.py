@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..model import posteriors, probability
+from ..model import posteriors
 from . import bounds, q_stars
 
 CHUNK = bounds.SAMPLE_CHUNK  # draws per step of elbo_of_q's map
@@ -23,11 +23,8 @@ def elbo_of_q(key, net, theta, x, q, num_samples):
     q = posteriors.as_q(q)
     z, log_q_z = q.sample(key, (num_samples,))  # (S, n, Dz), (S, n)
     z, log_q_z = z.reshape(-1, CHUNK, *z.shape[1:]), log_q_z.reshape(-1, CHUNK, *log_q_z.shape[1:])  # (S/C, C, ...)
-    if q.has_density:  # log q from z in the blocks, as it always was (the same numbers bit for bit)
-        total = jax.lax.map(lambda zc: jnp.sum(bounds.blocked_log_weights(net, theta, x, zc, q), axis=0), z)
-    else:  # a flow's own log q at its draws
-        total = jax.lax.map(lambda zl: jnp.sum(bounds.in_row_blocks(
-            lambda zc: probability.log_joint(net, theta, x, zc), zl[0]) - zl[1], axis=0), (z, log_q_z))  # (S/C, n)
+    total = jax.lax.map(lambda draws: jnp.sum(bounds.draws_log_weights(net, theta, x, q, *draws), axis=0),
+                        (z, log_q_z))  # (S/C, n)
     return jnp.sum(total, axis=0) / num_samples
 
 

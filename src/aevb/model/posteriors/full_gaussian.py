@@ -62,7 +62,6 @@ class Family(NamedTuple):
     """full-gaussian: 2 Dz + Dz (Dz - 1) / 2 encoder outputs: mean, log_std, L below its diagonal (row by row)."""
 
     name: str = "full-gaussian"
-    has_density: bool = True
     exact_kl: bool = True
 
     def outputs(self, latent_dim):

@@ -45,7 +45,6 @@ class Family(NamedTuple):
     """gaussian: 2 Dz encoder outputs, mean then log_std."""
 
     name: str = "gaussian"
-    has_density: bool = True  # log q at points q did not draw (the defensive proposal, AIS from q)
     exact_kl: bool = True  # a closed-form KL to the prior (the elbo-analytic-kl objective)
 
     def outputs(self, latent_dim):

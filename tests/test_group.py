@@ -13,6 +13,7 @@ from test_report import CHROMIUM_ARGS
 from aevb import pipeline
 from aevb.data import splits
 from aevb.runs import checkpoint, files, records
+from aevb.training import compiled
 from aevb.views import compare
 
 
@@ -25,6 +26,32 @@ def _same(a, b):
 def _alone(config, run_dir):
     run_dir.mkdir(parents=True)
     return train_run(config, run_dir, splits.load(config), progress=False)
+
+
+def test_the_compile_estimate_counts_the_group_program_it_will_compile():
+    """The operations a group's epoch is estimated to hold (from one seed's, before any state exists)
+    are those of the program lowered for the group, exactly (a group is linear in its seeds), for a network and group not in the fit."""
+    config = tiny(hidden="24,24,24")
+    estimated, seconds = compiled.compile_estimate(config, 7)
+    params, opt_state = compiled.init_state(config)
+    group = compiled.make_epoch(config, tuple(range(7)))
+    lowered = group.lower(compiled.stack([params] * 7), compiled.stack([opt_state] * 7),
+                          np.zeros((config.train_size, splits.load(config).x_train.shape[1]), np.float32), np.ones(7, np.int32), np.ones(7, bool))
+    actual = lowered.as_text().count(" = ")
+    assert estimated == actual
+    a, b, c = compiled.COMPILE_SECONDS
+    assert seconds == pytest.approx(a + b * estimated + c * estimated**2)
+
+
+def test_a_group_whose_compile_would_take_days_is_refused_before_anything_is_written(tmp_path, capsys):
+    widths = ",".join(["50"] * 40)
+    code, out, err = run_cli(capsys, "train", *tiny_flags(), "--hidden", widths, "--seeds", ",".join(map(str, range(800))),
+                             "--runs-dir", str(tmp_path), "--name", "g")
+    assert code == 2 and re.fullmatch(r"aevb: error: the epoch of 800 seeds would be one program of about [0-9,]+ "
+                                      r"operations, whose compile is estimated at [0-9.]+ days on a 2-core machine: "
+                                      r"train fewer seeds together \(several --seeds groups\) or a smaller network",
+                                      err.splitlines()[-1]), err
+    assert list(tmp_path.iterdir()) == []  # not a folder left
 
 
 def test_seeds_trained_together_get_the_parameters_they_get_alone(tmp_path):

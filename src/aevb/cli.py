@@ -141,7 +141,7 @@ def main(argv=None):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more can be shown there
         print(f"aevb: error: {message}", file=sys.stderr)
         # JAX's exit would wait: minutes for a lost process, or for the epoch in flight to end.
-        if errors.peers_lost(error) or isinstance(error, errors.Interrupted):
+        if errors.peers_lost(error) or isinstance(error, (errors.Interrupted, KeyboardInterrupt)):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from . import evaluation, parallel, views
 from .config import Config
 from .data import datasets, splits
-from .errors import DECIDING, CheckpointError, ConfigError
+from .errors import DECIDING, CheckpointError, ConfigError, Interrupted
 from .runs import checkpoint, files, lock, records, sweeps, tensorboard
 from .training import loop
 from .training.trained import Run, load, opened  # noqa: F401 (Run and load are pipeline's too)
@@ -72,10 +72,8 @@ def train(settings, run_dir, mode="new", data_dir=None, progress=True, seeds=Non
 
 
 def summarize_group(group_dir, run_dirs):
-    """group.json (aevb.runs.records.write_group_summary); returns it and prints the main numbers."""
-    summary = records.write_group_summary(group_dir, run_dirs)
-    print("\n".join(records.describe_group(Path(group_dir).name, summary)))
-    return summary
+    """Writes group.json (aevb.runs.records.write_group_summary) and prints its main numbers."""
+    print("\n".join(records.describe_group(Path(group_dir).name, records.write_group_summary(group_dir, run_dirs))))
 
 
 def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=False, exact_extras=True,
@@ -165,8 +163,7 @@ def answers(run, completion=None, data_dir=None):
 def report(run, data_dir=None):
     """Writes the run's self-contained HTML report; returns its path."""
     with opened(run, "aevb report", data_dir) as run:
-        stale = views.drawing.stale(run.path)  # the report never shows a figure older than its inputs
-        if stale:
+        if stale := views.drawing.stale(run.path):  # the report never shows a figure older than its inputs
             figures(run, stale)
         path = files.write_report(run.path, views.report.page(run, records.read_summary(run.path)))
     print(f"report: {path.resolve()}")
@@ -218,10 +215,9 @@ def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None, devices
 
 
 def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True, devices=parallel.ONE):
-    """Trains and evaluates every combination of grid's values ({setting: (values...)}), each an
-    ordinary run directory (with seeds, a group of them) under sweep_dir named by the settings it
-    varies (aevb.runs.sweeps.point_name). Resumable: a finished point is skipped, a cut-short one
-    resumed. Returns the points' directories, or None if training was interrupted."""
+    """Trains and evaluates each combination of grid's values ({setting: (values...)}), a run directory (with seeds,
+    a group) under sweep_dir named by the settings it varies. Resumable: a finished point is skipped, a cut-short one
+    resumed. Returns the points' directories, or None if stopped between epochs (Interrupted names the point)."""
     sweep_dir = Path(sweep_dir)
     points, names, varied = sweeps.sweep_points(grid)  # every bad combination refused before anything trains
     members = [member for point, name in zip(points, names, strict=True)
@@ -230,20 +226,25 @@ def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True, devices=par
     devices.agree(lambda: lock.check_each(members, "auto", "aevb sweep"), DECIDING)
     if devices.writer:
         sweeps.write_sweep(sweep_dir, grid, varied, seeds, points)
-    directories = [sweep_dir / name for name in names]
-    bar = tqdm(directories, desc=f"sweep {sweep_dir.name}", unit="run", disable=not progress, dynamic_ncols=True)
-    for point, directory in zip(points, bar, strict=True):
-        bar.set_postfix_str(directory.name)
-        trained = train_and_evaluate(point, directory, data_dir, progress, seeds, False, devices)
-        if (trained if seeds is not None else [trained])[0].interrupted:
-            return None
-    print(f"sweep {sweep_dir}: {len(points)} settings x {len(seeds or [None])} seeds; compare them with: "
-          f"aevb compare {sweep_dir}")
-    return directories
+    bar = tqdm([sweep_dir / name for name in names], desc=f"sweep {sweep_dir.name}", unit="run",
+               disable=not progress, dynamic_ncols=True)
+    done = 0  # points finished
+    try:
+        for point, directory in zip(points, bar, strict=True):
+            bar.set_postfix_str(directory.name)
+            trained = train_and_evaluate(point, directory, data_dir, progress, seeds, False, devices)
+            if (trained if seeds is not None else [trained])[0].interrupted:
+                return None
+            done += 1
+    except (KeyboardInterrupt, Interrupted) as error:  # a signal in any stage, or between two: where the sweep stood
+        raise Interrupted(f"{str(error) or 'stopped'}; in point {done + 1} of {len(points)} ({names[done]}), the "
+                          f"{done} before it kept: the same command goes on from there") from None
+    print(f"sweep {sweep_dir}: all {len(members)} runs done; compare them with: aevb compare {sweep_dir}")
+    return [sweep_dir / name for name in names]
 
 
 def compare(paths, out_dir=None):
-    """One HTML page comparing the runs at or under paths (runs, groups, sweeps); returns its path.
-    out_dir: default the one directory given, else runs/comparison."""
+    """One HTML page comparing the runs at or under paths (runs, groups, sweeps); returns its path. out_dir: default
+    the one directory given, else runs/comparison."""
     out_dir = out_dir or (paths[0] if len(paths) == 1 else Path("runs") / "comparison")
     return views.compare.compare(list(paths), out_dir)

@@ -9,6 +9,7 @@ picked by name from aevb.model.probability.OBJECTIVES.
 """
 
 import math
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +17,7 @@ import optax
 
 from .. import parallel
 from ..data import datasets, splits
-from ..errors import TooBig, machine_memory
+from ..errors import ConfigError, TooBig, machine_memory
 from ..model import densities, probability
 
 # Burda et al. (2016), Section 5: "for i = 0..7, 3^i passes at learning rate 0.001 * 10^(-i/7)".
@@ -81,6 +82,55 @@ def check_memory(config, seeds=1):
         raise TooBig(f"the settings need about {need / 2**30:.1f} GiB for the parameters and Adam's state "
                           f"alone; this machine has {have / 2**30:.1f} GiB: choose a smaller --hidden-dim or "
                           "--latent-dim")
+
+
+# XLA's compile seconds on this project's 2-core machine against the epoch program's operations (its
+# lowered StableHLO's `=` lines), fitted to 1 to 100 seeds of --hidden 32 and 1 to 4 of 500: 1.6 s at 1423
+# ops, 16.7 s at 29 225, 62 s at 76 737, 106 s at 95 785. It grows faster than the size (the scan's body holds
+# every seed's step); a faster machine divides it.
+COMPILE_SECONDS = (1.5, 3.4e-4, 8e-9)  # constant, per operation, per operation squared
+MAX_COMPILE_SECONDS = 86400  # an estimate beyond a day is refused
+
+
+def compile_estimate(config, seeds=1):
+    """(operations, seconds) of compiling the epoch of seeds seeds of config, estimated before any
+    state exists: the epochs of two and three seeds (or one) lowered on abstract shapes (jax.eval_shape:
+    nothing allocated, under a second), each further seed adding what the third added (the count is then
+    exact: a group's program is linear in its seeds), and COMPILE_SECONDS' fit."""
+    data_dim = math.prod(datasets.get(config.dataset).image_shape)
+    x_train = jax.ShapeDtypeStruct((config.train_size, data_dim), jnp.float32)
+
+    def operations(count):
+        if count == 1:
+            return make_epoch(config).lower(*jax.eval_shape(lambda: init_state(config)), x_train, 1).as_text().count(" = ")
+        state = jax.eval_shape(lambda: stack([init_state(config)] * count))
+        lowered = make_epoch(config, tuple(range(count))).lower(*state, x_train, jnp.ones(count, jnp.int32),
+                                                                 jnp.ones(count, bool))
+        return lowered.as_text().count(" = ")
+
+    if seeds == 1:
+        ops = operations(1)
+    else:
+        two = operations(2)
+        ops = two + (seeds - 2) * (operations(3) - two)
+    constant, linear, square = COMPILE_SECONDS
+    return ops, constant + linear * ops + square * ops**2
+
+
+def compile_notice(config, seeds):
+    """The compile's estimated length for the progress bar (' (about 2 min)'); when it is 30 s or more,
+    also said at once in a line on stderr (before any state is made or file written). Raises ConfigError
+    beyond MAX_COMPILE_SECONDS."""
+    ops, seconds = compile_estimate(config, seeds)
+    if seconds > MAX_COMPILE_SECONDS:
+        raise ConfigError(f"the epoch of {seeds} seeds would be one program of about {ops:,} operations, whose compile "
+                     f"is estimated at {seconds / 86400:.1f} days on a 2-core machine: train fewer seeds together "
+                     "(several --seeds groups) or a smaller network")
+    if seconds >= 30:
+        print(f"aevb: the epoch of {seeds} seeds is one program of about {ops:,} operations; compiling it takes "
+              f"about {seconds / 60:.1f} min on a 2-core machine, before the first epoch (Ctrl-C stops it)",
+              file=sys.stderr, flush=True)
+    return f" (about {seconds / 60:.0f} min)" if seconds >= 90 else f" (about {seconds:.0f} s)"
 
 
 def epoch_keys(seed, epoch):

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .. import parallel
 from ..errors import ConfigError, Interrupted, ProcessesError, TrainingDiverged, first_line, peers_lost
 from ..runs import checkpoint, files, records, tensorboard
-from .compiled import check_memory, init_state, keep_where, make_epoch, member, stack
+from .compiled import check_memory, compile_notice, init_state, keep_where, make_epoch, member, stack
 from ..parallel import wait
 from .signals import StopRequest
 from .trained import restore
@@ -88,6 +88,7 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
         raise ConfigError(f"batch size {config.batch_size} is not a multiple of the {devices.count} devices: each "
                           "takes an equal share of every batch (choose --batch-size or --devices to fit)")
     check_memory(config, len(configs))  # before any state is made
+    compiling = compile_notice(config, len(configs)) if len(configs) > 1 else ""  # said before anything is written
     seeds = [_Seed(c, d, r, devices) for c, d, r in zip(configs, run_dirs, resume, strict=True)]
     grouped = len(seeds) > 1
     x_train = devices.replicate(jnp.asarray(split.train_input))  # grey levels with dynamic binarization
@@ -113,7 +114,7 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
     finished = [s.epoch for s in seeds]  # the epochs (params, opt_state) hold: every process finished them
     try:
         with StopRequest() as stop:
-            if not _compiled(epoch_fn, seeds, grouped, (params, opt_state, x_train), stop, bar, devices):
+            if not _compiled(epoch_fn, seeds, grouped, (params, opt_state, x_train), stop, bar, devices, compiling):
                 raise Interrupted(f"stopped while compiling, before epoch {first + 1} began; {_kept_all(seeds)}")
             for _ in bar:
                 running = [s for s in seeds if s.active]
@@ -171,7 +172,7 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
     return results
 
 
-def _compiled(epoch_fn, seeds, grouped, state_and_data, stop, bar, devices):
+def _compiled(epoch_fn, seeds, grouped, state_and_data, stop, bar, devices, said=""):
     """The epoch program compiled before the first epoch, a signal heard meanwhile (a program of hundreds
     of seeds compiles for minutes): False if one came, nothing having been trained. With several
     processes the program compiles in the first call, as each must reach the same collectives."""
@@ -179,7 +180,7 @@ def _compiled(epoch_fn, seeds, grouped, state_and_data, stop, bar, devices):
         return True
     epochs = np.array([s.epoch + 1 for s in seeds]) if grouped else seeds[0].epoch + 1
     extra = (np.array([s.active for s in seeds]),) if grouped else ()
-    bar.set_postfix_str(f"compiling the epoch{' of ' + str(len(seeds)) + ' seeds' if grouped else ''}")
+    bar.set_postfix_str(f"compiling the epoch{' of ' + str(len(seeds)) + ' seeds' if grouped else ''}{said}")
     stop.compiling = True
     compiled = parallel.compile_heard(epoch_fn, (*state_and_data, epochs, *extra), lambda: stop.requested)
     stop.compiling = False

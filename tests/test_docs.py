@@ -44,6 +44,25 @@ def test_every_page_is_built_with_the_api_reference_from_the_docstrings(site):
     assert 'id="aevb.evaluation.exact.log_px"' in api and "(B, D)" in (site / "api" / "model.html").read_text()
 
 
+def test_a_public_function_must_name_its_parameters_or_use_the_conventions():
+    """The reference's check (docs/_ext/public_docstrings.py) on functions it was not written for: a parameter
+    named in the docstring passes, a conventional one (the conventions page's table) passes, another is named."""
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        import public_docstrings
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    conventional = public_docstrings.conventional_names()
+    assert {"key", "x_train", "x_test", "run_dir", "run_dirs", "devices"} <= conventional and "temperature" not in conventional
+
+    def tempered(key, x_train, temperature, *, floor_=0.0):
+        """The first names floor_ only."""
+
+    assert public_docstrings.unnamed_parameters(tempered, tempered.__doc__, conventional) == ["temperature"]
+    assert public_docstrings.unnamed_parameters(tempered, "temperature > 0 and floor_", conventional) == []
+    assert public_docstrings.unnamed_parameters(tempered, "temperatures and floor_", conventional) == ["temperature"]
+
+
 def test_every_code_fence_of_every_page_is_closed():
     """A fence left open turns the rest of a page into one code block (training.md's did, from its settings on)."""
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:

@@ -60,12 +60,11 @@ AIS = {"steps": 1000, "chains": 64, "leapfrog": 2, "images": 1000, "bdmc": 100}
 
 
 def setting(default, help, *, minimum=None, maximum=None, choices=None, aliases=()):
-    """A Config field with the help text and bounds the command line and the checks read.
+    """A Config field with its default, the help text and bounds the command line and the checks read.
 
-    minimum: inclusive for whole numbers, exclusive for real ones (a learning rate must be > 0).
+    minimum: inclusive for whole numbers, exclusive for real ones (a learning rate must be > 0); maximum: inclusive.
     choices: a tuple of allowed values, or a table (a dict) whose keys are allowed, read when checked
-    (a dataset registered later is a choice too).
-    """
+    (a dataset registered later is a choice too). aliases: more flag names."""
     metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices, "aliases": aliases}
     return dataclasses.field(default=default, metadata=metadata)
 
@@ -244,6 +243,6 @@ class Config:
         return config
 
     def differences(self, other):
-        """'name a != b' for every setting that differs, comma separated."""
+        """'name a != b' for every setting that differs from other's (a Config), comma separated."""
         a, b = dataclasses.asdict(self), dataclasses.asdict(other)
         return ", ".join(f"{name} {a[name]!r} != {b[name]!r}" for name in sorted(a) if a[name] != b[name])

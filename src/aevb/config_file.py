@@ -10,7 +10,8 @@ from .errors import ConfigError
 
 def check_seeds(seeds, where="--seeds"):
     """Seeds trained together, from a flag or a file: a non-empty list of distinct whole numbers 0 to 2^32 - 1,
-    at most MAX_SEEDS of them. Returns them as a tuple."""
+    at most MAX_SEEDS of them. Returns them as a tuple.
+    where: the flag or file the seeds came from, for the message."""
     if not isinstance(seeds, (list, tuple)) or not seeds:
         raise ConfigError(f"{where} must be a non-empty list of seeds, such as [0, 1, 2], not {shown(seeds)}")
     if len(seeds) > MAX_SEEDS:
@@ -28,7 +29,8 @@ def read_file(path):
     "vary": {setting: [values]} or a list of such grids, "seeds": [...]} (a protocol is a sweep file
     with its source and published numbers beside). Returns {"settings", "vary", "seeds", "file"}: the
     settings by name, unchecked until a Config is made of them with the command line's on top. At most
-    MAX_FILE bytes of UTF-8 JSON are read; anything else is one ConfigError naming the file."""
+    MAX_FILE bytes of UTF-8 JSON are read; anything else is one ConfigError naming the file.
+    path: the file's path (str or Path)."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_FILE + 1)

@@ -78,11 +78,10 @@ def summarize_group(group_dir, run_dirs):
 
 def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=False, exact_extras=True,
              devices=parallel.ONE, ais=None):
-    """The ELBO (S samples per image) and the IWAE bound (K samples) into summary.json; with exact,
-    also the exact log p(x) by quadrature (Dz = 2) and, with exact_extras, the bounds against it
-    for several K and where the gap comes from. ais: also log p(x) by AIS with BDMC, with the run's
-    config's AIS settings, those of aevb.evaluation.ais.Settings in this dict instead ({}: none instead).
-    devices: images split over them (aevb.parallel)."""
+    """The ELBO (S samples per image) and the IWAE bound (K samples) into summary.json; with exact, also the exact
+    log p(x) by quadrature (Dz = 2) and, with exact_extras, the bounds against it for several K and where the gap
+    comes from. ais: also log p(x) by AIS with BDMC, with the run's config's AIS settings, those of
+    aevb.evaluation.ais.Settings in this dict instead ({}: none instead). Images are split over devices."""
     with opened(run, "aevb evaluate", data_dir, devices) as run, records.stage(run.path, "evaluate", devices.writer):
         if exact:
             evaluation.gaps.check(run.config.latent_dim)
@@ -110,7 +109,8 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
 
 
 def figures(run, kinds=None, pairs=None, seed=0, data_dir=None):
-    """Draws the figures named in kinds (default: all of views.plots.KINDS), PNG and SVG; returns {kind: PNG path}."""
+    """Draws the figures named in kinds (default: all of views.plots.KINDS), PNG and SVG; returns {kind: PNG path}.
+    pairs: the interpolation's pairs of training images (default: by a stated rule); seed: the samples' draws."""
     kinds = views.plots.check_kinds(kinds or views.plots.KINDS)
     with opened(run, "aevb plot", data_dir) as run:
         if pairs and max(max(pair) for pair in pairs) >= len(run.split.x_train):
@@ -146,7 +146,7 @@ def complete(run, mask="top", index=None, seed=0, data_dir=None):
 
 
 def answers(run, completion=None, data_dir=None):
-    """The true/false questions with reasons; (b) and (e) with computed demonstrations."""
+    """The true/false questions with reasons; (b) and (e) computed, from completion (complete's) if given."""
     try:
         with opened(run, "aevb answers", data_dir) as run:
             c = completion if completion is not None and completion.mask_name == "top" else _infer(run)

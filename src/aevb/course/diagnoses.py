@@ -34,7 +34,8 @@ class Wrong(AssertionError):
 # Drawn with numpy: a JAX draw compiles its sampler anew for each shape, seconds for all the checks.
 def random_params(seed, data_dim=784, latent_dim=2, hidden_dim=16):
     """{"encoder": phi, "decoder": theta} shaped as aevb.model.networks.mlp makes them, with weights
-    large enough that every pixel's logit matters: an error anywhere shows."""
+    large enough that every pixel's logit matters: an error anywhere shows.
+    hidden_dim: the hidden layer's width."""
     rng = np.random.default_rng(seed)
 
     def layer(n_in, n_out):
@@ -108,7 +109,8 @@ _MISSING = object()
 
 def uses_framework(name, f, graded=()):
     """Refuses a function that calls a framework's densities or aevb's, however imported, or a helper of the
-    student's that does; the student's other graded functions (graded names) are checked on their own."""
+    student's that does; the student's other graded functions (graded names) are checked on their own.
+    name: the student function's name f."""
     seen, todo = set(), [f]
     while todo:
         g = todo.pop()
@@ -141,7 +143,8 @@ def _has_contents(cell):
 
 
 def structure(name, f, make_args):
-    """Refuses a loop over the batch: it shows as a traced program that grows with the batch size."""
+    """Refuses a loop over the batch: it shows as a traced program that grows with the batch size.
+    name: the student function's name f; make_args(batch) gives its arguments for a batch of that size."""
     sizes = []
     for batch in (2, 6):
         try:
@@ -157,7 +160,8 @@ def structure(name, f, make_args):
 
 
 def numbers(name, got, what=""):
-    """got as a float64 array, or a verdict saying what the student's function returned instead."""
+    """got as a float64 array, or a verdict saying what the student's function returned instead.
+    name: the student function's name, for the verdict."""
     if got is None:
         raise Wrong(f"{name} returned None{' for ' + what if what else ''} (is its return statement missing?)")
     try:
@@ -179,7 +183,8 @@ class _TookTooLong(BaseException):  # not an Exception: the handlers of the stud
 
 def within_time(name, run, seconds=None):
     """run() with a limit of seconds (where a signal can stop it: the main thread, as in a notebook); a
-    student function still running then gets a verdict, and the limit is restored whatever happens."""
+    student function still running then gets a verdict, and the limit is restored whatever happens.
+    name: the student function's name, for the verdict."""
     seconds = SECONDS_PER_CHECK if seconds is None else seconds
     if threading.current_thread() is not threading.main_thread():
         return run()
@@ -200,7 +205,8 @@ def within_time(name, run, seconds=None):
 
 def compare(name, got, want, variants, what, otherwise=None):
     """got against want (a numpy array); variants: {message: a wrong answer's value} tried in order; then
-    otherwise() (a diagnosis of the check's own, which may raise Wrong), then the shape and the difference."""
+    otherwise() (a diagnosis of the check's own, which may raise Wrong), then the shape and the difference.
+    name: the student function's name and what: the call's description, for the verdict."""
     want, got = np.asarray(want, dtype=np.float64), numbers(name, got, what)
     if close(got, want):
         return
@@ -219,7 +225,9 @@ def compare(name, got, want, variants, what, otherwise=None):
 
 
 def sum_variants(per_element, sign_of):
-    """The wrong answers of a density summed over its last axis: not summed, the sign, the batch summed."""
+    """The wrong answers of a density summed over its last axis: not summed, the sign, the batch summed.
+    per_element: the right answer before its sum over the last axis (B, D); sign_of: "pixels" where the sum is of
+    binary pixels' log densities (at most 0)."""
     total = per_element.sum(-1)
     return {"it is missing the sum over the last axis (one value per row, summed over its entries)": per_element,
             "it has the wrong sign (a log density of binary pixels is at most 0)" if sign_of == "pixels"

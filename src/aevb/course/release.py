@@ -44,7 +44,8 @@ def is_solution(cell):
 
 def strip_cell(text, cell_type, where):
     """(one cell's source with its solutions replaced and hidden tests removed, solutions replaced); where: for
-    errors."""
+    errors.
+    text: the cell's source; cell_type: code or markdown."""
     out, open_block, replaced = [], None, 0
     for number, line in enumerate(text.splitlines(keepends=True), 1):
         begin, end = BEGIN.search(line), END.search(line)
@@ -140,7 +141,8 @@ def release(source, destination, replace=False):
 
 
 def command(notebook, out=None, replace=False):
-    """aevb release: the student copy of notebook at out (default release/NAME); exit code 0."""
+    """aevb release: the student copy of notebook at out (default release/NAME); exit code 0.
+    replace: overwrite out when it is not a previous student copy."""
     out = Path(out) if out else Path("release") / Path(notebook).name
     count = release(notebook, out, replace)
     print(f"student copy: {out} ({count} solutions replaced by raise NotImplementedError())")

@@ -158,7 +158,8 @@ def get(name):
 
 
 def register(images):
-    """Makes an in-memory dataset available by its name (Config(dataset=name) then finds it)."""
+    """Makes an in-memory dataset available by its name (Config(dataset=name) then finds it).
+    images: an Images (its dataset and uint8 arrays), as splits.synthetic or npz.load make. Returns its Dataset."""
     DATASETS[images.dataset.name] = images.dataset
     _IN_MEMORY[images.dataset.name] = images
     return images.dataset
@@ -187,7 +188,9 @@ SOURCE_ERRORS = (DataError, OSError, ValueError, KeyError, EOFError, zlib.error,
 
 
 def load(name, data_dir=None, log=None):
-    """(Images, a line saying where they came from) for the dataset called name."""
+    """(Images, a line saying where they came from) for the dataset called name.
+    name: a dataset's name (the table's, or npz:PATH); log: called with each line that says what was fetched or
+    tried (default: printed to stderr). Raises DataError in one line when no source gives verified images."""
     dataset = get(name)
     if dataset.name in _IN_MEMORY:
         where = dataset.name[len(npz.NPZ):] if dataset.name.startswith(npz.NPZ) else "memory"

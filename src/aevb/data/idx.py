@@ -23,7 +23,8 @@ def sha256(data):
 
 
 def verify(data, expected, name):
-    """Returns data if its SHA-256 is expected; otherwise raises ChecksumError naming both."""
+    """Returns data if its SHA-256 is expected; otherwise raises ChecksumError naming both.
+    data: bytes; expected: a SHA-256 in hex; name: the file's, for the message."""
     actual = sha256(data)
     if actual != expected:
         raise ChecksumError(f"{name}: SHA-256 {actual} does not match the expected {expected}; file refused")
@@ -33,7 +34,9 @@ def verify(data, expected, name):
 
 def parse_idx(raw, name):
     """The array in an uncompressed IDX file of unsigned bytes, header checked: images come out
-    flat (N, rows * columns), labels (N,)."""
+    flat (N, rows * columns), labels (N,).
+    raw: the file's bytes; name: the file's name, for errors. Raises DataError naming it when the header, the type
+    or the length is wrong."""
     zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype_code != 0x08:
         raise DataError(f"{name}: not an IDX file of unsigned bytes")

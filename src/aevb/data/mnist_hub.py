@@ -32,6 +32,8 @@ class RestrictedUnpickler(pickle.Unpickler):
     so a tampered file cannot run code."""
 
     def find_class(self, module, name):
+        """The object called name in module, if numpy's array reconstruction needs it: anything else raises
+        pickle.UnpicklingError, so the pickle can run no other code."""
         import codecs
 
         from numpy._core import multiarray
@@ -64,7 +66,9 @@ def _exact_bytes(pixels):
 
 
 def arrays_from_pickle(pickle_gz):
-    """The uint8 arrays by role from the verified mnist.pkl.gz bytes."""
+    """The uint8 arrays by role from the verified mnist.pkl.gz bytes.
+    pickle_gz: the gzipped pickle's bytes, its digest already checked; unpickled by RestrictedUnpickler (numpy
+    arrays only)."""
     (train, valid, test) = restricted_loads(gzip.decompress(pickle_gz))
     # Train then valid is the whole training set in its original order.
     return {

@@ -48,17 +48,20 @@ class Split:
 
 
 def binarize(images):
-    """uint8 pixels -> float32 0/1 with 1 where pixel/255 > 0.5, i.e. byte >= 128."""
+    """uint8 pixels -> float32 0/1 with 1 where pixel/255 > 0.5, i.e. byte >= 128.
+    images: uint8 (..., D)."""
     return (np.asarray(images) >= 128).astype(np.float32)
 
 
 def grey(images):
-    """uint8 pixels -> float32 grey levels pixel/255 in [0, 1], the Bernoulli means of dynamic binarization."""
+    """uint8 pixels -> float32 grey levels pixel/255 in [0, 1], the Bernoulli means of dynamic binarization.
+    images: uint8 (..., D)."""
     return np.asarray(images, np.float32) / np.float32(255)
 
 
 def binarize_once(images, seed):
-    """One draw of dynamic binarization: each pixel 1 with probability pixel/255 (our Bernoulli sampler)."""
+    """One draw of dynamic binarization: each pixel 1 with probability pixel/255 (our Bernoulli sampler).
+    images: uint8 (..., D); the draw is keyed by seed alone."""
     return np.asarray(densities.sample_bernoulli(jax.random.PRNGKey(seed), jnp.asarray(grey(images))), np.float32)
 
 
@@ -114,7 +117,8 @@ def load(config, data_dir=None):
 
 def describe(images, source, n_train, n_test):
     """What `aevb data` prints: where a dataset's verified images came from and how many images of each
-    class the assignment's train and test split (n_train, n_test) and the official test set hold."""
+    class the assignment's train and test split (n_train, n_test) and the official test set hold.
+    images: the dataset's Images; source: the line saying where they came from (datasets.load's). Returns the lines."""
     spec, labels = images.dataset, images.arrays["train_labels"]
     if spec.files:
         lines = [f"{spec.display_name} verified (SHA-256 of the standard IDX files), from {source}",
@@ -140,7 +144,9 @@ def describe(images, source, n_train, n_test):
 def synthetic(name="synthetic", n_train=1000, n_test=200, image_shape=(12, 12), n_classes=4, seed=0):
     """An in-memory dataset with a real 2-D structure: each image is a disc whose centre lies near
     one of n_classes points on a circle (the class: its angle), jittered; "on" bytes are >= 128,
-    "off" bytes below, with 2% of pixels flipped. datasets.register makes it usable by name."""
+    "off" bytes below, with 2% of pixels flipped. datasets.register makes it usable by name.
+    name: the dataset's name in the table; n_train, n_test: the images of each split; seed: of numpy's generator
+    (the same images every time). Returns an Images, to datasets.register."""
     rng = np.random.default_rng(seed)
     rows, cols = image_shape
     r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")

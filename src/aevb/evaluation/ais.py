@@ -61,7 +61,8 @@ class Settings:
 def schedule(steps, kind="sigmoid", sharpness=4.0):
     """beta_0 = 0 < ... < beta_T = 1, (T + 1,) float64. sigmoid: a logistic curve from -sharpness to
     sharpness, rescaled to [0, 1] (Grosse et al. 2015; Wu et al. 2017): small steps at both ends, where
-    f_beta changes fastest; linear: equal steps."""
+    f_beta changes fastest; linear: equal steps.
+    steps: T; kind: "sigmoid" or "linear"."""
     if kind == "linear":
         return np.linspace(0.0, 1.0, steps + 1)
     if kind != "sigmoid":
@@ -72,7 +73,8 @@ def schedule(steps, kind="sigmoid", sharpness=4.0):
 
 def evaluate(parts, z):
     """The log target and log q0 at z (C, B, Dz), each with its gradient: ((value (C, B), gradient
-    (C, B, Dz)), (the same of q0)), one pass through the decoder for the target's."""
+    (C, B, Dz)), (the same of q0)), one pass through the decoder for the target's.
+    parts: (log target, log q0), functions of z (C, B, Dz) -> (C, B)."""
     return tuple(hmc.value_and_grad(f, z) for f in parts)
 
 
@@ -117,19 +119,22 @@ def anneal(key, parts, z, path, step_sizes, leapfrog, adapt=None):
 
 
 def forward_path(beta):
-    """(from, to, table index) of the forward chains: the transition at beta_t uses table row t."""
+    """(from, to, table index) of the forward chains: the transition at beta_t uses table row t.
+    beta: the schedule (T + 1,)."""
     return beta[:-1], beta[1:], jnp.arange(1, beta.shape[0])
 
 
 def reverse_path(beta):
-    """From beta_T back to beta_0: the transition at beta_{t-1} uses table row t - 1."""
+    """From beta_T back to beta_0: the transition at beta_{t-1} uses table row t - 1.
+    beta: the schedule (T + 1,)."""
     return beta[1:][::-1], beta[:-1][::-1], jnp.arange(beta.shape[0] - 1)[::-1]
 
 
 def pilot_table(key, parts, start, settings):
     """The step sizes of a pilot run of settings.pilot_chains chains from the start (see estimate),
     adapted along the path toward settings.target_acceptance: a table (T + 1, B), row t for the
-    transition at beta_t (row 0, beta = 0, the same as row 1)."""
+    transition at beta_t (row 0, beta = 0, the same as row 1).
+    parts: (log target, log q0) as evaluate takes them."""
     s = settings
     beta = jnp.asarray(schedule(s.steps, s.schedule), jnp.float32)
     sample_start, scale = start

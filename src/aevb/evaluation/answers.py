@@ -32,7 +32,8 @@ def kl_rise(rows, least=0.1):
     """Answer (c) measured: the first two recorded epochs in a row of metrics.jsonl between which the
     ELBO and KL(q || p(z|x)) = log p(x) - ELBO both rose by more than `least` nats, on the images
     whose exact log p(x) training records. {"from", "to", "elbo_rise", "kl_rise", "images"}, or
-    {"recorded": epochs} if there is none, or None if nothing was recorded."""
+    {"recorded": epochs} if there is none, or None if nothing was recorded.
+    rows: metrics.jsonl's rows; least: nats."""
     tracked = [row for row in rows if "tracked" in row]
     for before, after in zip(tracked, tracked[1:], strict=False):
         elbo_rise = after["tracked"]["elbo"] - before["tracked"]["elbo"]
@@ -56,6 +57,8 @@ def answer_texts(demo, image_width, missing=""):
     """(question, answer, reason with its computed demonstration) for each question in ANSWERS.
 
     demo: the answers_demo of summary.json (None if not computed: (b) then says missing instead).
+    image_width: pixels per row of the run's images (answer (b) counts the observed ones); missing: why demo is
+    None.
     """
     demos = {"(e)": f"Computed: N(0, 0.1²) at 0 has density {normal_density_at_mean(0.1):.4f} > 1.",
              "(b)": missing, "(c)": "(Not measured here: training records the exact log p(x) only when Dz = 2.)"}

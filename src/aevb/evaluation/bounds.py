@@ -54,7 +54,7 @@ def sampled_log_weights(net, theta, x, q, key, count):
 
 def draws_log_weights(net, theta, x, q, z, log_q_z):
     """log p(x, z) - log q(z) of draws z (C, B, Dz) of q with their log q (C, B), in in_row_blocks: where q has a
-    density, log q from z in the blocks as it always was (the same bits); a flow's own log q as given."""
+    density, log q from z in the blocks as it always was (the same bits); a flow's own log q as given (log_q_z)."""
     if q.has_density:
         return blocked_log_weights(net, theta, x, z, q)
     return in_row_blocks(lambda zc: probability.log_joint(net, theta, x, zc), z) - log_q_z
@@ -167,7 +167,7 @@ def empty_log_sum_exp(batch):
 
 
 def add_to_log_sum_exp(carry, log_w):
-    """A running log-sum-exp (running_max + log(running_sum), each (B,)) with a chunk's log_w (C, B) added."""
+    """A running log-sum-exp, carry = (running_max, running_sum) each (B,), with a chunk's log_w (C, B) added."""
     running_max, running_sum = carry
     new_max = jnp.maximum(running_max, jnp.max(log_w, axis=0))
     shifted = log_w - jnp.broadcast_to(new_max, log_w.shape)
@@ -205,7 +205,7 @@ def _iwae_chunks(net, params, x, keys, k, sample_chunk, defensive):
 def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=False, devices=parallel.ONE):
     """The importance-weighted lower bound on log p(x) for each image, K samples: (N,). One chunk
     per device per call (K samples already fill a call; on one device the numbers are bit for bit
-    those of unbatched iwae_chunk calls, measured)."""
+    those of unbatched iwae_chunk calls, measured). defensive: from the defensive mixture (defensive_components)."""
     params = devices.replicate(params)
     return by_chunks(lambda block, keys: _iwae_chunks(net, params, block, keys, k, min(SAMPLE_CHUNK, k), defensive),
                      x, key, devices.count, devices, progress, f"IWAE K={k}" + " defensive" * defensive)
@@ -237,7 +237,7 @@ def evaluate(net, params, x_train, x_test, num_samples, k, progress=True, defens
 
 
 def describe(results, n_test):
-    """What `aevb evaluate` prints of its numbers."""
+    """The lines `aevb evaluate` prints of results (evaluate's numbers) over n_test test images."""
     r = results
     higher = "higher" if r.get("test_iwae_defensive", -math.inf) > r["test_iwae"] else "not higher"
     return (f"test ELBO  {r['test_elbo']:.2f} ± {r['test_elbo_se']:.2f} nats/image (S={r['elbo_samples']}, ± one "

@@ -118,7 +118,9 @@ def _points(devices, lows, side, spacing):
 
 def select_tiles(net, theta, x, extent=EXTENT, threshold=THRESHOLD, coarse=COARSE, grow=True, devices=parallel.ONE):
     """Which tiles each image needs: (tile lower corners (T, 2), kept (N, T) bool, coarse points).
-    coarse: coarse cells along a tile's side; grow: add every kept tile's neighbours."""
+    coarse: coarse cells along a tile's side; grow: add every kept tile's neighbours.
+    extent: z's box is [-extent, extent]^2 at most; threshold: nats below the image's highest coarse value where a
+    tile is dropped."""
     n_side = int(round(2 * extent / TILE))
     corners = -extent + TILE * np.arange(n_side)
     lows = np.stack(np.meshgrid(corners, corners, indexing="ij"), -1).reshape(-1, 2)  # (T, 2), row-major
@@ -151,6 +153,8 @@ def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, t
 
     tiles: the output of select_tiles, to reuse it (the accuracy check halves the spacing on the same tiles).
     devices: each chunk's images split over them.
+    extent: z's box is [-extent, extent]^2 at most, in tiles; threshold: a tile is kept when its coarse points come
+    within threshold nats of the image's highest log p(x, z); spacing: of the grid's points.
     """
     if abs(TILE / spacing - round(TILE / spacing)) > 1e-6:
         raise ConfigError(f"the exact grid's spacing must divide {TILE}, not {spacing}")
@@ -225,7 +229,8 @@ def log_joint_tables(net, theta, x, tiles, spacing=2 * SPACING, within=THRESHOLD
 def accuracy(net, theta, x, values, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, tiles=None, progress=False,
              devices=parallel.ONE):
     """How much log p(x) moves when the spacing is halved and when the extent and the threshold grow
-    (by two tiles and 15 nats): mean and largest absolute change per image, nats."""
+    (by two tiles and 15 nats): mean and largest absolute change per image, nats.
+    values: log_px's values (N,) at spacing, extent and threshold, the numbers checked."""
     halved, _ = log_px(net, theta, x, spacing / 2, extent, threshold, tiles, progress, "halved spacing", devices)
     grown, _ = log_px(net, theta, x, spacing, extent + 2 * TILE, threshold + 15, None, progress, "grown extent",
                       devices)

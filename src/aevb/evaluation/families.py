@@ -19,7 +19,8 @@ GAP_SAMPLES = 1000  # z per image for the ELBOs of q* and of the encoder's q (th
 def elbo_of_q(key, net, theta, x, q, num_samples):
     """probability.elbo_of with the same draws (all the noise drawn at once, as it draws it: (S, n, Dz)
     is small), its log weights computed CHUNK draws at a time: memory of CHUNK images' logits per image,
-    not S (S a multiple of CHUNK)."""
+    not S (S a multiple of CHUNK).
+    q: a q of the network's family for each image (n, ...), as family.q(outputs) gives it."""
     q = posteriors.as_q(q)
     z, log_q_z = q.sample(key, (num_samples,))  # (S, n, Dz), (S, n)
     z, log_q_z = z.reshape(-1, CHUNK, *z.shape[1:]), log_q_z.reshape(-1, CHUNK, *log_q_z.shape[1:])  # (S/C, C, ...)
@@ -35,7 +36,10 @@ def family_gaps(net, params, x, log_px_values, q_star, fit_key, elbo_key):
     """The gaps against the network's own family F: approximation log p(x) - ELBO(q*_F), amortization ELBO(q*_F)
     - ELBO(encoder's q), and what F gains per image over the best factorized Gaussian, ELBO(q*_F) - ELBO(q*).
     q*_F per image: the SVI fit or its start (q* itself, a member of F), whichever has the higher ELBO on draws
-    of their own (a key apart from the reported ELBOs', so the choice does not select on their noise)."""
+    of their own (a key apart from the reported ELBOs', so the choice does not select on their noise).
+    log_px_values: each image's exact log p(x) (n,); q_star: the best factorized Gaussian (mean, log_std) (n, Dz)
+    each; fit_key: the SVI's draws; elbo_key: the reported ELBOs' draws. Returns (numbers, per-image arrays) for
+    summary.json."""
     began = time.perf_counter()
     (start, fitted), trace = q_stars.fit_family(fit_key, net, params, x, q_star)
     theta, family = params["decoder"], net.family
@@ -56,7 +60,8 @@ def family_gaps(net, params, x, log_px_values, q_star, fit_key, elbo_key):
 
 
 def describe_family(f, side):
-    """One line of the gaps against the run's own posterior family (family_gaps' numbers)."""
+    """One line of the gaps against the run's own posterior family (family_gaps' numbers).
+    f: family_gaps' numbers; side: "test" or "train", the images they are of."""
     return (f"{side} gap against {f['posterior']}'s own q* on {f['images']} images (SVI, {f['steps']} steps of "
             f"{f['draws']} draws, better than its start on {f['fitted_better']:.0%}): approximation {f['approximation_gap']:.2f} ± {f['approximation_gap_se']:.2f}, "
             f"amortization {f['amortization_gap']:.2f} ± {f['amortization_gap_se']:.2f}; its q* is "

@@ -36,7 +36,8 @@ def iwae_prefixes(net, params, x, key, ks, defensive=False, known=None, known_k=
     the bounds against K share their draws with the IWAE bound of the same images (check_prefixes).
     known (B,): iwae_chunk's bound at K = known_k (a multiple of CHUNK in ks; no multiple of CHUNK
     in ks between CHUNK and it), already computed: the draws past chunk 0 and up to known_k are not
-    drawn again, the later ones continue its log-sum-exp (the same draws; rounding moves those K)."""
+    drawn again, the later ones continue its log-sum-exp (the same draws; rounding moves those K).
+    defensive: the defensive mixture as the proposal (iwae_per_image)."""
     q = net.encode(params["encoder"], x)  # (B, Dz) each
 
     def body(carry, chunk_index):
@@ -76,7 +77,8 @@ def iwae_prefixes_per_image(net, params, x, ks, key=bounds.EVAL_KEY, progress=Fa
     """iwae_prefixes over x's images (chunked, keyed and split over devices as iwae_per_image, so the
     bound at K = k equals iwae_per_image's at k where k is a multiple of CHUNK): (N, len(ks)).
     known: (K, iwae_per_image's bounds of x at K with the same key (N,)), whose draws are not drawn
-    again (iwae_prefixes)."""
+    again (iwae_prefixes).
+    defensive: the defensive mixture as the proposal (iwae_per_image)."""
     check_prefixes(ks)
     known_k, values = known or (0, None)
     if known and not continues(ks, known_k):
@@ -109,7 +111,8 @@ def gap_decomposition(net, params, x, log_px_values, key, tiles=None):
     """log p(x) - ELBO(encoder's q) = approximation gap [log p(x) - ELBO(q*)] + amortization gap
     [ELBO(q*) - ELBO(encoder's q)], per image (Cremer, Li & Duvenaud 2018), nats. q*: fitted on the
     exact evaluation's grid where tiles (exact.select_tiles of x) are given (Dz = 2), else by SVI;
-    both ELBOs by Monte Carlo with the same GAP_SAMPLES draws of noise."""
+    both ELBOs by Monte Carlo with the same GAP_SAMPLES draws of noise.
+    log_px_values: each image's exact log p(x) (N,), from exact.log_px."""
     began = time.perf_counter()
     fit_key, elbo_key = jax.random.split(key)
     if tiles is None:
@@ -139,7 +142,8 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     the bounds against it for several K and the gap decomposition (most of the time; sweeps and quick
     evaluations leave them out).
     per_image: aevb.evaluation.bounds.evaluate's per-image ELBOs and IWAE bounds of the same images. devices: the
-    log p(x) and the bounds split images over them; the gap decomposition runs whole on each process."""
+    log p(x) and the bounds split images over them; the gap decomposition runs whole on each process.
+    iwae_k: K of per_image's IWAE bounds (the bounds against K stop there)."""
     theta, began = devices.replicate(params["decoder"]), time.perf_counter()
     core = exact.select_tiles(net, theta, x_test, grow=False, devices=devices)  # the accuracy check's, below
     tiles = exact.grown(core)

@@ -40,7 +40,8 @@ def _evaluator(log_density):
 
 
 def value_and_grad(log_density, z):
-    """log f(z) (...) and its gradient (..., Dz), every chain's own: one forward and one backward pass."""
+    """log f(z) (...) and its gradient (..., Dz), every chain's own: one forward and one backward pass.
+    log_density: a function z (..., Dz) -> (...), each chain's value depending on its own z only."""
     values, pullback = jax.vjp(log_density, z)
     return values, pullback(jnp.ones_like(values))[0]
 

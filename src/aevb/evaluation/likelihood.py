@@ -145,7 +145,9 @@ def steps_curve(net, params, x, out, truth, simulated, settings, latent_dim, pro
     CURVE_IMAGES test images, beside the IWAE bounds against K (CURVE_KS, q and defensive) of the same
     images, and BDMC's forward and reverse AIS against T on as many simulated examples. Error bars are
     paired: the SE of each image's difference to the reference (its exact log p(x) with Dz = 2, else its
-    AIS at the largest T; for BDMC the midpoint of the two bounds there)."""
+    AIS at the largest T; for BDMC the midpoint of the two bounds there).
+    truth: the exact log p(x) of x's images (N,) with Dz = 2, else None; out: AIS's result at settings.steps;
+    simulated: BDMC's examples drawn from the model."""
     n, steps = min(CURVE_IMAGES, len(x)), tuple(t for t in CURVE_STEPS if t < settings.steps) + (settings.steps,)
 
     def at(t, images, z_true=None, desc="AIS"):

@@ -23,7 +23,7 @@ MASKS = ("top", "bottom", "left", "right", "random")
 def make_mask(kind, image_shape, key=None, fraction=0.5):
     """A flat (rows * columns,) boolean mask of observed pixels: top = the upper half of the rows,
     bottom = the lower half, left / right = halves of the columns, random = each pixel observed
-    with probability fraction."""
+    with probability fraction (drawn with key). kind: one of MASKS."""
     rows, cols = np.divmod(np.arange(image_shape[0] * image_shape[1]), image_shape[1])
     halves = {"top": rows < image_shape[0] // 2, "bottom": rows >= image_shape[0] // 2,
               "left": cols < image_shape[1] // 2, "right": cols >= image_shape[1] // 2}
@@ -41,8 +41,7 @@ def fit_q(key, net, theta, x, mask, latent_dim, num_samples=100, steps=150, lear
     p(z | observed) can have several modes and gradient ascent finds the one nearest its start,
     so the fit runs from several starting means at once (vmapped) and keeps the best final ELBO.
     starts: (S, Dz) starting means; by default the 4 most probable of 2000 prior draws.
-    Returns ((mean, log_std), elbo_trace (steps,)) of the best start. One compiled region.
-    """
+    Returns ((mean, log_std), elbo_trace (steps,)) of the best start. One compiled region."""
     start_key, fit_key = jax.random.split(key)
     x, mask = jnp.asarray(x), jnp.asarray(mask)
     if starts is None:
@@ -92,7 +91,7 @@ def _fit_q(key, net, theta, x, mask, starts, num_samples, steps, learning_rate):
 
 @jax.jit(static_argnames=("net", "num_samples"))
 def predictive_log_likelihood(key, net, theta, x, unobserved, q, num_samples=10000):
-    """log E_{z ~ q} p(x_unobserved | z) by Monte Carlo with log-sum-exp, nats (a scalar array): with q the
+    """log E_{z ~ q} p(x_unobserved | z) (unobserved: a mask) by Monte Carlo with log-sum-exp, nats: with q the
     fitted q it scores the true hidden pixels under the predictive; with q = (0, 0), the prior predictive."""
     z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (M, Dz)
     return probability.iwae_bound(probability.log_likelihood(net, theta, x, z, unobserved))
@@ -100,7 +99,7 @@ def predictive_log_likelihood(key, net, theta, x, unobserved, q, num_samples=100
 
 def choose_image(elbos, labels, excluded=(1,)):
     """The criterion: the image with the highest ELBO among classes not in excluded (on MNIST, ones
-    are fitted best but their bottom half is a plain stroke, which says little)."""
+    are fitted best but their bottom half is a plain stroke, which says little); elbos (N,) and labels (N,)."""
     candidates = np.where(~np.isin(np.asarray(labels), excluded))[0]
     return int(candidates[np.argmax(np.asarray(elbos)[candidates])])
 
@@ -143,7 +142,7 @@ _means_at_draws = jax.jit(lambda key, net, theta, q, n: probability.bernoulli_me
 
 def posterior_grid(net, theta, x, mask, q, encoder_q, n=160):
     """log p(z, observed x) and log q(z) over a grid of z covering the posterior, q and the
-    encoder's q(z | whole x). Returns (z1 axis, z2 axis, log_joint (n, n), log_q (n, n))."""
+    encoder's q(z | whole x) (encoder_q). Returns (z1 axis, z2 axis, log_joint (n, n), log_q (n, n))."""
     mean, log_std = (np.asarray(a, np.float64) for a in q)
     enc_mean, enc_log_std = (np.asarray(a, np.float64) for a in encoder_q)
     # A coarse look first, to find where the true posterior lives even if q missed it.
@@ -204,7 +203,8 @@ class Completion:
 
 def complete(key, net, params, x, mask, latent_dim, num_samples=100, steps=150, learning_rate=0.05,
              n_completions=8):
-    """Everything the completion figures and numbers need, for one image x (D,) and a mask."""
+    """Everything the completion figures and numbers need, for one image x (D,) and a mask: q fitted in steps
+    of SVI, n_completions completions drawn."""
     theta, x, mask = params["decoder"], np.asarray(x), np.asarray(mask)
     fit_key, sample_key, predictive_key, prior_key, corr_key = jax.random.split(key, 5)
     q, trace = fit_q(fit_key, net, theta, x, mask, latent_dim, num_samples, steps, learning_rate)
@@ -227,7 +227,7 @@ def complete(key, net, params, x, mask, latent_dim, num_samples=100, steps=150, 
 def infer(net, params, split, latent_dim, eval_samples, mask="top", index=None, seed=0):
     """complete() for training image index of split (an aevb.data.splits.Split) with mask's pixels
     observed, its mask's name, label and how it was chosen; index None: the image a stated
-    criterion picks (the best-fitted image outside the best-fitted class)."""
+    criterion picks (the best-fitted image outside the best-fitted class, by ELBOs of eval_samples draws)."""
     if index is None:
         elbos = bounds.elbo_per_image(net, params, split.x_train, eval_samples)
         # The best-fitted class is the simplest (MNIST: 1, a plain stroke): its hidden half says little.

@@ -22,7 +22,8 @@ MAX_STEPS = 1000
 
 @jax.jit(static_argnames=("net", "steps", "num_samples", "learning_rate"))
 def fit_by_svi(key, net, params, x, steps=100, num_samples=10, learning_rate=0.02):
-    """q*, the best factorized Gaussian for each image (n, D), by SVI from the encoder's q: (mean, log_std)."""
+    """q*, the best factorized Gaussian for each image (n, D), by SVI from the encoder's q: (mean, log_std).
+    steps: Adam steps on (mean, log_std) with num_samples draws each."""
     mask = jnp.ones(x.shape[-1], bool)  # every pixel observed: partial's SVI on the whole image
 
     def fit(fit_key, image, mean, log_std):
@@ -40,7 +41,8 @@ def in_blocks(values, points, image, spacing, images):
     """The flat tables of `tables` (G,) laid out in blocks of BLOCK points, each block one image's, the
     last of an image padded: (values (K, BLOCK), points (K, BLOCK, 2), real (K, BLOCK) bool, block_image
     (K,), spacing (K,)). Sums over an image's points become sums within blocks (vectorized) and a
-    segment sum over blocks; over points (scatters on a CPU) a step took 2.7x longer."""
+    segment sum over blocks; over points (scatters on a CPU) a step took 2.7x longer.
+    images: N, the number of images."""
     image = np.asarray(image)
     counts = np.bincount(image, minlength=images)  # (N,) points of each image
     blocks = -(-counts // BLOCK)  # (N,) its blocks
@@ -64,7 +66,8 @@ def grid_elbo(q, blocks, images, floor):
     taken constant on each cell, so each cell weighs q's probability of it in closed form (a q narrower
     than a cell gains nothing), off the table at ``floor - |z|^2 / 2``, below log p(x, z) there (whose
     log p(z) falls so: a q grown wide off the table loses more than its entropy gains), plus q's
-    entropy in closed form: (elbo (N,), q's mass on the table (N,))."""
+    entropy in closed form: (elbo (N,), q's mass on the table (N,)).
+    images: N, the number of images (static: the segment sum's size)."""
     (mean, log_std), (values, points, real, block_image, spacing) = q, blocks
     std = jnp.exp(log_std)[block_image][:, None]  # (K, 1, 2)
     # Phi(b) - Phi(a) of the cell in each axis, taken on the lower side of the mean (erfc keeps that tail's digits).
@@ -87,7 +90,8 @@ def climb(q, blocks, images, floor, learning_rate=LEARNING_RATE):
     """q*, the factorized Gaussian of highest ELBO for each image, by Adam on grid_elbo from q: no
     sampling, so no noise in q* or in its ELBO. Images are independent, so the sum of their ELBOs is
     climbed at once, CHECK steps at a time, until CHECK steps raise the mean ELBO by less than
-    TOLERANCE nats or MAX_STEPS are taken. Returns (q*, steps taken, the last CHECK steps' change)."""
+    TOLERANCE nats or MAX_STEPS are taken. Returns (q*, steps taken, the last CHECK steps' change).
+    blocks, images, floor: as grid_elbo takes them (images: how many, static)."""
     opt = optax.adam(learning_rate)
 
     def mean_elbo(q):
@@ -118,7 +122,8 @@ def spacings(probe, images):
     finer than its posterior's narrowest standard deviation, from the moments on the PROBE grid
     (probe: exact.log_joint_tables at PROBE; the finest where narrower). q*'s loss from its grid is
     quadratic in the spacing: on a test model (posterior std 0.48), q* fitted at 0.2 and at 0.04 have
-    float64 ELBOs 1e-5 nats apart."""
+    float64 ELBOs 1e-5 nats apart.
+    images: N, the number of images."""
     values, points, image = (jnp.asarray(a) for a in probe)
     _, log_std = moments(values, points, image, jnp.full(len(values), PROBE), images)
     narrowest = np.exp(np.min(np.asarray(log_std), axis=-1))  # (N,)
@@ -129,7 +134,8 @@ def spacings(probe, images):
 def tables(net, theta, x, tiles):
     """exact.log_joint_tables of each image at its spacing (spacings), flat over (image, point) pairs
     in image order: (values (G,), points (G, 2), image (G,), spacing (G,)), as float32 arrays; and
-    each image's spacing (N,)."""
+    each image's spacing (N,).
+    tiles: exact.select_tiles' output for x."""
     lows, kept, coarse = tiles
     probe = exact.log_joint_tables(net, theta, x, tiles, PROBE)
     each = spacings(probe, len(x))
@@ -151,7 +157,8 @@ def tables(net, theta, x, tiles):
 @jax.jit(static_argnames=("images",))
 def moments(values, points, image, spacing, images):
     """The Gaussian with the posterior's mean and variance along each axis, from the tables (a cell
-    adds its own spread, spacing^2 / 12): (mean, log_std) (N, 2) each."""
+    adds its own spread, spacing^2 / 12): (mean, log_std) (N, 2) each.
+    values, points, image: the flat tables (G,), (G, 2), (G,) of `tables`; images: N, the number of images."""
     weight = jnp.exp(values - jax.ops.segment_max(values, image, images)[image])
     total = jax.ops.segment_sum(weight, image, images, indices_are_sorted=True)
     weight = weight / total[image]

@@ -45,6 +45,7 @@ def gaussian_kl_to_standard_normal(mean, log_std):
     """KL(N(mean, diag(std^2)) || N(0, I)) in closed form, summed over the last axis.
 
     Kingma & Welling (2013), Appendix B: -KL = 1/2 sum(1 + log std^2 - mean^2 - std^2).
+    mean, log_std: (..., D) each; returns (...).
     """
     return 0.5 * jnp.sum(mean**2 + jnp.exp(2.0 * log_std) - 1.0 - 2.0 * log_std, axis=-1)
 
@@ -85,7 +86,8 @@ def sample_gaussian_mixture(key, weights, components, sample_shape=()):
 
 def gaussian_mixture_log_density(weights, components, z):
     """log sum_c w_c N(z; mean_c, diag(exp(log_std_c)^2)): z (..., D) -> (...), the components (see
-    sample_gaussian_mixture) broadcast against z."""
+    sample_gaussian_mixture) broadcast against z.
+    weights: the components' weights (C,), summing to 1; components: (means, log_stds), C of each."""
     log_terms = [jnp.log(weight) + factorized_gaussian_log_density(jnp.broadcast_to(mean, z.shape),
                                                                    jnp.broadcast_to(log_std, z.shape), z)
                  for weight, (mean, log_std) in zip(weights, components, strict=True)]
@@ -112,7 +114,8 @@ def standard_normal_cdf(z):
 
 
 def standard_normal_quantile(p, iterations=60):
-    """Phi^-1(p) for p in (0, 1), elementwise, by bisection on Phi over [-10, 10]."""
+    """Phi^-1(p) for p in (0, 1), elementwise, by bisection on Phi over [-10, 10].
+    iterations: bisection steps (60 halve the interval to float64's resolution)."""
     p = jnp.asarray(p, jnp.float32)
     low, high = jnp.full(p.shape, -10.0), jnp.full(p.shape, 10.0)
     for _ in range(iterations):

@@ -46,7 +46,8 @@ def dense_init(key, n_in, n_out):
 
 
 def dense(layer, inputs):
-    """inputs (..., n_in) -> (..., n_out); the bias is broadcast over the leading axes explicitly."""
+    """inputs (..., n_in) -> (..., n_out); the bias is broadcast over the leading axes explicitly.
+    layer: {"weight": (n_in, n_out), "bias": (n_out,)}."""
     outputs = inputs @ layer["weight"]
     return outputs + jnp.broadcast_to(layer["bias"], outputs.shape)
 
@@ -151,7 +152,9 @@ NETWORKS = {"mlp": mlp, "conv": conv}
 
 def build(architecture, activation="tanh", image_shape=None, posterior="gaussian"):
     """The Network of a name in NETWORKS with an activation, for images of image_shape (rows, cols), its
-    encoder giving q of the posterior family named (aevb.model.posteriors.get)."""
+    encoder giving q of the posterior family named (aevb.model.posteriors.get).
+    architecture: a name in NETWORKS (mlp, conv); posterior: a family's name (gaussian, full-gaussian, planar:K).
+    Raises ValueError in one line for an unknown name."""
     if architecture not in NETWORKS:
         raise ValueError(f"unknown architecture {architecture!r}; choose from {', '.join(NETWORKS)}")
     return _built(NETWORKS[architecture], activation, None if image_shape is None else tuple(image_shape),

@@ -57,7 +57,8 @@ def bernoulli_means(net, theta, z):
 
 
 def iwae_bound(log_w):
-    """log (1/K) sum_k w_k over the leading axis (K, ...) -> (...) (Burda et al. 2016, eq. 8)."""
+    """log (1/K) sum_k w_k over the leading axis (K, ...) -> (...) (Burda et al. 2016, eq. 8).
+    log_w: log importance weights (K, ...)."""
     return jax.nn.logsumexp(log_w, axis=0) - jnp.log(log_w.shape[0])
 
 

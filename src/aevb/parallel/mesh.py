@@ -214,7 +214,8 @@ def available():
 
 
 def describe_text(description):
-    """'2 CPU devices in 2 processes', '1 NVIDIA H200 device' from Devices.describe()."""
+    """'2 CPU devices in 2 processes', '1 NVIDIA H200 device' from Devices.describe().
+    description: the dict of Devices.describe()."""
     d = description
     kind = d["kind"] if d["kind"].lower() != d["platform"] else d["platform"].upper()
     text = f"{d['count']} {kind} device{'s' * (d['count'] > 1)}"

@@ -20,7 +20,8 @@ ENVIRONMENT = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 def prepare(count):
     """Before JAX starts its backends: on a machine whose CPU is the device, let --devices N
     simulate N devices (one per process's share). Harmless on a GPU machine (it shapes only
-    the CPU backend) and where a backend has started already (tests set their own)."""
+    the CPU backend) and where a backend has started already (tests set their own).
+    count: --devices' number, or None."""
     if count > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         try:
             jax.config.update("jax_num_cpu_devices", count)
@@ -32,7 +33,8 @@ def start(count=None, coordinator=None, num_processes=None, process_id=None):
     """The Devices of the command line's --devices (a whole number, "all", or None: 1 in one
     process, all with several), after joining the job's processes if asked (initialize). The
     process flags not given come from the environment (JAX_COORDINATOR_ADDRESS,
-    JAX_NUM_PROCESSES, JAX_PROCESS_ID), as cluster launchers set them."""
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID), as cluster launchers set them.
+    count: --devices; coordinator, num_processes, process_id: as initialize takes them."""
     coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
     if num_processes is None:
         num_processes = _whole(os.environ.get("JAX_NUM_PROCESSES"), "JAX_NUM_PROCESSES")
@@ -46,7 +48,9 @@ def start(count=None, coordinator=None, num_processes=None, process_id=None):
 
 def initialize(coordinator, num_processes, process_id):
     """Joins the processes of one job (jax.distributed.initialize) when a coordinator or a
-    process count is given; returns the process count (1: nothing was done)."""
+    process count is given; returns the process count (1: nothing was done).
+    coordinator: the coordinator's HOST:PORT; num_processes: the processes of the job; process_id: this one's (0 to
+    num_processes - 1)."""
     if coordinator is None and num_processes is None:
         return 1
     if None in (coordinator, num_processes, process_id):

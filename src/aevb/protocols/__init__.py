@@ -33,5 +33,6 @@ def path_of(name):
 
 
 def load(name):
-    """The protocol file's contents."""
+    """The protocol file's contents.
+    name: a protocol's name (its file protocols/NAME.json)."""
     return json.loads(path_of(name).read_text())

@@ -23,7 +23,8 @@ PAGE = "reproduced.html"
 
 
 def grid(name, budget):
-    """The protocol's sweep grid at a budget: its settings, the budget's over them, and its vary."""
+    """The protocol's sweep grid at a budget: its settings, the budget's over them, and its vary.
+    name: a protocol's name; budget: short or full."""
     protocol, file = load(name), read_file(path_of(name))
     if budget not in protocol["budgets"]:
         raise ConfigError(f"{name} has the budgets {', '.join(protocol['budgets'])}, not {budget!r}")
@@ -49,7 +50,8 @@ def seconds_per_epoch(config, steps=200):
 def describe(name, budget, measure=True):
     """What aevb reproduce NAME --dry-run prints: the source, the points with their settings, the budget (epochs,
     and with measure an estimate of hours on this machine from a few timed steps of each point), the published
-    numbers with where they were read, and what differs from the paper. Trains nothing, writes nothing."""
+    numbers with where they were read, and what differs from the paper. Trains nothing, writes nothing.
+    name: a protocol's name (aevb reproduce --list); budget: short or full."""
     protocol = load(name)
     points, point_names, varied = sweeps.sweep_points(grid(name, budget))
     source = protocol["source"]
@@ -88,7 +90,8 @@ def listing():
 def reproduce(name, budget="short", runs_dir="runs", data_dir=None, progress=True, seeds=None,
               devices=parallel.ONE):
     """Runs protocol name at budget as a sweep in RUNS_DIR/reproduce-NAME-BUDGET (resumable, like any sweep)
-    and writes its page there; returns the page's path, or None if training was interrupted."""
+    and writes its page there; returns the page's path, or None if training was interrupted.
+    runs_dir: the folder of run directories."""
     protocol = load(name)
     sweep_dir = Path(runs_dir) / f"reproduce-{name}-{budget}"
     directories = pipeline.sweep(grid(name, budget), sweep_dir, seeds, data_dir, progress, devices)
@@ -114,7 +117,8 @@ def _device(trained_on):
 
 
 def rows(protocol, directories):
-    """A row per point: the paper's number where it gives one, ours, the budget used."""
+    """A row per point: the paper's number where it gives one, ours, the budget used.
+    protocol: the protocol file's contents; directories: the sweep's points' run directories."""
     out = []
     for directory in directories:
         config, summary, run = _numbers(directory)

@@ -29,7 +29,8 @@ HEADER = ("format", "config", "epoch")  # the metadata the digest covers beside 
 
 
 def flatten(tree, prefix=""):
-    """{"encoder.hidden.weight": array, ...}: readable names from the pytree's keys."""
+    """{"encoder.hidden.weight": array, ...}: readable names from the pytree's keys.
+    tree: a pytree of arrays; prefix: put before every name."""
     flat = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         parts = [prefix] if prefix else []
@@ -72,7 +73,8 @@ def digest(tensors, header=None):
 
 def write(path, config, params, opt_state, epoch):
     """Writes the checkpoint file at path (the caller makes it atomic). The bytes are made in memory
-    and written by Python, so a full disk raises an OSError like any other file's."""
+    and written by Python, so a full disk raises an OSError like any other file's.
+    opt_state: Adam's state; epoch: the epochs trained."""
     tensors = {**flatten(params), **flatten(opt_state, "optimizer")}
     header = {"format": FORMAT, "config": config.to_json(), "epoch": str(epoch)}
     with open(path, "wb") as f:
@@ -138,7 +140,8 @@ def _config_of(path, metadata, data):
 
 def read(path, template, hint=""):
     """(config, params, opt_state, epoch). template(config) gives the (params, opt_state) pytrees
-    whose structure, shapes and dtypes the stored tensors must have; every tensor must be finite."""
+    whose structure, shapes and dtypes the stored tensors must have; every tensor must be finite.
+    path: the checkpoint file; hint: added to the error's message (what to do)."""
     metadata, tensors = _verified(path, hint)
     config, epoch = _config_of(Path(path), metadata, True)
     params_template, opt_template = template(config)
@@ -168,7 +171,8 @@ def _retrain_hint(run_dir):
 
 
 def load_checkpoint(run_dir, template):
-    """(config, params, opt_state, epoch); see read."""
+    """(config, params, opt_state, epoch); see read.
+    template: as read takes it."""
     read_checkpoint_config(run_dir)  # the clear messages for a missing run or checkpoint
     return read(Path(run_dir) / files.CHECKPOINT, template, _retrain_hint(run_dir))
 

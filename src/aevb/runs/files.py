@@ -58,7 +58,8 @@ def identity(run_dir):
 
 def damaged_name(path):
     """Where a damaged file is kept: NAME.damaged, or NAME.damaged.2, .3, ... when earlier damage is kept there
-    already (a second damage never overwrites the first copy)."""
+    already (a second damage never overwrites the first copy).
+    path: the damaged file."""
     path = Path(path)
     candidate, n = path.with_name(path.name + ".damaged"), 1
     while candidate.exists():
@@ -113,7 +114,8 @@ def removed_if_refused(run_dirs):
 
 def atomic_write(path, write):
     """write(temp_path), fsync, then rename: a kill or a crash at any moment leaves the old file or
-    the new one, never a mix. A failed write (a full disk) leaves the old file and no temp file."""
+    the new one, never a mix. A failed write (a full disk) leaves the old file and no temp file.
+    path: the file to write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=TEMP)

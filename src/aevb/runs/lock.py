@@ -175,7 +175,9 @@ def _check_settings(run_dir, settings, mode):
 def hold(stack, members, mode, command, resolve=False):
     """Refuses bad settings before anything is written, then takes every run's writer lock for the
     stack's block (contextlib.ExitStack). members: [(run directory, settings)] (aevb.runs.files.members).
-    resolve: also refuse, under the locks, settings that conflict with a run's checkpoint."""
+    resolve: also refuse, under the locks, settings that conflict with a run's checkpoint.
+    mode: new, resume, auto or overwrite (checkpoint.resolve); command: written in the lock for another process's
+    message."""
     for one_dir, one_settings in members:
         _check_settings(one_dir, one_settings, mode)
     for one_dir, _ in members:
@@ -187,7 +189,9 @@ def hold(stack, members, mode, command, resolve=False):
 def check_each(members, mode, command):
     """Each member checked as hold(..., resolve=True) checks it, under its lock, one lock held at a time: every
     point of a sweep free and fitting its checkpoint before its record is written (a lock per point held at
-    once would run out of file descriptors on a sweep of a thousand points)."""
+    once would run out of file descriptors on a sweep of a thousand points).
+    members: [(run directory, settings)] (aevb.runs.files.members); mode: new, resume, auto or overwrite; command:
+    the command, written in the lock for another process's message."""
     for member in members:
         with contextlib.ExitStack() as stack:
             hold(stack, [member], mode, command, resolve=True)

@@ -60,7 +60,8 @@ def append_metrics(run_dir, row):
 
 def training_summary(rows, epoch, images_per_epoch):
     """summary.json's training numbers from metrics.jsonl's rows, for a run trained to epoch: the
-    epochs' own seconds, and apart from them the seconds of what was recorded after each epoch."""
+    epochs' own seconds, and apart from them the seconds of what was recorded after each epoch.
+    images_per_epoch: the images one epoch trains on."""
     seconds = sum(row["seconds"] for row in rows)
     summary = {"epochs": epoch, "train_elbo_last_epoch": rows[-1]["train_elbo"], "training_seconds": seconds,
                "seconds_per_epoch": seconds / len(rows), "images_per_second": images_per_epoch * len(rows) / seconds}
@@ -123,7 +124,8 @@ def checked(value, path, key=""):
 
 def kept(run_dir, write, numbers, per_image, text):
     """A stage's numbers saved as soon as they are computed (write: this process writes the run), then
-    described (text, or a function giving it): nothing computed is lost to a later stage or to printing."""
+    described (text, or a function giving it): nothing computed is lost to a later stage or to printing.
+    per_image: the per-image arrays, saved to per_image.npz beside summary.json."""
     try:
         if write:
             update_summary(run_dir, numbers)
@@ -162,7 +164,8 @@ def write_group_summary(group_dir, run_dirs):
 
 
 def describe_group(name, group):
-    """Lines for the main numbers of a group.json: mean ± sd over the seeds."""
+    """Lines for the main numbers of a group.json: mean ± sd over the seeds.
+    name: the group's folder name."""
     seeds = ",".join(map(str, group["seeds"]))
     return [f"{name}: {key} {group['mean'][key]:.2f} ± {group['std'][key]:.2f} (mean ± sd over seeds {seeds})"
             for key in ("test_elbo", "test_iwae", "test_log_px", "test_log_px_ais", "bdmc_gap", "seconds_per_epoch")
@@ -171,7 +174,8 @@ def describe_group(name, group):
 
 def evaluated(run_dir, epoch, exact, ais, extras=False):
     """Whether summary.json holds an evaluation at this epoch, with the exact log p(x), AIS and the exact
-    evaluation's extras (the bounds against K, the gap decomposition: not there after a quick one) if asked."""
+    evaluation's extras (the bounds against K, the gap decomposition: not there after a quick one) if asked.
+    ais: whether the evaluation must hold AIS's numbers."""
     summary = read_summary(run_dir)
     return (summary.get("evaluated_epoch") == epoch and (not exact or "test_log_px" in summary)
             and (not ais or "test_log_px_ais" in summary) and (not extras or "gap_decomposition" in summary))

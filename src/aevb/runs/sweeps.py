@@ -14,7 +14,8 @@ from .files import SWEEP
 
 
 def point_name(point, varied):
-    """A sweep point's folder name from the settings it varies: latent_dim=5_objective=iwae."""
+    """A sweep point's folder name from the settings it varies: latent_dim=5_objective=iwae.
+    point: the point's settings {name: value}; varied: the names the sweep varies."""
     def short(value):  # npz:/data/mine.npz -> npz-mine
         text = str(value)
         return f"npz-{Path(text[len(npz.NPZ):]).stem}" if text.startswith(npz.NPZ) else text.replace("/", "-")
@@ -54,7 +55,8 @@ def sweep_points(grid):
 
 def write_sweep(sweep_dir, grid, varied, seeds, points):
     """SWEEP/sweep.json: the grid ({setting: values}, or a list of them), the settings it varies, the seeds and
-    the points' names."""
+    the points' names.
+    varied: the names the sweep varies."""
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
     grids = [{name: list(values) for name, values in one.items()} for one in (grid if isinstance(grid, list)
                                                                               else [grid])]

@@ -234,11 +234,13 @@ def keep_where(chosen, new, old):
 
 
 def stack(trees):
-    """Pytrees of the same structure -> one pytree with a leading axis (S, ...)."""
+    """Pytrees of the same structure -> one pytree with a leading axis (S, ...).
+    trees: pytrees of the same structure."""
     return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
 def member(tree, i):
-    """The i-th pytree of a stacked one."""
+    """The i-th pytree of a stacked one.
+    tree: a stacked pytree (S, ...); i: which."""
     return jax.tree_util.tree_map(lambda leaf: leaf[i], tree)
 

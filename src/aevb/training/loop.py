@@ -79,8 +79,8 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
     Each seed gets the draws and, bit for bit, the parameters it gets trained alone.
     Seeds may resume from different epochs: one that has finished keeps its state. A seed that
     diverges stops (its last good checkpoint is kept) while the others go on; TrainingDiverged
-    then names it at the end.
-    """
+    then names it at the end. split: an aevb.data.splits.Split; measure: evaluation.curves.monitor's (what
+    each epoch's row measures); resume: each run's checkpoint.resolve result."""
     config = configs[0]
     if len(split.x_train) < config.batch_size:
         raise ConfigError(f"batch size {config.batch_size} exceeds the {len(split.x_train)} training images")
@@ -188,7 +188,7 @@ def _compiled(epoch_fn, seeds, grouped, state_and_data, stop, bar, devices, said
 
 
 def describe(result, grouped=False):
-    """The line that says what train() did for a run that is done (result: its dict)."""
+    """The line that says what train() did for a run that is done (result: its dict; grouped: a group's seed)."""
     if result["trained_now"] == 0:
         return f"{result['run_dir']} is already trained ({result['epoch']} epochs)"
     return (f"trained {result['run_dir']}: train ELBO {result['train_elbo_last_epoch']:.2f} nats/image in the last "

@@ -58,7 +58,8 @@ def opened(run, command, data_dir=None, devices=parallel.ONE):
     """The loaded run, with its writer lock held for the block: if another process is writing the
     run (training it), this waits for it to end, then reads the run as that process left it.
     With several processes, process 0 holds the lock and reads the run; the others get its
-    config, epoch and parameters."""
+    config, epoch and parameters.
+    command: written in the lock for another process's message."""
     path = run.path if isinstance(run, Run) else Path(run)
     with contextlib.ExitStack() as stack:
         loaded = []

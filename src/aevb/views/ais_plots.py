@@ -26,7 +26,8 @@ def ais_figure(curve, ais_minus_iwae, ais_minus_defensive, iwae_k):
     line; bottom left: BDMC's forward and reverse AIS against T on examples simulated from the model;
     bottom right: the histogram of AIS minus the IWAE-K bound per test image. curve: the summary's
     ais_vs_steps; ais_minus_iwae (N,): per image; ais_minus_defensive
-    the same for the defensive bound, or None."""
+    the same for the defensive bound, or None.
+    iwae_k: K of the bounds in ais_minus_iwae."""
     figure = Figure(figsize=(11, 8.4), layout="constrained")
     (left, right), (low_left, low_right) = figure.subplots(2, 2)
     right.sharey(left)

@@ -183,7 +183,7 @@ def _run_table(entries, varied, measures, root):
 
 
 def compare(paths, out_dir):
-    """Writes out_dir/compare.html and out_dir/figures/compare_*.png; returns the page's path."""
+    """Writes out_dir/compare.html and its figures for paths (runs, groups, sweeps); returns the page's path."""
     entries = find_runs(paths)
     varied = varied_settings(group_runs(entries))
     # In the order of the varied settings' values (numbers as numbers: 2 before 10), then the seed.

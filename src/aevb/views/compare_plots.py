@@ -19,7 +19,8 @@ def _positions(values):
 
 def settings_figure(name, points, measure_names):
     """Each measure against one setting: points = [(line label, setting value, [(mean, spread, what) or
-    None per measure])]; one line per label, error bars of ± spread."""
+    None per measure])]; one line per label, error bars of ± spread.
+    name: the setting on the x axis; measure_names: a panel title per measure."""
     positions, log, ticks = _positions([value for _, value, _ in points])
     labels = list(dict.fromkeys(line for line, _, _ in points))
     step = min(np.diff(sorted(positions.values())), default=1)

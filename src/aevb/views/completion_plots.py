@@ -15,7 +15,9 @@ def posterior_axes(ax, grid, q_mean, q_log_std, encoder_mean, encoder_log_std, l
     """On ax: isocontours of the unnormalized posterior log_joint and of the fitted q (the grid's
     (axis1, axis2, log_joint, log_q)), the fitted q's mean, and the encoder's q: its mean and its 1-
     and 2-std ellipses. labels: the legend's three entries (posterior, fitted q, encoder's q). draws: (label,
-    z (n, 2)), draws of the encoder's whole q where it is richer than its factorized part (a flow), as dots."""
+    z (n, 2)), draws of the encoder's whole q where it is richer than its factorized part (a flow), as dots.
+    q_mean, q_log_std: the fitted q's, (2,) each; encoder_mean, encoder_log_std: the encoder's q's; legend_size: its
+    font size."""
     axis1, axis2, log_joint, log_q_grid = grid
     levels = [0.01, 0.1, 0.3, 0.6, 0.9]  # fractions of each surface's peak height
     ax.contour(axis1, axis2, np.exp(log_joint - log_joint.max()).T, levels=levels, colors=CLASS_COLOURS[0],
@@ -43,7 +45,9 @@ def posterior_axes(ax, grid, q_mean, q_log_std, encoder_mean, encoder_log_std, l
 
 def posterior_figure(grid, q_mean, q_log_std, encoder_mean, encoder_log_std, title, draws=None):
     """Isocontours of p(z, observed x) (the unnormalized posterior) and of the fitted q on the same
-    axes, with the encoder's q(z | whole x) marked: its mean and its 1- and 2-std ellipses."""
+    axes, with the encoder's q(z | whole x) marked: its mean and its 1- and 2-std ellipses.
+    grid: partial.posterior_grid's (axis1, axis2, log_joint, log_q); q_mean, q_log_std, encoder_mean,
+    encoder_log_std, draws: as posterior_axes takes them; title: the figure's."""
     figure = Figure(figsize=(7, 6), layout="constrained")
     ax = figure.add_subplot()
     posterior_axes(ax, grid, q_mean, q_log_std, encoder_mean, encoder_log_std,
@@ -61,7 +65,8 @@ CONTOURS = "contours at 1%, 10%, 30%, 60%, 90% of each surface's peak"
 
 def completion_figure(original, completions, mask, title):
     """The original image beside completions: observed pixels kept, the rest the means of p(x|z)
-    for z ~ q. A red outline marks the observed region. mask: (rows, columns), True where observed."""
+    for z ~ q. A red outline marks the observed region. mask: (rows, columns), True where observed.
+    title: the figure's title."""
     n = len(completions)
     figure = Figure(figsize=(1.2 * (n + 1) + 0.4, 2.3), layout="constrained")
     axes = figure.subplots(1, n + 1, squeeze=False)[0]

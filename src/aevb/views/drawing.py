@@ -28,13 +28,15 @@ _sample = jax.jit(probability.sample, static_argnames=("net", "latent_dim", "n")
 
 
 def encode_means(run, x, chunk=5000):
-    """The means of q(z|x) for every image (a flow's: q0's mean through the flow): (N, Dz)."""
+    """The means of q(z|x) for every image (a flow's: q0's mean through the flow): (N, Dz).
+    chunk: images per encoder call."""
     return np.concatenate([np.asarray(_locate(run.net, run.params["encoder"], x[i : i + chunk]))
                            for i in range(0, len(x), chunk)])
 
 
 def images(run, flat):
-    """Flat pixels (..., D) -> images (..., rows, columns) for the plots."""
+    """Flat pixels (..., D) -> images (..., rows, columns) for the plots.
+    flat: pixels (..., D)."""
     flat = np.asarray(flat)
     return flat.reshape(flat.shape[:-1] + tuple(run.split.image_shape))
 
@@ -83,7 +85,8 @@ def _manifold(run, n=20):
 
 
 def figure(kind, run, metrics, pairs=None, seed=0):
-    """The figure called kind (one of plots.KINDS) for a loaded run; metrics: its metrics.jsonl rows."""
+    """The figure called kind (one of plots.KINDS) for a loaded run; metrics: its metrics.jsonl rows.
+    pairs: the interpolation's pairs of training images; seed: the samples' draws."""
     split, key = run.split, jax.random.PRNGKey(seed)
     draw = {
         "samples": lambda: plots.samples_figure(*(images(run, a) for a in _sample(
@@ -171,7 +174,8 @@ def count_modes(grid, within=5.0, apart=0.3):
 def posterior_panels(run, per_image, search=40):
     """The true posterior of the test image the model fits best (highest log p(x)), a typical one (the
     median gap below IWAE), the worst (IWAE farthest below log p(x)) and the first multimodal one
-    among the `search` worst."""
+    among the `search` worst.
+    per_image: per_image.npz's arrays (the exact log p(x) and the bounds of each test image)."""
     x, theta = run.split.x_test, run.params["decoder"]
     px, elbo, iwae = per_image["test_log_px"], per_image["test_elbo"], per_image["test_iwae"]
     order = np.argsort(px - iwae)

@@ -48,7 +48,8 @@ def bounds_figure(bounds):
 
 
 def gaps_figure(gaps, k):
-    """How far below the exact log p(x) each image's IWAE-K bound lies: a histogram, log-scaled counts."""
+    """How far below the exact log p(x) each image's IWAE-K bound lies: a histogram, log-scaled counts.
+    gaps: log p(x) minus the bound, per image (N,), nats; k: K."""
     gaps = np.asarray(gaps)
     figure = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = figure.add_subplot()

@@ -20,7 +20,9 @@ def _float32_base64(array):
 
 
 def payload(theta, z_means, labels, image_shape, class_names):
-    """What the in-page explorer needs: the mlp decoder's weights and the training set's latent means."""
+    """What the in-page explorer needs: the mlp decoder's weights and the training set's latent means.
+    theta: the mlp decoder's parameters; z_means: (N, 2) latent means of the training images; class_names: a name
+    per label."""
     return {
         "latentDim": int(theta["hidden"]["weight"].shape[0]),
         "hidden": int(theta["hidden"]["weight"].shape[1]),

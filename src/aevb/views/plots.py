@@ -82,7 +82,8 @@ def pca_2d(points):
 
 
 def latent_figure(z_means, labels, class_names, noun="image"):
-    """Scatter of the means of q(z|x) for every image, coloured and marked by class."""
+    """Scatter of the means of q(z|x) for every image, coloured and marked by class.
+    z_means: (N, 2); class_names: a name per label; noun: what the legend calls a point."""
     z_means, labels = np.asarray(z_means), np.asarray(labels)
     axis_names = ("z1", "z2")
     title = f"Means of q(z|x) for all {len(labels)} training images"
@@ -121,7 +122,9 @@ def interpolate(z_a, z_b, alpha):
 
 def interpolation_figure(first, second, means, alphas, titles, rule=None):
     """One row per pair: image a, the decoded means along the line from z_a to z_b, image b; rule:
-    how the pairs were chosen, in words (shown under the title)."""
+    how the pairs were chosen, in words (shown under the title).
+    first, second: the pairs' images (P, rows, columns); means: (P, steps, rows, columns); alphas: where along the
+    line (steps,); titles: each pair's two titles."""
     pairs, steps = means.shape[:2]
     figure = Figure(figsize=(1.05 * (steps + 2), 1.35 * pairs + 0.8), layout="constrained")
     axes = figure.subplots(pairs, steps + 2, squeeze=False)
@@ -137,7 +140,8 @@ def interpolation_figure(first, second, means, alphas, titles, rule=None):
 
 def manifold_figure(images, grid, title="Learned manifold"):
     """The decoded means over a grid of z (Kingma & Welling 2013, figure 4): images (n, n, rows,
-    columns), images[i, j] decoded at z = (grid[i], grid[j])."""
+    columns), images[i, j] decoded at z = (grid[i], grid[j]).
+    title: the figure's title."""
     if images is None:
         return note_figure("Learned manifold", "The manifold plot needs Dz = 2:\nthis model has another "
                             "latent dimension.")
@@ -157,7 +161,8 @@ def manifold_figure(images, grid, title="Learned manifold"):
 
 def curves_figure(epochs, train_elbo, test_elbo, tracked=None):
     """The ELBO per epoch; with tracked = (epochs, log p(x), ELBO, images) a second panel: the exact
-    log p(x) of a fixed set of test images beside their ELBO, and the gap between them, KL(q || p(z|x))."""
+    log p(x) of a fixed set of test images beside their ELBO, and the gap between them, KL(q || p(z|x)).
+    epochs, train_elbo, test_elbo: metrics.jsonl's columns (E,) each (test_elbo None where not measured)."""
     figure = Figure(figsize=(7, 4.5) if tracked is None else (13, 4.8), layout="constrained")
     ax, *others = figure.subplots(1, 1 if tracked is None else 2, squeeze=False)[0]
     if tracked is not None:

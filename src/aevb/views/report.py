@@ -51,7 +51,7 @@ def _pm(mean, se):
 
 
 def exact_section(s, figure, latent_dim):
-    """'How good is the model, exactly?': the exact log p(x) beside the bounds, and where the gap comes from."""
+    """'How good is the model, exactly?' from summary.json's numbers s, figure(name)'s PNGs and latent_dim."""
     try:
         return _exact_section(s, figure, latent_dim)
     except KeyError as missing:  # a summary written before one of these numbers existed
@@ -60,7 +60,7 @@ def exact_section(s, figure, latent_dim):
 
 def ais_section(s, figure):
     """The AIS estimate and its BDMC check (aevb evaluate --ais), in the words the command prints, and its
-    figure; '' if not run."""
+    figure (figure(name): its PNG); '' if summary.json's numbers s have none."""
     if "ais" not in s:
         return ""
     lines = likelihood.describe(s["ais"]).splitlines()
@@ -160,8 +160,7 @@ def render(name, config, summary, split, figure, answers, payload=None, explorer
 
     name: the run's name; split: its aevb.data.splits.Split; figure(name) -> the PNG path of a figure;
     answers: (question, true or false, reason) triples; payload: explorer.payload(...) or None,
-    with explorer_note saying why there is no explorer.
-    """
+    with explorer_note saying why there is no explorer; config and summary: the run's Config and summary.json."""
     s, dataset = summary, split.dataset
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
                    for k, v in json.loads(config.to_json()).items())

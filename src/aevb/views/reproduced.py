@@ -13,7 +13,8 @@ from .report import STYLE, figure_html
 
 def curves_figure(lines, x_range=(1e5, 1e8)):
     """The lower bound per datapoint against training samples evaluated, log x, in the style of Kingma &
-    Welling (2013), Figure 2: lines = [(label, samples (E,), train (E,), test (E,))], solid train, dashed test."""
+    Welling (2013), Figure 2: lines = [(label, samples (E,), train (E,), test (E,))], solid train, dashed test.
+    x_range: the x axis' limits, training samples."""
     figure = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = figure.subplots()
     for i, (label, samples, train, test) in enumerate(lines):
@@ -59,7 +60,8 @@ def _number(value, digits=2):
 
 def page(protocol, budget, rows, figure_path, caption):
     """The reproduction's HTML: protocol (its file's contents), budget (its name), rows = [dict(label,
-    paper, ours, se, epochs, images, hours, device, run)]."""
+    paper, ours, se, epochs, images, hours, device, run)].
+    figure_path: the curves' PNG; caption: under it."""
     source, e = protocol["source"], html.escape
     table = ["<table><tr><th>run</th><th>paper</th><th>aevb</th><th>aevb &minus; paper</th><th>epochs</th>"
              "<th>training images seen</th><th>training hours</th><th>device</th><th>run directory</th></tr>"]
@@ -89,6 +91,7 @@ def budget_note(protocol, budget):
 
 
 def differences(protocol, budget):
-    """What differs from the paper's setup, the budget first where it is not the paper's."""
+    """What differs from the paper's setup, the budget first where it is not the paper's.
+    protocol: the protocol file's contents; budget: short or full."""
     shorter = [] if budget == "full" else [f"the budget: {budget_note(protocol, budget)}"]
     return shorter + list(protocol["differences"])

@@ -22,7 +22,8 @@ MAX_STEPS = 64  # a flow's steps, each its own layer in the compiled program
 
 
 def get(spec):
-    """The family of a name such as gaussian or planar:8; ValueError in one line for anything else."""
+    """The family of a name such as gaussian or planar:8; ValueError in one line for anything else.
+    spec: the family's setting, a name with its options after a colon."""
     match = re.fullmatch(r"([a-z-]+)(?::([0-9]{1,3}))?", spec)
     if not match or match.group(1) not in FAMILIES:
         raise ValueError(f"posterior is one of {', '.join(FAMILIES)} (a flow with its steps, such as planar:8), "

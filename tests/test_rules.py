@@ -352,6 +352,23 @@ def test_user_text_in_figures_is_plain_text(tmp_path):
     assert plots.plain("a$b$") == "a$b$"
 
 
+def test_a_log_axis_keeps_its_powers_of_ten_and_user_ticks_stay_plain(tmp_path):
+    """The figures' plain text stops at the tick labels matplotlib's log formatter writes as $10^{k}$ (drawn plain they
+    showed as their source, "$\\mathdefault{10^{1}}$"); ticks a user names (a setting's values) stay plain."""
+    from matplotlib.figure import Figure
+
+    figure = Figure()
+    log_ax, named_ax = figure.subplots(1, 2)
+    log_ax.semilogx([1, 10, 1000], [1, 2, 3])
+    log_ax.set_title("npz:m$\\frac{$.npz")
+    named_ax.plot([0, 1], [0, 1])
+    named_ax.set_xticks([0, 1], ["npz:a$b$.npz", "c$"])
+    files.save_figure(tmp_path, "ticks", figure)
+    powers = [t for t in log_ax.xaxis.get_ticklabels() if "mathdefault" in t.get_text()]
+    assert powers and all(t.get_parse_math() for t in powers)
+    assert not any(t.get_parse_math() for t in named_ax.xaxis.get_ticklabels()) and not log_ax.title.get_parse_math()
+
+
 def test_a_file_of_settings_gives_its_seeds_to_train(tmp_path, capsys):
     path = tmp_path / "group.json"
     path.write_text(json.dumps({"settings": {"epochs": 1}, "seeds": [3, 4]}))

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from .arguments import build_parser
-from .config import AIS, Config, check_run_name
-from .config_file import read_file
+from .config import AIS, Config
+from .config_file import check_run_name, read_file
 from .errors import ConfigError
 
 

@@ -18,9 +18,8 @@ from pathlib import Path
 from .data import datasets
 from .data.splits import DEBUG_SIZE
 from .errors import ConfigError, DataError
-from .model import networks, posteriors, probability
+from .model import networks, posteriors, priors, probability
 
-NAME_MAX = 255  # bytes in a file name on the usual file systems
 KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
 SHOWN = 60  # characters of a value shown in a message: a 100 MB value is not echoed whole
 
@@ -29,15 +28,6 @@ def shown(value):
     """repr(value) cut to SHOWN characters, for messages (a value may be huge or binary)."""
     text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else f"a {value.bit_length()}-bit number"
     return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text)} characters)"
-
-
-def check_run_name(name):
-    """A run name is one folder name: letters, digits, spaces, punctuation and unicode are fine."""
-    if name in ("", ".", "..") or "/" in name or "\0" in name:
-        raise ConfigError(f"run name {name!r} must be one folder name: not empty, not . or .., without /")
-    if len(name.encode()) > NAME_MAX:
-        raise ConfigError(f"run name is {len(name.encode())} bytes long; file systems allow {NAME_MAX}")
-    return name
 
 
 # Upper bounds of whole-number settings: far above any real use, below what overflows JAX's int32
@@ -100,6 +90,8 @@ class Config:
     activation: str = setting("tanh", "the hidden layers' nonlinearity", choices=networks.ACTIVATIONS)
     posterior: str = setting("gaussian", "q(z|x)'s family: gaussian (factorized), full-gaussian (a Cholesky "
                              "factor), planar:K (K planar flow steps, 1-64)")
+    prior: str = setting("standard", "p(z): standard (N(0, I)), mixture:K (K learned Gaussians), vamp:K (the "
+                         "VampPrior's K learned pseudo-inputs)")
     binarization: str = setting("threshold", "threshold: pixel byte >= 128 (the assignment's); dynamic: each training "
                                 "pixel drawn afresh each epoch as a Bernoulli of its grey level, the test set once "
                                 "with a fixed key", choices=("threshold", "dynamic"))
@@ -181,12 +173,17 @@ class Config:
             raise ConfigError(f"hidden sets the mlp's layers; the {self.architecture} networks have their own")
         try:
             family = posteriors.get(self.posterior)
+            prior = priors.get(self.prior)
         except ValueError as error:
             raise ConfigError(str(error)) from None
         object.__setattr__(self, "posterior", family.name)  # one spelling (planar:08 is planar:8)
-        if self.objective == "elbo-analytic-kl" and not family.exact_kl:
+        object.__setattr__(self, "prior", prior.name)
+        if self.objective == "elbo-analytic-kl" and not (family.exact_kl and prior.exact_kl):
             raise ConfigError(f"elbo-analytic-kl needs KL(q || p(z)) in closed form; the {self.posterior} posterior "
-                              "has none (use elbo)")
+                              f"with the {self.prior} prior has none (use elbo)")
+        if prior.needs_q_density and not family.q_type.has_density:
+            raise ConfigError(f"the {self.prior} prior needs q's density at any z; the {self.posterior} posterior has "
+                              "none (use gaussian or full-gaussian)")
         if self.kl_warmup and self.objective == "iwae":
             raise ConfigError("kl_warmup weights the ELBO's KL term; the iwae objective has none")
         if self.optimizer != "adam" and self.adam_eps != 1e-8:
@@ -216,7 +213,7 @@ class Config:
     def network(self):
         """The encoder and decoder (aevb.model.networks.Network) for these settings and the dataset's images."""
         return networks.build(self.architecture, self.activation, datasets.get(self.dataset).image_shape,
-                              self.posterior)
+                              self.posterior, self.prior)
 
     @property
     def train_size(self):

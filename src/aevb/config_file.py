@@ -8,6 +8,18 @@ from .config import MAX_FILE, MAX_SEEDS, Config, shown
 from .errors import ConfigError
 
 
+NAME_MAX = 255  # bytes in a file name on the usual file systems
+
+
+def check_run_name(name):
+    """A run name (--name) is one folder name: letters, digits, spaces, punctuation and unicode are fine."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise ConfigError(f"run name {name!r} must be one folder name: not empty, not . or .., without /")
+    if len(name.encode()) > NAME_MAX:
+        raise ConfigError(f"run name is {len(name.encode())} bytes long; file systems allow {NAME_MAX}")
+    return name
+
+
 def check_seeds(seeds, where="--seeds"):
     """Seeds trained together, from a flag or a file: a non-empty list of distinct whole numbers 0 to 2^32 - 1,
     at most MAX_SEEDS of them. Returns them as a tuple.

@@ -196,7 +196,8 @@ def ais_chunk(key, net, params, x, z_true, settings, reverse=False):
         log_q0 = lambda z: probability.log_q(q, z)  # noqa: E731
         sample = lambda key, n: posteriors.as_q(q).sample(key, (n,))[0]  # noqa: E731
 
-    parts = (lambda z: probability.log_joint(net, params["decoder"], x, z), log_q0)  # z -> (C, B) each
+    theta = probability.generative(net, params)
+    parts = (lambda z: probability.log_joint(net, theta, x, z), log_q0)  # z -> (C, B) each
 
     start = (sample, jnp.mean(jnp.exp(q[1]), axis=-1))
     return estimate(key, parts, start, settings, z_true if reverse else None)

@@ -63,19 +63,18 @@ def draws_log_weights(net, theta, x, q, z, log_q_z):
 def mean_and_standard_error(values):
     """(mean, standard error of the mean) of per-image values, in float64."""
     values = np.asarray(values, dtype=np.float64)
-    se = values.std(ddof=1) / math.sqrt(values.size) if values.size > 1 else float("nan")
-    return float(values.mean()), float(se)
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(values.size) if values.size > 1 else math.nan)
 
 
 def _elbo_chunk(key, net, params, x, num_samples):
     """Each image's ELBO estimate from num_samples z ~ q(z|x): x (B, D) -> (B,). Up to SAMPLE_CHUNK
     samples are drawn at once; more are drawn SAMPLE_CHUNK at a time in a scan (bounded memory)."""
-    q = net.encode(params["encoder"], x)  # (B, Dz) each
+    q, theta = net.encode(params["encoder"], x), probability.generative(net, params)  # q: (B, Dz) each
     if num_samples <= SAMPLE_CHUNK:  # probability.elbo_per_image's draws and numbers, its log weights in row blocks
-        return jnp.mean(sampled_log_weights(net, params["decoder"], x, q, key, num_samples), axis=0)
+        return jnp.mean(sampled_log_weights(net, theta, x, q, key, num_samples), axis=0)
 
     def body(total, group):
-        log_w = sampled_log_weights(net, params["decoder"], x, q, jax.random.fold_in(key, group), SAMPLE_CHUNK)
+        log_w = sampled_log_weights(net, theta, x, q, jax.random.fold_in(key, group), SAMPLE_CHUNK)
         index = group * SAMPLE_CHUNK + jnp.arange(SAMPLE_CHUNK)  # samples past S count for nothing
         return total + jnp.sum(jnp.where(jnp.broadcast_to(index[:, None], log_w.shape) < num_samples, log_w, 0.0),
                                axis=0), None
@@ -155,10 +154,11 @@ def defensive_components(q):
 
 def proposal_log_weights(net, params, x, q, key, sample_chunk, defensive):
     """log p(x, z) - log r(z) of sample_chunk draws z ~ r per image, r = q or the defensive mixture: (C, B)."""
+    theta = probability.generative(net, params)  # p(x, z)'s parameters
     if defensive:
         z, log_r = defensive_sample(key, q, (sample_chunk,))  # (C, B, Dz), (C, B)
-        return in_row_blocks(lambda zc: probability.log_joint(net, params["decoder"], x, zc), z) - log_r
-    return sampled_log_weights(net, params["decoder"], x, q, key, sample_chunk)  # (C, B)
+        return in_row_blocks(lambda zc: probability.log_joint(net, theta, x, zc), z) - log_r
+    return sampled_log_weights(net, theta, x, q, key, sample_chunk)  # (C, B)
 
 
 def empty_log_sum_exp(batch):

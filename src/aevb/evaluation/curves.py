@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import parallel
+from ..model import probability
 from . import bounds, exact
 
 TRACKED_IMAGES = 100  # the first this many test images, every recorded epoch
@@ -27,7 +28,7 @@ def track(net, params, x, devices=parallel.ONE):
     """{"log_px", "elbo", "kl"}: means over the images x, for the curves during training. A cheaper
     grid than the evaluation's (spacing 0.05, a coarse look at 0.2, tiles within 12 nats, not grown):
     within 0.01 nats of it per image on the default run's first 100 test images (measured)."""
-    theta = params["decoder"]
+    theta = probability.generative(net, params)
     tiles = exact.select_tiles(net, theta, x, threshold=12.0, coarse=2, grow=False, devices=devices)
     log_px_values = exact.log_px(net, theta, x, spacing=0.05, tiles=tiles, devices=devices)[0]
     elbo = bounds.elbo_per_image(net, params, x, TRACKED_ELBO_SAMPLES, devices=devices)

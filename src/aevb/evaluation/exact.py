@@ -53,7 +53,7 @@ def _tile_terms(net, theta, z):
     """For the points z (P, 2): the decoder's logits (P, D) and the row term sum_d softplus - log p(z) (P,)."""
     with jax.default_matmul_precision(PRECISION):
         logits = net.decode(theta, z)
-    return logits, jnp.sum(jax.nn.softplus(logits), axis=-1) - probability.log_prior(z)
+    return logits, jnp.sum(jax.nn.softplus(logits), axis=-1) - probability.log_p_z(net, theta, z)
 
 
 @jax.jit

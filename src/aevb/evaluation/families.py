@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..model import posteriors
+from ..model import posteriors, probability
 from . import bounds, q_stars
 
 CHUNK = bounds.SAMPLE_CHUNK  # draws per step of elbo_of_q's map
@@ -42,7 +42,7 @@ def family_gaps(net, params, x, log_px_values, q_star, fit_key, elbo_key):
     summary.json."""
     began = time.perf_counter()
     (start, fitted), trace = q_stars.fit_family(fit_key, net, params, x, q_star)
-    theta, family = params["decoder"], net.family
+    theta, family = probability.generative(net, params), net.family
     choose_key = jax.random.fold_in(elbo_key, 1)
     better = (elbo_of_q(choose_key, net, theta, x, family.q(fitted), GAP_SAMPLES)
               > elbo_of_q(choose_key, net, theta, x, family.q(start), GAP_SAMPLES))  # (n,)

@@ -119,7 +119,7 @@ def gap_decomposition(net, params, x, log_px_values, key, tiles=None):
         q_star, how = q_stars.fit_by_svi(fit_key, net, params, jnp.asarray(x)), {"q_star": "svi"}
     else:
         q_star, how = q_stars.fit_on_grid(net, params, x, tiles)
-    theta = params["decoder"]
+    theta = probability.generative(net, params)
     elbo_star = np.asarray(families.elbo_of_q(elbo_key, net, theta, jnp.asarray(x), q_star, GAP_SAMPLES), np.float64)
     elbo_encoder = np.asarray(families.elbo_of_q(elbo_key, net, theta, jnp.asarray(x), net.encode(params["encoder"], x),
                                        GAP_SAMPLES), np.float64)
@@ -144,7 +144,7 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     per_image: aevb.evaluation.bounds.evaluate's per-image ELBOs and IWAE bounds of the same images. devices: the
     log p(x) and the bounds split images over them; the gap decomposition runs whole on each process.
     iwae_k: K of per_image's IWAE bounds (the bounds against K stop there)."""
-    theta, began = devices.replicate(params["decoder"]), time.perf_counter()
+    theta, began = devices.replicate(probability.generative(net, params)), time.perf_counter()
     core = exact.select_tiles(net, theta, x_test, grow=False, devices=devices)  # the accuracy check's, below
     tiles = exact.grown(core)
     test, stats = exact.log_px(net, theta, x_test, tiles=tiles, progress=progress, desc="exact log p(x), test",

@@ -95,7 +95,7 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
          "chains_se": float(np.sqrt(np.sum(np.asarray(out["log_px_se"], np.float64) ** 2)) / len(x))}
     r["log_px"], r["log_px_se"] = mean_se(out["log_px"])
     per_image = {"test_ais": out["log_px"], "test_ais_se": out["log_px_se"]}
-    theta = devices.replicate(params["decoder"])
+    theta = devices.replicate(probability.generative(net, params))
     # The exact value beside it (Dz = 2), with its own bar: on a conv decoder minutes for a few images (measured:
     # 200 s for 2 test images of a 1-epoch conv model, 208 400 grid points, on a 2-core CPU).
     truth = exact.log_px(net, theta, x, progress=progress, desc="exact log p(x) of the AIS images",
@@ -112,7 +112,7 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
     simulated = None
     if settings.bdmc:
         began = time.perf_counter()
-        z, simulated = simulate(net, params["decoder"], latent_dim, settings.bdmc)
+        z, simulated = simulate(net, probability.generative(net, params), latent_dim, settings.bdmc)
         both = ais_per_image(net, params, simulated, settings, latent_dim, z_true=z, progress=progress,
                              desc="BDMC", devices=devices)
         b = {"examples": settings.bdmc, "seconds": time.perf_counter() - began}

@@ -55,8 +55,8 @@ def fit_q(key, net, theta, x, mask, latent_dim, num_samples=100, steps=150, lear
 
 @jax.jit(static_argnames=("net", "latent_dim"))
 def _likeliest_starts(key, net, theta, x, mask, latent_dim):
-    """The 4 likeliest of 2000 prior draws by log p(z, observed x): (4, Dz)."""
-    candidates = jax.random.normal(key, (2000, latent_dim))
+    """The 4 likeliest of 2000 draws of the model's prior by log p(z, observed x): (4, Dz)."""
+    candidates = net.prior.sample(key, net, theta, 2000, latent_dim)
     return candidates[jnp.argsort(-probability.log_joint(net, theta, x, candidates, mask))[:4]]
 
 
@@ -66,9 +66,8 @@ def final_steps(steps):
 
 
 def svi(key, net, theta, x, mask, q, num_samples, steps, learning_rate):
-    """Adam on q = (mean, log_std) from the given start, maximizing the ELBO of q for log p(observed x)
-    (model.elbo_of with the mask, num_samples z per step): ((mean, log_std), elbo trace (steps,)).
-    Pure, so callers vmap it over starts or over images inside one jit."""
+    """Adam on q = (mean, log_std) from the given start, maximizing the ELBO of q for log p(observed x) (elbo_of with
+    the mask, num_samples z per step): ((mean, log_std), elbo trace (steps,)). Pure: callers vmap it in one jit."""
     opt = optax.adam(learning_rate)
 
     def step(carry, step_key):
@@ -89,11 +88,12 @@ def _fit_q(key, net, theta, x, mask, starts, num_samples, steps, learning_rate):
                                       steps, learning_rate))(starts)
 
 
-@jax.jit(static_argnames=("net", "num_samples"))
-def predictive_log_likelihood(key, net, theta, x, unobserved, q, num_samples=10000):
+@jax.jit(static_argnames=("net", "num_samples", "latent_dim"))
+def predictive_log_likelihood(key, net, theta, x, unobserved, q, num_samples=10000, latent_dim=None):
     """log E_{z ~ q} p(x_unobserved | z) (unobserved: a mask) by Monte Carlo with log-sum-exp, nats: with q the
-    fitted q it scores the true hidden pixels under the predictive; with q = (0, 0), the prior predictive."""
-    z = densities.sample_diag_gaussian(key, *q, (num_samples,))  # (M, Dz)
+    fitted q it scores the true hidden pixels under the predictive; with q None, under the model's prior's."""
+    z = densities.sample_diag_gaussian(key, *q, (num_samples,)) if q is not None else net.prior.sample(
+        key, net, theta, num_samples, latent_dim)  # (M, Dz)
     return probability.iwae_bound(probability.log_likelihood(net, theta, x, z, unobserved))
 
 
@@ -205,18 +205,18 @@ def complete(key, net, params, x, mask, latent_dim, num_samples=100, steps=150, 
              n_completions=8):
     """Everything the completion figures and numbers need, for one image x (D,) and a mask: q fitted in steps
     of SVI, n_completions completions drawn."""
-    theta, x, mask = params["decoder"], np.asarray(x), np.asarray(mask)
+    theta, x, mask = probability.generative(net, params), np.asarray(x), np.asarray(mask)
     fit_key, sample_key, predictive_key, prior_key, corr_key = jax.random.split(key, 5)
     q, trace = fit_q(fit_key, net, theta, x, mask, latent_dim, num_samples, steps, learning_rate)
     encoder_q = (lambda q: (np.asarray(q.mean), np.asarray(q.log_std)))(net.encode(params["encoder"], jnp.asarray(x)))
     hidden = ~mask
-    prior = (jnp.zeros(latent_dim), jnp.zeros(latent_dim))
     return Completion(
         image=x, mask=mask, q_mean=np.asarray(q[0]), q_log_std=np.asarray(q[1]), elbo_trace=np.asarray(trace),
         encoder_mean=encoder_q[0], encoder_log_std=encoder_q[1],
         completions=np.where(mask, x, np.asarray(_means_at_draws(sample_key, net, theta, q, n_completions))),
         log_p_hidden_under_q_predictive=float(predictive_log_likelihood(predictive_key, net, theta, x, hidden, q)),
-        log_p_hidden_under_prior_predictive=float(predictive_log_likelihood(prior_key, net, theta, x, hidden, prior)),
+        log_p_hidden_under_prior_predictive=float(predictive_log_likelihood(prior_key, net, theta, x, hidden, None,
+                                                                            latent_dim=latent_dim)),
         log_p_hidden_under_encoder_predictive=float(predictive_log_likelihood(predictive_key, net, theta, x, hidden,
                                                                               encoder_q)),
         correlation=posterior_pixel_correlation(corr_key, net, theta, x, mask, q),

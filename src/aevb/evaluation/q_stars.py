@@ -27,8 +27,8 @@ def fit_by_svi(key, net, params, x, steps=100, num_samples=10, learning_rate=0.0
     mask = jnp.ones(x.shape[-1], bool)  # every pixel observed: partial's SVI on the whole image
 
     def fit(fit_key, image, mean, log_std):
-        return partial.svi(fit_key, net, params["decoder"], image, mask, (mean, log_std), num_samples, steps,
-                           learning_rate)[0]
+        return partial.svi(fit_key, net, probability.generative(net, params), image, mask, (mean, log_std),
+                           num_samples, steps, learning_rate)[0]
 
     q = net.encode(params["encoder"], x)  # started from the encoder's factorized Gaussian (a flow's q0)
     return jax.vmap(fit)(jax.random.split(key, x.shape[0]), x, q.mean, q.log_std)
@@ -178,7 +178,7 @@ def fit_on_grid(net, params, x, tiles):
     encoder's q and from the posterior's moments, the higher kept (an encoder's q can sit off the
     posterior, where no step climbs; the moments of two modes can sit between them):
     ((mean, log_std), {how it was found and how well})."""
-    (values, points, image, spacing), used = tables(net, params["decoder"], np.asarray(x), tiles)
+    (values, points, image, spacing), used = tables(net, probability.generative(net, params), np.asarray(x), tiles)
     floor = jax.ops.segment_max(values, image, len(x)) - exact.THRESHOLD - 10.0  # below every value kept
     table = (in_blocks(values, points, image, spacing, len(x)), len(x), floor)
     (encoder, steps, change), (moment, moment_steps, moment_change) = (climb(start, *table) for start in (
@@ -206,7 +206,7 @@ def fit_family(key, net, params, x, start, steps=FAMILY_STEPS, num_samples=FAMIL
     num_samples reparameterized draws per image and step; the objective is the sum over images, so each image's
     parameters get its own ELBO's gradient whatever n is. Returns ((the start's outputs, the fitted outputs),
     each (n, outputs), the ELBO trace (steps,) of the mean): the caller keeps, per image, the better of the two."""
-    family, theta = net.family, params["decoder"]
+    family, theta = net.family, probability.generative(net, params)
     outputs = family.embed(*start)  # (n, outputs)
     opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))  # steps shrink to 0: no jitter at the end
 

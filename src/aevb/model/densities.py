@@ -94,6 +94,28 @@ def gaussian_mixture_log_density(weights, components, z):
     return jax.nn.logsumexp(jnp.stack(log_terms), axis=0)
 
 
+def mixture_log_density(log_weights, means, log_stds, z):
+    """log sum_c w_c N(z; mean_c, diag(exp(log_std_c)^2)) of a mixture given as arrays: log_weights (C,)
+    (log w, summing to 1 in w), means and log_stds (C, D); z (..., D) -> (...). Each component's term in
+    float32 from its own differences (no expansion of the square, which loses digits far from the mean)."""
+    z = jnp.broadcast_to(z[..., None, :], z.shape[:-1] + means.shape)  # (..., C, D)
+    per_component = factorized_gaussian_log_density(jnp.broadcast_to(means, z.shape),
+                                                    jnp.broadcast_to(log_stds, z.shape), z)  # (..., C)
+    return jax.nn.logsumexp(per_component + jnp.broadcast_to(log_weights, per_component.shape), axis=-1)
+
+
+def sample_mixture(key, log_weights, means, log_stds, sample_shape):
+    """Draws z (sample_shape + (D,)) from the mixture of log_weights (C,), means and log_stds (C, D) (as in
+    mixture_log_density): each draw's component is the first whose cumulative weight exceeds a uniform draw
+    (inverse CDF, no categorical sampler), then z is reparameterized from standard-normal noise."""
+    choose_key, noise_key = jax.random.split(key)
+    cumulative = jnp.cumsum(jnp.exp(log_weights))  # (C,)
+    u = jax.random.uniform(choose_key, tuple(sample_shape)) * cumulative[-1]  # the total: 1 up to rounding
+    chosen = jnp.minimum(jnp.searchsorted(cumulative, u, side="right"), means.shape[0] - 1)  # sample_shape
+    eps = jax.random.normal(noise_key, tuple(sample_shape) + means.shape[-1:])
+    return means[chosen] + jnp.exp(log_stds[chosen]) * eps
+
+
 def sample_bernoulli(key, probs):
     """Binary draws x ~ Bernoulli(probs), elementwise, as float 0/1: u < p with u ~ U[0, 1)."""
     u = jax.random.uniform(key, jnp.shape(probs), dtype=jnp.result_type(probs, jnp.float32))

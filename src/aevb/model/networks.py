@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import posteriors
+from . import posteriors, priors
 
 
 class Network(NamedTuple):
@@ -30,6 +30,7 @@ class Network(NamedTuple):
     encode: Callable
     decode: Callable
     family: tuple = posteriors.gaussian.FAMILY  # the posterior family its encoder gives (set by build)
+    prior: tuple = priors.standard.PRIOR  # p(z) (set by build)
 
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "elu": jax.nn.elu, "softplus": jax.nn.softplus}
@@ -76,7 +77,8 @@ def mlp_init(family, key, data_dim, config):
 
 
 def _mlp_apply(activation, layers, inputs):
-    for name in _layer_names(len(layers) - 1):
+    # Its hidden layers by name: a decoder's theta may hold the prior's parameters beside them ("prior").
+    for name in _layer_names(sum(name.startswith("hidden") for name in layers)):
         inputs = activation(dense(layers[name], inputs))  # (..., h)
     return dense(layers["out"], inputs)
 
@@ -150,22 +152,33 @@ def conv(activation, image_shape, family=posteriors.gaussian.FAMILY):
 NETWORKS = {"mlp": mlp, "conv": conv}
 
 
-def build(architecture, activation="tanh", image_shape=None, posterior="gaussian"):
+def build(architecture, activation="tanh", image_shape=None, posterior="gaussian", prior="standard"):
     """The Network of a name in NETWORKS with an activation, for images of image_shape (rows, cols), its
-    encoder giving q of the posterior family named (aevb.model.posteriors.get).
-    architecture: a name in NETWORKS (mlp, conv); posterior: a family's name (gaussian, full-gaussian, planar:K).
-    Raises ValueError in one line for an unknown name."""
+    encoder giving q of the posterior family named (aevb.model.posteriors.get), its p(z) the prior named
+    (aevb.model.priors.get). architecture: a name in NETWORKS (mlp, conv); posterior: a family's name (gaussian,
+    full-gaussian, planar:K). Raises ValueError in one line for an unknown name."""
     if architecture not in NETWORKS:
         raise ValueError(f"unknown architecture {architecture!r}; choose from {', '.join(NETWORKS)}")
     return _built(NETWORKS[architecture], activation, None if image_shape is None else tuple(image_shape),
-                  posteriors.get(posterior))
+                  posteriors.get(posterior), priors.get(prior))
+
+
+# A learned prior's initial parameters come from the init key folded with this, apart from the networks' keys.
+PRIOR_KEY = 0x9120
 
 
 @functools.cache
-def _built(builder, activation, image_shape, family):  # one Network per builder and settings: jit compiles once
+def _built(builder, activation, image_shape, family, prior):  # one Network per settings: jit compiles once
     net = builder(activation, image_shape, family)
+
+    def init(key, data_dim, config):
+        params = net.init(key, data_dim, config)
+        prior_params = prior.init(jax.random.fold_in(key, PRIOR_KEY), config.latent_dim, data_dim)
+        return params if prior_params is None else {**params, "prior": prior_params}
+
     # A network that gives the plain (mean, log_std) pair gives the factorized Gaussian it is (trace time only).
-    return net._replace(encode=lambda phi, x, encode=net.encode: posteriors.as_q(encode(phi, x)), family=family)
+    return net._replace(init=init, encode=lambda phi, x, encode=net.encode: posteriors.as_q(encode(phi, x)),
+                        family=family, prior=prior)
 
 
 def get(name):

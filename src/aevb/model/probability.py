@@ -15,8 +15,22 @@ from . import densities, posteriors
 
 
 def log_prior(z):
-    """log p(z) = log N(z; 0, I): (..., Dz) -> (...)."""
+    """log p(z) = log N(z; 0, I), the assignment's prior: (..., Dz) -> (...). A model's own is log_p_z."""
     return densities.standard_normal_log_density(z)
+
+
+def log_p_z(net, theta, z):
+    """log p(z) of the model's prior (net.prior, aevb.model.priors; the standard one is log_prior): (..., Dz) ->
+    (...). theta: generative(net, params), which holds a learned prior's parameters."""
+    return net.prior.log_density(net, theta, z)
+
+
+def generative(net, params):
+    """theta, the parameters of p(x, z): the decoder's, itself where the prior has none (the standard prior);
+    else with the prior's beside them under "prior" (the VampPrior's with the encoder's it shares)."""
+    if "prior" not in params:
+        return params["decoder"]
+    return {**params["decoder"], "prior": net.prior.view(params)}
 
 
 def log_likelihood(net, theta, x, z, mask=None):
@@ -36,7 +50,7 @@ def log_likelihood(net, theta, x, z, mask=None):
 
 def log_joint(net, theta, x, z, mask=None):
     """log p(x, z) = log p(z) + log p(x|z) (observed pixels only, with a mask): (...)."""
-    return log_prior(z) + log_likelihood(net, theta, x, z, mask)
+    return log_p_z(net, theta, z) + log_likelihood(net, theta, x, z, mask)
 
 
 def log_q(q, z):
@@ -87,10 +101,11 @@ def elbo_per_image(key, net, params, x, num_samples=1, kl_weight=None):
     log p(x|z) + b (log p(z) - log q(z)) instead, the same draws; None is b = 1 as written above."""
     q = net.encode(params["encoder"], x)
     if kl_weight is None:
-        return elbo_of(key, net, params["decoder"], x, q, num_samples)
+        return elbo_of(key, net, generative(net, params), x, q, num_samples)
     z, log_q_z = q.sample(key, (num_samples,))  # (S, B, Dz), (S, B)
-    log_w = log_likelihood(net, params["decoder"], x, z) + kl_weight * (
-        log_prior(z) - (log_q(q, z) if q.has_density else log_q_z))  # (S, B), log q as sampled_log_weights takes it
+    theta = generative(net, params)
+    log_w = log_likelihood(net, theta, x, z) + kl_weight * (
+        log_p_z(net, theta, z) - (log_q(q, z) if q.has_density else log_q_z))  # (S, B), log q as in sampled_log_weights
     return jnp.mean(log_w, axis=0)
 
 
@@ -99,7 +114,7 @@ def elbo_analytic_kl_per_image(key, net, params, x, num_samples=1, kl_weight=Non
     Appendix B): the same expectation as elbo_per_image with lower variance. kl_weight: the KL times it."""
     q = net.encode(params["encoder"], x)  # (B, Dz) each
     z, _ = q.sample(key, (num_samples,))  # (S, B, Dz)
-    expected_log_likelihood = jnp.mean(log_likelihood(net, params["decoder"], x, z), axis=0)  # (B,)
+    expected_log_likelihood = jnp.mean(log_likelihood(net, generative(net, params), x, z), axis=0)  # (B,)
     kl = q.kl_to_prior()  # (B,)
     return expected_log_likelihood - (kl if kl_weight is None else kl_weight * kl)
 
@@ -109,13 +124,14 @@ def iwae_per_image(key, net, params, x, num_samples=1):
     num_samples reparameterized z ~ q(z|x): log (1/K) sum_k w_k, (B, D) -> (B,). The same draws as
     elbo_per_image: at K = 1 both are log w of one z, number for number."""
     q = net.encode(params["encoder"], x)  # (B, Dz) each
-    return iwae_bound(sampled_log_weights(key, net, params["decoder"], x, q, num_samples))  # of (K, B)
+    return iwae_bound(sampled_log_weights(key, net, generative(net, params), x, q, num_samples))  # of (K, B)
 
 
 def sample(key, net, theta, latent_dim, n):
-    """Ancestral samples z ~ p(z), x ~ p(x|z): (z (n, Dz), Bernoulli means (n, D), binary x (n, D))."""
+    """Ancestral samples z ~ p(z), x ~ p(x|z): (z (n, Dz), Bernoulli means (n, D), binary x (n, D)); theta:
+    generative(net, params), the model's prior's parameters with the decoder's."""
     z_key, x_key = jax.random.split(key)
-    z = jax.random.normal(z_key, (n, latent_dim))
+    z = net.prior.sample(z_key, net, theta, n, latent_dim)
     means = bernoulli_means(net, theta, z)
     return z, means, densities.sample_bernoulli(x_key, means)
 

@@ -149,12 +149,19 @@ def write_report(run_dir, html_text):
 
 def save_figure(run_dir, name, figure):
     """figures/name.png and figures/name.svg, each written atomically; returns the PNG's path. Every text of
-    the figure is drawn as plain text: no figure of aevb uses matplotlib's $...$ mathematics, and a user's
-    text (a file or class name holding a $) would otherwise be parsed as a formula and fail."""
+    the figure is drawn as plain text (a user's text, a file or class name holding a $, would otherwise be
+    parsed as a formula and fail) except the tick labels of a log axis, which matplotlib's formatter writes
+    as $\\mathdefault{10^{2}}$ to be parsed (drawn plain, they showed as that source)."""
     from matplotlib.text import Text  # here: importing aevb.runs starts no matplotlib
+    from matplotlib.ticker import LogFormatter
 
     for text in figure.findobj(Text):
         text.set_parse_math(False)
+    for axis in (axis for ax in figure.axes for axis in (ax.xaxis, ax.yaxis)):
+        for ticks, formatter in ((axis.get_major_ticks(), axis.get_major_formatter()),
+                                 (axis.get_minor_ticks(), axis.get_minor_formatter())):
+            for label in (tick_label for tick in ticks for tick_label in (tick.label1, tick.label2)):
+                label.set_parse_math(isinstance(formatter, LogFormatter))
     path = figure_path(run_dir, name)
     atomic_write(path.with_suffix(".svg"), lambda tmp: figure.savefig(tmp, format="svg", bbox_inches="tight"))
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=150, bbox_inches="tight"))

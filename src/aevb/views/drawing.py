@@ -89,8 +89,9 @@ def figure(kind, run, metrics, pairs=None, seed=0):
     pairs: the interpolation's pairs of training images; seed: the samples' draws."""
     split, key = run.split, jax.random.PRNGKey(seed)
     draw = {
-        "samples": lambda: plots.samples_figure(*(images(run, a) for a in _sample(
-            jax.random.fold_in(key, 1), run.net, run.params["decoder"], run.config.latent_dim, 10)[1:])),
+        "samples": lambda: plots.samples_figure(*(images(run, a) for a in _sample(  # z ~ the model's prior
+            jax.random.fold_in(key, 1), run.net, probability.generative(run.net, run.params), run.config.latent_dim,
+            10)[1:]), "N(0, I)" if run.config.prior == "standard" else f"the learned prior ({run.config.prior})"),
         "latent": lambda: plots.latent_figure(encode_means(run, split.x_train), split.y_train,
                                               split.dataset.class_names, split.dataset.noun),
         "interpolate": lambda: _interpolation(run, pairs or choose_pairs(split.y_train, jax.random.fold_in(key, 2)),
@@ -176,7 +177,7 @@ def posterior_panels(run, per_image, search=40):
     median gap below IWAE), the worst (IWAE farthest below log p(x)) and the first multimodal one
     among the `search` worst.
     per_image: per_image.npz's arrays (the exact log p(x) and the bounds of each test image)."""
-    x, theta = run.split.x_test, run.params["decoder"]
+    x, theta = run.split.x_test, probability.generative(run.net, run.params)
     px, elbo, iwae = per_image["test_log_px"], per_image["test_elbo"], per_image["test_iwae"]
     order = np.argsort(px - iwae)
     everything = np.ones(x.shape[1], bool)

@@ -19,7 +19,7 @@ def bounds_figure(bounds):
     left, right = figure.subplots(1, 2)
     ks, exact = np.asarray(bounds["k"]), bounds["exact"]
     styles = (("iwae", CLASS_COLOURS[6], "proposal q(z|x)"),
-              ("defensive", CLASS_COLOURS[3], "defensive proposal ½ q + ¼ wide q + ¼ p(z)"))
+              ("defensive", CLASS_COLOURS[3], "defensive proposal ½ q + ¼ wide q + ¼ N(0, I)"))
     for name, colour, label in styles:
         left.errorbar(ks, bounds[name], yerr=bounds[name + "_gap_se"], marker="o", capsize=3, color=colour,
                       label="IWAE bound, " + label)

@@ -66,10 +66,10 @@ def _two_rows(top, bottom, row_labels, title, column_titles=None):
     return figure
 
 
-def samples_figure(means, binary):
-    """Ancestral samples: row 1 the Bernoulli means of p(x|z), row 2 a binary draw from each."""
+def samples_figure(means, binary, prior="N(0, I)"):
+    """Ancestral samples: row 1 the Bernoulli means of p(x|z), row 2 a binary draw from each; prior: p(z) in words."""
     return _two_rows(means, binary, ("mean of p(x|z)", "x ~ p(x|z)"),
-                     "Ancestral samples: z ~ N(0, I), then x ~ p(x | z); each column one z",
+                     f"Ancestral samples: z ~ {prior}, then x ~ p(x | z); each column one z",
                      [f"z{i + 1}" for i in range(len(means))])
 
 

@@ -1,6 +1,7 @@
 """The table of posterior families q(z|x), chosen by Config.posterior ("gaussian", "full-gaussian", "planar:8").
 
-A family says how many numbers the encoder gives for it (outputs(Dz)) and makes q from them (q(outputs)).
+A family says how many numbers the encoder gives for it (outputs(Dz)) and makes q from them (q(outputs)); its
+q_type is q's class, read before any q exists.
 A q draws z with its log density, ``q.sample(key, lead) -> (z (lead..., ..., Dz), log q (lead..., ...))``, and
 gives ``q.location`` (the point figures draw) and ``q.scale`` (a spread per coordinate); where the family
 has_density, ``q.log_density(z)`` at any z, and where exact_kl, ``q.kl_to_prior()``. Evaluation and training

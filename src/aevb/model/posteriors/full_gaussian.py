@@ -61,6 +61,8 @@ class FullGaussian(NamedTuple):
 class Family(NamedTuple):
     """full-gaussian: 2 Dz + Dz (Dz - 1) / 2 encoder outputs: mean, log_std, L below its diagonal (row by row)."""
 
+    q_type = FullGaussian  # the class of its q (not a field): what it can do, such as has_density, read before any q
+
     name: str = "full-gaussian"
     exact_kl: bool = True
 

@@ -44,6 +44,8 @@ class Gaussian(NamedTuple):
 class Family(NamedTuple):
     """gaussian: 2 Dz encoder outputs, mean then log_std."""
 
+    q_type = Gaussian  # the class of its q (not a field): what it can do, such as has_density, read before any q
+
     name: str = "gaussian"
     exact_kl: bool = True  # a closed-form KL to the prior (the elbo-analytic-kl objective)
 

@@ -75,6 +75,8 @@ class Planar(NamedTuple):
 class Family(NamedTuple):
     """planar:K: 2 Dz + K (2 Dz + 1) encoder outputs: mean, log_std, then u (K Dz), w (K Dz), b (K)."""
 
+    q_type = Planar  # the class of its q (not a field): what it can do, such as has_density, read before any q
+
     steps: int = 8
     exact_kl: bool = False
 

@@ -1,0 +1,51 @@
+"""The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) sum_k q(z | u_k), the mean of the encoder's own
+posteriors at K learned pseudo-inputs u_k (K, D), which live under theta["prior"]["pseudo_inputs"]; the encoder
+is the model's (its parameters shared, under theta["prior"]["encoder"] in the generative view), so the prior
+moves with the encoder. It needs q's density at any z: a posterior family with one (gaussian, full-gaussian)."""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Prior(NamedTuple):
+    """vamp:K, K pseudo-inputs."""
+
+    components: int = 500
+    needs_q_density = True  # (not a field) log q(z|x) at any z, which the VampPrior is made of
+
+    exact_kl: bool = False
+
+    @property
+    def name(self):
+        """The prior's setting, such as vamp:500."""
+        return f"vamp:{self.components}"
+
+    def init(self, key, latent_dim, data_dim):
+        """K pseudo-inputs of uniform draws in [0, 1] (grey levels, as images are) (latent_dim is not used)."""
+        return {"pseudo_inputs": jax.random.uniform(key, (self.components, data_dim))}
+
+    def view(self, params):
+        """What theta["prior"] holds in the generative view: the pseudo-inputs and the encoder's parameters (shared:
+        the gradient of log p(z) reaches the encoder)."""
+        return {**params["prior"], "encoder": params["encoder"]}
+
+    def posteriors(self, net, theta):
+        """The encoder's q at the pseudo-inputs, each parameter (K, ...)."""
+        return net.encode(theta["prior"]["encoder"], theta["prior"]["pseudo_inputs"])
+
+    def log_density(self, net, theta, z):
+        """log p(z) = log-sum-exp_k log q(z | u_k) - log K: z (..., Dz) -> (...)."""
+        q = self.posteriors(net, theta)  # (K, Dz) each
+        z = jnp.broadcast_to(z[..., None, :], z.shape[:-1] + (self.components, z.shape[-1]))  # (..., K, Dz)
+        per_component = q.log_density(z)  # (..., K): z against every pseudo-input's q
+        return jax.nn.logsumexp(per_component, axis=-1) - jnp.log(self.components)
+
+    def sample(self, key, net, theta, n, latent_dim):
+        """n draws z (n, Dz): a pseudo-input chosen uniformly (floor(K u), u uniform), then z ~ its q."""
+        choose_key, draw_key = jax.random.split(key)
+        chosen = jnp.minimum(jnp.floor(jax.random.uniform(choose_key, (n,)) * self.components).astype(jnp.int32),
+                             self.components - 1)  # (n,)
+        q = jax.tree_util.tree_map(lambda p: p[chosen], self.posteriors(net, theta))  # (n, ...) each
+        return q.sample(draw_key)[0]

@@ -159,3 +159,20 @@ def test_a_learned_priors_model_trains_and_its_exact_log_px_is_the_integral(prio
     elbo = np.asarray(bounds.elbo_per_image(prior_run.net, prior_run.params, jnp.asarray(x), 2000), np.float64)
     iwae = np.asarray(bounds.iwae_per_image(prior_run.net, prior_run.params, jnp.asarray(x), 1000), np.float64)
     assert np.all(elbo <= log_px + 0.02) and np.mean(elbo) < np.mean(iwae) <= np.mean(log_px) + 0.02
+
+
+def test_the_kl_of_the_aggregate_posterior_to_the_prior_is_the_closed_form_where_q_ignores_x():
+    """An encoder whose q(z|x) is one Gaussian N(m, diag(s^2)) for every image: the aggregate is that Gaussian, and
+    KL(q || N(0, I)) = 1/2 sum(s^2 + m^2 - 1 - 2 log s) (Kingma & Welling 2013, Appendix B), in float64 here."""
+    from aevb.evaluation import aggregate
+
+    config = tiny()
+    params = config.network.init(jax.random.PRNGKey(0), 144, config)
+    m, log_s = np.array([0.7, -1.2]), np.array([-0.4, 0.3])
+    out = params["encoder"]["out"]
+    params["encoder"]["out"] = {"weight": jnp.zeros_like(out["weight"]), "bias": jnp.asarray(np.r_[m, log_s], jnp.float32)}
+    x = np.asarray(jax.random.bernoulli(jax.random.PRNGKey(1), 0.5, (50, 144)), np.float32)
+    axis, log_p, log_q, kl, mass = aggregate.on_grid(config.network, params, x)
+    s2 = np.exp(2 * log_s)
+    assert kl == pytest.approx(0.5 * np.sum(s2 + m**2 - 1 - 2 * log_s), abs=2e-3) and mass == pytest.approx(1, abs=1e-3)
+    assert log_p.shape == log_q.shape == (len(axis), len(axis))

@@ -11,8 +11,9 @@ hmc      Hamiltonian Monte Carlo: one transition, hand-written
 ais      annealed importance sampling with HMC, forward and reverse (BDMC)
 likelihood  what `aevb evaluate --ais` measures: AIS of test images, BDMC, checked against exact
 answers  the true/false questions and their computed demonstrations
+aggregate  the prior beside the aggregate posterior on a grid (Dz = 2), and the KL between them
 
 Imports: aevb.errors, aevb.model, aevb.data (batch chunks), aevb.parallel.
 """
 
-from . import ais, answers, bounds, curves, exact, families, gaps, hmc, likelihood, partial, q_stars  # noqa: F401
+from . import aggregate, ais, answers, bounds, curves, exact, families, gaps, hmc, likelihood, partial, q_stars  # noqa: F401

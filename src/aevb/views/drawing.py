@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..evaluation import exact, partial, q_stars
+from ..evaluation import aggregate, exact, partial, q_stars
 from ..model import densities, probability
 from ..runs import files, records
 from . import ais_plots, completion_plots, exact_plots, plots
@@ -105,7 +105,12 @@ def figure(kind, run, metrics, pairs=None, seed=0):
         "gaps": lambda: exact_plots.gaps_figure(per_image["test_log_px"] - per_image["test_iwae"], summary["iwae_k"]),
         "posteriors": lambda: exact_plots.posteriors_figure(posterior_panels(run, per_image)),
         "ais": lambda: ais_plots.ais_figure(summary["ais_vs_steps"], *_ais_gaps(per_image), summary["iwae_k"]),
+        "prior": lambda: exact_plots.prior_figure(*aggregate.on_grid(run.net, run.params, split.x_train),
+                                                  "N(0, I)" if run.config.prior == "standard" else run.config.prior),
     }
+    if kind == "prior" and (run.config.latent_dim != 2 or not run.net.family.q_type.has_density):
+        return plots.note_figure("Prior", "This figure needs Dz = 2 and a posterior family with a density at any z "
+                                 f"(this model: Dz = {run.config.latent_dim}, {run.config.posterior}).")
     if kind == "ais":
         summary, per_image = records.read_summary(run.path), records.read_per_image(run.path)
         if "ais_vs_steps" not in summary or "test_ais" not in per_image:

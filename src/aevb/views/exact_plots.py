@@ -92,3 +92,25 @@ def posteriors_figure(panels):
         ax.set_axis_off()
     figure.suptitle("True posteriors beside q* and the encoder's q; " + CONTOURS, fontsize=10)
     return figure
+
+
+def prior_figure(axis, log_p, log_q, kl, mass, prior):
+    """The prior p(z) and the aggregate posterior q(z) = mean of the training images' q(z|x), filled contours of
+    their log densities log_p and log_q (G, G) (rows z1) on the grid axis (G,) x axis, side by side, with kl =
+    KL(q || p(z)) in nats and q's mass on the grid in the title; prior: p(z) in words
+    (aevb.evaluation.aggregate.on_grid gives the rest)."""
+    figure = Figure(figsize=(11.5, 5.0), layout="constrained")
+    axes = figure.subplots(1, 2, sharex=True, sharey=True)
+    floor = max(float(np.max(log_p)), float(np.max(log_q))) - 12.0  # 12 nats below the higher peak: white
+    levels = np.linspace(floor, max(float(np.max(log_p)), float(np.max(log_q))), 13)
+    for ax, table, title in ((axes[0], log_p, f"prior p(z): {prior}"),
+                             (axes[1], log_q, "aggregate posterior q(z) = mean of q(z|x) over training images")):
+        filled = ax.contourf(axis, axis, np.maximum(table, floor).T, levels=levels, cmap="Blues")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("z1")
+        ax.set_aspect("equal")
+    axes[0].set_ylabel("z2")
+    figure.colorbar(filled, ax=axes, shrink=0.8, label="log density (nats), cut 12 below the peak")
+    figure.suptitle(f"KL(q(z) || p(z)) = {kl:.3f} nats on the grid (q's mass there {mass:.4f}): what the prior misses "
+                    "of where the encoder puts the images", fontsize=10)
+    return figure

@@ -205,7 +205,7 @@ def reconstructions_figure(originals, means):
 
 
 KINDS = ("samples", "latent", "interpolate", "manifold", "curves", "reconstructions", "bounds", "gaps", "posteriors",
-         "ais")
+         "ais", "prior")
 
 
 def check_kinds(kinds):

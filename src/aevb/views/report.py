@@ -228,6 +228,7 @@ All numbers are in nats per image (summed over {pixels} pixels, averaged over im
 <h2>Samples from the model</h2>{figure_html(figure("samples"), "Ancestral samples")}
 <h2>Latent space</h2>{figure_html(figure("latent"), "Means of q(z|x) by class")}
 {figure_html(figure("manifold"), "Decoded means over a grid of z")}
+{figure_html(figure("prior"), "The prior p(z) beside the aggregate posterior of the training images, and the KL between")}
 <h2>Interpolation</h2>{figure_html(figure("interpolate"), "Interpolations between encodings")}
 <h2>Reconstructions</h2>{figure_html(figure("reconstructions"), "Test images and their reconstructions")}
 <h2>Predicting hidden pixels (SVI)</h2>

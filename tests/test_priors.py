@@ -176,3 +176,22 @@ def test_the_kl_of_the_aggregate_posterior_to_the_prior_is_the_closed_form_where
     s2 = np.exp(2 * log_s)
     assert kl == pytest.approx(0.5 * np.sum(s2 + m**2 - 1 - 2 * log_s), abs=2e-3) and mass == pytest.approx(1, abs=1e-3)
     assert log_p.shape == log_q.shape == (len(axis), len(axis))
+
+
+def test_the_exact_grid_covers_a_learned_prior_that_reaches_past_the_standard_box():
+    """A decoder that ignores z: p(x) = p(x|z) whatever the prior, a closed form. A mixture with half its weight at
+    z1 = 13 (past the standard box |z| <= 8, where the old grid saw half the prior: log 2 nats short): the grid's
+    box grows to cover it, and the exact log p(x) is the closed form."""
+    from aevb.evaluation import exact
+
+    config = tiny(prior="mixture:2")
+    params = config.network.init(jax.random.PRNGKey(0), 144, config)
+    params["decoder"]["hidden"]["weight"] = jnp.zeros_like(params["decoder"]["hidden"]["weight"])  # logits constant
+    params["prior"] = {"logits": jnp.zeros(2), "mean": jnp.array([[0.0, 0.0], [13.0, 0.0]]),
+                       "log_std": jnp.full((2, 2), -0.5)}
+    net, theta = config.network, probability.generative(config.network, params)
+    assert exact.model_extent(net, theta) == pytest.approx(13 + 8 * np.exp(-0.5) + 0.4, abs=0.4)
+    x = np.asarray(jax.random.bernoulli(jax.random.PRNGKey(1), 0.5, (5, 144)), np.float32)
+    logits = np.asarray(net.decode(theta, jnp.zeros((1, 2))), np.float64)[0]
+    closed_form = x @ logits - np.logaddexp(0.0, logits).sum()
+    np.testing.assert_allclose(np.asarray(exact.log_px(net, theta, x)[0]), closed_form, atol=1e-3)

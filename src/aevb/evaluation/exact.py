@@ -29,7 +29,8 @@ from ..model import probability
 TILE = 0.4  # a tile's side in z units
 COARSE = 4  # coarse cells along a tile's side: the coarse look's spacing is TILE / COARSE = 0.1
 SPACING = 0.02  # the fine grid's spacing: at most the narrowest posterior's width (see the accuracy check)
-EXTENT = 8.0  # the coarse look covers [-EXTENT, EXTENT]^2 (the prior's density there is e^-32 of its peak)
+EXTENT = 8.0  # the coarse look covers [-EXTENT, EXTENT]^2 (N(0, I)'s there is e^-32 of its peak; see model_extent)
+MAX_EXTENT = 24.0  # the widest box: 120 x 120 tiles, (images, 14 400) coarse maxima (gigabytes past it)
 THRESHOLD = 30.0  # nats below an image's coarse maximum that a tile may be and still count
 IMAGE_CHUNK = 512  # images per compiled call: memory ~ IMAGE_CHUNK * points of one tile * 4 bytes
 
@@ -116,11 +117,19 @@ def _points(devices, lows, side, spacing):
     return devices.replicate(jnp.asarray(cell_centres(lows, side, spacing).reshape(-1, 2)))
 
 
-def select_tiles(net, theta, x, extent=EXTENT, threshold=THRESHOLD, coarse=COARSE, grow=True, devices=parallel.ONE):
+def model_extent(net, theta):
+    """The coarse look's half-width: EXTENT, or where a learned prior reaches farther (prior.extent), in whole
+    tiles, at most MAX_EXTENT (past it the grown-extent check and gaps.describe say what the box leaves out)."""
+    reach = float(net.prior.extent(net, theta))
+    return EXTENT if reach <= EXTENT else min(MAX_EXTENT, TILE * math.ceil(round(reach / TILE, 6)))
+
+
+def select_tiles(net, theta, x, extent=None, threshold=THRESHOLD, coarse=COARSE, grow=True, devices=parallel.ONE):
     """Which tiles each image needs: (tile lower corners (T, 2), kept (N, T) bool, coarse points).
     coarse: coarse cells along a tile's side; grow: add every kept tile's neighbours.
-    extent: z's box is [-extent, extent]^2 at most; threshold: nats below the image's highest coarse value where a
-    tile is dropped."""
+    extent: z's box is [-extent, extent]^2 at most (None: model_extent's); threshold: nats below the image's highest
+    coarse value where a tile is dropped."""
+    extent = model_extent(net, theta) if extent is None else extent
     n_side = int(round(2 * extent / TILE))
     corners = -extent + TILE * np.arange(n_side)
     lows = np.stack(np.meshgrid(corners, corners, indexing="ij"), -1).reshape(-1, 2)  # (T, 2), row-major
@@ -147,7 +156,7 @@ def grown(tiles):
     return lows, result.reshape(len(kept), -1), coarse_points
 
 
-def log_px(net, theta, x, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, tiles=None, progress=False,
+def log_px(net, theta, x, spacing=SPACING, extent=None, threshold=THRESHOLD, tiles=None, progress=False,
            desc="exact log p(x)", devices=parallel.ONE):
     """log p(x) of each image (N,) in float64 nats, and what it cost: {"points", "flops", "seconds", ...}.
 
@@ -226,11 +235,12 @@ def log_joint_tables(net, theta, x, tiles, spacing=2 * SPACING, within=THRESHOLD
     return values[keep][order], points[keep][order], image[keep][order]
 
 
-def accuracy(net, theta, x, values, spacing=SPACING, extent=EXTENT, threshold=THRESHOLD, tiles=None, progress=False,
+def accuracy(net, theta, x, values, spacing=SPACING, extent=None, threshold=THRESHOLD, tiles=None, progress=False,
              devices=parallel.ONE):
-    """How much log p(x) moves when the spacing is halved and when the extent and the threshold grow
-    (by two tiles and 15 nats): mean and largest absolute change per image, nats.
+    """How much log p(x) moves when the spacing is halved and when the extent (None: model_extent's) and the
+    threshold grow (by two tiles and 15 nats): mean and largest absolute change per image, nats.
     values: log_px's values (N,) at spacing, extent and threshold, the numbers checked."""
+    extent = model_extent(net, theta) if extent is None else extent
     halved, _ = log_px(net, theta, x, spacing / 2, extent, threshold, tiles, progress, "halved spacing", devices)
     grown, _ = log_px(net, theta, x, spacing, extent + 2 * TILE, threshold + 15, None, progress, "grown extent",
                       devices)

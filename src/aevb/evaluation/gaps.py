@@ -152,7 +152,8 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     train_tiles = exact.select_tiles(net, theta, x_train, devices=devices)
     train, _ = exact.log_px(net, theta, x_train, tiles=train_tiles, progress=progress, desc="exact log p(x), train",
                             devices=devices)
-    grid = {"spacing": exact.SPACING, "extent": exact.EXTENT, "threshold_nats": exact.THRESHOLD, "tile": exact.TILE}
+    grid = {"spacing": exact.SPACING, "extent": exact.model_extent(net, theta), "threshold_nats": exact.THRESHOLD,
+            "tile": exact.TILE, "prior_reach": float(net.prior.extent(net, theta))}
     results = {"log_px_grid": grid, "log_px_seconds": stats["seconds"], "log_px_gflop": stats["flops"] / 1e9}
     if extras:
         check = x_test[:CHECK_IMAGES]
@@ -206,6 +207,10 @@ def describe(r):
                      f"growing the extent by {check['grown_extent']['max_abs_change']:.1e})" if check else
                      "its accuracy not checked: a quick evaluation)"))
     lines.append(f"train log p(x) {r['train_log_px']:.2f} ± {r['train_log_px_se']:.2f} nats/image")
+    grid = r["log_px_grid"]
+    if grid.get("prior_reach", 0.0) > grid["extent"]:  # a learned prior wider than the widest box
+        lines.append(f"the prior reaches |z| = {grid['prior_reach']:.1f} along an axis, past the grid's box |z| <= "
+                     f"{grid['extent']:g}: the exact values leave out what lies beyond it (a lower bound there)")
     gap = r["test_gap_iwae"]
     lines.append(f"IWAE K={gap['k']} is {gap['mean']:.2f} ± {gap['se']:.2f} nats/image below it; "
                  f"{gap['fraction_over_10_nats']:.0%} of the images are over 10 nats below and hold "

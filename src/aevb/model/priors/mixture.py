@@ -33,6 +33,12 @@ class Prior(NamedTuple):
         """What theta["prior"] holds in the generative view: the mixture's own parameters, params["prior"]."""
         return params["prior"]
 
+    def extent(self, net, theta):
+        """How far from 0 along an axis each component stays above e^-32 of its own peak: its mean plus 8 of its
+        standard deviations, the largest over components (the exact grid covers it)."""
+        prior = theta["prior"]
+        return jnp.max(jnp.abs(prior["mean"]) + 8.0 * jnp.exp(prior["log_std"]))
+
     def log_density(self, net, theta, z):
         """log p(z): z (..., Dz) -> (...) (net is not used)."""
         prior = theta["prior"]

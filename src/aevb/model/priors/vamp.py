@@ -35,6 +35,12 @@ class Prior(NamedTuple):
         """The encoder's q at the pseudo-inputs, each parameter (K, ...)."""
         return net.encode(theta["prior"]["encoder"], theta["prior"]["pseudo_inputs"])
 
+    def extent(self, net, theta):
+        """How far from 0 along an axis each pseudo-input's q stays above e^-32 of its own peak: its location plus
+        8 of its spreads, the largest over pseudo-inputs (the exact grid covers it)."""
+        q = self.posteriors(net, theta)
+        return jnp.max(jnp.abs(q.location) + 8.0 * q.scale)
+
     def log_density(self, net, theta, z):
         """log p(z) = log-sum-exp_k log q(z | u_k) - log K: z (..., Dz) -> (...)."""
         q = self.posteriors(net, theta)  # (K, Dz) each

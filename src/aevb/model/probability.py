@@ -27,10 +27,11 @@ def log_p_z(net, theta, z):
 
 def generative(net, params):
     """theta, the parameters of p(x, z): the decoder's, itself where the prior has none (the standard prior);
-    else with the prior's beside them under "prior" (the VampPrior's with the encoder's it shares)."""
+    else with the prior's beside them under "prior" (the VampPrior's: the encoder's q at its pseudo-inputs,
+    computed here once for every use of theta, a function of the encoder's parameters that it shares)."""
     if "prior" not in params:
         return params["decoder"]
-    return {**params["decoder"], "prior": net.prior.view(params)}
+    return {**params["decoder"], "prior": net.prior.view(net, params)}
 
 
 def log_likelihood(net, theta, x, z, mask=None):

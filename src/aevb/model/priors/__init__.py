@@ -3,7 +3,7 @@
 A prior gives its parameters (init: None where it has none, so the model's parameters are those of a
 standard-prior model, bit for bit), log p(z) at any z (log_density) and draws z ~ p(z) (sample), each from
 the generative model's parameters theta: the decoder's, with the prior's under theta["prior"]
-(aevb.model.probability.generative makes this view; the VampPrior's holds the encoder's beside its
+(aevb.model.probability.generative makes this view with prior.view; the VampPrior's holds the encoder's q at its
 pseudo-inputs). Densities are written by hand: a log-sum-exp over the components; a component is chosen
 by a uniform draw against the cumulative weights, no categorical sampler. Adding a prior is one entry in
 PRIORS (and its file).

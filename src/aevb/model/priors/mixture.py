@@ -29,7 +29,7 @@ class Prior(NamedTuple):
                 "mean": jax.random.normal(key, (self.components, latent_dim)),
                 "log_std": jnp.zeros((self.components, latent_dim))}
 
-    def view(self, params):
+    def view(self, net, params):
         """What theta["prior"] holds in the generative view: the mixture's own parameters, params["prior"]."""
         return params["prior"]
 

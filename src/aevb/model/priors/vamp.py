@@ -1,7 +1,7 @@
 """The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) sum_k q(z | u_k), the mean of the encoder's own
-posteriors at K learned pseudo-inputs u_k (K, D), which live under theta["prior"]["pseudo_inputs"]; the encoder
-is the model's (its parameters shared, under theta["prior"]["encoder"] in the generative view), so the prior
-moves with the encoder. It needs q's density at any z: a posterior family with one (gaussian, full-gaussian)."""
+posteriors at K learned pseudo-inputs u_k (K, D), which live under params["prior"]["pseudo_inputs"]; the encoder
+is the model's (its parameters shared: the generative view holds its q at the pseudo-inputs), so the prior moves
+with the encoder. It needs q's density at any z: a posterior family with one (gaussian, full-gaussian)."""
 
 from typing import NamedTuple
 
@@ -26,14 +26,15 @@ class Prior(NamedTuple):
         """K pseudo-inputs of uniform draws in [0, 1] (grey levels, as images are) (latent_dim is not used)."""
         return {"pseudo_inputs": jax.random.uniform(key, (self.components, data_dim))}
 
-    def view(self, params):
-        """What theta["prior"] holds in the generative view: the pseudo-inputs and the encoder's parameters (shared:
-        the gradient of log p(z) reaches the encoder)."""
-        return {**params["prior"], "encoder": params["encoder"]}
+    def view(self, net, params):
+        """What theta["prior"] holds in the generative view: {"q": the encoder's q at the pseudo-inputs}, encoded
+        once per view (not at every density call: the exact grid calls it per tile), a function of the encoder's
+        parameters and the pseudo-inputs, so the gradient of log p(z) reaches both."""
+        return {"q": net.encode(params["encoder"], params["prior"]["pseudo_inputs"])}
 
     def posteriors(self, net, theta):
         """The encoder's q at the pseudo-inputs, each parameter (K, ...)."""
-        return net.encode(theta["prior"]["encoder"], theta["prior"]["pseudo_inputs"])
+        return theta["prior"]["q"]
 
     def extent(self, net, theta):
         """How far from 0 along an axis each pseudo-input's q stays above e^-32 of its own peak: its location plus

@@ -179,8 +179,8 @@ class Config:
         object.__setattr__(self, "posterior", family.name)  # one spelling (planar:08 is planar:8)
         object.__setattr__(self, "prior", prior.name)
         if self.objective == "elbo-analytic-kl" and not (family.exact_kl and prior.exact_kl):
-            raise ConfigError(f"elbo-analytic-kl needs KL(q || p(z)) in closed form; the {self.posterior} posterior "
-                              f"with the {self.prior} prior has none (use elbo)")
+            lacking = f"{self.posterior} posterior" if not family.exact_kl else f"{self.prior} prior"
+            raise ConfigError(f"elbo-analytic-kl needs KL(q || p(z)) in closed form; the {lacking} has none (use elbo)")
         if prior.needs_q_density and not family.q_type.has_density:
             raise ConfigError(f"the {self.prior} prior needs q's density at any z; the {self.posterior} posterior has "
                               "none (use gaussian or full-gaussian)")

@@ -11,8 +11,8 @@ import numpy as np
 
 from ..model import probability
 
-GRID_POINTS = 401  # along each axis
-AGGREGATE_IMAGES = 2000  # the training images whose q's are averaged (their first ones)
+GRID_POINTS = 201  # along each axis (the figure's; q's mass on the grid says how well it resolves q)
+AGGREGATE_IMAGES = 1000  # the training images whose q's are averaged (their first ones)
 MARGIN = 5.0  # the grid reaches this many of q's standard deviations past the farthest mean, and at least +-4
 
 

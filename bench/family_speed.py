@@ -6,9 +6,7 @@ network and the same q written here in a few lines (issue 46), in the same sessi
 """
 
 import json
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +14,7 @@ import optax
 
 from aevb.config import Config
 from aevb.data import splits
-from protocol_speed import aevb_epoch_seconds  # bench/, beside this file
+from protocol_speed import aevb_epoch_seconds, median_epoch_seconds  # bench/, beside this file
 
 FAMILIES = ("gaussian", "full-gaussian", "planar:8")
 LOG_2PI = 1.8378770664093453
@@ -74,15 +72,7 @@ def plain_epoch_seconds(family, x, outputs, batch_size=100, epochs=3):
         (params, opt_state), values = jax.lax.scan(body, (params, opt_state), (batches, jax.random.split(step_key, steps)))
         return params, opt_state, values.mean()
 
-    opt_state = opt.init(params)
-    params, opt_state, _ = epoch(params, opt_state, x, jax.random.PRNGKey(1))  # compile
-    times = []
-    for e in range(epochs):
-        began = time.perf_counter()
-        params, opt_state, value = epoch(params, opt_state, x, jax.random.PRNGKey(2 + e))
-        jax.block_until_ready(value)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+    return median_epoch_seconds(epoch, params, opt.init(params), x, epochs)
 
 
 def measure(families=FAMILIES, rounds=3):

@@ -28,15 +28,7 @@ def _config(batch_size):
 
 def aevb_epoch_seconds(config, grey, epochs=3):
     params, opt_state = compiled.init_state(config)
-    epoch = compiled.make_epoch(config)
-    params, opt_state, _ = epoch(params, opt_state, grey, 1)  # compile
-    times = []
-    for e in range(2, epochs + 2):
-        began = time.perf_counter()
-        params, opt_state, metrics = epoch(params, opt_state, grey, e)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+    return median_epoch_seconds(compiled.make_epoch(config), params, opt_state, grey, epochs, number=int)
 
 
 def plain_epoch_seconds(batch_size, grey, epochs=3):
@@ -80,12 +72,18 @@ def plain_epoch_seconds(batch_size, grey, epochs=3):
                                                    (batches, jax.random.split(step_key, steps)))
         return params, opt_state, values.mean()
 
-    opt_state = opt.init(params)
-    params, opt_state, _ = epoch(params, opt_state, grey, jax.random.PRNGKey(1))  # compile
+    return median_epoch_seconds(epoch, params, opt.init(params), grey, epochs)
+
+
+def median_epoch_seconds(epoch, params, opt_state, data, epochs, number=jax.random.PRNGKey):
+    """The median seconds of epochs calls epoch(params, opt_state, data, number(i)) -> (params, opt_state, value),
+    each waited for, after one call (i = 1) that compiles it; i = 2, 3, ... (number: aevb's epoch takes the
+    1-based epoch itself, a plain epoch a key made from it)."""
+    params, opt_state, _ = epoch(params, opt_state, data, number(1))  # compile
     times = []
     for e in range(epochs):
         began = time.perf_counter()
-        params, opt_state, value = epoch(params, opt_state, grey, jax.random.PRNGKey(2 + e))
+        params, opt_state, value = epoch(params, opt_state, data, number(2 + e))
         jax.block_until_ready(value)
         times.append(time.perf_counter() - began)
     return statistics.median(times)

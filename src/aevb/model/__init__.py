@@ -3,6 +3,8 @@
 densities    log densities and samplers, written out by hand (jax.random gives uniform and
              standard-normal draws only)
 networks     the table of encoder/decoder networks (Config.architecture)
+posteriors   the table of posterior families q(z|x) (Config.posterior); priors: of priors p(z) (Config.prior)
+sized        a table's entry named "name" or "name:N", one parser for both tables
 probability  log_prior, log_likelihood, log_q, log_weights, the ELBO and IWAE estimators, and the
              table of training objectives (Config.objective)
 

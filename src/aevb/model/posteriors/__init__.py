@@ -8,8 +8,7 @@ has_density, ``q.log_density(z)`` at any z, and where exact_kl, ``q.kl_to_prior(
 use these alone. Adding a family is one entry in FAMILIES (and its file); log-determinants are written by hand.
 """
 
-import re
-
+from .. import sized
 from . import full_gaussian, gaussian, planar
 from .gaussian import Gaussian
 
@@ -24,20 +23,8 @@ MAX_STEPS = 64  # a flow's steps, each its own layer in the compiled program
 
 def get(spec):
     """The family of a name such as gaussian or planar:8; ValueError in one line for anything else.
-    spec: the family's setting, a name with its options after a colon."""
-    match = re.fullmatch(r"([a-z-]+)(?::([0-9]{1,3}))?", spec)
-    if not match or match.group(1) not in FAMILIES:
-        raise ValueError(f"posterior is one of {', '.join(FAMILIES)} (a flow with its steps, such as planar:8), "
-                         f"not {spec!r}")
-    family, sized = FAMILIES[match.group(1)]
-    if match.group(2) is None:
-        return family
-    if sized is None:
-        raise ValueError(f"the {match.group(1)} posterior has no size; write {match.group(1)}")
-    steps = int(match.group(2))
-    if not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"a {match.group(1)} posterior has 1 to {MAX_STEPS} steps, not {steps}")
-    return sized(steps)
+    spec: the family's setting, a name with its options after a colon (aevb.model.sized.entry)."""
+    return sized.entry(spec, FAMILIES, "posterior", "steps", MAX_STEPS, "a flow with its steps, such as planar:8")
 
 
 def as_q(q):

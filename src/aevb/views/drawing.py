@@ -88,10 +88,11 @@ def figure(kind, run, metrics, pairs=None, seed=0):
     """The figure called kind (one of plots.KINDS) for a loaded run; metrics: its metrics.jsonl rows.
     pairs: the interpolation's pairs of training images; seed: the samples' draws."""
     split, key = run.split, jax.random.PRNGKey(seed)
+    prior = "N(0, I)" if run.config.prior == "standard" else f"the learned prior ({run.config.prior})"  # in words
     draw = {
         "samples": lambda: plots.samples_figure(*(images(run, a) for a in _sample(  # z ~ the model's prior
             jax.random.fold_in(key, 1), run.net, probability.generative(run.net, run.params), run.config.latent_dim,
-            10)[1:]), "N(0, I)" if run.config.prior == "standard" else f"the learned prior ({run.config.prior})"),
+            10)[1:]), prior),
         "latent": lambda: plots.latent_figure(encode_means(run, split.x_train), split.y_train,
                                               split.dataset.class_names, split.dataset.noun),
         "interpolate": lambda: _interpolation(run, pairs or choose_pairs(split.y_train, jax.random.fold_in(key, 2)),
@@ -105,8 +106,7 @@ def figure(kind, run, metrics, pairs=None, seed=0):
         "gaps": lambda: exact_plots.gaps_figure(per_image["test_log_px"] - per_image["test_iwae"], summary["iwae_k"]),
         "posteriors": lambda: exact_plots.posteriors_figure(posterior_panels(run, per_image)),
         "ais": lambda: ais_plots.ais_figure(summary["ais_vs_steps"], *_ais_gaps(per_image), summary["iwae_k"]),
-        "prior": lambda: exact_plots.prior_figure(*aggregate.on_grid(run.net, run.params, split.x_train),
-                                                  "N(0, I)" if run.config.prior == "standard" else run.config.prior),
+        "prior": lambda: exact_plots.prior_figure(*aggregate.on_grid(run.net, run.params, split.x_train), prior),
     }
     if kind == "prior" and (run.config.latent_dim != 2 or not run.net.family.q_type.has_density):
         return plots.note_figure("Prior", "This figure needs Dz = 2 and a posterior family with a density at any z "

@@ -16,7 +16,8 @@ from aevb.config import Config
 from aevb.data import splits
 from protocol_speed import aevb_epoch_seconds, median_epoch_seconds  # bench/, beside this file
 
-FAMILIES = ("gaussian", "full-gaussian", "planar:8")
+FAMILIES = ("gaussian", "full-gaussian", "planar:8", "coupling:4")
+HIDDEN = 8  # a coupling step's units (the paper-free choice aevb makes: aevb.model.posteriors.coupling)
 LOG_2PI = 1.8378770664093453
 
 
@@ -30,6 +31,19 @@ def _plain_q(outputs, eps, family):
         s, low = jnp.exp(log_std), outputs[:, 4]
         return mean + jnp.stack([s[:, 0] * eps[:, 0], low * eps[:, 0] + s[:, 1] * eps[:, 1]], -1), base
     steps = int(family.split(":")[1])
+    if family.startswith("coupling"):  # Dz = 2: step k keeps coordinate k % 2, moves the other
+        z, log_det, at = mean + jnp.exp(log_std) * eps, 0.0, 4
+        for k in range(steps):
+            keep, move = k % 2, 1 - k % 2
+            w1, c1 = outputs[:, at : at + HIDDEN], outputs[:, at + HIDDEN : at + 2 * HIDDEN]
+            ws, cs = outputs[:, at + 2 * HIDDEN : at + 3 * HIDDEN], outputs[:, at + 3 * HIDDEN]
+            wt, ct = outputs[:, at + 3 * HIDDEN + 1 : at + 4 * HIDDEN + 1], outputs[:, at + 4 * HIDDEN + 1]
+            at += 4 * HIDDEN + 2
+            h = jnp.tanh(w1 * z[:, keep, None] + c1)  # (B, HIDDEN)
+            s = jnp.tanh(jnp.sum(ws * h, -1) + cs)
+            z = z.at[:, move].set(z[:, move] * jnp.exp(s) + jnp.sum(wt * h, -1) + ct)
+            log_det = log_det + s
+        return z, base - log_det
     u = outputs[:, 4 : 4 + 2 * steps].reshape(-1, steps, 2)
     w = outputs[:, 4 + 2 * steps : 4 + 4 * steps].reshape(-1, steps, 2)
     b = outputs[:, 4 + 4 * steps :]

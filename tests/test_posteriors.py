@@ -12,10 +12,10 @@ from scipy import stats
 from aevb.config import Config
 from aevb.errors import ConfigError
 from aevb.model import densities, networks, posteriors, probability
-from aevb.model.posteriors import full_gaussian, planar
+from aevb.model.posteriors import coupling, full_gaussian, planar
 from conftest import tiny, trained
 
-FAMILIES = ["gaussian", "full-gaussian", "planar:3"]
+FAMILIES = ["gaussian", "full-gaussian", "planar:3", "coupling:3"]
 
 
 def _random_q(spec, key, batch=4, latent_dim=2, scale=1.0):
@@ -42,7 +42,7 @@ def _push(q, eps):
     if isinstance(q, full_gaussian.FullGaussian):
         return q.mean + q.cholesky() @ eps
     z0 = q.mean + jnp.exp(q.log_std) * eps
-    return q.flow(z0)[0] if isinstance(q, planar.Planar) else z0
+    return q.flow(z0)[0] if isinstance(q, (planar.Planar, coupling.Coupling)) else z0
 
 
 @pytest.mark.parametrize("spec", FAMILIES)
@@ -97,6 +97,25 @@ def test_planar_steps_stay_invertible_whatever_the_encoder_gives():
     assert bool(jnp.all(jnp.isfinite(q.flow(z0)[1])))
 
 
+@pytest.mark.parametrize("latent_dim", [1, 5])
+def test_coupling_steps_invert_in_closed_form_and_embed_the_factorized_gaussian(latent_dim):
+    """inverse(flow(z0)) = z0 with the same log-determinant at any Dz (an odd one: unequal halves; Dz = 1: one
+    half empty); the embedded factorized q draws the same z with the same log q as the Gaussian itself."""
+    _, q = _random_q("coupling:3", jax.random.PRNGKey(2), batch=6, latent_dim=latent_dim, scale=0.7)
+    z0 = jax.random.normal(jax.random.PRNGKey(3), (4, 6, latent_dim))  # (S, B, Dz)
+    z, log_det = q.flow(z0)
+    back, log_det_back = q.inverse(z)
+    np.testing.assert_allclose(np.asarray(back), np.asarray(z0), atol=2e-5)
+    np.testing.assert_allclose(np.asarray(log_det_back), np.asarray(log_det), atol=2e-5)
+    mean, log_std = (jax.random.normal(k, (6, latent_dim)) for k in jax.random.split(jax.random.PRNGKey(4)))
+    family = posteriors.get("coupling:3")
+    embedded = family.q(family.embed(mean, log_std))
+    key = jax.random.PRNGKey(5)
+    (z_e, log_q_e), (z_g, log_q_g) = embedded.sample(key, (3,)), posteriors.Gaussian(mean, log_std).sample(key, (3,))
+    np.testing.assert_allclose(np.asarray(z_e), np.asarray(z_g), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(log_q_e), np.asarray(log_q_g), atol=1e-5)
+
+
 def test_family_names_sizes_and_bad_names():
     assert Config(posterior="planar:08").posterior == "planar:8"
     assert posteriors.get("full-gaussian").outputs(5) == 10 + 10 and posteriors.get("planar:2").outputs(3) == 6 + 14
@@ -121,7 +140,7 @@ def test_the_default_family_is_the_pair_it_always_was():
     assert np.array_equal(np.asarray(before), np.asarray(after))  # bit for bit
 
 
-@pytest.fixture(scope="module", params=["full-gaussian", "planar:4"])
+@pytest.fixture(scope="module", params=["full-gaussian", "planar:4", "coupling:2"])
 def family_run(request, tmp_path_factory):
     return trained(tmp_path_factory, posterior=request.param, epochs=2)
 

@@ -1,9 +1,12 @@
 """The API reference is made from the docstrings, so each public function, class and method of aevb must say
 something, and each public function must name its parameters: a warning (so an error under -W) for one without
 a docstring, and for a parameter named neither in its docstring nor in the names used throughout (the table of
-docs/api/conventions.md, read from that page so that the page and the check are one list)."""
+docs/api/conventions.md, read from that page so that the page and the check are one list), and for an
+exception a public function raises itself (a raise statement in its own body) that its docstring does not name."""
 
+import ast
 import inspect
+import textwrap
 import re
 from pathlib import Path
 
@@ -33,6 +36,26 @@ def unnamed_parameters(obj, docstring, conventional):
             and not re.search(rf"(?<![A-Za-z_0-9]){re.escape(p.name)}(?![A-Za-z_0-9])", docstring)]
 
 
+def unnamed_raises(obj, docstring):
+    """The exceptions obj raises in its own body (not in a function defined inside it, not a bare re-raise) that its
+    docstring does not name, such as ConfigError for `raise ConfigError(...)`."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(obj))))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    names, stack = set(), list(ast.iter_child_nodes(tree.body[0]))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(exc, (ast.Name, ast.Attribute)):
+                names.add(exc.id if isinstance(exc, ast.Name) else exc.attr)
+        stack.extend(ast.iter_child_nodes(node))
+    return sorted(n for n in names if n[:1].isupper() and n not in docstring)
+
+
 def check(app, what, name, obj, options, lines):
     if any(part.startswith("_") for part in name.split(".")):
         return
@@ -44,6 +67,9 @@ def check(app, what, name, obj, options, lines):
         if unnamed:
             LOGGER.warning("%s %s: its docstring does not name %s (and docs/api/conventions.md does not list it)",
                            what, name, ", ".join(unnamed))
+        raised = unnamed_raises(obj, "\n".join(lines))
+        if raised:
+            LOGGER.warning("%s %s raises %s, which its docstring does not say", what, name, ", ".join(raised))
 
 
 def read_conventions(app, env, docnames):

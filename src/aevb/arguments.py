@@ -94,6 +94,7 @@ def _add_settings(group, lists=False):
 
 
 def build_parser():
+    """The argparse parser of every aevb command and its flags (the settings' flags from Config's fields)."""
     parser = argparse.ArgumentParser(prog="aevb", description="A hand-written VAE (Kingma & Welling 2013) on "
                                      "binarized images. Numbers are in nats per image.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

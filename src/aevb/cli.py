@@ -122,6 +122,7 @@ def _interrupt(signum, frame):  # SIGTERM stops a command like Ctrl-C: temp file
 
 
 def main(argv=None):
+    """Runs the aevb command argv (default: sys.argv's); returns its exit code, 0 for success."""
     parser = build_parser()
     args = parser.parse_args(argv)
     from . import errors, pipeline  # after parsing: --help starts no JAX
@@ -142,8 +143,7 @@ def main(argv=None):
         print(f"aevb: error: {message}", file=sys.stderr)
         # JAX's exit would wait: minutes for a lost process, or for the epoch in flight to end.
         if errors.peers_lost(error) or isinstance(error, (errors.Interrupted, KeyboardInterrupt)):
-            sys.stdout.flush()
-            sys.stderr.flush()
+            sys.stdout.flush(), sys.stderr.flush()
             os._exit(code)
         return code
     finally:

@@ -89,7 +89,8 @@ class Config:
                           "such as 200,200, at most 64 layers; when given, hidden_dim is not used")
     activation: str = setting("tanh", "the hidden layers' nonlinearity", choices=networks.ACTIVATIONS)
     posterior: str = setting("gaussian", "q(z|x)'s family: gaussian (factorized), full-gaussian (a Cholesky "
-                             "factor), planar:K (K planar flow steps, 1-64)")
+                             "factor), planar:K (K planar flow steps, 1-64), coupling:K (K affine "
+                             "coupling steps, 1-64)")
     prior: str = setting("standard", "p(z): standard (N(0, I)), mixture:K (K learned Gaussians), vamp:K (the "
                          "VampPrior's K learned pseudo-inputs)")
     binarization: str = setting("threshold", "threshold: pixel byte >= 128 (the assignment's); dynamic: each training "
@@ -221,12 +222,14 @@ class Config:
         return min(DEBUG_SIZE, self.n_train) if self.debug else self.n_train
 
     def to_json(self):
+        """The settings as one line of JSON, keys sorted (what config.json and the checkpoint store)."""
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text, data=True):
         """The Config stored as text. data=False: each setting checked but not against the dataset, which
-        may be gone (for pages that only show a run's settings and numbers, like the comparison)."""
+        may be gone (for pages that only show a run's settings and numbers, like the comparison). Raises
+        ConfigError for an unknown key or a setting out of its range."""
         values = json.loads(text)
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:

@@ -12,7 +12,8 @@ NAME_MAX = 255  # bytes in a file name on the usual file systems
 
 
 def check_run_name(name):
-    """A run name (--name) is one folder name: letters, digits, spaces, punctuation and unicode are fine."""
+    """A run name (--name) is one folder name: letters, digits, spaces, punctuation and unicode are fine.
+    Raises ConfigError otherwise."""
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise ConfigError(f"run name {name!r} must be one folder name: not empty, not . or .., without /")
     if len(name.encode()) > NAME_MAX:
@@ -23,7 +24,7 @@ def check_run_name(name):
 def check_seeds(seeds, where="--seeds"):
     """Seeds trained together, from a flag or a file: a non-empty list of distinct whole numbers 0 to 2^32 - 1,
     at most MAX_SEEDS of them. Returns them as a tuple.
-    where: the flag or file the seeds came from, for the message."""
+    where: the flag or file the seeds came from, for the message. Raises ConfigError for anything else."""
     if not isinstance(seeds, (list, tuple)) or not seeds:
         raise ConfigError(f"{where} must be a non-empty list of seeds, such as [0, 1, 2], not {shown(seeds)}")
     if len(seeds) > MAX_SEEDS:

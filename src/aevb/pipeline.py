@@ -110,7 +110,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
 
 def figures(run, kinds=None, pairs=None, seed=0, data_dir=None):
     """Draws the figures named in kinds (default: all of views.plots.KINDS), PNG and SVG; returns {kind: PNG path}.
-    pairs: the interpolation's pairs of training images (default: by a stated rule); seed: the samples' draws."""
+    pairs: the interpolation's training images (default: a stated rule; ConfigError past them); seed: the samples'."""
     kinds = views.plots.check_kinds(kinds or views.plots.KINDS)
     with opened(run, "aevb plot", data_dir) as run:
         if pairs and max(max(pair) for pair in pairs) >= len(run.split.x_train):

@@ -10,6 +10,8 @@ from .diagnoses import NET, Wrong, call, close, compare, inputs, numbers, random
 
 
 def check_log_prior(log_prior):
+    """Checks the student's log_prior(z) (B, Dz) -> (B,) against aevb's on three shapes; raises Wrong naming the
+    mistake."""
     for seed, (batch, latent_dim) in enumerate([(1, 2), (5, 2), (4, 7)]):
         z, _ = inputs(seed, batch, latent_dim)
         want = np.asarray(probability.log_prior(z), np.float64)
@@ -24,6 +26,7 @@ def check_log_prior(log_prior):
 
 
 def check_decoder(decoder):
+    """Checks decoder(theta, z) -> logits (B, D) against aevb's network; raises Wrong naming the mistake."""
     for seed, (batch, latent_dim, data_dim) in enumerate([(3, 2, 784), (4, 3, 20)]):
         params = random_params(seed, data_dim, latent_dim)
         z, _ = inputs(seed, batch, latent_dim, data_dim)
@@ -39,6 +42,7 @@ def check_decoder(decoder):
 
 
 def log_likelihood_cases():
+    """Yields (params, z, x) of three shapes, the cases log_likelihood and the joint are checked on."""
     for seed, (batch, latent_dim, data_dim) in enumerate([(1, 2, 784), (5, 2, 784), (3, 4, 30)]):
         params = random_params(seed, data_dim, latent_dim)
         z, x = inputs(seed, batch, latent_dim, data_dim)
@@ -60,6 +64,8 @@ def bernoulli_variants(logits, x, mask=None):
 
 
 def check_log_likelihood(log_likelihood):
+    """Checks log_likelihood(theta, x, z) -> (B,) against aevb's, also at logits over a hundred; raises Wrong naming the
+    mistake."""
     for params, z, x in log_likelihood_cases():
         theta = params["decoder"]
         logits = NET.decode(theta, z)
@@ -85,6 +91,7 @@ def check_log_likelihood(log_likelihood):
 
 
 def check_joint_log_density(joint_log_density):
+    """Checks joint_log_density(theta, x, z) = log p(z) + log p(x|z) (B,); raises Wrong naming the mistake."""
     for params, z, x in log_likelihood_cases():
         theta = params["decoder"]
         prior = np.asarray(probability.log_prior(z), np.float64)
@@ -106,6 +113,8 @@ def check_joint_log_density(joint_log_density):
 
 
 def check_encoder(encoder):
+    """Checks encoder(phi, x) -> (mean, log_std), each (B, Dz); raises Wrong naming the mistake (the order, std for log
+    std)."""
     for seed, (batch, latent_dim, data_dim) in enumerate([(3, 2, 784), (2, 3, 20)]):
         params = random_params(seed, data_dim, latent_dim)
         _, x = inputs(seed, batch, latent_dim, data_dim)
@@ -129,6 +138,7 @@ def check_encoder(encoder):
 
 
 def check_log_q(log_q):
+    """Checks log_q(mean, log_std, z) -> (B,) against aevb's; raises Wrong naming the mistake."""
     for seed, (batch, latent_dim) in enumerate([(1, 2), (5, 2), (3, 6)]):
         z, _ = inputs(seed, batch, latent_dim)
         mean, raw = inputs(seed + 50, batch, latent_dim)[0], inputs(seed + 70, batch, latent_dim)[0]

@@ -57,6 +57,8 @@ def inputs(seed, batch, latent_dim=2, data_dim=784):
 
 
 def call(name, f, *args):
+    """f(args...) of the student function called name; raises Wrong where it is not written yet or raises an error
+    of its own."""
     try:
         return f(*args)
     except NotImplementedError:
@@ -110,7 +112,7 @@ _MISSING = object()
 def uses_framework(name, f, graded=()):
     """Refuses a function that calls a framework's densities or aevb's, however imported, or a helper of the
     student's that does; the student's other graded functions (graded names) are checked on their own.
-    name: the student function's name f."""
+    name: the student function's name f. Raises Wrong naming what it uses."""
     seen, todo = set(), [f]
     while todo:
         g = todo.pop()
@@ -144,7 +146,8 @@ def _has_contents(cell):
 
 def structure(name, f, make_args):
     """Refuses a loop over the batch: it shows as a traced program that grows with the batch size.
-    name: the student function's name f; make_args(batch) gives its arguments for a batch of that size."""
+    name: the student function's name f; make_args(batch) gives its arguments for a batch of that size.
+    Raises Wrong for such a loop, or where f cannot be traced."""
     sizes = []
     for batch in (2, 6):
         try:
@@ -161,7 +164,7 @@ def structure(name, f, make_args):
 
 def numbers(name, got, what=""):
     """got as a float64 array, or a verdict saying what the student's function returned instead.
-    name: the student function's name, for the verdict."""
+    name: the student function's name, for the verdict. Raises Wrong for None or what is not an array of numbers."""
     if got is None:
         raise Wrong(f"{name} returned None{' for ' + what if what else ''} (is its return statement missing?)")
     try:
@@ -173,6 +176,7 @@ def numbers(name, got, what=""):
 
 
 def close(got, want):
+    """Whether got (any array-like) has want's shape and values within the checks' tolerances."""
     got = numbers("the function", got)
     return got.shape == np.shape(want) and np.allclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=True)
 
@@ -184,7 +188,7 @@ class _TookTooLong(BaseException):  # not an Exception: the handlers of the stud
 def within_time(name, run, seconds=None):
     """run() with a limit of seconds (where a signal can stop it: the main thread, as in a notebook); a
     student function still running then gets a verdict, and the limit is restored whatever happens.
-    name: the student function's name, for the verdict."""
+    name: the student function's name, for the verdict. Raises Wrong past the limit."""
     seconds = SECONDS_PER_CHECK if seconds is None else seconds
     if threading.current_thread() is not threading.main_thread():
         return run()

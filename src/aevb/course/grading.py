@@ -32,20 +32,8 @@ import numpy as np
 from ..model import densities, probability
 from . import densities_checks
 from .densities_checks import bernoulli_variants, log_likelihood_cases
-from .diagnoses import (
-    ATOL,
-    IMAGE_SHAPE,
-    NET,
-    Wrong,
-    call,
-    compare,
-    inputs,
-    numbers,
-    random_params,
-    structure,
-    uses_framework,
-    within_time,
-)
+from .diagnoses import (ATOL, IMAGE_SHAPE, NET, Wrong, call, compare, inputs, numbers, random_params, structure,
+                        uses_framework, within_time)
 
 
 def _elbo_terms(key, params, x):
@@ -110,6 +98,7 @@ def _draws_differently(elbo, params, x):
 
 
 def check_elbo(elbo):
+    """Checks elbo(key, params, x) -> scalar on its draws; raises Wrong naming the mistake."""
     for key, params, x in _elbo_cases():
         want, variants = _elbo_variants(key, params, x)
         got = call("elbo", elbo, key, params, x)
@@ -122,6 +111,7 @@ def check_elbo(elbo):
 
 
 def check_loss(loss):
+    """Checks loss(key, params, x) = -ELBO; raises Wrong naming the mistake."""
     for key, params, x in _elbo_cases():
         want, variants = _elbo_variants(key, params, x)
         got = call("loss", loss, key, params, x)
@@ -144,6 +134,7 @@ def top_half_mask(image_shape=IMAGE_SHAPE):
 
 
 def check_top_half_log_likelihood(top_half_log_likelihood):
+    """Checks top_half_log_likelihood(theta, x, z) (B,) on rows 0-13; raises Wrong naming the mistake."""
     mask = top_half_mask()
     for params, z, x in list(log_likelihood_cases())[:2]:  # 28 x 28 images
         theta = params["decoder"]
@@ -177,6 +168,7 @@ def _svi_reference(key, theta, x, mean, log_std, num_samples, mask):
 
 
 def check_svi_elbo(svi_elbo):
+    """Checks svi_elbo(key, theta, x, mean, log_std, num_samples) and its gradient; raises Wrong naming the mistake."""
     mask = top_half_mask()
     for seed, num_samples in enumerate((1, 7)):
         params = random_params(seed)

@@ -45,7 +45,7 @@ def is_solution(cell):
 def strip_cell(text, cell_type, where):
     """(one cell's source with its solutions replaced and hidden tests removed, solutions replaced); where: for
     errors.
-    text: the cell's source; cell_type: code or markdown."""
+    text: the cell's source; cell_type: code or markdown. Raises ConfigError for a marker without its pair."""
     out, open_block, replaced = [], None, 0
     for number, line in enumerate(text.splitlines(keepends=True), 1):
         begin, end = BEGIN.search(line), END.search(line)
@@ -71,7 +71,8 @@ def strip_cell(text, cell_type, where):
 
 
 def copy_and_count(notebook):
-    """(the student's notebook, solutions replaced) from the solution notebook's dict."""
+    """(the student's notebook, solutions replaced) from the solution notebook's dict.
+    Raises ConfigError for what is not a notebook."""
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise ConfigError("not a Jupyter notebook (nbformat 4 JSON with a list of cells)")
     cells, count = [], 0
@@ -120,7 +121,8 @@ def _read(path, what):
 def release(source, destination, replace=False):
     """Writes the student copy of the notebook at source to destination (atomically); returns the number of
     solutions replaced. Never writes over the source (compared as resolved paths), and replaces an existing
-    destination only if it is a student copy made here, or with replace."""
+    destination only if it is a student copy made here, or with replace.
+    Raises ConfigError where it would write over either."""
     if os.path.realpath(source) == os.path.realpath(destination):
         raise ConfigError(f"{destination} is the solution notebook itself: give another --out")
     copy, count = copy_and_count(_read(source, "notebook"))

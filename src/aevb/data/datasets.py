@@ -65,10 +65,12 @@ class Images:
 
 
 def cache_dir():
+    """The folder of the cached arrays: $AEVB_DATA, or ~/.cache/aevb."""
     return Path(os.environ.get("AEVB_DATA") or Path.home() / ".cache" / "aevb")
 
 
 def cache_path(dataset):
+    """The cached arrays of a Dataset: cache_dir()/NAME-uint8.npz."""
     return cache_dir() / f"{dataset.name}-uint8.npz"
 
 
@@ -139,7 +141,8 @@ def _npz_images(path):
 
 
 def get(name):
-    """The Dataset called name: a table entry, or npz:PATH, read and registered on first use."""
+    """The Dataset called name: a table entry, or npz:PATH, read and registered on first use.
+    Raises DataError for an unknown name."""
     if name.startswith(npz.NPZ):
         path = Path(name[len(npz.NPZ):]).expanduser()
         try:

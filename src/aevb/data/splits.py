@@ -72,6 +72,7 @@ def split(images, config):
     training images (the assignment's text: images 10000-19999 by default).
     test_split="official": test = the first n_test images of the dataset's test set.
     debug=True keeps the first 100 of each.
+    Raises DataError for more images than there are, or images blank once binarized.
     """
     arrays, name = images.arrays, images.dataset.display_name
     pool, n_train, n_test = arrays["train_images"], config.n_train, config.n_test

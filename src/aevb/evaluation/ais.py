@@ -62,7 +62,7 @@ def schedule(steps, kind="sigmoid", sharpness=4.0):
     """beta_0 = 0 < ... < beta_T = 1, (T + 1,) float64. sigmoid: a logistic curve from -sharpness to
     sharpness, rescaled to [0, 1] (Grosse et al. 2015; Wu et al. 2017): small steps at both ends, where
     f_beta changes fastest; linear: equal steps.
-    steps: T; kind: "sigmoid" or "linear"."""
+    steps: T; kind: "sigmoid" or "linear". Raises ValueError for another kind."""
     if kind == "linear":
         return np.linspace(0.0, 1.0, steps + 1)
     if kind != "sigmoid":
@@ -183,7 +183,8 @@ def ais_chunk(key, net, params, x, z_true, settings, reverse=False):
     """AIS of log p(x) for each image x (B, D): (B, len(OUTPUTS)), the target p(x, z) = p(z) p(x|z) and
     q0 the defensive mixture around the encoder's q(z|x), q itself, or the prior (settings.start).
     reverse: also the reverse chains from z_true (B, Dz), exact posterior samples of simulated x
-    (BDMC); otherwise z_true is unused."""
+    (BDMC); otherwise z_true is unused.
+    Raises ValueError for a start at q where q has no density at any z (a planar flow)."""
     q = net.encode(params["encoder"], x) if settings.start != "prior" else (jnp.zeros_like(z_true),) * 2
     if settings.start == "defensive":  # 1/2 q + 1/4 q widened + 1/4 prior (aevb.evaluation.bounds)
         weights, components = bounds.DEFENSIVE_WEIGHTS, bounds.defensive_components(q)

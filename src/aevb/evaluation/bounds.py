@@ -94,7 +94,7 @@ def by_chunks(compute, x, key, per_call, devices, progress, desc, alongside=()):
     images: per_call whole chunks of IMAGE_CHUNK images per compiled call, then a shorter rest alone
     (its own shape); chunk i draws its noise from fold_in(key, its first image). alongside: arrays
     (N, ...) cut as x. On several devices each takes whole chunks, the call filled up with copies of
-    its first chunk, so no draw moves. Returns (N, ...)."""
+    its first chunk, so no draw moves. Returns (N, ...). Raises Interrupted on a signal."""
     n = x.shape[0]
     whole = n // IMAGE_CHUNK * IMAGE_CHUNK
     calls = splits.chunks(whole, IMAGE_CHUNK * per_call) + ([(whole, n)] if whole < n else [])

@@ -164,7 +164,7 @@ def log_px(net, theta, x, spacing=SPACING, extent=None, threshold=THRESHOLD, til
     devices: each chunk's images split over them.
     extent: z's box is [-extent, extent]^2 at most, in tiles; threshold: a tile is kept when its coarse points come
     within threshold nats of the image's highest log p(x, z); spacing: of the grid's points.
-    """
+    Raises ConfigError for a spacing that does not divide a tile, Interrupted on a signal (what was done is lost)."""
     if abs(TILE / spacing - round(TILE / spacing)) > 1e-6:
         raise ConfigError(f"the exact grid's spacing must divide {TILE}, not {spacing}")
     x = np.asarray(x, np.float32)

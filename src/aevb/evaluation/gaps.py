@@ -18,7 +18,7 @@ CHUNK = bounds.SAMPLE_CHUNK  # the IWAE bound's draws per scan step
 
 
 def check_prefixes(ks, sample_chunk=CHUNK):
-    """ks for iwae_prefixes: ascending, each below sample_chunk or a multiple of it."""
+    """ks for iwae_prefixes: ascending, each below sample_chunk or a multiple of it. Raises ValueError otherwise."""
     if list(ks) != sorted(set(ks)) or any(k < 1 or (k > sample_chunk and k % sample_chunk) for k in ks):
         raise ValueError(f"K of the prefixes must ascend and be under {sample_chunk} or a multiple of it: {ks}")
 
@@ -78,7 +78,8 @@ def iwae_prefixes_per_image(net, params, x, ks, key=bounds.EVAL_KEY, progress=Fa
     bound at K = k equals iwae_per_image's at k where k is a multiple of CHUNK): (N, len(ks)).
     known: (K, iwae_per_image's bounds of x at K with the same key (N,)), whose draws are not drawn
     again (iwae_prefixes).
-    defensive: the defensive mixture as the proposal (iwae_per_image)."""
+    defensive: the defensive mixture as the proposal (iwae_per_image).
+    Raises ValueError where known cannot be continued."""
     check_prefixes(ks)
     known_k, values = known or (0, None)
     if known and not continues(ks, known_k):
@@ -101,7 +102,7 @@ CHECK_IMAGES = 2000  # the first this many test images for the accuracy check (h
 
 
 def check(latent_dim):
-    """Refuses --exact where there is no 2-D grid."""
+    """Refuses --exact where there is no 2-D grid. Raises ConfigError unless latent_dim is 2."""
     if latent_dim != 2:
         raise ConfigError(f"--exact integrates over a 2-D latent space on a grid; this run has Dz = {latent_dim} "
                           "(use --ais, or the defensive IWAE bound)")

@@ -52,7 +52,7 @@ def memory_bytes(settings, data_dim, latent_dim):
 
 def check(settings, data_dim, latent_dim):
     """settings, refused in one line if AIS cannot run them: no images, or an estimated memory (memory_bytes)
-    over this machine's."""
+    over this machine's. Raises ConfigError or TooBig."""
     if settings.images < 1:
         raise ConfigError("AIS needs at least one test image (--ais-images)")
     have = machine_memory()

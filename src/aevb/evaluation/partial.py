@@ -23,7 +23,7 @@ MASKS = ("top", "bottom", "left", "right", "random")
 def make_mask(kind, image_shape, key=None, fraction=0.5):
     """A flat (rows * columns,) boolean mask of observed pixels: top = the upper half of the rows,
     bottom = the lower half, left / right = halves of the columns, random = each pixel observed
-    with probability fraction (drawn with key). kind: one of MASKS."""
+    with probability fraction (drawn with key). kind: one of MASKS. ValueError otherwise."""
     rows, cols = np.divmod(np.arange(image_shape[0] * image_shape[1]), image_shape[1])
     halves = {"top": rows < image_shape[0] // 2, "bottom": rows >= image_shape[0] // 2,
               "left": cols < image_shape[1] // 2, "right": cols >= image_shape[1] // 2}
@@ -225,9 +225,9 @@ def complete(key, net, params, x, mask, latent_dim, num_samples=100, steps=150, 
 
 
 def infer(net, params, split, latent_dim, eval_samples, mask="top", index=None, seed=0):
-    """complete() for training image index of split (an aevb.data.splits.Split) with mask's pixels
-    observed, its mask's name, label and how it was chosen; index None: the image a stated
-    criterion picks (the best-fitted image outside the best-fitted class, by ELBOs of eval_samples draws)."""
+    """complete() (seed: its draws) for training image index of split (a Split) with mask's pixels observed, its mask's
+    name, label and how it was chosen; index None: the image a stated criterion picks (the best-fitted image outside
+    the best-fitted class, by ELBOs of eval_samples draws), ConfigError for one outside the training images."""
     if index is None:
         elbos = bounds.elbo_per_image(net, params, split.x_train, eval_samples)
         # The best-fitted class is the simplest (MNIST: 1, a plain stroke): its hidden half says little.

@@ -43,6 +43,7 @@ def hidden_sizes(config):
 
 def dense_init(key, n_in, n_out):
     # Weights ~ N(0, 1/n_in) (LeCun normal) keep tanh units out of saturation at the start.
+    """{weight (n_in, n_out) ~ N(0, 1/n_in), bias zeros (n_out,)} from key."""
     return {"weight": jax.random.normal(key, (n_in, n_out)) / jnp.sqrt(n_in), "bias": jnp.zeros((n_out,))}
 
 
@@ -68,6 +69,8 @@ def _mlp_stack(keys, widths):
 
 
 def mlp_init(family, key, data_dim, config):
+    """{encoder: phi, decoder: theta} of the mlp for data_dim pixels and config's widths; family: the posterior family
+    (its outputs)."""
     hidden = hidden_sizes(config)
     keys = jax.random.split(key, 2 * (len(hidden) + 1))  # encoder's layers, then the decoder's
     # One output layer gives all of q's parameters (the default's: mean then log_std).
@@ -84,6 +87,8 @@ def _mlp_apply(activation, layers, inputs):
 
 
 def mlp(activation, image_shape=None, family=posteriors.gaussian.FAMILY):
+    """The mlp Network of an activation name; image_shape unused (any image is a flat vector); family: q's posterior
+    family."""
     act = ACTIVATIONS[activation]
 
     def encode(phi, x):
@@ -114,6 +119,8 @@ def _coarse(image_shape):
 
 
 def conv(activation, image_shape, family=posteriors.gaussian.FAMILY):
+    """The conv Network (two stride-2 convolutions each way) for images of image_shape (rows, cols); activation: a name
+    in ACTIVATIONS; family: q's posterior family."""
     act, (rows, cols) = ACTIVATIONS[activation], image_shape
     coarse_rows, coarse_cols = _coarse(image_shape)
 
@@ -156,7 +163,7 @@ def build(architecture, activation="tanh", image_shape=None, posterior="gaussian
     """The Network of a name in NETWORKS with an activation, for images of image_shape (rows, cols), its
     encoder giving q of the posterior family named (aevb.model.posteriors.get), its p(z) the prior named
     (aevb.model.priors.get). architecture: a name in NETWORKS (mlp, conv); posterior: a family's name (gaussian,
-    full-gaussian, planar:K). Raises ValueError in one line for an unknown name."""
+    full-gaussian, planar:K, coupling:K). Raises ValueError in one line for an unknown name."""
     if architecture not in NETWORKS:
         raise ValueError(f"unknown architecture {architecture!r}; choose from {', '.join(NETWORKS)}")
     return _built(NETWORKS[architecture], activation, None if image_shape is None else tuple(image_shape),

@@ -125,7 +125,7 @@ class Devices:
     def same_everywhere(self, given):
         """Refuses, in every process, a job whose processes were given different settings: given is
         this process's (a JSON-able dict); every process calls it alike. Otherwise process 0's would
-        silently win."""
+        silently win. Raises ProcessesError where they differ."""
         if self.processes == 1:
             return
         from jax.experimental import multihost_utils
@@ -183,7 +183,8 @@ ONE = Devices()
 
 def devices(count=1):
     """The Devices of --devices count: a whole number or "all" (every device of every process).
-    With several processes each brings count / processes of its own devices."""
+    With several processes each brings count / processes of its own devices.
+    Raises ConfigError where the processes cannot bring them."""
     available, processes = jax.devices(), jax.process_count()
     if count == "all":
         count = len(available)

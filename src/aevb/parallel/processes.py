@@ -50,7 +50,8 @@ def initialize(coordinator, num_processes, process_id):
     """Joins the processes of one job (jax.distributed.initialize) when a coordinator or a
     process count is given; returns the process count (1: nothing was done).
     coordinator: the coordinator's HOST:PORT; num_processes: the processes of the job; process_id: this one's (0 to
-    num_processes - 1)."""
+    num_processes - 1).
+    Raises ConfigError for incomplete or wrong flags, ProcessesError where the processes cannot join."""
     if coordinator is None and num_processes is None:
         return 1
     if None in (coordinator, num_processes, process_id):

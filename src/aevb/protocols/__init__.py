@@ -23,10 +23,12 @@ FOLDER = Path(__file__).resolve().parent
 
 
 def names():
+    """The protocols' names, from the JSON files beside this module."""
     return sorted(path.stem for path in FOLDER.glob("*.json"))
 
 
 def path_of(name):
+    """The JSON file of the protocol name; raises ConfigError for an unknown name."""
     if name not in names():
         raise ConfigError(f"unknown protocol {name!r}; choose from {', '.join(names())}")
     return FOLDER / f"{name}.json"

@@ -24,7 +24,7 @@ PAGE = "reproduced.html"
 
 def grid(name, budget):
     """The protocol's sweep grid at a budget: its settings, the budget's over them, and its vary.
-    name: a protocol's name; budget: short or full."""
+    name: a protocol's name; budget: short or full. Raises ConfigError for a budget the protocol has not."""
     protocol, file = load(name), read_file(path_of(name))
     if budget not in protocol["budgets"]:
         raise ConfigError(f"{name} has the budgets {', '.join(protocol['budgets'])}, not {budget!r}")
@@ -135,6 +135,8 @@ def rows(protocol, directories):
 
 
 def write_page(protocol, budget, sweep_dir, directories):
+    """Writes the protocol's page (reproduced.html, its figure and table) into sweep_dir from the runs in directories;
+    budget: short or full. Returns the page's path."""
     table = rows(protocol, directories)
     if protocol["published"]:
         figure = reproduced.values_figure([(r["label"], r["paper"], r["ours"], r["se"]) for r in table])

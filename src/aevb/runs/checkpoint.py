@@ -153,11 +153,13 @@ def read(path, template, hint=""):
 
 
 def save_checkpoint(run_dir, config, params, opt_state, epoch):
+    """Writes the run's checkpoint (config, params, opt_state, epoch) atomically."""
     files.atomic_write(Path(run_dir) / files.CHECKPOINT, lambda tmp: write(tmp, config, params, opt_state, epoch))
 
 
 def read_checkpoint_config(run_dir, data=True):
-    """(Config, epoch) stored in a run's checkpoint (data: see read_config)."""
+    """(Config, epoch) stored in a run's checkpoint (data: see read_config).
+    Raises CheckpointError where there is none."""
     path = Path(run_dir) / files.CHECKPOINT
     if not Path(run_dir).is_dir():
         raise CheckpointError(f"run directory {run_dir} does not exist")
@@ -184,6 +186,7 @@ def resolve(run_dir, settings, mode):
     checkpoint when resuming). mode: "new" (refuses a run that has a checkpoint), "resume"
     (continues the checkpoint; only epochs may change, and not below the checkpoint's), "auto"
     (resume if there is a checkpoint, else new) or "overwrite" (start again).
+    Raises CheckpointError for a mode the checkpoint refuses.
     """
     given = dataclasses.asdict(settings) if isinstance(settings, Config) else dict(settings)
     present = files.has_checkpoint(run_dir)

@@ -47,6 +47,7 @@ RUN_FILES = (CHECKPOINT, CONFIG, DATA, METRICS, SUMMARY, PER_IMAGE, REPORT, FIGU
 
 
 def warn(message):
+    """Prints message on stderr as aevb's warning."""
     print(f"aevb: warning: {message}", file=sys.stderr)
 
 
@@ -69,6 +70,7 @@ def damaged_name(path):
 
 
 def figures_dir(run_dir):
+    """The run's figures folder."""
     return Path(run_dir) / FIGURES
 
 
@@ -78,10 +80,12 @@ def figure_path(run_dir, name):
 
 
 def report_path(run_dir):
+    """The run's report.html."""
     return Path(run_dir) / REPORT
 
 
 def has_checkpoint(run_dir):
+    """Whether the run directory holds a checkpoint file."""
     return (Path(run_dir) / CHECKPOINT).exists()
 
 
@@ -115,7 +119,7 @@ def removed_if_refused(run_dirs):
 def atomic_write(path, write):
     """write(temp_path), fsync, then rename: a kill or a crash at any moment leaves the old file or
     the new one, never a mix. A failed write (a full disk) leaves the old file and no temp file.
-    path: the file to write."""
+    path: the file to write. Raises the OSError of the failed write, naming path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=TEMP)
@@ -140,10 +144,12 @@ def atomic_write(path, write):
 
 
 def atomic_write_text(path, text):
+    """Writes text to path atomically (atomic_write); returns path."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_report(run_dir, html_text):
+    """Writes the run's report.html atomically; html_text: the page."""
     return atomic_write_text(report_path(run_dir), html_text)
 
 
@@ -178,7 +184,7 @@ def clear(run_dir):
 
 def members(settings, run_dir, seeds):
     """[(run directory, settings)]: run_dir itself, or with seeds one run directory RUN_DIR/seed-S each
-    (settings: a Config or a dict of the settings given)."""
+    (settings: a Config or a dict of the settings given). Raises ConfigError for a seed given twice."""
     if seeds is None:
         return [(Path(run_dir), settings)]
     if len(set(seeds)) != len(seeds):

@@ -20,10 +20,12 @@ from .files import CONFIG, GROUP, METRICS, PER_IMAGE, SUMMARY
 
 
 def write_config(run_dir, config):
+    """Writes config.json (the Config's settings) atomically."""
     files.atomic_write_text(Path(run_dir) / CONFIG, json.dumps(json.loads(config.to_json()), indent=2) + "\n")
 
 
 def read_json(path):
+    """The JSON object in the file at path, or None where it is missing, damaged or not an object."""
     try:
         value = json.loads(Path(path).read_text())
     except (ValueError, UnicodeDecodeError):
@@ -32,6 +34,7 @@ def read_json(path):
 
 
 def parse_row(line):
+    """One metrics.jsonl line as its row (a dict with an integer epoch), or None for a damaged line."""
     try:
         row = json.loads(line)
     except ValueError:
@@ -49,10 +52,12 @@ def read_metrics(run_dir, up_to_epoch=math.inf):
 
 
 def write_metrics(run_dir, rows):
+    """Writes metrics.jsonl afresh from rows (dicts), atomically."""
     files.atomic_write_text(Path(run_dir) / METRICS, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def append_metrics(run_dir, row):
+    """Appends one epoch's row (a dict) to metrics.jsonl and to the TensorBoard files."""
     with open(Path(run_dir) / METRICS, "a") as f:
         f.write(json.dumps(row) + "\n")
     tensorboard.add_epoch(run_dir, row)  # the live view of the same row
@@ -224,7 +229,8 @@ def data_record(dataset):
 
 def check_data(run_dir, dataset, resume, allow_changed=False):
     """Records the npz a run trains on; on a resume, refuses a file that has changed since (other
-    images of the same shape would train on silently), unless allow_changed, which says so."""
+    images of the same shape would train on silently), unless allow_changed, which says so.
+    Raises DataError for a changed file."""
     now = data_record(dataset)
     if now is None:
         return

@@ -19,6 +19,7 @@ _writers = {}  # run directory -> its open SummaryWriter, one event file per tra
 
 
 def folder(run_dir):
+    """The run's TensorBoard folder."""
     return Path(run_dir) / TENSORBOARD
 
 
@@ -63,6 +64,7 @@ def add_summary(run_dir, summary, figures):
 
 
 def close(run_dir):
+    """Closes this process's TensorBoard writer of the run, if one is open."""
     writer = _writers.pop(files.identity(run_dir), None)
     if writer is not None:
         writer.close()

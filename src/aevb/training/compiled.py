@@ -26,6 +26,7 @@ BURDA_ENDS = tuple(sum(3**j for j in range(i + 1)) for i in range(BURDA_STAGES))
 
 
 def steps_per_epoch(config):
+    """Adam steps per epoch: whole batches of config.batch_size in the training images."""
     return config.train_size // config.batch_size
 
 
@@ -53,6 +54,7 @@ def schedule(config):
 
 
 def optimizer(config):
+    """The optax optimizer of config (adam with adam_eps, or adagrad) on its learning-rate schedule."""
     rate = schedule(config)
     if config.optimizer == "adagrad":
         return optax.adagrad(rate)
@@ -75,7 +77,7 @@ def state_bytes(config, seeds=1):
 
 def check_memory(config, seeds=1):
     """Refuses, before anything is written, settings whose training state alone would not fit in this
-    machine's memory: the state before and after a step, and the gradient (about 2.3 times the state)."""
+    machine's memory: the state before and after a step, and the gradient (about 2.3 times the state). Raises TooBig."""
     need = 2.4 * state_bytes(config, seeds)
     have = machine_memory()
     if need > have:
@@ -149,6 +151,7 @@ def epoch_images(config, x_train, seed, epoch):
 
 
 def make_step(config):
+    """step(params, opt_state, batch (B, D), key, weight) -> (params, opt_state, {objective}) of config's objective."""
     net, opt, objective = config.network, optimizer(config), probability.OBJECTIVES[config.objective]
 
     def loss(params, batch, key, weight):

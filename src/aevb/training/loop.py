@@ -79,8 +79,9 @@ def train_group(configs, run_dirs, split, measure, resume, progress=True, device
     Each seed gets the draws and, bit for bit, the parameters it gets trained alone.
     Seeds may resume from different epochs: one that has finished keeps its state. A seed that
     diverges stops (its last good checkpoint is kept) while the others go on; TrainingDiverged
-    then names it at the end. split: an aevb.data.splits.Split; measure: evaluation.curves.monitor's (what
-    each epoch's row measures); resume: each run's checkpoint.resolve result."""
+    then names it at the end; ConfigError for a batch the data or devices cannot make, Interrupted on a signal,
+    ProcessesError where a process is lost. split: an aevb.data.splits.Split; measure: evaluation.curves.monitor's
+    (what each epoch's row measures); resume: each run's checkpoint.resolve result."""
     config = configs[0]
     if len(split.x_train) < config.batch_size:
         raise ConfigError(f"batch size {config.batch_size} exceeds the {len(split.x_train)} training images")

@@ -49,6 +49,7 @@ class Group:
     entries: list
 
     def values(self, key):
+        """The runs' numbers of summary key (those that hold one), in order."""
         return [e.summary[key] for e in self.entries if isinstance(e.summary.get(key), (int, float))]
 
     def mean_spread(self, key):
@@ -64,7 +65,7 @@ class Group:
 
 def find_runs(paths):
     """Every run directory (one with a checkpoint, whose config it holds; config.json may be lost) at
-    or under paths, in order."""
+    or under paths, in order. ConfigError if none."""
     found, seen = [], set()
     for path in map(Path, paths):
         if not path.is_dir():
@@ -120,6 +121,7 @@ def _order(value):
 
 
 def label(config, names):
+    """A group's label from the settings names that vary, such as latent_dim=2, hidden_dim=500."""
     return ", ".join(f"{name}={getattr(config, name)}" for name in names) or "all runs"
 
 
@@ -168,8 +170,7 @@ def _run_table(entries, varied, measures, root):
     head = "".join(f"<th>{html.escape(name)}</th>" for name in ["run", "seed", *varied])
     head += "".join(f"<th>{html.escape(MEASURES[m])} ± SE</th>" for m in measures) + "<th>epochs</th>"
     rows = []
-    for e in entries:
-        s = e.summary
+    for e, s in ((e, e.summary) for e in entries):
         try:
             where = e.path.relative_to(root)
         except ValueError:
@@ -190,8 +191,7 @@ def compare(paths, out_dir):
     entries.sort(key=lambda e: ([_order(getattr(e.config, name)) for name in varied], e.config.seed))
     groups = group_runs(entries)
     measures = [m for m in MEASURES if any(g.values(m) for g in groups)]
-    out_dir = Path(out_dir)
-    figures = []
+    out_dir, figures = Path(out_dir), []
     for name in varied if measures else []:  # per varied setting: each measure against it, a line per other combination
         others = [n for n in varied if n != name]
         figure = compare_plots.settings_figure(

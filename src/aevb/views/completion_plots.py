@@ -81,6 +81,7 @@ def completion_figure(original, completions, mask, title):
 
 
 def trace_figure(trace):
+    """The SVI fit's ELBO estimate per Adam step; trace: (steps,) nats."""
     figure = Figure(figsize=(6, 3.5), layout="constrained")
     ax = figure.add_subplot()
     ax.plot(np.arange(1, len(trace) + 1), trace, color=CLASS_COLOURS[0])

@@ -42,6 +42,7 @@ def images(run, flat):
 
 
 def means(run, z):
+    """The decoder's Bernoulli means at z (N, Dz): (N, D), as float32 numpy."""
     return np.asarray(_means(run.net, run.params["decoder"], np.asarray(z, np.float32)))
 
 

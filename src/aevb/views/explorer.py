@@ -38,6 +38,8 @@ def payload(theta, z_means, labels, image_shape, class_names):
 
 
 def section(payload, note):
+    """The report's explorer section: payload (explorer's JSON of the decoder) or, where it is None, the note saying why
+    not."""
     if payload is None:
         return f'<p class="note" id="explorer-note">{html.escape(note)}</p>'
     return f"""

@@ -26,14 +26,17 @@ def plain(text):
 
 
 def colour(label):
+    """The colour of a class label (an integer; the colours repeat)."""
     return CLASS_COLOURS[label % len(CLASS_COLOURS)]
 
 
 def marker(label):
+    """The marker of a class label (an integer; the markers repeat)."""
     return CLASS_MARKERS[label % len(CLASS_MARKERS)]
 
 
 def image_axes(ax, pixels, title=None):
+    """Draws pixels (rows, cols) in [0, 1] into ax as a grey image without ticks, with an optional title."""
     ax.imshow(np.asarray(pixels), cmap=GREY, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_xticks([]), ax.set_yticks([])
     if title:
@@ -41,6 +44,7 @@ def image_axes(ax, pixels, title=None):
 
 
 def note_figure(title, message):
+    """A figure holding only a title and a message: what is drawn where a figure cannot be."""
     figure = Figure(figsize=(6, 2.5), layout="constrained")
     ax = figure.add_subplot()
     ax.set_axis_off()
@@ -200,6 +204,7 @@ def _tracked_axes(ax, epochs, log_px, elbo, images):
 
 
 def reconstructions_figure(originals, means):
+    """Test images, originals (N, rows, cols), above the means of p(x | z = q's mean) (N, rows, cols)."""
     return _two_rows(originals, means, ("test image", "mean of p(x|z)"),
                      "Reconstructions: test images and the means of p(x | z = mean of q(z|x))")
 
@@ -209,7 +214,7 @@ KINDS = ("samples", "latent", "interpolate", "manifold", "curves", "reconstructi
 
 
 def check_kinds(kinds):
-    """kinds if every one is a figure's name (KINDS), else a usage error naming the first that is not."""
+    """kinds if every one is a figure's name (KINDS), else a usage error naming the first that is not. (ConfigError)."""
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown:
         raise ConfigError(f"unknown figure {unknown[0]!r}; choose from {', '.join(KINDS)} or all")

@@ -38,8 +38,8 @@ figure { margin: 0 0 18px; }
 
 
 def figure_html(png_path, caption):
-    png_path = Path(png_path)
-    if not png_path.is_file():
+    """A figure of the report inlined as a data: URI with its caption, or a note where png_path is not drawn yet."""
+    if not (png_path := Path(png_path)).is_file():
         return f'<p class="note">Figure {html.escape(png_path.stem)} not drawn yet (aevb plot / aevb complete).</p>'
     uri = "data:image/png;base64," + base64.b64encode(png_path.read_bytes()).decode("ascii")
     return (f'<figure><img class="figure" alt="{html.escape(caption)}" src="{uri}">'

@@ -87,6 +87,7 @@ def page(protocol, budget, rows, figure_path, caption):
 
 
 def budget_note(protocol, budget):
+    """What the protocol's budget (short or full) says of itself."""
     return protocol["budgets"][budget]["note"]
 
 

@@ -1,4 +1,5 @@
-"""The table of posterior families q(z|x), chosen by Config.posterior ("gaussian", "full-gaussian", "planar:8").
+"""The table of posterior families q(z|x), chosen by Config.posterior ("gaussian", "full-gaussian", "planar:8",
+"coupling:4").
 
 A family says how many numbers the encoder gives for it (outputs(Dz)) and makes q from them (q(outputs)); its
 q_type is q's class, read before any q exists.
@@ -9,7 +10,7 @@ use these alone. Adding a family is one entry in FAMILIES (and its file); log-de
 """
 
 from .. import sized
-from . import full_gaussian, gaussian, planar
+from . import coupling, full_gaussian, gaussian, planar
 from .gaussian import Gaussian
 
 # name -> (family without a size, family of a size (a whole number after a colon), or None)
@@ -17,6 +18,7 @@ FAMILIES = {
     "gaussian": (gaussian.FAMILY, None),
     "full-gaussian": (full_gaussian.FAMILY, None),
     "planar": (planar.FAMILY, lambda steps: planar.Family(steps=steps)),
+    "coupling": (coupling.FAMILY, lambda steps: coupling.Family(steps=steps)),
 }
 MAX_STEPS = 64  # a flow's steps, each its own layer in the compiled program
 

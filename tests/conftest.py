@@ -200,7 +200,8 @@ def shared_folder(tmp_path_factory):
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-REPORTED = {"epochs": 5, "log_px_every": 2, "n_train": 200, "n_test": 100}  # reported_run's, beside tiny()'s
+REPORTED = {"epochs": 5, "log_px_every": 2, "n_train": 200, "n_test": 100,  # reported_run's, beside tiny()'s
+            "gap_families": "coupling:2"}
 
 
 @pytest.fixture(scope="session")

@@ -162,6 +162,11 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
     assert stages["evaluate"] >= summary["exact_evaluation_seconds"] + summary["iwae_seconds"]
     assert summary["test_log_px"] >= summary["test_iwae"] - 3 * summary["test_iwae_se"]
     assert summary["log_px_accuracy"]["halved_spacing"]["max_abs_change"] < 0.01
+    for side in ("test", "train"):  # gap_families: a coupling flow fitted per image to this factorized model
+        (other,) = summary["gap_decomposition"][side]["other_families"]
+        assert other["posterior"] == "coupling:2" and other["gain_over_gaussian_q_star"] > -1e-3
+    assert "test gap against coupling:2's (another family) q* on 100 images" in out
+    assert "q*_F coupling:2&#x27;s (fitted to this model) (SVI), first 100 images" in (run / files.REPORT).read_text()
     per_image = records.read_per_image(run)
     assert set(per_image) == {"train_elbo", "test_elbo", "test_iwae", "test_log_px", "train_log_px"}
     assert per_image["test_log_px"].shape == (config.n_test,) and per_image["train_log_px"].shape == (config.n_train,)

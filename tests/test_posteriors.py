@@ -190,6 +190,31 @@ def test_the_default_family_adds_nothing_to_the_decomposition(trained_default):
                                                   jax.random.PRNGKey(0), tiles)
 
 
+def test_other_families_fitted_to_a_factorized_model_contain_its_q_star_and_stay_below_log_px(trained_default):
+    """gap_families on a model trained with the factorized Gaussian: each other family's q*_F (SVI from q*
+    embedded) has an ELBO at least q*'s and at most the exact log p(x); its own family and gaussian are not fitted
+    again; the lines printed name each family (the report's rows: tests/test_cli.py, the reported run)."""
+    from aevb.evaluation import exact, families, gaps
+
+    x = np.asarray(trained_default.split.x_test[:12])
+    theta = trained_default.params["decoder"]
+    tiles = exact.select_tiles(trained_default.net, theta, x)
+    log_px = np.asarray(exact.log_px(trained_default.net, theta, x, tiles=tiles)[0])
+    g = gaps.gap_decomposition(trained_default.net, trained_default.params, x, log_px, jax.random.PRNGKey(1), tiles,
+                               others="coupling:2+gaussian+full-gaussian")
+    assert "family" not in g and [f["posterior"] for f in g["other_families"]] == ["coupling:2", "full-gaussian"]
+    for f in g["other_families"]:
+        assert f["images"] == 12 and f["gain_over_gaussian_q_star"] >= -1e-3 and f["approximation_gap"] >= -0.02
+        assert f["approximation_gap"] <= g["approximation_gap"] + 1e-3
+        assert f["amortization_gap"] == pytest.approx(f["elbo_q_star"] - g["elbo_encoder"], abs=0.05)
+    lines = families.describe_families(g, "test")
+    assert len(lines) == 2 and all("(another family) q*" in line and "encoder's q below it" in line for line in lines)
+    assert Config(gap_families=" coupling:04+ full-gaussian+coupling:4").gap_families == "coupling:4+full-gaussian"
+    with pytest.raises(ConfigError, match="posterior is one of"):
+        tiny(gap_families="flow")
+    assert families.others("planar:3+coupling:2", posteriors.get("planar:3")) == [posteriors.get("coupling:2")]
+
+
 @pytest.fixture(scope="module")
 def trained_default(tmp_path_factory):
     return trained(tmp_path_factory, epochs=1)

@@ -243,7 +243,7 @@ def test_a_sweep_file_lists_points_that_are_not_one_product(tmp_path, capsys):
 
 
 def test_the_shipped_protocols_are_valid_sweeps_that_cite_their_source():
-    assert protocols.names() == ["burda2016", "kingma2013-figure2"]
+    assert protocols.names() == ["burda2016", "cremer2018", "kingma2013-figure2"]
     for name in protocols.names():
         protocol = protocols.load(name)
         assert {"paper", "where", "setup"} <= set(protocol["source"]) and protocol["differences"]
@@ -260,6 +260,43 @@ def test_the_shipped_protocols_are_valid_sweeps_that_cite_their_source():
     kingma = [Config(**p) for p in sweeps.sweep_points(reproduce.grid("kingma2013-figure2", "full"))[0]]
     assert sorted(c.latent_dim for c in kingma) == [3, 5, 10, 20, 200]
     assert all(c.optimizer == "adagrad" and c.epochs * 60000 == pytest.approx(1e8, rel=1e-3) for c in kingma)
+    for budget, epochs in (("short", 13), ("full", 3280)):  # the budget's vary shortens the z = 50 grid alone
+        cremer = [Config(**p) for p in sweeps.sweep_points(reproduce.grid("cremer2018", budget))[0]]
+        small = {(c.dataset, c.posterior) for c in cremer if c.latent_dim == 2 and c.epochs == 100}
+        assert small == {(d, f) for d in ("mnist", "fashion-mnist")
+                         for f in ("gaussian", "full-gaussian", "planar:8", "coupling:4")}
+        large = [c for c in cremer if c.latent_dim == 50]
+        assert len(large) == 4 and all(c.epochs == epochs and c.hidden == "200,200" and c.activation == "elu"
+                                       and c.lr_schedule == "burda" and c.kl_warmup > 0 for c in large)
+
+
+def test_a_protocol_of_gaps_gives_each_familys_gaps_from_its_runs(tmp_path, capsys, monkeypatch):
+    """A protocol with "gaps": its sweep evaluates the gap decomposition (a sweep's points otherwise leave it out)
+    and its page gives, per point, the family, log p(x), ELBO(q) and both pairs of gaps as the runs' summaries hold
+    them, and which gap is the larger in how many."""
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    config = tiny(epochs=1)
+    settings = {name: getattr(config, name) for name in ("dataset", "n_train", "n_test", "hidden_dim", "batch_size",
+                                                         "eval_samples", "iwae_k", "log_px_every", "ais_images")}
+    (folder / "families.json").write_text(json.dumps({
+        "title": "Families", "measure": "test_log_px", "measure_name": "log p(x)", "gaps": True,
+        "source": {"paper": "Nobody (2026).", "where": "Table 1", "setup": "one epoch"},
+        "settings": settings, "vary": [{"posterior": ["gaussian", "coupling:2"]}], "published": [],
+        "curves": "no numbers", "budgets": {"full": {"settings": {}, "note": "1 epoch"},
+                                            "short": {"settings": {}, "note": "1 epoch", "vary": [{}]}},
+        "differences": ["none"]}))
+    monkeypatch.setattr(protocols, "FOLDER", folder)
+    code, out, err = run_cli(capsys, "reproduce", "families", "--runs-dir", str(tmp_path), "--no-progress")
+    assert code == 0, err
+    page = (tmp_path / "reproduce-families-short" / reproduce.PAGE).read_text()
+    assert "Where the ELBO's gap comes from" in page and "evaluated runs." in page
+    for name in ("posterior=gaussian", "posterior=coupling:2"):
+        g = records.read_summary(tmp_path / "reproduce-families-short" / name)["gap_decomposition"]["test"]
+        own = g.get("family", g)
+        assert (name == "posterior=coupling:2") == ("family" in g)
+        for value in (g["log_px"], g["elbo_encoder"], g["approximation_gap"], own["amortization_gap"]):
+            assert f"{value:.2f}" in page
 
 
 def test_reproduce_puts_the_papers_numbers_beside_ours(tmp_path, capsys, monkeypatch):

@@ -1,4 +1,5 @@
 import dataclasses
+import re
 import json
 
 import pytest
@@ -85,3 +86,16 @@ def test_config_json_is_every_setting(tmp_path):
     config = dataclasses.replace(tiny(), learning_rate=0.004, objective="elbo-analytic-kl")
     records.write_config(tmp_path, config)
     assert Config.from_json((tmp_path / files.CONFIG).read_text()) == config
+
+
+def test_a_summarys_values_are_checked_by_their_leafs_own_name_at_any_depth(tmp_path):
+    """A text key (records.TEXT_KEYS) holds text wherever it sits, in an object inside a list included; every other
+    leaf a number; a wrong one is refused naming its whole path."""
+    good = {"gap_decomposition": {"test": {"other_families": [{"posterior": "coupling:4", "approximation_gap": 0.1}],
+                                           "ks": [1, 10]}}, "rows": [[1.0, None]], "q_star": "grid"}
+    assert records.checked(good, tmp_path / "summary.json") == good
+    for bad, where in [({"families": [{"posterior": 3}]}, "families[0].posterior must be text"),
+                       ({"families": [{"gap": "x"}]}, "families[0].gap must be a number"),
+                       ({"ks": [1, "2"]}, "ks[1] must be a number"), ({"a": {"runs": [4]}}, "a.runs[0] must be text")]:
+        with pytest.raises(errors.RecordError, match=re.escape(where)):
+            records.checked(bad, tmp_path / "summary.json")

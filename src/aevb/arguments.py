@@ -174,8 +174,8 @@ def build_parser():
     _add_settings(p.add_argument_group("settings: comma-separated values make the grid"), lists=True)
     p = command("reproduce", "run a protocol of the literature as a sweep in RUNS_DIR/reproduce-NAME-BUDGET and write "
                 "a page with the paper's numbers beside ours", run=False, progress=True, devices=True)
-    p.add_argument("protocol", metavar="NAME", nargs="?", help="burda2016 or kingma2013-figure2 (files in "
-                   "aevb/protocols)")
+    p.add_argument("protocol", metavar="NAME", nargs="?", help="a protocol's name, such as burda2016 "
+                   "(--list lists them all: the files in aevb/protocols)")
     p.add_argument("--list", action="store_true", help="list the protocols and their budgets; run nothing")
     p.add_argument("--dry-run", action="store_true", help="print the protocol's points, settings, budget (epochs and "
                    "an estimate of hours here, from a few timed steps), published numbers with their sources and "

@@ -42,10 +42,8 @@ MAX_TEXT = 4200  # characters of a text setting: npz:PATH with a path of up to P
 MAX_FILE = 1 << 20  # bytes of a settings file read (--config /dev/zero does not fill the memory)
 # AIS's defaults (aevb.evaluation.ais.Settings; Config's ais_* fields): T distributions, C chains per image,
 # L leapfrog steps, test images, BDMC's simulated examples. Many short chains: on the default MNIST model's first
-# 1000 test images (Dz = 2), all of the images within 0.5 nats of the exact value with C = 64, L = 2 (99.5% before
-# the chains carried their gradients); 97.9% with C = 32, L = 2 and 97.1% with C = 16, L = 5 (the cost of the latter
-# two equal, measured before that change). At Dz = 2 the error is which modes of a
-# multimodal posterior the chains end in, which only more chains average out (README, "AIS and BDMC").
+# 1000 test images (Dz = 2), all within 0.5 nats of the exact value with C = 64, L = 2; 97.9% with C = 32, L = 2 and
+# 97.1% with C = 16, L = 5 (of equal cost). The error is which modes the chains end in (docs, "AIS and BDMC").
 AIS = {"steps": 1000, "chains": 64, "leapfrog": 2, "images": 1000, "bdmc": 100}
 
 
@@ -130,6 +128,10 @@ class Config:
                               "where Dz != 2 (0: none there)", minimum=0, maximum=MAX_COUNT)
     bdmc: int = setting(AIS["bdmc"], "examples simulated from the model for BDMC's two-sided check of AIS (0: none)",
                         minimum=0, maximum=MAX_COUNT)
+    top: str = setting("", "a second stochastic layer z2 above z1 (Burda et al. 2016): z2's units and the hidden "
+                       "widths between z1 and z2, such as 50:100,100; latent_dim counts z1 and z2 (mlp only)")
+    gap_families: str = setting("", "posterior families also fitted to each image in the gap decomposition, such as "
+                                "full-gaussian+coupling:4 (+ between names): what each would gain on this model")
 
     def __post_init__(self):
         self._check_settings()
@@ -138,8 +140,7 @@ class Config:
     def _check_settings(self):
         """Each setting by itself: its kind, its range, its choices."""
         for field in dataclasses.fields(self):
-            value, meta = getattr(self, field.name), field.metadata
-            kind = field.type
+            value, meta, kind = getattr(self, field.name), field.metadata, field.type
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 try:
                     value = float(value)
@@ -173,18 +174,20 @@ class Config:
         if self.architecture != "mlp" and self.hidden:
             raise ConfigError(f"hidden sets the mlp's layers; the {self.architecture} networks have their own")
         try:
-            family = posteriors.get(self.posterior)
-            prior = priors.get(self.prior)
+            family, prior = posteriors.get(self.posterior), priors.get(self.prior)
+            networks.check_top(self.architecture, family.name, prior.name, self.top, self.latent_dim)
+            others = [posteriors.get(name.strip()).name for name in self.gap_families.split("+") if name.strip()]
         except ValueError as error:
             raise ConfigError(str(error)) from None
         object.__setattr__(self, "posterior", family.name)  # one spelling (planar:08 is planar:8)
         object.__setattr__(self, "prior", prior.name)
+        object.__setattr__(self, "gap_families", "+".join(dict.fromkeys(others)))  # each once (+: a sweep splits at ,)
         if self.objective == "elbo-analytic-kl" and not (family.exact_kl and prior.exact_kl):
             lacking = f"{self.posterior} posterior" if not family.exact_kl else f"{self.prior} prior"
             raise ConfigError(f"elbo-analytic-kl needs KL(q || p(z)) in closed form; the {lacking} has none (use elbo)")
         if prior.needs_q_density and not family.q_type.has_density:
             raise ConfigError(f"the {self.prior} prior needs q's density at any z; the {self.posterior} posterior has "
-                              "none (use gaussian or full-gaussian)")
+                              "none (use gaussian, full-gaussian or coupling:K)")
         if self.kl_warmup and self.objective == "iwae":
             raise ConfigError("kl_warmup weights the ELBO's KL term; the iwae objective has none")
         if self.optimizer != "adam" and self.adam_eps != 1e-8:
@@ -214,7 +217,7 @@ class Config:
     def network(self):
         """The encoder and decoder (aevb.model.networks.Network) for these settings and the dataset's images."""
         return networks.build(self.architecture, self.activation, datasets.get(self.dataset).image_shape,
-                              self.posterior, self.prior)
+                              self.posterior, self.prior, self.top, self.latent_dim)
 
     @property
     def train_size(self):
@@ -231,8 +234,7 @@ class Config:
         may be gone (for pages that only show a run's settings and numbers, like the comparison). Raises
         ConfigError for an unknown key or a setting out of its range."""
         values = json.loads(text)
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
+        if unknown := set(values) - {f.name for f in dataclasses.fields(cls)}:
             raise ConfigError(f"unknown config keys: {sorted(unknown)}")
         if data:
             return cls(**values)

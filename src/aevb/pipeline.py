@@ -86,7 +86,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
         if exact:
             evaluation.gaps.check(run.config.latent_dim)
         ais = None if ais is None else evaluation.likelihood.settings_of(run.config, run.split.x_test.shape[1], **ais)
-        split, k = run.split, k or run.config.iwae_k
+        split, k, others = run.split, k or run.config.iwae_k, run.config.gap_families
         # Without a grid the defensive bound is usually the tighter one (AIS the estimate to trust); Dz = 2 has one.
         results, per_image = evaluation.bounds.evaluate(run.net, run.params, split.x_train, split.x_test,
                                                         samples or run.config.eval_samples, k, progress,
@@ -96,13 +96,13 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
         kept(results, per_image, evaluation.bounds.describe(results, len(split.x_test)))
         if exact:
             more, arrays = evaluation.gaps.evaluate(run.net, run.params, split.x_train, split.x_test, per_image, k,
-                                                    evaluation.gaps.KEY, progress, exact_extras, devices)
+                                                    evaluation.gaps.KEY, progress, exact_extras, devices, others)
             results.update(more)
             kept(more, arrays, lambda: evaluation.gaps.describe(results))
         if ais is not None:  # log p(x) by AIS, with BDMC
             print(evaluation.likelihood.plan(ais))
             more, arrays = evaluation.likelihood.evaluate(run.net, run.params, split.x_test, run.config.latent_dim,
-                                                          ais, progress, devices)
+                                                          ais, progress, devices, others=others)
             results.update(more)
             kept(more, arrays, lambda: evaluation.likelihood.describe(more["ais"]))
     return results
@@ -214,10 +214,10 @@ def run_all(settings, run_dir, data_dir=None, progress=True, seeds=None, devices
         return reports if seeds is not None else reports[0]
 
 
-def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True, devices=parallel.ONE):
-    """Trains and evaluates each combination of grid's values ({setting: (values...)}), a run directory (with seeds,
-    a group) under sweep_dir named by the settings it varies. Resumable: a finished point is skipped, a cut-short one
-    resumed. Returns the points' directories, or None if stopped between epochs (Interrupted names the point)."""
+def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True, devices=parallel.ONE, extras=False):
+    """Trains and evaluates (extras: the exact evaluation's too) each combination of grid's values ({setting: values}),
+    a run (with seeds, a group) under sweep_dir named by the settings it varies; a finished point skipped, a cut-short
+    one resumed. Returns the points' directories, or None if stopped between epochs (Interrupted names the point)."""
     sweep_dir = Path(sweep_dir)
     points, names, varied = sweeps.sweep_points(grid)  # every bad combination refused before anything trains
     members = [member for point, name in zip(points, names, strict=True)
@@ -232,7 +232,7 @@ def sweep(grid, sweep_dir, seeds=None, data_dir=None, progress=True, devices=par
     try:
         for point, directory in zip(points, bar, strict=True):
             bar.set_postfix_str(directory.name)
-            trained = train_and_evaluate(point, directory, data_dir, progress, seeds, False, devices)
+            trained = train_and_evaluate(point, directory, data_dir, progress, seeds, extras, devices)
             if (trained if seeds is not None else [trained])[0].interrupted:
                 return None
             done += 1

@@ -32,17 +32,20 @@ def elbo_of_q(key, net, theta, x, q, num_samples):
 FAMILY_IMAGES = 100  # the first this many of the gap decomposition's images for a richer family's q*_F (SVI)
 
 
-def family_gaps(net, params, x, log_px_values, q_star, fit_key, elbo_key):
-    """The gaps against the network's own family F: approximation log p(x) - ELBO(q*_F), amortization ELBO(q*_F)
-    - ELBO(encoder's q), and what F gains per image over the best factorized Gaussian, ELBO(q*_F) - ELBO(q*).
+def family_gaps(net, params, x, log_px_values, q_star, fit_key, elbo_key, family=None):
+    """The gaps against a family F (family; None: the network's own): approximation log p(x) - ELBO(q*_F),
+    amortization ELBO(q*_F) - ELBO(encoder's q), and what F gains per image over the best factorized Gaussian,
+    ELBO(q*_F) - ELBO(q*). For another family than the encoder's, the "amortization gap" is how far the encoder's q
+    stays below the best member of F (what a flow fitted per image would gain on a model trained with FFG).
     q*_F per image: the SVI fit or its start (q* itself, a member of F), whichever has the higher ELBO on draws
     of their own (a key apart from the reported ELBOs', so the choice does not select on their noise).
     log_px_values: each image's exact log p(x) (n,); q_star: the best factorized Gaussian (mean, log_std) (n, Dz)
     each; fit_key: the SVI's draws; elbo_key: the reported ELBOs' draws. Returns (numbers, per-image arrays) for
     summary.json."""
     began = time.perf_counter()
-    (start, fitted), trace = q_stars.fit_family(fit_key, net, params, x, q_star)
-    theta, family = probability.generative(net, params), net.family
+    family = family or net.family
+    (start, fitted), trace = q_stars.fit_family(fit_key, net, params, x, q_star, family=family)
+    theta = probability.generative(net, params)
     choose_key = jax.random.fold_in(elbo_key, 1)
     better = (elbo_of_q(choose_key, net, theta, x, family.q(fitted), GAP_SAMPLES)
               > elbo_of_q(choose_key, net, theta, x, family.q(start), GAP_SAMPLES))  # (n,)
@@ -59,11 +62,26 @@ def family_gaps(net, params, x, log_px_values, q_star, fit_key, elbo_key):
     return numbers
 
 
-def describe_family(f, side):
-    """One line of the gaps against the run's own posterior family (family_gaps' numbers).
-    f: family_gaps' numbers; side: "test" or "train", the images they are of."""
-    return (f"{side} gap against {f['posterior']}'s own q* on {f['images']} images (SVI, {f['steps']} steps of "
-            f"{f['draws']} draws, better than its start on {f['fitted_better']:.0%}): approximation {f['approximation_gap']:.2f} ± {f['approximation_gap_se']:.2f}, "
-            f"amortization {f['amortization_gap']:.2f} ± {f['amortization_gap_se']:.2f}; its q* is "
+def others(spec, own):
+    """The families of spec (Config.gap_families, such as "full-gaussian+coupling:4") to fit besides the factorized
+    Gaussian q* and the model's own family own (those two are measured anyway)."""
+    listed = (posteriors.get(name) for name in spec.split("+") if name)
+    return [family for family in listed if family.name not in ("gaussian", own.name)]
+
+
+def describe_families(g, side):
+    """The lines of a gap decomposition g (gap_decomposition's numbers) for the run's own family and the others."""
+    own = [describe_family(g["family"], side)] if "family" in g else []
+    return own + [describe_family(f, side, own=False) for f in g.get("other_families", [])]
+
+
+def describe_family(f, side, own=True):
+    """One line of the gaps against a posterior family (family_gaps' numbers f), the run's own or (own False) another
+    fitted to the same model. side: "test" or "train", the images they are of."""
+    below = "amortization" if own else "the encoder's q below it"
+    return (f"{side} gap against {f['posterior']}'s {'own ' if own else '(another family) '}q* on {f['images']} images "
+            f"(SVI, {f['steps']} steps of {f['draws']} draws, better than its start on {f['fitted_better']:.0%}): "
+            f"approximation {f['approximation_gap']:.2f} ± {f['approximation_gap_se']:.2f}, {below} "
+            f"{f['amortization_gap']:.2f} ± {f['amortization_gap_se']:.2f}; its q* is "
             f"{f['gain_over_gaussian_q_star']:.2f} ± {f['gain_over_gaussian_q_star_se']:.2f} nats/image above the "
             "factorized Gaussian's")

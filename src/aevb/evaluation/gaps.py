@@ -108,12 +108,13 @@ def check(latent_dim):
                           "(use --ais, or the defensive IWAE bound)")
 
 
-def gap_decomposition(net, params, x, log_px_values, key, tiles=None):
+def gap_decomposition(net, params, x, log_px_values, key, tiles=None, others=""):
     """log p(x) - ELBO(encoder's q) = approximation gap [log p(x) - ELBO(q*)] + amortization gap
     [ELBO(q*) - ELBO(encoder's q)], per image (Cremer, Li & Duvenaud 2018), nats. q*: fitted on the
     exact evaluation's grid where tiles (exact.select_tiles of x) are given (Dz = 2), else by SVI;
     both ELBOs by Monte Carlo with the same GAP_SAMPLES draws of noise.
-    log_px_values: each image's exact log p(x) (N,), from exact.log_px."""
+    log_px_values: each image's exact log p(x) (N,), from exact.log_px. others: families also fitted per image
+    (Config.gap_families, such as "full-gaussian+coupling:4"), each with family_gaps' numbers in "other_families"."""
     began = time.perf_counter()
     fit_key, elbo_key = jax.random.split(key)
     if tiles is None:
@@ -129,22 +130,25 @@ def gap_decomposition(net, params, x, log_px_values, key, tiles=None):
                          ("approximation_gap", log_px_values - elbo_star),
                          ("amortization_gap", elbo_star - elbo_encoder)):
         numbers[name], numbers[name + "_se"] = bounds.mean_and_standard_error(values)
-    dz = q_star[0].shape[-1]
+    dz, n = q_star[0].shape[-1], min(families.FAMILY_IMAGES, len(x))
+    first = (net, params, jnp.asarray(x[:n]), log_px_values[:n], jax.tree.map(lambda a: a[:n], q_star), fit_key,
+             elbo_key)
     if net.family.outputs(dz) > 2 * dz:  # a family richer than the factorized Gaussian: its own q*_F as well
-        n = min(families.FAMILY_IMAGES, len(x))
-        numbers["family"] = families.family_gaps(net, params, jnp.asarray(x[:n]), log_px_values[:n],
-                                        jax.tree.map(lambda a: a[:n], q_star), fit_key, elbo_key)
+        numbers["family"] = families.family_gaps(*first)
+    if fitted := families.others(others, net.family):
+        numbers["other_families"] = [families.family_gaps(*first, family=family) for family in fitted]
     return numbers
 
 
-def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True, extras=True, devices=parallel.ONE):
+def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True, extras=True, devices=parallel.ONE,
+             others=""):
     """(the numbers summary.json holds, per-image arrays): exact log p(x) of every training and test
     image and its gaps to the bounds; with extras, also the grid's accuracy check (the spacing halved),
     the bounds against it for several K and the gap decomposition (most of the time; sweeps and quick
     evaluations leave them out).
     per_image: aevb.evaluation.bounds.evaluate's per-image ELBOs and IWAE bounds of the same images. devices: the
     log p(x) and the bounds split images over them; the gap decomposition runs whole on each process.
-    iwae_k: K of per_image's IWAE bounds (the bounds against K stop there)."""
+    iwae_k: K of per_image's IWAE bounds (the bounds against K stop there); others: gap_decomposition's."""
     theta, began = devices.replicate(probability.generative(net, params)), time.perf_counter()
     core = exact.select_tiles(net, theta, x_test, grow=False, devices=devices)  # the accuracy check's, below
     tiles = exact.grown(core)
@@ -192,7 +196,7 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
     local = devices.local(params)  # this process's own copy: the same fits on every process
     results["gap_decomposition"] = {  # q* on the grid, from the tiles of the same images
         side: gap_decomposition(net, local, x[:GAP_IMAGES], values[:GAP_IMAGES], jax.random.fold_in(key, index),
-                                (found[0], found[1][:GAP_IMAGES], found[2]))
+                                (found[0], found[1][:GAP_IMAGES], found[2]), others)
         for index, (side, x, values, found) in enumerate((("test", x_test, test, tiles),
                                                           ("train", x_train, train, train_tiles)))}
     results["exact_evaluation_seconds"] = time.perf_counter() - began
@@ -227,6 +231,5 @@ def describe(r):
         lines.append(f"{side} gap on {g['images']} images: approximation {g['approximation_gap']:.2f} ± "
                      f"{g['approximation_gap_se']:.2f}, amortization {g['amortization_gap']:.2f} ± "
                      f"{g['amortization_gap_se']:.2f} nats/image (q*: the best factorized Gaussian)")
-        if "family" in g:
-            lines.append(families.describe_family(g["family"], side))
+        lines.extend(families.describe_families(g, side))
     return "\n".join(lines)

@@ -10,7 +10,7 @@ import numpy as np
 from .. import parallel
 from ..errors import ConfigError, TooBig, machine_memory
 from ..model import probability
-from . import bounds, exact, gaps
+from . import bounds, exact, families, gaps
 from .ais import Settings, ais_per_image
 
 STARTS = {"defensive": "the defensive mixture (1/2 q + 1/4 wide q + 1/4 prior)", "encoder": "the encoder's q",
@@ -74,13 +74,14 @@ CURVE_IMAGES = 100  # the curve's first test images and simulated examples
 CURVE_KS = (1, 10, 100, 1000, 5000)  # K of the IWAE bounds beside it, on the same images
 
 
-def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=parallel.ONE, curve=True):
+def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=parallel.ONE, curve=True, others=""):
     """(numbers for summary.json, per-image arrays): AIS of the first settings.images test
     images and, with settings.bdmc, forward and reverse AIS of that many examples simulated from the model
     (BDMC); with Dz = 2 both checked against the exact log p(x) of the same images. settings:
     aevb.evaluation.ais.Settings or a dict of its fields. The numbers: everything under "ais", its
     headline beside the other bounds as test_log_px_ais (and bdmc_gap), each with its _se, and with curve
-    the estimates against T beside the IWAE bounds against K (ais_vs_steps; see steps_curve)."""
+    the estimates against T beside the IWAE bounds against K (ais_vs_steps; see steps_curve). others: the gap
+    decomposition's other families (gaps.gap_decomposition)."""
     settings = check(Settings(**settings) if isinstance(settings, dict) else settings, x_test.shape[1], latent_dim)
     mean_se = bounds.mean_and_standard_error
     x = x_test[: settings.images]
@@ -108,7 +109,8 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
     if truth is None:  # where the ELBO's gap comes from, with AIS as log p(x) (with Dz = 2 the exact one has it)
         n = min(gaps.GAP_IMAGES, len(x))
         r["gap_decomposition"] = gaps.gap_decomposition(net, devices.local(params), x[:n],
-                                                        np.asarray(out["log_px"][:n], np.float64), gaps.KEY)
+                                                        np.asarray(out["log_px"][:n], np.float64), gaps.KEY,
+                                                        others=others)
     simulated = None
     if settings.bdmc:
         began = time.perf_counter()
@@ -195,6 +197,7 @@ def describe(r):
         lines.append(f"where the ELBO's gap comes from, AIS as log p(x), first {g['images']} test images: "
                      f"approximation {g['approximation_gap']:.2f} ± {g['approximation_gap_se']:.2f}, amortization "
                      f"{g['amortization_gap']:.2f} ± {g['amortization_gap_se']:.2f} nats/image")
+        lines.extend(families.describe_families(g, "test"))
     if isinstance(r.get("bdmc"), dict):  # summaries written before 12-06 held the setting's count there too
         b = r["bdmc"]
         verdict = "below 1 nat: these settings are enough for this model" if b["gap"] < 1 else (

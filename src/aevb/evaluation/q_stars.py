@@ -196,17 +196,17 @@ def fit_on_grid(net, params, x, tiles):
 FAMILY_STEPS, FAMILY_SAMPLES, FAMILY_LEARNING_RATE = 300, 20, 0.01  # the per-image fit of a richer family's q*_F
 
 
-@jax.jit(static_argnames=("net", "steps", "num_samples", "learning_rate"))
+@jax.jit(static_argnames=("net", "steps", "num_samples", "learning_rate", "family"))
 def fit_family(key, net, params, x, start, steps=FAMILY_STEPS, num_samples=FAMILY_SAMPLES,
-               learning_rate=FAMILY_LEARNING_RATE):
-    """q*_F, the best member of the network's own posterior family for each image x (n, D), by SVI on the
-    family's parameters themselves (what the encoder would output, (n, outputs)), from start = (mean, log_std),
+               learning_rate=FAMILY_LEARNING_RATE, family=None):
+    """q*_F, the best member of a posterior family F (family; None: the network's own) for each image x (n, D), by
+    SVI on the family's parameters themselves (what the encoder would output, (n, outputs)), from start = (mean, log_std),
     the best factorized Gaussian, embedded in the family (a flow at the identity, a Cholesky factor at the
     diagonal): q*_F starts where q* is (Cremer, Li & Duvenaud 2018's local optimization). Adam with a cosine decay,
     num_samples reparameterized draws per image and step; the objective is the sum over images, so each image's
     parameters get its own ELBO's gradient whatever n is. Returns ((the start's outputs, the fitted outputs),
     each (n, outputs), the ELBO trace (steps,) of the mean): the caller keeps, per image, the better of the two."""
-    family, theta = net.family, probability.generative(net, params)
+    family, theta = family or net.family, probability.generative(net, params)
     outputs = family.embed(*start)  # (n, outputs)
     opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))  # steps shrink to 0: no jitter at the end
 

@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import posteriors, priors
+from . import layered, posteriors, priors
 
 
 class Network(NamedTuple):
@@ -159,15 +159,33 @@ def conv(activation, image_shape, family=posteriors.gaussian.FAMILY):
 NETWORKS = {"mlp": mlp, "conv": conv}
 
 
-def build(architecture, activation="tanh", image_shape=None, posterior="gaussian", prior="standard"):
+def build(architecture, activation="tanh", image_shape=None, posterior="gaussian", prior="standard", top="",
+          latent_dim=2):
     """The Network of a name in NETWORKS with an activation, for images of image_shape (rows, cols), its
     encoder giving q of the posterior family named (aevb.model.posteriors.get), its p(z) the prior named
     (aevb.model.priors.get). architecture: a name in NETWORKS (mlp, conv); posterior: a family's name (gaussian,
-    full-gaussian, planar:K, coupling:K). Raises ValueError in one line for an unknown name."""
+    full-gaussian, planar:K, coupling:K); top: a second stochastic layer above the mlp's (aevb.model.layered, such
+    as 50:100,100, of latent_dim units in all; "": none). Raises ValueError in one line for an unknown name or a
+    second layer that check_top refuses."""
     if architecture not in NETWORKS:
         raise ValueError(f"unknown architecture {architecture!r}; choose from {', '.join(NETWORKS)}")
-    return _built(NETWORKS[architecture], activation, None if image_shape is None else tuple(image_shape),
-                  posteriors.get(posterior), priors.get(prior))
+    image_shape, family, p_z = None if image_shape is None else tuple(image_shape), posteriors.get(posterior), priors.get(
+        prior)
+    if layers := check_top(architecture, family.name, p_z.name, top, latent_dim):
+        return _built(layered.builder(*layers), activation, image_shape, layered.Family(), layered.Prior(*layers))
+    return _built(NETWORKS[architecture], activation, image_shape, family, p_z)
+
+
+def check_top(architecture, posterior, prior, top, latent_dim):
+    """(z2's units, the widths between z1 and z2) of a second stochastic layer top (aevb.model.layered.parse), or None
+    for none; ValueError in one line for one on another architecture, posterior or prior than mlp, gaussian and
+    standard (its z1 and z2 are Gaussian, its p(z2) standard). posterior, prior: their names; latent_dim: z1's and
+    z2's units together."""
+    layers = layered.parse(top, latent_dim)
+    if layers and (architecture, posterior, prior) != ("mlp", "gaussian", "standard"):
+        raise ValueError(f"a second stochastic layer (top {top}) is built on the mlp with the gaussian posterior and "
+                         f"the standard prior, not {architecture}, {posterior}, {prior}")
+    return layers
 
 
 # A learned prior's initial parameters come from the init key folded with this, apart from the networks' keys.

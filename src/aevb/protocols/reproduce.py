@@ -23,15 +23,17 @@ PAGE = "reproduced.html"
 
 
 def grid(name, budget):
-    """The protocol's sweep grid at a budget: its settings, the budget's over them, and its vary.
+    """The protocol's sweep grid at a budget: its settings, the budget's over them, and its vary, each of its grids
+    with the budget's "vary" for it over it (a list, one per grid: a budget may shorten one grid and not another).
     name: a protocol's name; budget: short or full. Raises ConfigError for a budget the protocol has not."""
     protocol, file = load(name), read_file(path_of(name))
     if budget not in protocol["budgets"]:
         raise ConfigError(f"{name} has the budgets {', '.join(protocol['budgets'])}, not {budget!r}")
     fixed = {key: (value,) for key, value in {**file["settings"], **protocol["budgets"][budget]["settings"]}.items()}
-    vary = file["vary"]
-    grids = [{**fixed, **one} for one in (vary if isinstance(vary, list) else [vary])]
-    return grids if isinstance(vary, list) else grids[0]
+    vary = file["vary"] if isinstance(file["vary"], list) else [file["vary"]]
+    over = protocol["budgets"][budget].get("vary", [{}] * len(vary))
+    grids = [{**fixed, **one, **{k: tuple(v) for k, v in more.items()}} for one, more in zip(vary, over, strict=True)]
+    return grids if isinstance(file["vary"], list) else grids[0]
 
 
 def seconds_per_epoch(config, steps=200):
@@ -94,7 +96,8 @@ def reproduce(name, budget="short", runs_dir="runs", data_dir=None, progress=Tru
     runs_dir: the folder of run directories."""
     protocol = load(name)
     sweep_dir = Path(runs_dir) / f"reproduce-{name}-{budget}"
-    directories = pipeline.sweep(grid(name, budget), sweep_dir, seeds, data_dir, progress, devices)
+    directories = pipeline.sweep(grid(name, budget), sweep_dir, seeds, data_dir, progress, devices,
+                                 extras=bool(protocol.get("gaps")))  # a protocol of gaps: the gap decomposition too
     if directories is None or not devices.writer:
         return None if directories is None else sweep_dir / PAGE
     return write_page(protocol, budget, sweep_dir, directories)
@@ -134,6 +137,23 @@ def rows(protocol, directories):
     return out
 
 
+def gaps_of(summary):
+    """A point's test gaps for the page, or None where it has none: log p(x) (exact at Dz = 2, else AIS), ELBO(q),
+    the approximation and amortization gaps against the factorized q* and, for a richer family, against its own
+    q*_F, each (mean, SE) in nats per image, and the images each was measured on."""
+    g, how = summary.get("gap_decomposition", {}).get("test"), "exact"
+    if g is None:
+        g, how = summary.get("ais", {}).get("gap_decomposition"), "AIS"
+    if g is None:
+        return None
+    own = g.get("family", g)  # the factorized Gaussian's own q* is q*
+    pair = lambda numbers, key: (numbers[key], numbers[key + "_se"])  # noqa: E731
+    return {"how": how, "images": g["images"], "own_images": own["images"], "log_px": pair(g, "log_px"),
+            "elbo": pair(g, "elbo_encoder"), **{f"{key}_{whose}": pair(numbers, key) for whose, numbers in
+                                               (("ffg", g), ("own", own))
+                                               for key in ("approximation_gap", "amortization_gap")}}
+
+
 def write_page(protocol, budget, sweep_dir, directories):
     """Writes the protocol's page (reproduced.html, its figure and table) into sweep_dir from the runs in directories;
     budget: short or full. Returns the page's path."""
@@ -142,7 +162,7 @@ def write_page(protocol, budget, sweep_dir, directories):
         figure = reproduced.values_figure([(r["label"], r["paper"], r["ours"], r["se"]) for r in table])
         caption = "The paper's number (triangle) and ours (circle, ± two standard errors over test images)."
     else:
-        lines = [(f"Dz={r['config'].latent_dim}",
+        lines = [(r["label"],
                   [m["epoch"] * r["images"] / max(r["epochs"], 1) for m in r["metrics"]],
                   [m["train_elbo"] for m in r["metrics"]], [m["test_elbo"] for m in r["metrics"]])
                  for r in table]
@@ -150,7 +170,9 @@ def write_page(protocol, budget, sweep_dir, directories):
         caption = ("Ours in the paper's axes: the training objective (solid) and the test ELBO of one sample per "
                    "image (dashed) after each epoch, against the training samples evaluated.")
     png = files.save_figure(sweep_dir, "reproduced", figure)
-    path = files.atomic_write_text(Path(sweep_dir) / PAGE, reproduced.page(protocol, budget, table, png, caption))
+    gaps = [(r["label"], r["config"].posterior, gaps_of(_numbers(r["run"])[1])) for r in table] if protocol.get(
+        "gaps") else None
+    path = files.atomic_write_text(Path(sweep_dir) / PAGE, reproduced.page(protocol, budget, table, png, caption, gaps))
     for r in table:
         paper = "" if r["paper"] is None else f" (paper {r['paper']:.2f})"
         ours = "not evaluated" if r["ours"] is None else f"{r['ours']:.2f} ± {r['se']:.2f}"

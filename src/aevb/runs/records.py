@@ -116,7 +116,7 @@ def checked(value, path, key=""):
         for i, inner in enumerate(value):
             checked(inner, path, f"{key}[{i}]")
         return value
-    name = key.split("[")[0].rsplit(".", 1)[-1]
+    name = key.rsplit(".", 1)[-1].split("[")[0]  # the leaf's own name: "posterior" of "a.b[0].posterior", "b" of "a.b[3]"
     text = name in TEXT_KEYS
     if (isinstance(value, str) and len(value) <= TEXT_MAX) if text else (value is None or isinstance(
             value, (int, float))):

@@ -73,11 +73,13 @@ def script_json(payload):
 def for_run(run):
     """(payload, None) for a loaded run (aevb.pipeline.Run) the explorer can show, else (None, why not)."""
     config, split = run.config, run.split
-    one_layer = config.architecture in ARCHITECTURES and "," not in config.hidden and config.activation == "tanh"
+    one_layer = (config.architecture in ARCHITECTURES and "," not in config.hidden and config.activation == "tanh"
+                 and not config.top)
     if config.latent_dim == 2 and one_layer:
         return payload(run.params["decoder"], drawing.encode_means(run, split.x_train), split.y_train,
                        split.image_shape, split.dataset.class_names), None
     network = (f"the {config.architecture} networks" if config.architecture not in ARCHITECTURES else
+               f"two stochastic layers (top {config.top}: its decoder reads z1 alone)" if config.top else
                f"an mlp of hidden layers {config.hidden or config.hidden_dim} with {config.activation}")
     return None, ("The live explorer cannot run the decoder of this model: its JavaScript computes a 2-D latent space "
                   f"through one hidden tanh layer ({' or '.join(ARCHITECTURES)}); this model has Dz = "

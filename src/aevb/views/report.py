@@ -108,13 +108,16 @@ def _exact_section(s, figure, latent_dim):
             ("amortization gap ELBO(q*) - ELBO(encoder's q), same images",
              _pm(g["test"]["amortization_gap"], g["test"]["amortization_gap_se"]),
              _pm(g["train"]["amortization_gap"], g["train"]["amortization_gap_se"]))]
-    if "family" in g["test"]:  # q* above is the best factorized Gaussian; a richer family's own q*_F (SVI) as well
-        t, r = g["test"]["family"], g["train"]["family"]
+    # q* above is the best factorized Gaussian; a richer family's own q*_F (SVI), then those of gap_families
+    fitted = [[*([g[side]["family"]] if "family" in g[side] else []), *g[side].get("other_families", [])]
+              for side in ("test", "train")]
+    for i, (t, r) in enumerate(zip(*fitted, strict=True)):
+        whose = "own" if (own := i == 0 and "family" in g["test"]) else "(fitted to this model)"
         rows += [(label, _pm(t[key], t[key + "_se"]), _pm(r[key], r[key + "_se"])) for label, key in (
-            (f"approximation gap log p(x) - ELBO(q*_F), q*_F {t['posterior']}'s own (SVI), first {t['images']} images",
-             "approximation_gap"), ("amortization gap ELBO(q*_F) - ELBO(encoder's q), same images", "amortization_gap"),
+            (f"approximation gap log p(x) - ELBO(q*_F), q*_F {t['posterior']}'s {whose} (SVI), first {t['images']} "
+             "images", "approximation_gap"),
+            (f"{'amortization gap ' if own else ''}ELBO(q*_F) - ELBO(encoder's q), same images", "amortization_gap"),
             ("ELBO(q*_F) - ELBO(q*): the family's gain over the factorized Gaussian q*", "gain_over_gaussian_q_star"))]
-    table = _rows(rows)
     return f"""
 <p>For a 2-D latent space log p(x) = log ∫ p(x|z) p(z) dz is computed on a grid of spacing
 {s['log_px_grid']['spacing']} over every tile of z where an image's posterior has mass (quadrature;
@@ -122,7 +125,7 @@ def _exact_section(s, figure, latent_dim):
 {halved['mean_abs_change']:.1e} nats per image on average ({halved['max_abs_change']:.1e} at most), growing the extent
 by {grown['max_abs_change']:.1e} at most (first {check['images']} test images): {verdict} the 0.01 nats per image aimed
 at. Nats per image, ± one standard error over images; gaps are per-image differences.</p>
-<div class="wrap"><table><tr><th></th><th>test</th><th>train</th></tr>{table}</table></div>
+<div class="wrap"><table><tr><th></th><th>test</th><th>train</th></tr>{_rows(rows)}</table></div>
 <p>The IWAE bound with the encoder's q as proposal stays {s['test_gap_iwae']['mean']:.1f} nats below log p(x) at
 K = {s['iwae_k']}: {gap['fraction_over_10_nats']:.0%} of the test images are over 10 nats below, and they hold
 {gap['share_of_total_from_those']:.0%} of the gap. {_bounds_conclusion(b)}</p>
@@ -212,11 +215,9 @@ def render(name, config, summary, split, figure, answers, payload=None, explorer
                           f"{html.escape(reason)}</p>" for question, answer, reason in answers)
     pixels = dataset.image_shape[0] * dataset.image_shape[1]
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>aevb report: {html.escape(name)}</title><style>{STYLE}</style></head>
-<body><main>
-<h1>VAE on binarized {html.escape(dataset.display_name)}: run “{html.escape(name)}”</h1>
+<body><main><h1>VAE on binarized {html.escape(dataset.display_name)}: run “{html.escape(name)}”</h1>
 <p class="note">Auto-Encoding Variational Bayes (Kingma &amp; Welling, 2013), every density written by hand.
 All numbers are in nats per image (summed over {pixels} pixels, averaged over images).</p>
 <p class="headline" id="headline">{headline}</p>
@@ -231,8 +232,7 @@ All numbers are in nats per image (summed over {pixels} pixels, averaged over im
 {figure_html(figure("prior"), "The prior p(z) beside the aggregate posterior of the training images, and the KL between")}
 <h2>Interpolation</h2>{figure_html(figure("interpolate"), "Interpolations between encodings")}
 <h2>Reconstructions</h2>{figure_html(figure("reconstructions"), "Test images and their reconstructions")}
-<h2>Predicting hidden pixels (SVI)</h2>
-<div class="wrap"><table><tr><th>observed</th><th>image</th><th>log p(true hidden | SVI predictive)</th>
+<h2>Predicting hidden pixels (SVI)</h2><div class="wrap"><table><tr><th>observed</th><th>image</th><th>log p(true hidden | SVI predictive)</th>
 <th>log p(true hidden | prior predictive)</th><th>hidden pixels</th></tr>{completion_rows}</table></div>
 {completion_figures}
 <h2>True or false</h2>{answer_html}

@@ -58,10 +58,36 @@ def _number(value, digits=2):
     return "&ndash;" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def page(protocol, budget, rows, figure_path, caption):
+def gaps_table(gaps):
+    """Each point's gaps (aevb.protocols.reproduce.gaps_of) as a table, and which gap dominates where.
+    gaps: [(label, posterior family, gaps_of's dict or None)]."""
+    e, pm = html.escape, lambda pair: f"{_number(pair[0])} &plusmn; {_number(pair[1])}"
+    table = ["<table><tr><th>run</th><th>family</th><th>log p(x)</th><th>ELBO(q)</th><th>approximation gap, q*</th>"
+             "<th>amortization gap, q*</th><th>approximation gap, the family's own q*</th><th>amortization gap, the "
+             "family's own q*</th><th>images (own q*)</th></tr>"]
+    larger = []
+    for label, family, g in gaps:
+        if g is None:
+            table.append(f"<tr><td>{e(label)}</td><td>{e(family)}</td>" + "<td>&ndash;</td>" * 7 + "</tr>")
+            continue
+        larger.append(g["amortization_gap_own"][0] > g["approximation_gap_own"][0])
+        table.append(f"<tr><td>{e(label)}</td><td>{e(family)}</td><td class=num>{pm(g['log_px'])} ({g['how']})</td>"
+                     + "".join(f"<td class=num>{pm(g[key])}</td>" for key in (
+                         "elbo", "approximation_gap_ffg", "amortization_gap_ffg", "approximation_gap_own",
+                         "amortization_gap_own")) + f"<td class=num>{g['images']} ({g['own_images']})</td></tr>")
+    table.append("</table>")
+    verdict = (f"The amortization gap is the larger one in {sum(larger)} of the {len(larger)} evaluated runs."
+               if larger else "No run has been evaluated with its gaps yet.")
+    return ("<h2>Where the ELBO's gap comes from</h2><p class=\"note\">log p(x) - ELBO(q) = approximation gap "
+            "[log p(x) - ELBO(q*)] + amortization gap [ELBO(q*) - ELBO(q)], test images, nats per image ± one "
+            "standard error over images; q* the best factorized Gaussian per image, the family's own q* its best "
+            f"member fitted per image. {verdict}</p>" + '<div class="wrap">' + "".join(table) + "</div>")
+
+
+def page(protocol, budget, rows, figure_path, caption, gaps=None):
     """The reproduction's HTML: protocol (its file's contents), budget (its name), rows = [dict(label,
     paper, ours, se, epochs, images, hours, device, run)].
-    figure_path: the curves' PNG; caption: under it."""
+    figure_path: the curves' PNG; caption: under it; gaps: gaps_table's, for a protocol of gaps (None: none)."""
     source, e = protocol["source"], html.escape
     table = ["<table><tr><th>run</th><th>paper</th><th>aevb</th><th>aevb &minus; paper</th><th>epochs</th>"
              "<th>training images seen</th><th>training hours</th><th>device</th><th>run directory</th></tr>"]
@@ -77,6 +103,8 @@ def page(protocol, budget, rows, figure_path, caption):
             f'<p class="headline">{e(protocol["measure_name"])}; the budget: {e(budget)} ({e(note)}).</p>',
             f"<p>{e(source['paper'])} {e(source['where'])}.</p>", f'<p class="note">{e(source["setup"])}</p>',
             '<div class="wrap">', "".join(table), "</div>"]
+    if gaps is not None:
+        body.append(gaps_table(gaps))
     if protocol.get("curves"):
         body.append(f'<p class="note">{e(protocol["curves"][0].upper() + protocol["curves"][1:])}.</p>')
     body += [f'<div class="wrap">{figure_html(figure_path, caption)}</div>', "<h2>What differs from the paper</h2>",

@@ -122,3 +122,16 @@ def test_aevb_run_of_a_two_layer_model_reports_it_and_the_explorer_says_why_not(
     assert summary["test_elbo"] <= summary["test_iwae"] <= summary["test_log_px"] + 3 * summary["test_log_px_se"]
     page = (tmp_path / "r" / files.REPORT).read_text()
     assert "two stochastic layers (top 1:8: its decoder reads z1 alone)" in page
+
+
+def test_every_prior_says_what_it_is_in_words_and_the_figures_use_it(run, monkeypatch):
+    """The figures name p(z) by the model's own prior (a two-layer model's prior is not N(0, I))."""
+    from aevb.model import priors
+    from aevb.views import drawing, plots
+
+    assert [priors.get(s).words for s in ("standard", "mixture:3", "vamp:4")] == [
+        "N(0, I)", "the learned prior (mixture:3)", "the learned prior (vamp:4)"]
+    said = {}
+    monkeypatch.setattr(plots, "samples_figure", lambda means, binary, prior: said.setdefault("prior", prior))
+    drawing.figure("samples", run, [])
+    assert said["prior"] == run.net.prior.words == "p(z2) p(z1|z2), z2 ~ N(0, I)"

@@ -70,7 +70,8 @@ def others(spec, own):
 
 
 def describe_families(g, side):
-    """The lines of a gap decomposition g (gap_decomposition's numbers) for the run's own family and the others."""
+    """The lines of a gap decomposition g (gap_decomposition's numbers) for the run's own family and the others;
+    side: "test" or "train"."""
     own = [describe_family(g["family"], side)] if "family" in g else []
     return own + [describe_family(f, side, own=False) for f in g.get("other_families", [])]
 

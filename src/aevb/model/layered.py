@@ -21,8 +21,9 @@ from . import densities
 
 
 def parse(spec, latent_dim):
-    """(top_dim, widths) of a setting such as "50:100,100" (z2's units, then the hidden widths of the networks
-    between z1 and z2), or None for "" (one stochastic layer). Raises ValueError in one line for anything else."""
+    """(top_dim, widths) of a setting spec such as "50:100,100" (z2's units, then the hidden widths of the networks
+    between z1 and z2), or None for "" (one stochastic layer); latent_dim counts z1 and z2. Raises ValueError in one
+    line for anything else."""
     if not spec:
         return None
     found = re.fullmatch(r"\s*([0-9]{1,7})\s*:\s*([0-9]{1,7}(?:\s*,\s*[0-9]{1,7}){0,7})\s*", spec)
@@ -126,6 +127,8 @@ class Prior(NamedTuple):
     needs_q_density = False  # (not a field) whether log p(z) needs q's density at any z
     exact_kl: bool = False
 
+    words = "p(z2) p(z1|z2), z2 ~ N(0, I)"  # (not a field) the prior in words, for figures
+
     @property
     def name(self):
         """The prior's setting: standard (z2's), with the network of z1 given z2 below it."""
@@ -143,11 +146,14 @@ class Prior(NamedTuple):
         return _gaussian(stack_apply(jnp.tanh, theta["prior"], z2))
 
     def extent(self, net, theta):
-        """How far from 0 p(z) reaches along an axis: 8 for z2, and for z1 its mean plus 8 standard deviations at
-        z2 along each of z2's axes from -8 to 8 (the exact grid's box covers it)."""
-        steps = jnp.linspace(-8.0, 8.0, 65)[:, None, None] * jnp.eye(self.top_dim)[None]  # (65, top_dim, top_dim)
-        mean, log_std = self._z1_given(theta, steps.reshape(-1, self.top_dim))
-        return jnp.maximum(8.0, jnp.max(jnp.abs(mean) + 8.0 * jnp.exp(log_std)))
+        """How far from 0 p(z) reaches along an axis where z2^2 / 2 + ((z1 - m(z2)) / s(z2))^2 / 2 <= 32 (e^-32 of
+        the peak, as the standard prior's 8, s's change of the normalizer aside): 8 for z2, and for z1 |m(z2)| +
+        s(z2) sqrt(64 - z2^2) along each of z2's axes from -8 to 8 (the exact grid's box covers it)."""
+        line = jnp.linspace(-8.0, 8.0, 161)
+        steps = line[:, None, None] * jnp.eye(self.top_dim)[None]  # (161, top_dim, top_dim)
+        mean, log_std = self._z1_given(theta, steps.reshape(-1, self.top_dim))  # (161 top_dim, z1)
+        room = jnp.sqrt(jnp.maximum(64.0 - jnp.repeat(line, self.top_dim) ** 2, 0.0))[:, None]
+        return jnp.maximum(8.0, jnp.max(jnp.abs(mean) + jnp.exp(log_std) * jnp.broadcast_to(room, mean.shape)))
 
     def log_density(self, net, theta, z):
         """log N(z2; 0, I) + log N(z1; m(z2), diag(exp(s(z2))^2)): z (..., Dz) -> (...)."""
@@ -166,7 +172,8 @@ class Prior(NamedTuple):
 @functools.cache
 def builder(top_dim, widths):
     """The network builder (activation, image_shape, family) -> Network of two stochastic layers, one per setting
-    (so that networks.build makes each Network once): the mlp's layers between x and z1, widths between z1 and z2."""
+    (so that networks.build makes each Network once): the mlp's layers between x and z1, widths between z1 and z2
+    (z2 of top_dim units)."""
     from . import networks  # (networks builds with it; it builds on networks' mlp)
 
     def build(activation, image_shape=None, family=None):

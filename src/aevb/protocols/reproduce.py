@@ -138,9 +138,10 @@ def rows(protocol, directories):
 
 
 def gaps_of(summary):
-    """A point's test gaps for the page, or None where it has none: log p(x) (exact at Dz = 2, else AIS), ELBO(q),
-    the approximation and amortization gaps against the factorized q* and, for a richer family, against its own
-    q*_F, each (mean, SE) in nats per image, and the images each was measured on."""
+    """A point's test gaps for the page from its summary (summary.json's), or None where it has none: log p(x)
+    (exact at Dz = 2, else AIS), ELBO(q), the approximation and amortization gaps against the factorized q* and,
+    for a richer family, against its own q*_F, each (mean, SE) in nats per image, and the images each was
+    measured on."""
     g, how = summary.get("gap_decomposition", {}).get("test"), "exact"
     if g is None:
         g, how = summary.get("ais", {}).get("gap_decomposition"), "AIS"

@@ -89,7 +89,7 @@ def figure(kind, run, metrics, pairs=None, seed=0):
     """The figure called kind (one of plots.KINDS) for a loaded run; metrics: its metrics.jsonl rows.
     pairs: the interpolation's pairs of training images; seed: the samples' draws."""
     split, key = run.split, jax.random.PRNGKey(seed)
-    prior = "N(0, I)" if run.config.prior == "standard" else f"the learned prior ({run.config.prior})"  # in words
+    prior = run.net.prior.words
     draw = {
         "samples": lambda: plots.samples_figure(*(images(run, a) for a in _sample(  # z ~ the model's prior
             jax.random.fold_in(key, 1), run.net, probability.generative(run.net, run.params), run.config.latent_dim,

@@ -12,6 +12,7 @@ class Prior(NamedTuple):
 
     name: str = "standard"
     needs_q_density = False  # (not a field) whether log p(z) needs q's density at any z
+    words = "N(0, I)"  # (not a field) the prior in words, for figures
 
     exact_kl: bool = True  # KL(q || p(z)) of a Gaussian q in closed form (the elbo-analytic-kl objective)
 

@@ -18,6 +18,11 @@ class Prior(NamedTuple):
     exact_kl: bool = False
 
     @property
+    def words(self):
+        """The prior in words, for figures."""
+        return f"the learned prior ({self.name})"
+
+    @property
     def name(self):
         """The prior's setting, such as vamp:500."""
         return f"vamp:{self.components}"

@@ -243,7 +243,8 @@ def test_a_sweep_file_lists_points_that_are_not_one_product(tmp_path, capsys):
 
 
 def test_the_shipped_protocols_are_valid_sweeps_that_cite_their_source():
-    assert protocols.names() == ["burda2016", "burda2016-two-layers", "cremer2018", "kingma2013-figure2"]
+    assert protocols.names() == ["burda2016", "burda2016-two-layers", "cremer2018", "kingma2013-figure2",
+                                 "tomczak2018"]
     for name in protocols.names():
         protocol = protocols.load(name)
         assert {"paper", "where", "setup"} <= set(protocol["source"]) and protocol["differences"]
@@ -261,6 +262,9 @@ def test_the_shipped_protocols_are_valid_sweeps_that_cite_their_source():
     assert {(c.objective, c.num_samples) for c in two} == {("elbo", 1), ("iwae", 5), ("iwae", 50)}
     assert all(c.latent_dim == 150 and c.top == "50:100,100" and c.hidden == "200,200" and c.epochs == 3280
                for c in two)
+    vamp = [Config(**p) for p in sweeps.sweep_points(reproduce.grid("tomczak2018", "full"))[0]]
+    assert [c.prior for c in vamp] == ["standard", "vamp:500"] and all(
+        c.latent_dim == 40 and c.hidden == "300,300" and c.kl_warmup == 100 and c.iwae_k == 5000 for c in vamp)
     kingma = [Config(**p) for p in sweeps.sweep_points(reproduce.grid("kingma2013-figure2", "full"))[0]]
     assert sorted(c.latent_dim for c in kingma) == [3, 5, 10, 20, 200]
     assert all(c.optimizer == "adagrad" and c.epochs * 60000 == pytest.approx(1e8, rel=1e-3) for c in kingma)

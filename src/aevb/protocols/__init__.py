@@ -5,6 +5,7 @@ numbers beside ours.
 burda2016.json            Burda, Grosse & Salakhutdinov (2016), Table 1, one stochastic layer
 burda2016-two-layers.json the same table's two stochastic layers (its own file: burda2016's runs keep their names)
 cremer2018.json           Cremer, Li & Duvenaud (2018): each posterior family's approximation and amortization gaps
+tomczak2018.json          Tomczak & Welling (2018): the standard prior against the VampPrior, one stochastic layer
 kingma2013-figure2.json   Kingma & Welling (2013), Figure 2: the bound against training samples, Dz = 3-200
 reproduce                 the sweep of a protocol at a budget, and its page
 

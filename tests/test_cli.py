@@ -166,6 +166,11 @@ def test_run_end_to_end_writes_every_documented_file_and_number(capsys, tmp_path
         (other,) = summary["gap_decomposition"][side]["other_families"]
         assert other["posterior"] == "coupling:2" and other["gain_over_gaussian_q_star"] > -1e-3
     assert "test gap against coupling:2's (another family) q* on 100 images" in out
+    from aevb.protocols import reproduce  # a protocol's page reads the same summary: its keys are these
+
+    test_gaps = summary["gap_decomposition"]["test"]
+    assert reproduce.gaps_of(summary)["approximation_gap_own"] == (test_gaps["approximation_gap"],
+                                                                   test_gaps["approximation_gap_se"])
     assert "q*_F coupling:2&#x27;s (fitted to this model) (SVI), first 100 images" in (run / files.REPORT).read_text()
     per_image = records.read_per_image(run)
     assert set(per_image) == {"train_elbo", "test_elbo", "test_iwae", "test_log_px", "train_log_px"}

@@ -43,8 +43,8 @@ def test_the_grids_log_px_is_scipys_double_integral_of_the_model(run):
         f = lambda z2, z1, i=i: _numpy_log_joint(run.params, x[i], z1, z2)  # noqa: E731
         corners = np.linspace(-10, 10, 41)
         peak = max(f(b, a) for a in corners for b in corners)
-        value, _ = integrate.dblquad(lambda z2, z1: np.exp(f(z2, z1) - peak), -10, 10, -10, 10, epsabs=1e-8,
-                                     epsrel=1e-6)
+        value, _ = integrate.dblquad(lambda z2, z1: np.exp(f(z2, z1) - peak), -10, 10, -10, 10, epsabs=1e-7,
+                                     epsrel=1e-5)
         assert grid[i] == pytest.approx(peak + np.log(value), abs=1e-4), (i, grid[i], peak + np.log(value))
 
 

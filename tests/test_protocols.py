@@ -284,7 +284,7 @@ def test_a_protocol_of_gaps_gives_each_familys_gaps_from_its_runs(tmp_path, caps
     them, and which gap is the larger in how many."""
     folder = tmp_path / "protocols"
     folder.mkdir()
-    config = tiny(epochs=1)
+    config = tiny(epochs=1, n_train=100, n_test=20, hidden_dim=16)
     settings = {name: getattr(config, name) for name in ("dataset", "n_train", "n_test", "hidden_dim", "batch_size",
                                                          "eval_samples", "iwae_k", "log_px_every", "ais_images")}
     (folder / "families.json").write_text(json.dumps({

@@ -147,7 +147,7 @@ class Prior(NamedTuple):
 
     def extent(self, net, theta):
         """How far from 0 p(z) reaches along an axis where z2^2 / 2 + ((z1 - m(z2)) / s(z2))^2 / 2 <= 32 (e^-32 of
-        the peak, as the standard prior's 8, s's change of the normalizer aside): 8 for z2, and for z1 |m(z2)| +
+        the peak, as the standard prior's 8, s's change of the normalizer aside): 8 for z2, and for z1 abs(m(z2)) +
         s(z2) sqrt(64 - z2^2) along each of z2's axes from -8 to 8 (the exact grid's box covers it)."""
         line = jnp.linspace(-8.0, 8.0, 161)
         steps = line[:, None, None] * jnp.eye(self.top_dim)[None]  # (161, top_dim, top_dim)

@@ -12,7 +12,8 @@ reproduce                 the sweep of a protocol at a budget, and its page
 A protocol file is a sweep file (aevb.config_file.read_file: "settings", "vary") with "title", "source"
 (paper, where, setup), "measure" (the summary.json key compared), "published" (the paper's numbers and
 the points they belong to), "budgets" ({"full", "short"}: settings over the protocol's, and a note) and
-"differences" (from the paper's setup, in words).
+"differences" (from the paper's setup, in words); optionally "label" (the settings that name a point on its page,
+else its folder's name) and "gaps" (the page gives each point's gap decomposition).
 
 Imports: the layers below and aevb.pipeline (reproduce runs its sweep).
 """

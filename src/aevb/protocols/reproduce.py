@@ -127,7 +127,8 @@ def rows(protocol, directories):
         config, summary, run = _numbers(directory)
         published = [p for p in protocol["published"] if all(getattr(config, k) == v for k, v in p["point"].items())]
         images = summary.get("epochs", 0) * (config.train_size // config.batch_size * config.batch_size)
-        out.append({"label": published[0]["label"] if published else Path(directory).name,
+        named = ", ".join(f"{key}={getattr(config, key)}" for key in protocol.get("label", ())) or Path(directory).name
+        out.append({"label": published[0]["label"] if published else named,
                     "paper": published[0]["value"] if published else None,
                     "ours": summary.get(protocol["measure"]), "se": summary.get(protocol["measure"] + "_se", math.nan),
                     "epochs": summary.get("epochs", 0), "images": images,

@@ -90,9 +90,11 @@ def test_the_vampprior_is_the_mean_of_the_encoders_q_at_its_pseudo_inputs():
     """Computed another way: each pseudo-input encoded alone, its Gaussian's log density by scipy in float64, then
     the log of the mean over pseudo-inputs."""
     net, params = _vamp_setup(jax.random.PRNGKey(6), components=5)
+    # Free parameters from -0.5 to 1.5: the pixels outside [0, 1] are held at 0 and 1 (hardtanh), as images are.
+    params["prior"]["pseudo_inputs"] = jax.random.uniform(jax.random.PRNGKey(5), (5, 12), minval=-0.5, maxval=1.5)
     z = np.asarray(jax.random.normal(jax.random.PRNGKey(7), (30, 2)), np.float64)
     terms = []
-    for u in np.asarray(params["prior"]["pseudo_inputs"]):
+    for u in np.clip(np.asarray(params["prior"]["pseudo_inputs"]), 0.0, 1.0):  # hardtanh(0, 1) of the free ones
         mean, log_std = (np.asarray(a, np.float64)[0] for a in net.encode(params["encoder"], jnp.asarray(u[None])))
         terms.append(stats.multivariate_normal(mean, np.diag(np.exp(2 * log_std))).logpdf(z))
     reference = logsumexp(np.stack(terms), axis=0) - np.log(5)
@@ -106,6 +108,11 @@ def test_the_vampprior_shares_the_encoder_and_its_gradient_reaches_it():
     grads = jax.grad(lambda p: jnp.sum(probability.log_p_z(net, probability.generative(net, p), z)))(params)
     assert float(jnp.abs(grads["encoder"]["out"]["weight"]).sum()) > 0
     assert float(jnp.abs(grads["prior"]["pseudo_inputs"]).sum()) > 0
+    # Past [0, 1] a pseudo-input's pixel is held (hardtanh(0, 1)): its free parameter gets no gradient.
+    free = params["prior"]["pseudo_inputs"].at[0, :6].set(-0.3).at[1, :6].set(1.4)
+    held = jax.grad(lambda p: jnp.sum(probability.log_p_z(net, probability.generative(net, p), z)))(
+        {**params, "prior": {"pseudo_inputs": free}})["prior"]["pseudo_inputs"]
+    assert float(jnp.abs(held[:2, :6]).sum()) == 0 and float(jnp.abs(held[:2, 6:]).sum()) > 0
     assert float(jnp.abs(grads["decoder"]["out"]["weight"]).sum()) == 0  # the prior does not use the decoder
 
 

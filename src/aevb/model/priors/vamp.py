@@ -1,12 +1,22 @@
 """The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) sum_k q(z | u_k), the mean of the encoder's own
-posteriors at K learned pseudo-inputs u_k (K, D), which live under params["prior"]["pseudo_inputs"]; the encoder
-is the model's (its parameters shared: the generative view holds its q at the pseudo-inputs), so the prior moves
+posteriors at K learned pseudo-inputs u_k (K, D). As in the authors' code (models/Model.py, add_pseudoinputs;
+utils/load_data.py sets the start), each u_k is hardtanh(0, 1) of free parameters started near 0.05 (N(0.05, 0.01^2)):
+grey levels in [0, 1] as images are, the gradient zero where a pixel is held at 0 or 1. The free parameters live
+under params["prior"]["pseudo_inputs"]; pseudo_inputs(params) gives the u_k. The encoder is the model's (its parameters shared: the generative view holds its q at the pseudo-inputs), so the prior moves
 with the encoder. It needs q's density at any z: a posterior family with one (gaussian, full-gaussian)."""
 
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+
+START_MEAN, START_STD = 0.05, 0.01  # the free parameters' start (the authors' utils/load_data.py)
+
+
+def pseudo_inputs(params):
+    """The pseudo-inputs u_k (K, D): hardtanh(0, 1) of their free parameters, params["prior"]["pseudo_inputs"]."""
+    return jnp.clip(params["prior"]["pseudo_inputs"], 0.0, 1.0)
 
 
 class Prior(NamedTuple):
@@ -28,14 +38,15 @@ class Prior(NamedTuple):
         return f"vamp:{self.components}"
 
     def init(self, key, latent_dim, data_dim):
-        """K pseudo-inputs of uniform draws in [0, 1] (grey levels, as images are) (latent_dim is not used)."""
-        return {"pseudo_inputs": jax.random.uniform(key, (self.components, data_dim))}
+        """The K pseudo-inputs' free parameters (K, data_dim), N(0.05, 0.01^2) as the authors' start (latent_dim is
+        not used)."""
+        return {"pseudo_inputs": START_MEAN + START_STD * jax.random.normal(key, (self.components, data_dim))}
 
     def view(self, net, params):
         """What theta["prior"] holds in the generative view: {"q": the encoder's q at the pseudo-inputs}, encoded
         once per view (not at every density call: the exact grid calls it per tile), a function of the encoder's
         parameters and the pseudo-inputs, so the gradient of log p(z) reaches both."""
-        return {"q": net.encode(params["encoder"], params["prior"]["pseudo_inputs"])}
+        return {"q": net.encode(params["encoder"], pseudo_inputs(params))}
 
     def posteriors(self, net, theta):
         """The encoder's q at the pseudo-inputs, each parameter (K, ...)."""

@@ -275,8 +275,8 @@ def test_aevb_run_at_dz_3_reports_ais_as_the_number_to_trust(tmp_path, capsys):
     from aevb.views import drawing
 
     argv = ["--runs-dir", str(tmp_path), "--name", "r", "--no-progress"]
-    code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=2, latent_dim=3, ais_images=20, n_train=200, n_test=100),
-                             *argv)
+    flags = tiny_flags(epochs=2, latent_dim=3, ais_images=20, ais_train_images=12, n_train=200, n_test=100)
+    code, out, err = run_cli(capsys, "run", *flags, *argv)
     assert code == 0, err
     assert "test log p(x) by AIS" in out and "BDMC on 10 examples" in out
     s, per_image = records.read_summary(tmp_path / "r"), records.read_per_image(tmp_path / "r")
@@ -291,6 +291,18 @@ def test_aevb_run_at_dz_3_reports_ais_as_the_number_to_trust(tmp_path, capsys):
     assert g["approximation_gap"] + g["amortization_gap"] == pytest.approx(g["log_px"] - g["elbo_encoder"], abs=1e-6)
     assert g["amortization_gap"] > -3 * g["amortization_gap_se"]  # q* fits each image at least as well as q
     assert "where the ELBO's gap comes from, AIS as log p(x)" in out
+    # The training images asked for (ais_train_images): the same AIS on the first 12 of them, and their gaps.
+    run = pipeline.load(tmp_path / "r")
+    train = s["ais"]["train"]
+    alone = ais.ais_per_image(run.net, run.params, run.split.x_train[:12], likelihood.settings_of(run.config), 3)[
+        "log_px"]
+    np.testing.assert_array_equal(per_image["train_ais"], alone)
+    assert train["images"] == 12 and train["log_px"] == pytest.approx(float(np.mean(alone.astype(np.float64))))
+    t = train["gap_decomposition"]
+    assert t["images"] == 12 and t["log_px"] == pytest.approx(train["log_px"])
+    assert t["approximation_gap"] + t["amortization_gap"] == pytest.approx(t["log_px"] - t["elbo_encoder"], abs=1e-6)
+    assert "AIS will run: 20 test images and 12 training images" in out
+    assert "train log p(x) by AIS" in out and "first 12 training images:" in out
     curve = s["ais_vs_steps"]
     assert curve["steps"] == [10, 20] and curve["k"] == list(likelihood.CURVE_KS) and curve["reference"] == "ais"
     assert curve["ais"][-1] == pytest.approx(ais_values.mean())  # the curve ends at the run's own T
@@ -299,6 +311,7 @@ def test_aevb_run_at_dz_3_reports_ais_as_the_number_to_trust(tmp_path, capsys):
     page = (tmp_path / "r" / "report.html").read_text()
     assert f"log p(x) by AIS <b>{s['test_log_px_ais']:.2f} ± {s['test_log_px_ais_se']:.2f}</b>" in page
     assert "the number to trust" in page and f"BDMC gap {s['bdmc_gap']:.2f}" in page
+    assert f"train log p(x) by AIS {train['log_px']:.2f} ± {train['log_px_se']:.2f}" in page
     assert (tmp_path / "r" / "figures" / "ais.png").stat().st_size > 10_000
     # The figure plots these numbers: the AIS curve's points, and the histogram of AIS minus IWAE per image.
     figure = drawing.figure("ais", pipeline.load(tmp_path / "r"), [])
@@ -313,8 +326,7 @@ def test_aevb_run_at_dz_3_reports_ais_as_the_number_to_trust(tmp_path, capsys):
     np.testing.assert_array_equal(counts, np.concatenate([np.histogram(gaps, edges)[0],
                                                           np.histogram(defensive, edges)[0]]))
     # Done once: a second aevb run finds the evaluation there.
-    code, out, err = run_cli(capsys, "run", *tiny_flags(epochs=2, latent_dim=3, ais_images=20, n_train=200, n_test=100),
-                             *argv)
+    code, out, err = run_cli(capsys, "run", *flags, *argv)
     assert code == 0 and "by AIS" not in out, err
     # The comparison page has the AIS column and the gap.
     assert run_cli(capsys, "compare", str(tmp_path / "r"))[0] == 0

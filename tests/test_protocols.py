@@ -3,6 +3,7 @@ Burda's schedule, Adam's epsilon, a KL warm-up, Adagrad), config and sweep files
 that `aevb reproduce` runs: each checked against its formula or an independent reference."""
 
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,7 @@ from aevb import pipeline, protocols
 from aevb.config import Config
 from aevb.data import datasets, splits
 from aevb.errors import ConfigError
-from aevb.model import densities, networks, probability
+from aevb.model import densities, layers, networks, probability
 from aevb.protocols import reproduce
 from aevb.runs import files, records, sweeps
 from aevb.training import compiled, trained
@@ -32,8 +33,8 @@ def test_the_default_mlp_is_the_assignments_network():
     config = Config()
     params, _ = compiled.init_state(config)
     k1, k2, k3, k4 = jax.random.split(jax.random.PRNGKey(0), 4)
-    expected = {"encoder": {"hidden": networks.dense_init(k1, 784, 500), "out": networks.dense_init(k2, 500, 4)},
-                "decoder": {"hidden": networks.dense_init(k3, 2, 500), "out": networks.dense_init(k4, 500, 784)}}
+    expected = {"encoder": {"hidden": layers.dense_init(k1, 784, 500), "out": layers.dense_init(k2, 500, 4)},
+                "decoder": {"hidden": layers.dense_init(k3, 2, 500), "out": layers.dense_init(k4, 500, 784)}}
     assert _leaves_equal(params, expected)
     z = np.random.default_rng(0).normal(size=(3, 2))
     t = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["decoder"])
@@ -307,12 +308,18 @@ def test_a_protocol_of_gaps_gives_each_familys_gaps_from_its_runs(tmp_path, caps
     code, out, err = run_cli(capsys, "reproduce", "families", "--runs-dir", str(tmp_path), "--no-progress")
     assert code == 0 and asked == {"extras": True}, err
     page = (tmp_path / "reproduce-families-short" / reproduce.PAGE).read_text()
-    assert "Where the ELBO's gap comes from" in page and "larger one in 1 of the 1 evaluated runs." in page
+    assert "Where the ELBO's gap comes from" in page
+    assert "On test images the amortization gap is the larger one in 1 of the 1 evaluated runs." in page
     g = records.read_summary(point)["gap_decomposition"]["test"]
     assert "family" not in g  # the factorized Gaussian: its own q* is q*, both pairs of columns the same numbers
     for value in (g["log_px"], g["elbo_encoder"], g["approximation_gap"], g["amortization_gap"]):
         assert f"{value:.2f}" in page
-    assert page.count(f"{g['approximation_gap']:.2f} &plusmn;") == 2
+    rows = {side: re.search(f"<td>{side}</td>(.*?)</tr>", page).group(1) for side in ("test", "training")}
+    assert rows["test"].count(f"{g['approximation_gap']:.2f} &plusmn;") == 2
+    # The training images' gaps in a row of their own (at Dz = 2 the exact decomposition has both sides).
+    t = records.read_summary(point)["gap_decomposition"]["train"]
+    assert "<td>training</td>" in page and "On training images the amortization gap is the larger one in" in page
+    assert rows["training"].count(f"{t['amortization_gap']:.2f} &plusmn; {t['amortization_gap_se']:.2f}") == 2
 
 
 def test_reproduce_puts_the_papers_numbers_beside_ours(tmp_path, capsys, monkeypatch):

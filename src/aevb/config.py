@@ -1,11 +1,10 @@
 """One frozen Config holds every setting; it is stored with every checkpoint.
 
-Each field is one setting: its default, help text and bounds sit together in `setting(...)`.
-The command line's training flags are generated from these fields (aevb.arguments), so a new
-setting is one line here. Names chosen from a table (dataset, architecture, objective) are
-checked against that table, so adding a table entry is all it takes to offer a new choice.
-Config sits above aevb.model and aevb.data, whose tables it reads, and below everything that
-trains, evaluates or stores a run.
+Each field is one setting: its default, help text and bounds sit together in `setting(...)`. The command line's
+training flags are generated from these fields (aevb.arguments), so a new setting is one line here. Names chosen
+from a table (dataset, architecture, objective) are checked against that table, so adding a table entry is all it
+takes to offer a new choice. Config sits above aevb.model and aevb.data, whose tables it reads, and below
+everything that trains, evaluates or stores a run.
 """
 
 import dataclasses
@@ -40,11 +39,11 @@ MAX_POINTS = 10_000  # points of a sweep (each a run directory)
 MAX_SEEDS = 1000  # seeds trained together, one compiled program holding a step per seed
 MAX_TEXT = 4200  # characters of a text setting: npz:PATH with a path of up to PATH_MAX (4096) bytes
 MAX_FILE = 1 << 20  # bytes of a settings file read (--config /dev/zero does not fill the memory)
-# AIS's defaults (aevb.evaluation.ais.Settings; Config's ais_* fields): T distributions, C chains per image,
-# L leapfrog steps, test images, BDMC's simulated examples. Many short chains: on the default MNIST model's first
+# AIS's defaults (aevb.evaluation.ais.Settings; Config's ais_* fields): T distributions, C chains per image, L leapfrog
+# steps, test images, training images, BDMC's simulated examples. Many short chains: on the default MNIST model's first
 # 1000 test images (Dz = 2), all within 0.5 nats of the exact value with C = 64, L = 2; 97.9% with C = 32, L = 2 and
 # 97.1% with C = 16, L = 5 (of equal cost). The error is which modes the chains end in (docs, "AIS and BDMC").
-AIS = {"steps": 1000, "chains": 64, "leapfrog": 2, "images": 1000, "bdmc": 100}
+AIS = {"steps": 1000, "chains": 64, "leapfrog": 2, "images": 1000, "train_images": 0, "bdmc": 100}
 
 
 def setting(default, help, *, minimum=None, maximum=None, choices=None, aliases=()):
@@ -72,8 +71,7 @@ class Config:
     # Data: the assignment's split is train = training images 0-9999, test = 10000-19999.
     dataset: str = setting("mnist", "dataset by name, or npz:PATH for your own uint8 images (N, 28, 28) "
                            "with optional labels", choices=datasets.DATASETS)
-    n_train: int = setting(10000, "training images: the first N of the dataset's training set", minimum=1,
-                          maximum=MAX_COUNT)
+    n_train: int = setting(10000, "training images: the dataset's first N", minimum=1, maximum=MAX_COUNT)
     n_test: int = setting(10000, "test images", minimum=1, maximum=MAX_COUNT)
     test_split: str = setting("assignment", "assignment: the training images after the first n_train; "
                               "official: the dataset's test set", choices=("assignment", "official"))
@@ -126,6 +124,8 @@ class Config:
                                 maximum=MAX_COUNT)
     ais_images: int = setting(AIS["images"], "the first N test images for the AIS log p(x), which aevb run reports "
                               "where Dz != 2 (0: none there)", minimum=0, maximum=MAX_COUNT)
+    ais_train_images: int = setting(AIS["train_images"], "the first N training images by AIS too, with the gap "
+                                    "decomposition on them where Dz != 2 (0: none)", minimum=0, maximum=MAX_COUNT)
     bdmc: int = setting(AIS["bdmc"], "examples simulated from the model for BDMC's two-sided check of AIS (0: none)",
                         minimum=0, maximum=MAX_COUNT)
     top: str = setting("", "a second stochastic layer z2 above z1 (Burda et al. 2016): z2's units and the hidden "

@@ -102,7 +102,7 @@ def evaluate(run, samples=None, k=None, progress=True, data_dir=None, exact=Fals
         if ais is not None:  # log p(x) by AIS, with BDMC
             print(evaluation.likelihood.plan(ais))
             more, arrays = evaluation.likelihood.evaluate(run.net, run.params, split.x_test, run.config.latent_dim,
-                                                          ais, progress, devices, others=others)
+                                                          ais, progress, devices, others=others, x_train=split.x_train)
             results.update(more)
             kept(more, arrays, lambda: evaluation.likelihood.describe(more["ais"]))
     return results

@@ -50,6 +50,7 @@ class Settings:
     initial_step_size: float = 0.5  # times q0's mean standard deviation, each image's own
     adaptation_rate: float = 0.2
     images: int = AIS["images"]  # the first this many test images
+    train_images: int = AIS["train_images"]  # the first this many training images (aevb.evaluation.likelihood)
     bdmc: int = AIS["bdmc"]  # examples simulated from the model for the bidirectional check (0: none)
 
     def gradient_evaluations(self):

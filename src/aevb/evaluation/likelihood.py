@@ -24,7 +24,8 @@ def settings_of(config, data_dim=None, **given):
     # --ais-images N is N images' worth: BDMC simulates at most as many examples unless --bdmc asks for more.
     bdmc = min(config.bdmc, given["images"]) if "images" in given and "bdmc" not in given else config.bdmc
     settings = Settings(**{"steps": config.ais_steps, "chains": config.ais_chains, "leapfrog": config.ais_leapfrog,
-                           "images": config.ais_images, "bdmc": bdmc, **given})
+                           "images": config.ais_images, "train_images": config.ais_train_images, "bdmc": bdmc,
+                           **given})
     return settings if data_dim is None else check(settings, data_dim, config.latent_dim)
 
 
@@ -34,10 +35,11 @@ def plan(settings):
     n = min(CURVE_IMAGES, settings.images)
     steps = [t for t in CURVE_STEPS if t < settings.steps]
     per_chain = settings.steps * settings.leapfrog
-    work = settings.chains * per_chain * (settings.images + 2 * settings.bdmc)
+    work = settings.chains * per_chain * (settings.images + settings.train_images + 2 * settings.bdmc)
     work += settings.chains * settings.leapfrog * sum(steps) * (n + 2 * min(CURVE_IMAGES, settings.bdmc))
     bdmc = f"BDMC on {settings.bdmc} simulated examples (forward and reverse)" if settings.bdmc else "no BDMC"
-    return (f"AIS will run: {settings.images} test images (T={settings.steps}, C={settings.chains}, "
+    train = f" and {settings.train_images} training images" if settings.train_images else ""
+    return (f"AIS will run: {settings.images} test images{train} (T={settings.steps}, C={settings.chains}, "
             f"L={settings.leapfrog}); {bdmc}; the curve against T on {n} images with IWAE up to "
             f"K={CURVE_KS[-1]}: about " + f"{work:,}".replace(",", " ") + " gradient evaluations of log p(x, z) in all")
 
@@ -74,10 +76,12 @@ CURVE_IMAGES = 100  # the curve's first test images and simulated examples
 CURVE_KS = (1, 10, 100, 1000, 5000)  # K of the IWAE bounds beside it, on the same images
 
 
-def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=parallel.ONE, curve=True, others=""):
-    """(numbers for summary.json, per-image arrays): AIS of the first settings.images test
-    images and, with settings.bdmc, forward and reverse AIS of that many examples simulated from the model
-    (BDMC); with Dz = 2 both checked against the exact log p(x) of the same images. settings:
+def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=parallel.ONE, curve=True, others="",
+             x_train=None):
+    """(numbers for summary.json, per-image arrays): AIS of the first settings.images test images (and of the first
+    settings.train_images of x_train under "train", where given) and, with settings.bdmc, forward and reverse AIS of
+    that many examples simulated from the model (BDMC); with Dz = 2 each checked against the exact log p(x) of the
+    same images, else with where the ELBO's gap comes from on them (AIS as log p(x)). settings:
     aevb.evaluation.ais.Settings or a dict of its fields. The numbers: everything under "ais", its
     headline beside the other bounds as test_log_px_ais (and bdmc_gap), each with its _se, and with curve
     the estimates against T beside the IWAE bounds against K (ais_vs_steps; see steps_curve). others: the gap
@@ -85,32 +89,16 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
     settings = check(Settings(**settings) if isinstance(settings, dict) else settings, x_test.shape[1], latent_dim)
     mean_se = bounds.mean_and_standard_error
     x = x_test[: settings.images]
-    began = time.perf_counter()
-    out = ais_per_image(net, params, x, settings, latent_dim, progress=progress, desc="AIS, test", devices=devices)
-    seconds = time.perf_counter() - began
+    theta = devices.replicate(probability.generative(net, params))
+    measured, out, truth = _measured(net, params, theta, x, latent_dim, settings, "test", progress, devices, others)
     # The settings, less bdmc: "bdmc" names BDMC's result where it ran (its examples among them), so a
     # result's parts are the keys present, whatever ran (describe and the report read them so).
-    r = {**{k: v for k, v in dataclasses.asdict(settings).items() if k != "bdmc"}, "images": len(x), "seconds": seconds,
-         "gradient_evaluations_per_second": settings.gradient_evaluations() * len(x) / seconds,
-         "acceptance": float(np.mean(out["acceptance"])),
-         "chains_se": float(np.sqrt(np.sum(np.asarray(out["log_px_se"], np.float64) ** 2)) / len(x))}
-    r["log_px"], r["log_px_se"] = mean_se(out["log_px"])
+    r = {**{k: v for k, v in dataclasses.asdict(settings).items() if k != "bdmc"}, **measured}
     per_image = {"test_ais": out["log_px"], "test_ais_se": out["log_px_se"]}
-    theta = devices.replicate(probability.generative(net, params))
-    # The exact value beside it (Dz = 2), with its own bar: on a conv decoder minutes for a few images (measured:
-    # 200 s for 2 test images of a 1-epoch conv model, 208 400 grid points, on a 2-core CPU).
-    truth = exact.log_px(net, theta, x, progress=progress, desc="exact log p(x) of the AIS images",
-                         devices=devices)[0] if latent_dim == 2 else None
-    if truth is not None:
-        difference = out["log_px"] - truth
-        r["minus_exact"], r["minus_exact_se"] = mean_se(difference)
-        r["within_half_nat"], r["largest_abs_difference"] = float(np.mean(np.abs(difference) < 0.5)), float(
-            np.max(np.abs(difference)))
-    if truth is None:  # where the ELBO's gap comes from, with AIS as log p(x) (with Dz = 2 the exact one has it)
-        n = min(gaps.GAP_IMAGES, len(x))
-        r["gap_decomposition"] = gaps.gap_decomposition(net, devices.local(params), x[:n],
-                                                        np.asarray(out["log_px"][:n], np.float64), gaps.KEY,
-                                                        others=others)
+    if settings.train_images and x_train is not None:
+        r["train"], train, _ = _measured(net, params, theta, x_train[: settings.train_images], latent_dim, settings,
+                                         "train", progress, devices, others)
+        per_image.update(train_ais=train["log_px"], train_ais_se=train["log_px_se"])
     simulated = None
     if settings.bdmc:
         began = time.perf_counter()
@@ -133,6 +121,53 @@ def evaluate(net, params, x_test, latent_dim, settings, progress=True, devices=p
         headline["ais_vs_steps"] = steps_curve(net, params, x, out, truth, simulated, settings, latent_dim, progress,
                                                devices)
     return headline, per_image
+
+
+def _measured(net, params, theta, x, latent_dim, settings, side, progress, devices, others):
+    """AIS of images x (side: "test" or "train"): (numbers, AIS's per-image outputs, the exact log p(x) (N,) or None).
+    The numbers: log p(x) ± SE, the chains' SE, the acceptance and the time; with Dz = 2 the difference from the
+    exact value of the same images, else where the ELBO's gap comes from on them, AIS as log p(x)."""
+    mean_se = bounds.mean_and_standard_error
+    began = time.perf_counter()
+    out = ais_per_image(net, params, x, settings, latent_dim, progress=progress, desc=f"AIS, {side}", devices=devices)
+    seconds = time.perf_counter() - began
+    r = {"images": len(x), "seconds": seconds,
+         "gradient_evaluations_per_second": settings.gradient_evaluations() * len(x) / seconds,
+         "acceptance": float(np.mean(out["acceptance"])),
+         "chains_se": float(np.sqrt(np.sum(np.asarray(out["log_px_se"], np.float64) ** 2)) / len(x))}
+    r["log_px"], r["log_px_se"] = mean_se(out["log_px"])
+    # The exact value beside it (Dz = 2), with its own bar: on a conv decoder minutes for a few images (measured:
+    # 200 s for 2 test images of a 1-epoch conv model, 208 400 grid points, on a 2-core CPU).
+    truth = exact.log_px(net, theta, x, progress=progress, desc=f"exact log p(x) of the AIS {side} images",
+                         devices=devices)[0] if latent_dim == 2 else None
+    if truth is not None:
+        difference = out["log_px"] - truth
+        r["minus_exact"], r["minus_exact_se"] = mean_se(difference)
+        r["within_half_nat"], r["largest_abs_difference"] = float(np.mean(np.abs(difference) < 0.5)), float(
+            np.max(np.abs(difference)))
+    else:  # where the ELBO's gap comes from, with AIS as log p(x) (with Dz = 2 the exact one has it)
+        n = min(gaps.GAP_IMAGES, len(x))
+        r["gap_decomposition"] = gaps.gap_decomposition(net, devices.local(params), x[:n],
+                                                        np.asarray(out["log_px"][:n], np.float64), gaps.KEY,
+                                                        others=others)
+    return r, out, truth
+
+
+def _compared(r, side):
+    """The lines of what AIS of one side's images (side: "test" or "train") was compared with: the exact value (Dz =
+    2) or the gap decomposition it is log p(x) of, where the result r has them."""
+    lines, images = [], "test images" if side == "test" else "training images"
+    if "minus_exact" in r:
+        lines.append(f"AIS minus the exact log p(x) of the same images {r['minus_exact']:.3f} ± "
+                     f"{r['minus_exact_se']:.3f} nats/image; {r['within_half_nat']:.1%} within 0.5 nats, the "
+                     f"largest {r['largest_abs_difference']:.2f}")
+    if "gap_decomposition" in r:
+        g = r["gap_decomposition"]
+        lines.append(f"where the ELBO's gap comes from, AIS as log p(x), first {g['images']} {images}: "
+                     f"approximation {g['approximation_gap']:.2f} ± {g['approximation_gap_se']:.2f}, amortization "
+                     f"{g['amortization_gap']:.2f} ± {g['amortization_gap_se']:.2f} nats/image")
+        lines.extend(families.describe_families(g, side))
+    return lines
 
 
 def _paired(values, reference):
@@ -188,16 +223,13 @@ def describe(r):
              f"test images (± SE over images; the chains' own Monte Carlo SE {r['chains_se']:.3f}); T={r['steps']} "
              f"{r['schedule']} from {STARTS[r['start']]}, {r['chains']} chains, "
              f"{r['leapfrog']} leapfrog steps, acceptance {r['acceptance']:.2f}, {r['seconds']:.0f} s"]
-    if "minus_exact" in r:
-        lines.append(f"AIS minus the exact log p(x) of the same images {r['minus_exact']:.3f} ± "
-                     f"{r['minus_exact_se']:.3f} nats/image; {r['within_half_nat']:.1%} within 0.5 nats, the "
-                     f"largest {r['largest_abs_difference']:.2f}")
-    if "gap_decomposition" in r:
-        g = r["gap_decomposition"]
-        lines.append(f"where the ELBO's gap comes from, AIS as log p(x), first {g['images']} test images: "
-                     f"approximation {g['approximation_gap']:.2f} ± {g['approximation_gap_se']:.2f}, amortization "
-                     f"{g['amortization_gap']:.2f} ± {g['amortization_gap_se']:.2f} nats/image")
-        lines.extend(families.describe_families(g, "test"))
+    lines += _compared(r, "test")
+    if "train" in r:  # the training images' (ais_train_images)
+        t = r["train"]
+        lines.append(f"train log p(x) by AIS {t['log_px']:.2f} ± {t['log_px_se']:.2f} nats/image on the first "
+                     f"{t['images']} training images (the chains' own Monte Carlo SE {t['chains_se']:.3f}), "
+                     f"acceptance {t['acceptance']:.2f}, {t['seconds']:.0f} s")
+        lines += _compared(t, "train")
     if isinstance(r.get("bdmc"), dict):  # summaries written before 12-06 held the setting's count there too
         b = r["bdmc"]
         verdict = "below 1 nat: these settings are enough for this model" if b["gap"] < 1 else (

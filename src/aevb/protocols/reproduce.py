@@ -138,14 +138,15 @@ def rows(protocol, directories):
     return out
 
 
-def gaps_of(summary):
-    """A point's test gaps for the page from its summary (summary.json's), or None where it has none: log p(x)
-    (exact at Dz = 2, else AIS), ELBO(q), the approximation and amortization gaps against the factorized q* and,
-    for a richer family, against its own q*_F, each (mean, SE) in nats per image, and the images each was
-    measured on."""
-    g, how = summary.get("gap_decomposition", {}).get("test"), "exact"
+def gaps_of(summary, side="test"):
+    """A point's gaps on its test or training images (side) for the page from its summary (summary.json's), or None
+    where it has none: log p(x) (exact at Dz = 2, else AIS: the training images' where ais_train_images asked for
+    them), ELBO(q), the approximation and amortization gaps against the factorized q* and, for a richer family,
+    against its own q*_F, each (mean, SE) in nats per image, and the images each was measured on."""
+    g, how = summary.get("gap_decomposition", {}).get(side), "exact"
     if g is None:
-        g, how = summary.get("ais", {}).get("gap_decomposition"), "AIS"
+        ais = summary.get("ais", {})
+        g, how = (ais if side == "test" else ais.get("train", {})).get("gap_decomposition"), "AIS"
     if g is None:
         return None
     own = g.get("family", g)  # the factorized Gaussian's own q* is q*
@@ -172,8 +173,9 @@ def write_page(protocol, budget, sweep_dir, directories):
         caption = ("Ours in the paper's axes: the training objective (solid) and the test ELBO of one sample per "
                    "image (dashed) after each epoch, against the training samples evaluated.")
     png = files.save_figure(sweep_dir, "reproduced", figure)
-    gaps = [(r["label"], r["config"].posterior, gaps_of(_numbers(r["run"])[1])) for r in table] if protocol.get(
-        "gaps") else None
+    gaps = [(r["label"], r["config"].posterior, side, gaps_of(summary, side)) for r in table
+            for summary in [_numbers(r["run"])[1]] for side in ("test", "train")
+            if side == "test" or gaps_of(summary, side)] if protocol.get("gaps") else None  # training rows where measured
     path = files.atomic_write_text(Path(sweep_dir) / PAGE, reproduced.page(protocol, budget, table, png, caption, gaps))
     for r in table:
         paper = "" if r["paper"] is None else f" (paper {r['paper']:.2f})"

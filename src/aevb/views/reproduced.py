@@ -60,26 +60,30 @@ def _number(value, digits=2):
 
 def gaps_table(gaps):
     """Each point's gaps (aevb.protocols.reproduce.gaps_of) as a table, and which gap dominates where.
-    gaps: [(label, posterior family, gaps_of's dict or None)]."""
+    gaps: [(label, posterior family, side ("test" or "train": the images'), gaps_of's dict or None)]."""
     e, pm = html.escape, lambda pair: f"{_number(pair[0])} &plusmn; {_number(pair[1])}"
-    table = ["<table><tr><th>run</th><th>family</th><th>log p(x)</th><th>ELBO(q)</th><th>approximation gap, q*</th>"
-             "<th>amortization gap, q*</th><th>approximation gap, the family's own q*</th><th>amortization gap, the "
-             "family's own q*</th><th>images (own q*)</th></tr>"]
-    larger = []
-    for label, family, g in gaps:
+    table = ["<table><tr><th>run</th><th>family</th><th>images</th><th>log p(x)</th><th>ELBO(q)</th><th>approximation "
+             "gap, q*</th><th>amortization gap, q*</th><th>approximation gap, the family's own q*</th><th>amortization "
+             "gap, the family's own q*</th><th>images (own q*)</th></tr>"]
+    larger = {"test": [], "train": []}
+    for label, family, side, g in gaps:
+        words = "test" if side == "test" else "training"
         if g is None:
-            table.append(f"<tr><td>{e(label)}</td><td>{e(family)}</td>" + "<td>&ndash;</td>" * 7 + "</tr>")
+            table.append(f"<tr><td>{e(label)}</td><td>{e(family)}</td><td>{words}</td>" + "<td>&ndash;</td>" * 7
+                         + "</tr>")
             continue
-        larger.append(g["amortization_gap_own"][0] > g["approximation_gap_own"][0])
-        table.append(f"<tr><td>{e(label)}</td><td>{e(family)}</td><td class=num>{pm(g['log_px'])} ({g['how']})</td>"
+        larger[side].append(g["amortization_gap_own"][0] > g["approximation_gap_own"][0])
+        table.append(f"<tr><td>{e(label)}</td><td>{e(family)}</td><td>{words}</td><td class=num>{pm(g['log_px'])} "
+                     f"({g['how']})</td>"
                      + "".join(f"<td class=num>{pm(g[key])}</td>" for key in (
                          "elbo", "approximation_gap_ffg", "amortization_gap_ffg", "approximation_gap_own",
                          "amortization_gap_own")) + f"<td class=num>{g['images']} ({g['own_images']})</td></tr>")
     table.append("</table>")
-    verdict = (f"The amortization gap is the larger one in {sum(larger)} of the {len(larger)} evaluated runs."
-               if larger else "No run has been evaluated with its gaps yet.")
+    verdict = " ".join(f"On {words} images the amortization gap is the larger one in {sum(larger[side])} of the "
+                       f"{len(larger[side])} evaluated runs." for side, words in (("test", "test"), ("train", "training"))
+                       if larger[side]) or "No run has been evaluated with its gaps yet."
     return ("<h2>Where the ELBO's gap comes from</h2><p class=\"note\">log p(x) - ELBO(q) = approximation gap "
-            "[log p(x) - ELBO(q*)] + amortization gap [ELBO(q*) - ELBO(q)], test images, nats per image ± one "
+            "[log p(x) - ELBO(q*)] + amortization gap [ELBO(q*) - ELBO(q)], nats per image ± one "
             "standard error over images; q* the best factorized Gaussian per image, the family's own q* its best "
             f"member fitted per image. {verdict}</p>" + '<div class="wrap">' + "".join(table) + "</div>")
 

@@ -10,7 +10,7 @@ from conftest import tiny, tiny_flags
 from aevb import cli, pipeline
 from aevb.config import Config
 from aevb.errors import ConfigError
-from aevb.model import networks, probability
+from aevb.model import layers, networks, probability
 from aevb.runs import files, records
 from aevb.training import trained
 
@@ -45,7 +45,7 @@ def test_a_whole_number_learning_rate_is_a_number():
 
 def _relu_init(key, data_dim, config):
     k1, k2, k3, k4 = jax.random.split(key, 4)
-    layer = networks.dense_init
+    layer = layers.dense_init
     return {"encoder": {"hidden": layer(k1, data_dim, config.hidden_dim),
                         "out": layer(k2, config.hidden_dim, 2 * config.latent_dim)},
             "decoder": {"hidden": layer(k3, config.latent_dim, config.hidden_dim),
@@ -53,12 +53,12 @@ def _relu_init(key, data_dim, config):
 
 
 def _relu_encode(phi, x):
-    out = networks.dense(phi["out"], jax.nn.relu(networks.dense(phi["hidden"], x)))
+    out = layers.dense(phi["out"], jax.nn.relu(layers.dense(phi["hidden"], x)))
     return tuple(jnp.split(out, 2, axis=-1))
 
 
 def _relu_decode(theta, z):
-    return networks.dense(theta["out"], jax.nn.relu(networks.dense(theta["hidden"], z)))
+    return layers.dense(theta["out"], jax.nn.relu(layers.dense(theta["hidden"], z)))
 
 
 def test_a_new_network_is_one_table_entry(monkeypatch, tmp_path, capsys):

@@ -49,7 +49,9 @@ def test_the_grids_log_px_is_scipys_double_integral_of_the_model(run):
 
 
 def test_ais_over_both_layers_agrees_with_the_grid_and_bdmc_brackets_it(run):
-    settings = ais.Settings(steps=300, chains=16, leapfrog=5, pilot_chains=4)
+    """Measured on this machine (30 test images): AIS minus the grid -0.064 ± 0.034 nats at T = 300 (outside 0.05 here,
+    inside on CI's machine), -0.005 ± 0.018 at T = 1000 (16 chains, 5 leapfrog steps)."""
+    settings = ais.Settings(steps=1000, chains=16, leapfrog=5, pilot_chains=4)
     theta = probability.generative(run.net, run.params)
     test = run.split.x_test[:30]
     truth = exact.log_px(run.net, theta, test)[0]

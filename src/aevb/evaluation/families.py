@@ -69,11 +69,16 @@ def others(spec, own):
     return [family for family in listed if family.name not in ("gaussian", own.name)]
 
 
+def fitted(g):
+    """The families fitted per image in a gap decomposition g (gap_decomposition's numbers), each (its numbers, own):
+    the run's own family first where it is richer than the factorized Gaussian (own True), then gap_families'."""
+    return ([(g["family"], True)] if "family" in g else []) + [(f, False) for f in g.get("other_families", [])]
+
+
 def describe_families(g, side):
     """The lines of a gap decomposition g (gap_decomposition's numbers) for the run's own family and the others;
     side: "test" or "train"."""
-    own = [describe_family(g["family"], side)] if "family" in g else []
-    return own + [describe_family(f, side, own=False) for f in g.get("other_families", [])]
+    return [describe_family(f, side, own) for f, own in fitted(g)]
 
 
 def describe_family(f, side, own=True):

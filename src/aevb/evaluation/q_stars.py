@@ -20,19 +20,22 @@ TOLERANCE = 1e-4  # nats per image over CHECK steps: converged
 MAX_STEPS = 1000
 
 
+START = 0x57A7  # folded into fit_by_svi's key for the draws of a start made of q's moments (flows)
+
+
 @jax.jit(static_argnames=("net", "steps", "num_samples", "learning_rate"))
 def fit_by_svi(key, net, params, x, steps=100, num_samples=10, learning_rate=0.02):
     """q*, the best factorized Gaussian for each image (n, D), by SVI from the encoder's q: (mean, log_std), started
-    at q's location (a flow's: q0's mean pushed through the flow, where its draws are; q0's own mean can lie far
-    from them) with its factorized part's spreads. steps: Adam steps on (mean, log_std), num_samples draws each."""
+    at the factorized Gaussian its family gives near q (q.factorized: a Gaussian's own, a full Gaussian's marginals,
+    a flow's moments of its draws). steps: Adam steps on (mean, log_std), num_samples draws each."""
     mask = jnp.ones(x.shape[-1], bool)  # every pixel observed: partial's SVI on the whole image
 
     def fit(fit_key, image, mean, log_std):
         return partial.svi(fit_key, net, probability.generative(net, params), image, mask, (mean, log_std),
                            num_samples, steps, learning_rate)[0]
 
-    q = net.encode(params["encoder"], x)  # the factorized Gaussian's location is its mean: the same start as ever
-    return jax.vmap(fit)(jax.random.split(key, x.shape[0]), x, q.location, q.log_std)
+    q = net.encode(params["encoder"], x)  # the factorized Gaussian's start is itself: the same as ever
+    return jax.vmap(fit)(jax.random.split(key, x.shape[0]), x, *q.factorized(jax.random.fold_in(key, START)))
 
 
 BLOCK = 64  # table points per block of grid_elbo's layout: each block one image's (scatters over blocks, not points)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from . import densities
+from .layers import stack_apply, stack_init
 
 
 def parse(spec, latent_dim):
@@ -36,24 +37,6 @@ def parse(spec, latent_dim):
     return top_dim, widths
 
 
-def stack_init(key, widths):
-    """Dense layers through widths (n_in, h1, ..., n_out): [{"weight", "bias"}, ...], N(0, 1/n_in) weights."""
-    keys = jax.random.split(key, len(widths) - 1)
-    return [{"weight": jax.random.normal(k, (n_in, n_out)) / jnp.sqrt(n_in), "bias": jnp.zeros((n_out,))}
-            for k, n_in, n_out in zip(keys, widths[:-1], widths[1:], strict=True)]
-
-
-def stack_apply(activation, layers, inputs):
-    """inputs (..., n_in) through layers (stack_init's; a weight may carry a batch axis, (B, n_in, n_out), with
-    inputs (..., B, n_in)) -> (..., n_out): the activation between layers, none after the last."""
-    for i, layer in enumerate(layers):
-        weight = layer["weight"]
-        inputs = (inputs @ weight if weight.ndim == 2 else jnp.einsum("...bi,bio->...bo", inputs, weight))
-        inputs = inputs + jnp.broadcast_to(layer["bias"], inputs.shape)
-        inputs = activation(inputs) if i < len(layers) - 1 else inputs
-    return inputs
-
-
 def _gaussian(outputs):
     """(mean, log_std) from a network's outputs (..., 2 d)."""
     return jnp.split(outputs, 2, axis=-1)
@@ -70,28 +53,33 @@ class Layered(NamedTuple):
     log_std: jnp.ndarray
     upper: list
 
+    @property
+    def top_dim(self):
+        """z2's units: half the outputs of the z1 -> z2 network (a mean and a log_std each)."""
+        return self.upper[-1]["bias"].shape[-1] // 2
+
     def _z2_given(self, z1):
-        top_dim = self.upper[-1]["bias"].shape[-1] // 2
-        return _gaussian(stack_apply(jnp.tanh, self.upper, z1)), top_dim
+        """(mean, log_std) of q(z2|z1) at z1 (..., z1's units): each (..., top_dim)."""
+        return _gaussian(stack_apply(jnp.tanh, self.upper, z1))
 
     def sample(self, key, lead=()):
         """(z, log q(z)): z (lead..., ..., Dz) = (z1, z2), z2 drawn given the z1 drawn; log q (lead..., ...)."""
         eps = jax.random.normal(key, tuple(lead) + self.mean.shape, dtype=self.mean.dtype)
-        top_dim = self.upper[-1]["bias"].shape[-1] // 2
+        top_dim = self.top_dim
         mean, log_std = (jnp.broadcast_to(p[..., :-top_dim], eps.shape[:-1] + (eps.shape[-1] - top_dim,))
                          for p in (self.mean, self.log_std))
         z1 = mean + jnp.exp(log_std) * eps[..., :-top_dim]
-        (mean2, log_std2), _ = self._z2_given(z1)
+        mean2, log_std2 = self._z2_given(z1)
         z2 = mean2 + jnp.exp(log_std2) * eps[..., -top_dim:]
         z = jnp.concatenate([z1, z2], -1)
         return z, densities.standard_normal_log_density(eps) - jnp.sum(log_std, -1) - jnp.sum(log_std2, -1)
 
     def log_density(self, z):
         """log q(z1|x) + log q(z2|z1) at any z (..., Dz) -> (...)."""
-        top_dim = self.upper[-1]["bias"].shape[-1] // 2
+        top_dim = self.top_dim
         z1, z2 = z[..., :-top_dim], z[..., -top_dim:]
         mean, log_std = (jnp.broadcast_to(p[..., :-top_dim], z1.shape) for p in (self.mean, self.log_std))
-        (mean2, log_std2), _ = self._z2_given(z1)
+        mean2, log_std2 = self._z2_given(z1)
         return (densities.factorized_gaussian_log_density(mean, log_std, z1)
                 + densities.factorized_gaussian_log_density(mean2, log_std2, z2))
 
@@ -104,6 +92,10 @@ class Layered(NamedTuple):
     def scale(self):
         """The factorized part's standard deviations (..., Dz)."""
         return jnp.exp(self.log_std)
+
+    def factorized(self, key):
+        """(mean, log_std) of a factorized Gaussian near q, where SVI's q* starts: the factorized part (key unused)."""
+        return self.mean, self.log_std
 
 
 class Family(NamedTuple):
@@ -157,7 +149,8 @@ class Prior(NamedTuple):
 
     def log_density(self, net, theta, z):
         """log N(z2; 0, I) + log N(z1; m(z2), diag(exp(s(z2))^2)): z (..., Dz) -> (...)."""
-        z1, z2 = z[..., : -self.top_dim], z[..., -self.top_dim :]
+        top_dim = self.top_dim
+        z1, z2 = z[..., :-top_dim], z[..., -top_dim:]
         mean, log_std = self._z1_given(theta, z2)
         return densities.standard_normal_log_density(z2) + densities.factorized_gaussian_log_density(mean, log_std, z1)
 
@@ -183,13 +176,13 @@ def builder(top_dim, widths):
             hidden = networks.hidden_sizes(config)
             z1_dim = config.latent_dim - top_dim
             keys = jax.random.split(key, 2 * (len(hidden) + 1) + 1)
-            phi = {**networks._mlp_stack(keys[: len(hidden) + 1], (data_dim, *hidden, 2 * z1_dim)),
+            phi = {**networks.mlp_layers(keys[: len(hidden) + 1], (data_dim, *hidden, 2 * z1_dim)),
                    "upper": stack_init(keys[-1], (z1_dim, *widths, 2 * top_dim))}
-            theta = networks._mlp_stack(keys[len(hidden) + 1 : -1], (z1_dim, *hidden[::-1], data_dim))
+            theta = networks.mlp_layers(keys[len(hidden) + 1 : -1], (z1_dim, *hidden[::-1], data_dim))
             return {"encoder": phi, "decoder": theta}
 
         def encode(phi, x):
-            mean1, log_std1 = _gaussian(networks._mlp_apply(act, {k: v for k, v in phi.items() if k != "upper"}, x))
+            mean1, log_std1 = _gaussian(networks.mlp_apply(act, {k: v for k, v in phi.items() if k != "upper"}, x))
             lead = mean1.shape[:-1]  # each image's copy of the z1 -> z2 network (q's leaves: batch axis first)
             upper = [{name: jnp.broadcast_to(value, lead + value.shape) for name, value in layer.items()}
                      for layer in phi["upper"]]
@@ -197,7 +190,7 @@ def builder(top_dim, widths):
             return Layered(jnp.concatenate([mean1, mean2], -1), jnp.concatenate([log_std1, log_std2], -1), upper)
 
         def decode(theta, z):  # p(x|z1): z2 is not an input
-            return networks._mlp_apply(act, theta, z[..., : theta["hidden"]["weight"].shape[0]])
+            return networks.mlp_apply(act, theta, z[..., : theta["hidden"]["weight"].shape[0]])
 
         return networks.Network(init=init, encode=encode, decode=decode)
 

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from . import layered, posteriors, priors
+from .layers import dense, dense_init
 
 
 class Network(NamedTuple):
@@ -41,19 +42,6 @@ def hidden_sizes(config):
     return tuple(int(width) for width in config.hidden.split(",")) if config.hidden else (config.hidden_dim,)
 
 
-def dense_init(key, n_in, n_out):
-    # Weights ~ N(0, 1/n_in) (LeCun normal) keep tanh units out of saturation at the start.
-    """{weight (n_in, n_out) ~ N(0, 1/n_in), bias zeros (n_out,)} from key."""
-    return {"weight": jax.random.normal(key, (n_in, n_out)) / jnp.sqrt(n_in), "bias": jnp.zeros((n_out,))}
-
-
-def dense(layer, inputs):
-    """inputs (..., n_in) -> (..., n_out); the bias is broadcast over the leading axes explicitly.
-    layer: {"weight": (n_in, n_out), "bias": (n_out,)}."""
-    outputs = inputs @ layer["weight"]
-    return outputs + jnp.broadcast_to(layer["bias"], outputs.shape)
-
-
 # ---- mlp: hidden layers each way, mirrored (Kingma & Welling 2013, Appendix C.2: one of 500 tanh) ----
 
 
@@ -62,8 +50,9 @@ def _layer_names(count):
     return ["hidden"] + [f"hidden_{i}" for i in range(2, count + 1)]
 
 
-def _mlp_stack(keys, widths):
-    """Dense layers through widths (n_in, h1, ..., n_out): {"hidden": ..., "hidden_2": ..., "out": ...}."""
+def mlp_layers(keys, widths):
+    """The mlp's dense layers through widths (n_in, h1, ..., n_out): {"hidden": ..., "hidden_2": ..., "out": ...};
+    keys: one PRNG key per layer."""
     names = _layer_names(len(widths) - 2) + ["out"]
     return {name: dense_init(key, n_in, n_out) for name, key, n_in, n_out in zip(names, keys, widths, widths[1:])}
 
@@ -74,13 +63,14 @@ def mlp_init(family, key, data_dim, config):
     hidden = hidden_sizes(config)
     keys = jax.random.split(key, 2 * (len(hidden) + 1))  # encoder's layers, then the decoder's
     # One output layer gives all of q's parameters (the default's: mean then log_std).
-    phi = _mlp_stack(keys[: len(hidden) + 1], (data_dim, *hidden, family.outputs(config.latent_dim)))
-    theta = _mlp_stack(keys[len(hidden) + 1 :], (config.latent_dim, *hidden[::-1], data_dim))
+    phi = mlp_layers(keys[: len(hidden) + 1], (data_dim, *hidden, family.outputs(config.latent_dim)))
+    theta = mlp_layers(keys[len(hidden) + 1 :], (config.latent_dim, *hidden[::-1], data_dim))
     return {"encoder": phi, "decoder": theta}
 
 
-def _mlp_apply(activation, layers, inputs):
-    # Its hidden layers by name: a decoder's theta may hold the prior's parameters beside them ("prior").
+def mlp_apply(activation, layers, inputs):
+    """inputs (..., n_in) through the mlp's layers (mlp_layers') -> (..., n_out), the activation after each hidden
+    layer. Its hidden layers by name: a decoder's theta may hold the prior's parameters beside them ("prior")."""
     for name in _layer_names(sum(name.startswith("hidden") for name in layers)):
         inputs = activation(dense(layers[name], inputs))  # (..., h)
     return dense(layers["out"], inputs)
@@ -92,10 +82,10 @@ def mlp(activation, image_shape=None, family=posteriors.gaussian.FAMILY):
     act = ACTIVATIONS[activation]
 
     def encode(phi, x):
-        return family.q(_mlp_apply(act, phi, x))  # from (..., outputs)
+        return family.q(mlp_apply(act, phi, x))  # from (..., outputs)
 
     return Network(init=functools.partial(mlp_init, family), encode=encode,
-                   decode=lambda theta, z: _mlp_apply(act, theta, z))  # (..., D)
+                   decode=lambda theta, z: mlp_apply(act, theta, z))  # (..., D)
 
 
 # ---- conv: the TensorFlow CVAE tutorial's networks, for any image shape ---------------------------

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .. import parallel
-from ..evaluation import answers, likelihood, partial
+from ..evaluation import answers, families, likelihood, partial
 from ..runs import files, records
 from . import explorer
 
@@ -109,10 +109,8 @@ def _exact_section(s, figure, latent_dim):
              _pm(g["test"]["amortization_gap"], g["test"]["amortization_gap_se"]),
              _pm(g["train"]["amortization_gap"], g["train"]["amortization_gap_se"]))]
     # q* above is the best factorized Gaussian; a richer family's own q*_F (SVI), then those of gap_families
-    fitted = [[*([g[side]["family"]] if "family" in g[side] else []), *g[side].get("other_families", [])]
-              for side in ("test", "train")]
-    for i, (t, r) in enumerate(zip(*fitted, strict=True)):
-        whose = "own" if (own := i == 0 and "family" in g["test"]) else "(fitted to this model)"
+    for (t, own), (r, _) in zip(*(families.fitted(g[side]) for side in ("test", "train")), strict=True):
+        whose = "own" if own else "(fitted to this model)"
         rows += [(label, _pm(t[key], t[key + "_se"]), _pm(r[key], r[key + "_se"])) for label, key in (
             (f"approximation gap log p(x) - ELBO(q*_F), q*_F {t['posterior']}'s {whose} (SVI), first {t['images']} "
              "images", "approximation_gap"),

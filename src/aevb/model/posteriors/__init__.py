@@ -4,7 +4,8 @@
 A family says how many numbers the encoder gives for it (outputs(Dz)) and makes q from them (q(outputs)); its
 q_type is q's class, read before any q exists.
 A q draws z with its log density, ``q.sample(key, lead) -> (z (lead..., ..., Dz), log q (lead..., ...))``, and
-gives ``q.location`` (the point figures draw) and ``q.scale`` (a spread per coordinate); where the family
+gives ``q.location`` (the point figures draw), ``q.scale`` (a spread per coordinate) and ``q.factorized(key) ->
+(mean, log_std)`` (a factorized Gaussian near q, where SVI's q* starts); where the family
 has_density, ``q.log_density(z)`` at any z, and where exact_kl, ``q.kl_to_prior()``. Evaluation and training
 use these alone. Adding a family is one entry in FAMILIES (and its file); log-determinants are written by hand.
 """

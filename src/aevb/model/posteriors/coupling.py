@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import densities
+from . import flows
 
 HIDDEN = 8  # units of each step's network: 2 Dz = 100 numbers per step and unit at Dz = 50
 
@@ -91,12 +92,7 @@ class Coupling(NamedTuple):
             log_det = log_det + jnp.sum(s, -1)
         return z, log_det
 
-    def sample(self, key, lead=()):
-        """(z_K, log q(z_K)): z (lead..., ..., Dz), log q (lead..., ...)."""
-        eps = jax.random.normal(key, tuple(lead) + self.mean.shape, dtype=self.mean.dtype)
-        log_std = jnp.broadcast_to(self.log_std, eps.shape)
-        z, log_det = self.flow(jnp.broadcast_to(self.mean, eps.shape) + jnp.exp(log_std) * eps)
-        return z, densities.standard_normal_log_density(eps) - jnp.sum(log_std, -1) - log_det
+    sample = flows.sample
 
     def log_density(self, z):
         """log q(z) at any z (..., Dz): log q0 at the inverse image less the flow's log-determinant."""
@@ -104,15 +100,9 @@ class Coupling(NamedTuple):
         mean, log_std = (jnp.broadcast_to(p, z.shape) for p in (self.mean, self.log_std))
         return densities.factorized_gaussian_log_density(mean, log_std, z0) - log_det
 
-    @property
-    def location(self):
-        """The point the figures draw for an image: q0's mean pushed through the flow (..., Dz)."""
-        return self.flow(self.mean)[0]
-
-    @property
-    def scale(self):
-        """q0's standard deviations (..., Dz)."""
-        return jnp.exp(self.log_std)
+    location = property(flows.location)
+    scale = property(flows.scale)
+    factorized = flows.factorized
 
 
 class Family(NamedTuple):

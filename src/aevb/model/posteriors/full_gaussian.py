@@ -57,6 +57,11 @@ class FullGaussian(NamedTuple):
         """The marginal standard deviations (..., Dz): the norms of L's rows."""
         return jnp.sqrt(jnp.sum(self.cholesky() ** 2, axis=-1))
 
+    def factorized(self, key):
+        """(mean, log_std) of a factorized Gaussian near q, where SVI's q* starts: q's mean and the logs of its
+        marginal standard deviations (key unused)."""
+        return self.mean, jnp.log(self.scale)
+
 
 class Family(NamedTuple):
     """full-gaussian: 2 Dz + Dz (Dz - 1) / 2 encoder outputs: mean, log_std, L below its diagonal (row by row)."""

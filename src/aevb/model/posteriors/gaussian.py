@@ -40,6 +40,10 @@ class Gaussian(NamedTuple):
         """A typical spread per coordinate (..., Dz): AIS's first step size."""
         return jnp.exp(self.log_std)
 
+    def factorized(self, key):
+        """(mean, log_std) of a factorized Gaussian near q, where SVI's q* starts: q itself (key unused)."""
+        return self.mean, self.log_std
+
 
 class Family(NamedTuple):
     """gaussian: 2 Dz encoder outputs, mean then log_std."""

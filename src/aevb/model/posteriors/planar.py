@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import densities
+from . import flows
 
 
 IDENTITY_U = 0.5413248546129181  # log(e - 1): softplus of it is 1, so m(w^T u) = 0 for u = it * w with w^T w = 1
@@ -49,27 +49,15 @@ class Planar(NamedTuple):
             log_det = log_det + jnp.log(jnp.abs(1.0 + psi_u))
         return z, log_det
 
-    def sample(self, key, lead=()):
-        """(z_K, log q(z_K)): z (lead..., ..., Dz), log q (lead..., ...)."""
-        eps = jax.random.normal(key, tuple(lead) + self.mean.shape, dtype=self.mean.dtype)
-        log_std = jnp.broadcast_to(self.log_std, eps.shape)
-        z0 = jnp.broadcast_to(self.mean, eps.shape) + jnp.exp(log_std) * eps
-        z, log_det = self.flow(z0)
-        return z, densities.standard_normal_log_density(eps) - jnp.sum(log_std, -1) - log_det
+    sample = flows.sample
 
     def log_density(self, z):
         """Not available: the flow has no closed-form inverse (NotImplementedError)."""
         raise NotImplementedError("a planar flow's log q is known at its own draws only (no closed-form inverse)")
 
-    @property
-    def location(self):
-        """The point the figures draw for an image: q0's mean pushed through the flow (..., Dz)."""
-        return self.flow(self.mean)[0]
-
-    @property
-    def scale(self):
-        """q0's standard deviations (..., Dz)."""
-        return jnp.exp(self.log_std)
+    location = property(flows.location)
+    scale = property(flows.scale)
+    factorized = flows.factorized
 
 
 class Family(NamedTuple):

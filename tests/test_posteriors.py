@@ -240,28 +240,44 @@ def test_the_comparison_page_gives_each_familys_gaps_and_a_dash_where_a_run_has_
     assert compare._gap_table([compare.Group(tiny(), [compare.Entry(Path("a"), tiny(), {}, [])])], []) == []
 
 
-def test_the_posterior_panels_draw_a_richer_familys_q_by_its_draws(family_run, tmp_path):
+def test_the_posterior_panels_draw_a_richer_familys_q_and_its_own_q_star_by_their_draws(family_run, tmp_path):
     """Its ellipses are q's factorized part (a flow's q0, which the flow moves away): the panel adds q's own draws,
-    which sit where q's draws from sample() do."""
+    which sit where q's draws from sample() do, and draws of the family's own q*_F fitted to the image as the gap
+    decomposition fits it (families.best_member), whose ELBO is at least q*'s (it contains q*)."""
+    from aevb.evaluation import families, gaps
     from aevb.views import drawing, exact_plots
 
-    x = family_run.split.x_test[0]
-    family, z = drawing._draws(family_run, x)["draws"]
-    assert family == family_run.config.posterior and z.shape == (600, 2)
-    q = family_run.net.encode(family_run.params["encoder"], jnp.asarray(x)[None])
+    x = family_run.split.x_test[:2]
+    [(label, z, whose)] = drawing._draws(family_run, x[0])
+    family = family_run.config.posterior
+    assert label == f"encoder q(z|x), {family}: 600 draws" and whose == "encoder" and z.shape == (600, 2)
+    q = family_run.net.encode(family_run.params["encoder"], jnp.asarray(x[0])[None])
     np.testing.assert_allclose(z.mean(0), np.asarray(q.sample(jax.random.PRNGKey(9), (20_000,))[0][:, 0]).mean(0),
                                atol=4 * float(z.std(0).max()) / np.sqrt(600))
+    q_star = tuple(jnp.asarray(a) for a in (np.zeros((2, 2), np.float32), np.zeros((2, 2), np.float32)))
+    [(own_label, own)] = drawing._own_best(family_run, x, q_star)
+    assert own.shape == (600, 2, 2) and "own best fitted" in own_label
+    theta = probability.generative(family_run.net, family_run.params)
+    best, _, _ = families.best_member(family_run.net, family_run.params, jnp.asarray(x), q_star, gaps.KEY,
+                                      jax.random.fold_in(gaps.KEY, 1))
+    np.testing.assert_allclose(own.mean(0), np.asarray(best.sample(jax.random.PRNGKey(9), (20_000,))[0]).mean(0),
+                               atol=4 * float(own.std(0).max()) / np.sqrt(600))
+    key = jax.random.PRNGKey(4)
+    assert np.all(np.asarray(families.elbo_of_q(key, family_run.net, theta, jnp.asarray(x), best, 1000))
+                  >= np.asarray(families.elbo_of_q(key, family_run.net, theta, jnp.asarray(x), q_star, 1000)) - 0.05)
     grid = (np.linspace(-3, 3, 5), np.linspace(-3, 3, 5), np.zeros((5, 5)), np.zeros((5, 5)))
-    panel = {"image": np.zeros((12, 12)), "grid": grid, "q_star": (np.zeros(2), np.zeros(2)),
-             "encoder": (np.zeros(2), np.zeros(2)), "title": "t", "draws": (family, z)}
+    panel = {"image": np.zeros((12, 12)), "grid": grid, "q_star": (np.zeros(2), np.zeros(2)), "family": family,
+             "encoder": (np.zeros(2), np.zeros(2)), "title": "t",
+             "draws": [(label, z, whose), (own_label, own[:, 0], "fitted")]}
     legend = [t.get_text() for t in exact_plots.posteriors_figure([panel]).axes[0].get_legend().get_texts()]
-    assert legend[-1] == f"encoder q(z|x), {family}: 600 draws" and "factorized part" in legend[-2]
+    assert legend[-2:] == [label, own_label] and "factorized part" in legend[-3]
 
 
 def test_the_default_familys_panels_are_as_before(trained_default):
     from aevb.views import drawing
 
-    assert drawing._draws(trained_default, trained_default.split.x_test[0]) == {}
+    assert drawing._draws(trained_default, trained_default.split.x_test[0]) == []
+    assert drawing._own_best(trained_default, trained_default.split.x_test[:2], None) == []
 
 
 @pytest.mark.parametrize("spec", FAMILIES)

@@ -44,12 +44,8 @@ def family_gaps(net, params, x, log_px_values, q_star, fit_key, elbo_key, family
     summary.json."""
     began = time.perf_counter()
     family = family or net.family
-    (start, fitted), trace = q_stars.fit_family(fit_key, net, params, x, q_star, family=family)
+    q_star_f, better, trace = best_member(net, params, x, q_star, fit_key, jax.random.fold_in(elbo_key, 1), family)
     theta = probability.generative(net, params)
-    choose_key = jax.random.fold_in(elbo_key, 1)
-    better = (elbo_of_q(choose_key, net, theta, x, family.q(fitted), GAP_SAMPLES)
-              > elbo_of_q(choose_key, net, theta, x, family.q(start), GAP_SAMPLES))  # (n,)
-    q_star_f = family.q(jnp.where(better[:, None], fitted, start))
     elbo_f, elbo_ffg, elbo_encoder = (np.asarray(elbo_of_q(elbo_key, net, theta, x, q, GAP_SAMPLES), np.float64)
                                       for q in (q_star_f, q_star, net.encode(params["encoder"], x)))
     numbers = {"posterior": family.name, "images": len(x), "q_star": "svi", "steps": q_stars.FAMILY_STEPS,
@@ -60,6 +56,19 @@ def family_gaps(net, params, x, log_px_values, q_star, fit_key, elbo_key, family
         numbers[name], numbers[name + "_se"] = bounds.mean_and_standard_error(values)
     numbers["seconds"] = time.perf_counter() - began
     return numbers
+
+
+def best_member(net, params, x, q_star, fit_key, choose_key, family=None):
+    """q*_F of images x (n, D) for a family F (None: the network's own): per image the better of the SVI fit from the
+    best factorized Gaussian q_star (mean, log_std) (n, Dz) each and of that start, by the ELBO on GAP_SAMPLES draws
+    of choose_key (fit_key: the SVI's). Returns (q*_F, a q of F for each image; which images the fit improved (n,);
+    the fit's ELBO trace (steps,))."""
+    family = family or net.family
+    (start, fitted), trace = q_stars.fit_family(fit_key, net, params, x, q_star, family=family)
+    theta = probability.generative(net, params)
+    better = (elbo_of_q(choose_key, net, theta, x, family.q(fitted), GAP_SAMPLES)
+              > elbo_of_q(choose_key, net, theta, x, family.q(start), GAP_SAMPLES))  # (n,)
+    return family.q(jnp.where(better[:, None], fitted, start)), better, trace
 
 
 def others(spec, own):

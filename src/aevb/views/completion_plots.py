@@ -11,11 +11,12 @@ from matplotlib.lines import Line2D
 from .plots import CLASS_COLOURS, image_axes
 
 
-def posterior_axes(ax, grid, q_mean, q_log_std, encoder_mean, encoder_log_std, labels, legend_size=8, draws=None):
+def posterior_axes(ax, grid, q_mean, q_log_std, encoder_mean, encoder_log_std, labels, legend_size=8, draws=()):
     """On ax: isocontours of the unnormalized posterior log_joint and of the fitted q (the grid's
     (axis1, axis2, log_joint, log_q)), the fitted q's mean, and the encoder's q: its mean and its 1-
-    and 2-std ellipses. labels: the legend's three entries (posterior, fitted q, encoder's q). draws: (label,
-    z (n, 2)), draws of the encoder's whole q where it is richer than its factorized part (a flow), as dots.
+    and 2-std ellipses. labels: the legend's three entries (posterior, fitted q, encoder's q). draws: [(label,
+    z (n, 2), whose)], draws of a q richer than a factorized Gaussian (a flow) as dots, whose "encoder" (the
+    encoder's whole q, in its colour) or "fitted" (a q fitted per image, in the fitted q's colour).
     q_mean, q_log_std: the fitted q's, (2,) each; encoder_mean, encoder_log_std: the encoder's q's; legend_size: its
     font size."""
     axis1, axis2, log_joint, log_q_grid = grid
@@ -34,28 +35,28 @@ def posterior_axes(ax, grid, q_mean, q_log_std, encoder_mean, encoder_log_std, l
     handles = [Line2D([], [], color=CLASS_COLOURS[0], linewidth=1.6, label=labels[0]),
                Line2D([], [], color=CLASS_COLOURS[6], linestyle="--", marker="+", label=labels[1]),
                Line2D([], [], color=CLASS_COLOURS[3], linestyle=":", marker="x", label=labels[2])]
-    if draws is not None:
-        ax.scatter(*np.asarray(draws[1]).T, s=2, color=CLASS_COLOURS[3], alpha=0.35, linewidths=0)
-        handles.append(Line2D([], [], color=CLASS_COLOURS[3], marker=".", linestyle="", label=draws[0]))
+    for label, z, whose in draws:
+        colour = CLASS_COLOURS[3 if whose == "encoder" else 6]
+        ax.scatter(*np.asarray(z).T, s=2, color=colour, alpha=0.35, linewidths=0)
+        handles.append(Line2D([], [], color=colour, marker=".", linestyle="", label=label))
     ax.legend(handles=handles, loc="upper left", fontsize=legend_size, framealpha=0.9)
     ax.set_xlabel("z1"), ax.set_ylabel("z2")
     ax.set_aspect("equal", adjustable="datalim")
     ax.grid(alpha=0.3)
 
 
-def posterior_figure(grid, q_mean, q_log_std, encoder_mean, encoder_log_std, title, draws=None):
+def posterior_figure(grid, q_mean, q_log_std, encoder_mean, encoder_log_std, title, draws=(), family=None):
     """Isocontours of p(z, observed x) (the unnormalized posterior) and of the fitted q on the same
     axes, with the encoder's q(z | whole x) marked: its mean and its 1- and 2-std ellipses.
     grid: partial.posterior_grid's (axis1, axis2, log_joint, log_q); q_mean, q_log_std, encoder_mean,
-    encoder_log_std, draws: as posterior_axes takes them; title: the figure's."""
+    encoder_log_std, draws: as posterior_axes takes them; title: the figure's; family: the encoder's family where
+    draws show it (its ellipses are then its factorized part)."""
     figure = Figure(figsize=(7, 6), layout="constrained")
     ax = figure.add_subplot()
     posterior_axes(ax, grid, q_mean, q_log_std, encoder_mean, encoder_log_std,
                    ("p(z, observed pixels) ∝ p(z | observed)", "q(z) fitted by SVI",
-                    "encoder q(z | whole image): mean, 1 and 2 std" if draws is None else
-                    f"encoder q's factorized part ({draws[0]}): mean, 1 and 2 std"),
-                   draws=None if draws is None else (f"encoder q(z | whole image), {draws[0]}: {len(draws[1])} draws",
-                                                     draws[1]))
+                    "encoder q(z | whole image): mean, 1 and 2 std" if not draws else
+                    f"encoder q's factorized part ({family}): mean, 1 and 2 std"), draws=draws)
     ax.set_title(title + "\n" + CONTOURS, fontsize=10)
     return figure
 

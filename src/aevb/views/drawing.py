@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..evaluation import aggregate, exact, partial, q_stars
+from ..evaluation import aggregate, exact, families, gaps, partial, q_stars
 from ..model import densities, probability
 from ..runs import files, records
 from . import ais_plots, completion_plots, exact_plots, plots
@@ -198,24 +198,38 @@ def posterior_panels(run, per_image, search=40):
     ids = np.array(list(chosen.values()))
     tiles = exact.select_tiles(run.net, theta, x[ids])  # q* on the grid, as the gap decomposition finds it
     fitted, _ = q_stars.fit_on_grid(run.net, run.params, x[ids], tiles)
+    own = _own_best(run, x[ids], fitted)  # a richer family's own q*_F: {} for the factorized Gaussian
     for j, (role, i) in enumerate(chosen.items()):
         encoder = tuple(np.asarray(a) for a in _encode(run.net, run.params["encoder"], x[i]))
         q_star = tuple(np.asarray(a[j]) for a in fitted)
         panels.append({"image": images(run, x[i]), "q_star": q_star, "encoder": encoder,
                        "grid": partial.posterior_grid(run.net, theta, x[i], everything, q_star, encoder),
                        "title": f"test image #{i}, {role}: log p(x) {px[i]:.1f}, IWAE {iwae[i]:.1f}, ELBO "
-                                f"{elbo[i]:.1f} nats", **_draws(run, x[i])})
+                                f"{elbo[i]:.1f} nats", "family": run.net.family.name,
+                       "draws": _draws(run, x[i]) + [(label, z[:, j], "fitted") for label, z in own]})
     return panels
 
 
-def _draws(run, image, n=600):
-    """{"draws": (family, z (n, Dz))} of the encoder's whole q for one image where its family is richer than the
-    factorized Gaussian the ellipses show (a flow moves its mass away from q0); else {}."""
+def _own_best(run, x, q_star, n=600):
+    """[(label, z (n, images, Dz))]: draws of the family's own q*_F of each image x (images, D) where the family is
+    richer than the factorized Gaussian, fitted from q* (mean, log_std) as the gap decomposition fits it; else []."""
     family, dz = run.net.family, run.config.latent_dim
     if family.outputs(dz) <= 2 * dz:
-        return {}
+        return []
+    q, _, _ = families.best_member(run.net, run.params, jnp.asarray(x), q_star, gaps.KEY,
+                                   jax.random.fold_in(gaps.KEY, 1))
+    z = np.asarray(q.sample(jax.random.PRNGKey(0), (n,))[0])  # (n, images, Dz)
+    return [(f"q*_F, {family.name}'s own best fitted (SVI): {n} draws", z)]
+
+
+def _draws(run, image, n=600):
+    """[(label, z (n, Dz), "encoder")]: draws of the encoder's whole q for one image where its family is richer than
+    the factorized Gaussian the ellipses show (a flow moves its mass away from q0); else []."""
+    family, dz = run.net.family, run.config.latent_dim
+    if family.outputs(dz) <= 2 * dz:
+        return []
     z, _ = run.net.encode(run.params["encoder"], jnp.asarray(image)[None]).sample(jax.random.PRNGKey(0), (n,))
-    return {"draws": (family.name, np.asarray(z[:, 0]))}
+    return [(f"encoder q(z|x), {family.name}: {n} draws", np.asarray(z[:, 0]), "encoder")]
 
 
 def completion_figures(run, c):
@@ -230,5 +244,5 @@ def completion_figures(run, c):
     if c.grid is not None:
         figures[name + "_posterior"] = completion_plots.posterior_figure(
             c.grid, c.q_mean, c.q_log_std, c.encoder_mean, c.encoder_log_std,
-            f"Posterior given the {c.mask_name} of image #{c.index}", _draws(run, c.image).get("draws"))
+            f"Posterior given the {c.mask_name} of image #{c.index}", _draws(run, c.image), run.net.family.name)
     return figures

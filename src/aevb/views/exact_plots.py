@@ -72,25 +72,27 @@ def posteriors_figure(panels):
     """One panel per image: the true posterior p(z|x) from the grid, the best factorized Gaussian q*
     (fitted on the grid, aevb.evaluation.q_stars) and the encoder's q, with the image in a corner.
     panels: dicts with image (rows, columns), grid, q_star (mean, log_std), encoder (mean, log_std), title, and
-    for a family richer than the factorized Gaussian draws: (its name, z (n, 2) drawn from the encoder's q)."""
+    for a family richer than the factorized Gaussian its name (family) and draws: [(label, z (n, 2), whose)] of the
+    encoder's q and of the family's own q*_F (completion_plots.posterior_axes)."""
     columns = min(2, len(panels))
     rows = -(-len(panels) // columns)
     figure = Figure(figsize=(6.2 * columns, 5.4 * rows), layout="constrained")
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
     for ax, panel in zip(axes, panels, strict=False):
-        draws = panel.get("draws")  # a richer family: its ellipses are q's factorized part, its draws q itself
+        draws = panel.get("draws", [])  # a richer family: its ellipses are q's factorized part, its draws q itself
         posterior_axes(ax, panel["grid"], *panel["q_star"], *panel["encoder"],
                        ("p(z | x), exact (grid)", "q*: best factorized Gaussian (on the grid)",
-                        "encoder q(z|x): 1 and 2 std" if draws is None else
-                        f"encoder q's factorized part ({draws[0]}): 1 and 2 std"), legend_size=7,
-                       draws=None if draws is None else (f"encoder q(z|x), {draws[0]}: {len(draws[1])} draws", draws[1]))
+                        "encoder q(z|x): 1 and 2 std" if not draws else
+                        f"encoder q's factorized part ({panel['family']}): 1 and 2 std"), legend_size=7, draws=draws)
         inset = ax.inset_axes([0.78, 0.78, 0.2, 0.2])
         inset.imshow(panel["image"], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         inset.set_xticks([]), inset.set_yticks([])
         ax.set_title(panel["title"], fontsize=9)
     for ax in axes[len(panels):]:
         ax.set_axis_off()
-    figure.suptitle("True posteriors beside q* and the encoder's q; " + CONTOURS, fontsize=10)
+    richer = any(panel.get("draws") for panel in panels)  # a flow's own q*_F is drawn too
+    figure.suptitle("True posteriors beside q*" + (", the family's own q*_F" if richer else "") + " and the encoder's q; "
+                    + CONTOURS, fontsize=10)
     return figure
 
 

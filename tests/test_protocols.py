@@ -4,6 +4,7 @@ that `aevb reproduce` runs: each checked against its formula or an independent r
 
 import json
 import re
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -349,3 +350,44 @@ def test_reproduce_puts_the_papers_numbers_beside_ours(tmp_path, capsys, monkeyp
     assert f"Dz = 3 <script>: test_iwae {ours:.2f}" in out and "(paper -50.00), 1 epochs" in out
     code, _, err = run_cli(capsys, "reproduce", "nothing", "--runs-dir", str(tmp_path))
     assert code == 2 and "unknown protocol 'nothing'; choose from toy" in err
+
+
+def test_a_protocols_page_shows_its_companions_points_as_far_as_they_have_run(tmp_path, capsys, monkeypatch,
+                                                                              reported_run):
+    """burda2016's page shows its two-layer companion's points (a protocol of their own, so that burda2016's folders
+    keep their names): read from the companion's sweep at the same budget where it has run, its measure as the run's
+    summary holds it; nothing of it is trained; a companion that has not run adds nothing."""
+    import shutil
+
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    common = {"measure": "test_log_px", "measure_name": "log p(x)", "source": {"paper": "P.", "where": "T",
+                                                                              "setup": "s"},
+              "settings": {"dataset": SYNTHETIC.name}, "published": [], "curves": "none",
+              "budgets": {"full": {"settings": {}, "note": "n"}, "short": {"settings": {}, "note": "n"}},
+              "differences": ["none"]}
+    (folder / "main.json").write_text(json.dumps({**common, "title": "Main", "vary": {"seed": [0]},
+                                                  "companions": ["side", "unrun"]}))
+    (folder / "side.json").write_text(json.dumps({**common, "title": "Side <two layers>", "vary": {"seed": [0]}}))
+    (folder / "unrun.json").write_text(json.dumps({**common, "title": "Never run", "vary": {"seed": [0]}}))
+    monkeypatch.setattr(protocols, "FOLDER", folder)
+    main_point = tmp_path / "reproduce-main-short" / "run"
+    shutil.copytree(reported_run, main_point)
+    side = tmp_path / "reproduce-side-short"
+    shutil.copytree(reported_run, side / "run")
+    (side / "sweep.json").write_text(json.dumps({"grid": {"seed": [0]}, "varied": [], "seeds": None,
+                                                 "points": ["run", "not-yet"]}))
+    trained_here = []
+
+    def sweep(grid, sweep_dir, seeds, data_dir, progress, devices, extras=False):
+        trained_here.append(Path(sweep_dir).name)
+        return [main_point]
+
+    monkeypatch.setattr(pipeline, "sweep", sweep)
+    code, _, err = run_cli(capsys, "reproduce", "main", "--runs-dir", str(tmp_path), "--no-progress")
+    assert code == 0 and trained_here == ["reproduce-main-short"], err
+    page = (tmp_path / "reproduce-main-short" / reproduce.PAGE).read_text()
+    value = records.read_summary(reported_run)["test_log_px"]
+    assert "Also measured here: Side &lt;two layers&gt;" in page and "aevb reproduce side" in page
+    assert page.count(f"{value:.2f} &plusmn;") == 2 and str(side / "run") in page  # its own row and the side's
+    assert "Never run" not in page and "not-yet" not in page

@@ -13,7 +13,8 @@ A protocol file is a sweep file (aevb.config_file.read_file: "settings", "vary")
 (paper, where, setup), "measure" (the summary.json key compared), "published" (the paper's numbers and
 the points they belong to), "budgets" ({"full", "short"}: settings over the protocol's, and a note) and
 "differences" (from the paper's setup, in words); optionally "label" (the settings that name a point on its page,
-else its folder's name) and "gaps" (the page gives each point's gap decomposition).
+else its folder's name), "gaps" (the page gives each point's gap decomposition) and "companions" (protocols
+whose points the page also shows, as far as they have run at its budget beside it, such as burda2016's two layers).
 
 Imports: the layers below and aevb.pipeline (reproduce runs its sweep).
 """

@@ -100,7 +100,24 @@ def reproduce(name, budget="short", runs_dir="runs", data_dir=None, progress=Tru
                                  extras=bool(protocol.get("gaps")))  # a protocol of gaps: the gap decomposition too
     if directories is None or not devices.writer:
         return None if directories is None else sweep_dir / PAGE
-    return write_page(protocol, budget, sweep_dir, directories)
+    return write_page(protocol, budget, sweep_dir, directories, companions(protocol, runs_dir, budget))
+
+
+def companions(protocol, runs_dir, budget):
+    """[(name, title, rows)] of the protocols that protocol names under "companions" (burda2016's two stochastic
+    layers: a file of their own, so that burda2016's folders keep their names) whose sweep at budget has run in
+    runs_dir: their points that have the measure, read; nothing is trained."""
+    out = []
+    for name in protocol.get("companions", []):
+        other, sweep_dir = load(name), Path(runs_dir) / f"reproduce-{name}-{budget}"
+        if not (sweep_dir / files.SWEEP).is_file():
+            continue
+        points = [sweep_dir / point for point in json.loads((sweep_dir / files.SWEEP).read_text())["points"]]
+        done = [p for p in points if ((p / files.CONFIG).is_file() or records.read_group(p) is not None)
+                and _numbers(p)[1].get(other["measure"]) is not None]
+        if done:
+            out.append((name, other["title"], rows(other, done)))
+    return out
 
 
 def _numbers(directory):
@@ -157,9 +174,9 @@ def gaps_of(summary, side="test"):
                                                for key in ("approximation_gap", "amortization_gap")}}
 
 
-def write_page(protocol, budget, sweep_dir, directories):
+def write_page(protocol, budget, sweep_dir, directories, also=()):
     """Writes the protocol's page (reproduced.html, its figure and table) into sweep_dir from the runs in directories;
-    budget: short or full. Returns the page's path."""
+    budget: short or full; also: companions' [(name, title, rows)]. Returns the page's path."""
     table = rows(protocol, directories)
     if protocol["published"]:
         figure = reproduced.values_figure([(r["label"], r["paper"], r["ours"], r["se"]) for r in table])
@@ -176,7 +193,8 @@ def write_page(protocol, budget, sweep_dir, directories):
     gaps = [(r["label"], r["config"].posterior, side, gaps_of(summary, side)) for r in table
             for summary in [_numbers(r["run"])[1]] for side in ("test", "train")
             if side == "test" or gaps_of(summary, side)] if protocol.get("gaps") else None  # training rows where measured
-    path = files.atomic_write_text(Path(sweep_dir) / PAGE, reproduced.page(protocol, budget, table, png, caption, gaps))
+    path = files.atomic_write_text(Path(sweep_dir) / PAGE, reproduced.page(protocol, budget, table, png, caption, gaps,
+                                                                                 also))
     for r in table:
         paper = "" if r["paper"] is None else f" (paper {r['paper']:.2f})"
         ours = "not evaluated" if r["ours"] is None else f"{r['ours']:.2f} ± {r['se']:.2f}"

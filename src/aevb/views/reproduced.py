@@ -88,11 +88,9 @@ def gaps_table(gaps):
             f"member fitted per image. {verdict}</p>" + '<div class="wrap">' + "".join(table) + "</div>")
 
 
-def page(protocol, budget, rows, figure_path, caption, gaps=None):
-    """The reproduction's HTML: protocol (its file's contents), budget (its name), rows = [dict(label,
-    paper, ours, se, epochs, images, hours, device, run)].
-    figure_path: the curves' PNG; caption: under it; gaps: gaps_table's, for a protocol of gaps (None: none)."""
-    source, e = protocol["source"], html.escape
+def rows_table(rows):
+    """The table of a protocol's points: rows = [dict(label, paper, ours, se, epochs, images, hours, device, run)]."""
+    e = html.escape
     table = ["<table><tr><th>run</th><th>paper</th><th>aevb</th><th>aevb &minus; paper</th><th>epochs</th>"
              "<th>training images seen</th><th>training hours</th><th>device</th><th>run directory</th></tr>"]
     for r in rows:
@@ -101,12 +99,24 @@ def page(protocol, budget, rows, figure_path, caption, gaps=None):
                      f"{_number(r['ours'])} &plusmn; {_number(r['se'])}</td><td class=num>{_number(difference)}</td>"
                      f"<td class=num>{r['epochs']}</td><td class=num>{r['images']:.3g}</td><td class=num>"
                      f"{_number(r['hours'], 3)}</td><td>{e(r['device'])}</td><td>{e(r['run'])}</td></tr>")
-    table.append("</table>")
+    return '<div class="wrap">' + "".join(table) + "</table></div>"
+
+
+def page(protocol, budget, rows, figure_path, caption, gaps=None, also=()):
+    """The reproduction's HTML: protocol (its file's contents), budget (its name), rows = [dict(label,
+    paper, ours, se, epochs, images, hours, device, run)].
+    figure_path: the curves' PNG; caption: under it; gaps: gaps_table's, for a protocol of gaps (None: none); also:
+    companion protocols' points, [(name, title, rows)] (aevb.protocols.reproduce.companions)."""
+    source, e = protocol["source"], html.escape
     note = budget_note(protocol, budget)
     body = [f"<h1>Reproduced: {e(protocol['title'])}</h1>",
             f'<p class="headline">{e(protocol["measure_name"])}; the budget: {e(budget)} ({e(note)}).</p>',
             f"<p>{e(source['paper'])} {e(source['where'])}.</p>", f'<p class="note">{e(source["setup"])}</p>',
-            '<div class="wrap">', "".join(table), "</div>"]
+            rows_table(rows)]
+    for name, title, more in also:  # a companion's points, as far as they have run (aevb reproduce NAME runs them)
+        body += [f"<h2>Also measured here: {e(title)}</h2>", f'<p class="note">Its own protocol, aevb reproduce '
+                 f"{e(name)} (its page gives its setup and differences); its points that have run at this budget.</p>",
+                 rows_table(more)]
     if gaps is not None:
         body.append(gaps_table(gaps))
     if protocol.get("curves"):

@@ -190,9 +190,9 @@ def write_page(protocol, budget, sweep_dir, directories, also=()):
         caption = ("Ours in the paper's axes: the training objective (solid) and the test ELBO of one sample per "
                    "image (dashed) after each epoch, against the training samples evaluated.")
     png = files.save_figure(sweep_dir, "reproduced", figure)
-    gaps = [(r["label"], r["config"].posterior, side, gaps_of(summary, side)) for r in table
-            for summary in [_numbers(r["run"])[1]] for side in ("test", "train")
-            if side == "test" or gaps_of(summary, side)] if protocol.get("gaps") else None  # training rows where measured
+    sides = [(r, side, gaps_of(_numbers(r["run"])[1], side)) for r in table for side in ("test", "train")]
+    gaps = [(r["label"], r["config"].posterior, side, g) for r, side, g in sides  # training rows where measured
+            if side == "test" or g] if protocol.get("gaps") else None
     path = files.atomic_write_text(Path(sweep_dir) / PAGE, reproduced.page(protocol, budget, table, png, caption, gaps,
                                                                                  also))
     for r in table:

@@ -198,7 +198,7 @@ def posterior_panels(run, per_image, search=40):
     ids = np.array(list(chosen.values()))
     tiles = exact.select_tiles(run.net, theta, x[ids])  # q* on the grid, as the gap decomposition finds it
     fitted, _ = q_stars.fit_on_grid(run.net, run.params, x[ids], tiles)
-    own = _own_best(run, x[ids], fitted)  # a richer family's own q*_F: {} for the factorized Gaussian
+    own = _own_best(run, x[ids], fitted)  # a richer family's own q*_F: [] for the factorized Gaussian
     for j, (role, i) in enumerate(chosen.items()):
         encoder = tuple(np.asarray(a) for a in _encode(run.net, run.params["encoder"], x[i]))
         q_star = tuple(np.asarray(a[j]) for a in fitted)
@@ -210,26 +210,28 @@ def posterior_panels(run, per_image, search=40):
     return panels
 
 
+def _richer(run):  # the run's posterior family is richer than the factorized Gaussian (more outputs than 2 Dz)
+    return run.net.family.outputs(run.config.latent_dim) > 2 * run.config.latent_dim
+
+
 def _own_best(run, x, q_star, n=600):
     """[(label, z (n, images, Dz))]: draws of the family's own q*_F of each image x (images, D) where the family is
     richer than the factorized Gaussian, fitted from q* (mean, log_std) as the gap decomposition fits it; else []."""
-    family, dz = run.net.family, run.config.latent_dim
-    if family.outputs(dz) <= 2 * dz:
+    if not _richer(run):
         return []
     q, _, _ = families.best_member(run.net, run.params, jnp.asarray(x), q_star, gaps.KEY,
                                    jax.random.fold_in(gaps.KEY, 1))
     z = np.asarray(q.sample(jax.random.PRNGKey(0), (n,))[0])  # (n, images, Dz)
-    return [(f"q*_F, {family.name}'s own best fitted (SVI): {n} draws", z)]
+    return [(f"q*_F, {run.net.family.name}'s own best fitted (SVI): {n} draws", z)]
 
 
 def _draws(run, image, n=600):
     """[(label, z (n, Dz), "encoder")]: draws of the encoder's whole q for one image where its family is richer than
     the factorized Gaussian the ellipses show (a flow moves its mass away from q0); else []."""
-    family, dz = run.net.family, run.config.latent_dim
-    if family.outputs(dz) <= 2 * dz:
+    if not _richer(run):
         return []
     z, _ = run.net.encode(run.params["encoder"], jnp.asarray(image)[None]).sample(jax.random.PRNGKey(0), (n,))
-    return [(f"encoder q(z|x), {family.name}: {n} draws", np.asarray(z[:, 0]), "encoder")]
+    return [(f"encoder q(z|x), {run.net.family.name}: {n} draws", np.asarray(z[:, 0]), "encoder")]
 
 
 def completion_figures(run, c):

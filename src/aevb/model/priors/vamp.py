@@ -1,9 +1,10 @@
 """The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) sum_k q(z | u_k), the mean of the encoder's own
 posteriors at K learned pseudo-inputs u_k (K, D). As in the authors' code (models/Model.py, add_pseudoinputs;
-utils/load_data.py sets the start), each u_k is hardtanh(0, 1) of free parameters started near 0.05 (N(0.05, 0.01^2)):
-grey levels in [0, 1] as images are, the gradient zero where a pixel is held at 0 or 1. The free parameters live
-under params["prior"]["pseudo_inputs"]; pseudo_inputs(params) gives the u_k. The encoder is the model's (its parameters shared: the generative view holds its q at the pseudo-inputs), so the prior moves
-with the encoder. It needs q's density at any z: a posterior family with one (gaussian, full-gaussian)."""
+utils/load_data.py sets the start), each u_k is hardtanh(0, 1) of free parameters started near 0.05
+(N(0.05, 0.01^2)): grey levels in [0, 1] as images are, the gradient zero where a pixel is held at 0 or 1. The free
+parameters live under params["prior"]["pseudo_inputs"]; pseudo_inputs(params) gives the u_k. The encoder is the
+model's (its parameters shared: the generative view holds its q at the pseudo-inputs), so the prior moves with the
+encoder. It needs q's density at any z: a posterior family with one (gaussian, full-gaussian)."""
 
 from typing import NamedTuple
 

@@ -85,7 +85,8 @@ def float64_log_joint(t, x, z):
     from scipy import special, stats  # here, not at the top: every aevb process of the tests imports conftest
 
     logits = np.tanh(z @ t["hidden"]["weight"] + t["hidden"]["bias"]) @ t["out"]["weight"] + t["out"]["bias"]
-    log_lik = x @ special.log_expit(logits).T + (1 - x) @ special.log_expit(-logits).T  # (N, P)
+    # x log s(l) + (1 - x) log s(-l) with log s(-l) = log s(l) - l: one log-sigmoid of the (P, D) logits, not two
+    log_lik = special.log_expit(logits).sum(-1) - (1 - x) @ logits.T  # (N, P)
     return log_lik + stats.norm.logpdf(z).sum(-1)
 
 

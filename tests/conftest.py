@@ -12,6 +12,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="aevb-tests-jax-cache-")
     os.environ["AEVB_TESTS_CACHE_OWNER"] = str(os.getpid())
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# numpy's OpenBLAS threads spin between calls (perf over the suite: 2.8% of all CPU time in blas_thread_server),
+# competing with XLA's threads and the other worker for the 2 cores; the float64 references' matmuls are small.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 # Compiling is most of the suite's time (78 of 113 s in the two AIS run tests). LLVM at -O1 and XLA's older
 # fusion codegen compile those programs in 26 s, not 78, and give the same bits as XLA's defaults here (a
@@ -154,10 +157,12 @@ def run_cli(capsys, *argv):
 
 # make test gives each worker whole files (--dist loadfile) in the order collected: the longest first, so that no
 # worker is left alone with a long file at the end (measured on a clean clone, 2 workers: 794 s, the last 100 s
-# one worker). The files that read reported_run come last, when a worker has long made it.
-LONGEST_FIRST = ("test_faults.py", "test_parallel.py", "test_ais.py", "test_nbgrader.py", "test_exact.py",
-                 "test_docs.py", "test_cli.py", "test_group.py", "test_data.py", "test_probability.py", "test_rules.py",
-                 "test_protocols.py", "test_training.py", "test_course.py")
+# one worker); the order is the files' measured seconds at 96a21da (test_protocols' include making reported_run).
+# The files that read reported_run come last, when a worker has long made it.
+LONGEST_FIRST = ("test_faults.py", "test_ais.py", "test_parallel.py", "test_posteriors.py", "test_group.py",
+                 "test_exact.py", "test_nbgrader.py", "test_protocols.py", "test_layered.py", "test_data.py",
+                 "test_docs.py", "test_rules.py", "test_probability.py", "test_priors.py", "test_training.py",
+                 "test_partial.py", "test_course.py", "test_cli.py")
 READ_REPORTED_RUN = ("test_plots.py", "test_report.py", "test_bench.py")
 
 

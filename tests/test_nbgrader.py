@@ -13,8 +13,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbgrader.api import Gradebook
-from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 
 from aevb.course import grading, release
 
@@ -47,6 +45,8 @@ MARKED = [  # cells as teachers write them, each kind of marker nbgrader knows
 
 def _nbgrader(notebook):
     """nbgrader's own student copy: ClearSolutions then ClearHiddenTests, as generate_assignment runs them."""
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions  # here: 1.6 s to import, in one worker
+
     notebook = copy.deepcopy(notebook)
     for preprocessor in (ClearSolutions(), ClearHiddenTests()):
         notebook, _ = preprocessor.preprocess(notebook, {})
@@ -108,6 +108,8 @@ def test_nbgrader_grades_a_correct_a_partly_wrong_and_an_empty_submission(tmp_pa
         (course / "submitted" / student / "vae").mkdir(parents=True)
         nbformat.write(notebook, course / "submitted" / student / "vae" / "assignment.ipynb")
     nbgrader("autograde", "vae")
+    from nbgrader.api import Gradebook  # here: 1.7 s to import, in one worker
+
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         scores = {student: gradebook.find_submission("vae", student).score
                   for student in ("correct", "partly", "empty")}

@@ -157,8 +157,8 @@ def run_cli(capsys, *argv):
 
 # make test gives each worker whole files (--dist loadfile) in the order collected: the longest first, so that no
 # worker is left alone with a long file at the end (measured on a clean clone, 2 workers: 794 s, the last 100 s
-# one worker); the order is the files' measured seconds at 96a21da (test_protocols' include making reported_run).
-# The files that read reported_run come last, when a worker has long made it.
+# one worker); the order is the files' measured seconds at 96a21da. The files that read reported_run come last,
+# when a worker has long made it (_reported_run_first).
 LONGEST_FIRST = ("test_faults.py", "test_ais.py", "test_parallel.py", "test_posteriors.py", "test_group.py",
                  "test_exact.py", "test_nbgrader.py", "test_protocols.py", "test_layered.py", "test_data.py",
                  "test_docs.py", "test_rules.py", "test_probability.py", "test_priors.py", "test_training.py",
@@ -212,12 +212,9 @@ REPORTED = {"epochs": 5, "log_px_every": 2, "n_train": 200, "n_test": 100,  # re
             "gap_families": "coupling:2"}
 
 
-@pytest.fixture(scope="session")
-def reported_run(tmp_path_factory):
-    """A run with every file, made by `aevb run` in this process: trained (the exact log p(x) tracked every
-    2 epochs), evaluated with the exact extras, plotted, completed, answered and reported. What the command
-    printed is kept beside it (reported-runs.out) with its wall time in seconds (reported-runs.wall).
-    Made once per session: the first worker to need it makes it while the others wait; tests only read it."""
+def _make_reported_run(tmp_path_factory, wait):
+    """Makes the session's reported run unless made: wait False returns at once (False) if another worker holds
+    the lock (it is making it). Returns the run's folder, or False."""
     import contextlib
     import io
     import time
@@ -227,7 +224,10 @@ def reported_run(tmp_path_factory):
     shared = shared_folder(tmp_path_factory)
     runs, done = shared / "reported-runs", shared / "reported-runs.done"
     with open(shared / "reported-runs.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
         if not done.exists():
             shutil.rmtree(runs, ignore_errors=True)  # a worker that failed half-way
             printed, began = io.StringIO(), time.perf_counter()
@@ -238,6 +238,24 @@ def reported_run(tmp_path_factory):
             (shared / "reported-runs.out").write_text(printed.getvalue())
             done.touch()
     return runs / "r"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reported_run_first(request, tmp_path_factory):
+    """When the session has tests that read reported_run, the first worker to start makes it before its first
+    test, and the other goes on with its tests instead of waiting for it (measured: a worker that met it half
+    made waited 20 s, idle). A session of other tests never makes it."""
+    if any("reported_run" in item.fixturenames for item in request.session.items):
+        _make_reported_run(tmp_path_factory, wait=False)
+
+
+@pytest.fixture(scope="session")
+def reported_run(tmp_path_factory):
+    """A run with every file, made by `aevb run` in this process: trained (the exact log p(x) tracked every
+    2 epochs), evaluated with the exact extras, plotted, completed, answered and reported. What the command
+    printed is kept beside it (reported-runs.out) with its wall time in seconds (reported-runs.wall).
+    Made once per session: the first worker to need it makes it while the others wait; tests only read it."""
+    return _make_reported_run(tmp_path_factory, wait=True)
 
 
 @pytest.fixture(scope="session")

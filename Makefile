@@ -38,10 +38,11 @@ data: install
 run: data
 	$(BIN)/aevb run --name $(NAME)
 
-# Test files run in parallel, one file per worker (its module fixtures made once), a worker per core.
+# Test files run in parallel, one file per worker (its module fixtures made once), a worker per core, in the order
+# tests/conftest.py gives them (the longest first; xdist would otherwise order files by their number of tests).
 WORKERS ?= auto
 test: install browser debian-lists
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The "aevb" Jupyter kernel: this project's .venv, for a notebook or nbgrader run from another environment
 # (course/nbgrader_config.py names it).

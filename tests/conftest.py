@@ -155,10 +155,10 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-# make test gives each worker whole files (--dist loadfile) in the order collected: the longest first, so that no
-# worker is left alone with a long file at the end (measured on a clean clone, 2 workers: 794 s, the last 100 s
-# one worker); the order is the files' measured seconds at 96a21da. The files that read reported_run come last,
-# when a worker has long made it (_reported_run_first).
+# make test gives each worker whole files (--dist loadfile) in the order collected (--no-loadscope-reorder: xdist
+# would order them by their number of tests, test_layout's 170 quick ones first): the longest first, so that no
+# worker is left alone with a long file at the end; the order is the files' measured seconds at 96a21da. The files
+# that read reported_run come last, when a worker has long made it (_reported_run_first).
 LONGEST_FIRST = ("test_faults.py", "test_ais.py", "test_parallel.py", "test_posteriors.py", "test_group.py",
                  "test_exact.py", "test_nbgrader.py", "test_protocols.py", "test_layered.py", "test_data.py",
                  "test_docs.py", "test_rules.py", "test_probability.py", "test_priors.py", "test_training.py",

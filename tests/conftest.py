@@ -38,6 +38,15 @@ from aevb.training import loop  # noqa: E402
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # Two CPU devices, for the tests of several devices (aevb.parallel); the rest use the first, as ever.
 jax.config.update("jax_num_cpu_devices", 2)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A worker's exit would run jax's atexit clean_up, which clears the session's thousands of compiled programs
+    # one by one (py-spy: 5 s per worker at the suite's end); the process ends and frees them anyway. The aevb
+    # processes the tests start keep it (two of them shut jax.distributed down through it).
+    import atexit
+
+    from jax._src import api
+
+    atexit.unregister(api.clean_up)
 
 # Most tests run on a small synthetic dataset held in memory (no download): 12x12 images of
 # discs in 4 classes, a shape other than MNIST's so that nothing can lean on 28x28.

@@ -38,15 +38,6 @@ from aevb.training import loop  # noqa: E402
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # Two CPU devices, for the tests of several devices (aevb.parallel); the rest use the first, as ever.
 jax.config.update("jax_num_cpu_devices", 2)
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # A worker's exit would run jax's atexit clean_up, which clears the session's thousands of compiled programs
-    # one by one (py-spy: 5 s per worker at the suite's end); the process ends and frees them anyway. The aevb
-    # processes the tests start keep it (two of them shut jax.distributed down through it).
-    import atexit
-
-    from jax._src import api
-
-    atexit.unregister(api.clean_up)
 
 # Most tests run on a small synthetic dataset held in memory (no download): 12x12 images of
 # discs in 4 classes, a shape other than MNIST's so that nothing can lean on 28x28.
@@ -173,6 +164,19 @@ LONGEST_FIRST = ("test_faults.py", "test_ais.py", "test_parallel.py", "test_post
                  "test_docs.py", "test_rules.py", "test_probability.py", "test_priors.py", "test_training.py",
                  "test_partial.py", "test_course.py", "test_cli.py")
 READ_REPORTED_RUN = ("test_plots.py", "test_report.py", "test_bench.py")
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # A worker's exit would run jax's atexit clean_up, which clears the session's thousands of compiled programs
+        # one by one (py-spy: 5 s per worker at the suite's end); the process ends and frees them anyway. Here, in a
+        # hook, not at conftest's import: the aevb processes the tests start import conftest too (with the worker's
+        # environment) and keep it, since jax.distributed shuts down through it.
+        import atexit
+
+        from jax._src import api
+
+        atexit.unregister(api.clean_up)
 
 
 def pytest_collection_modifyitems(config, items):

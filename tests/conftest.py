@@ -267,7 +267,8 @@ def reported_run(tmp_path_factory):
     """A run with every file, made by `aevb run` in this process: trained (the exact log p(x) tracked every
     2 epochs), evaluated with the exact extras, plotted, completed, answered and reported. What the command
     printed is kept beside it (reported-runs.out) with its wall time in seconds (reported-runs.wall).
-    Made once per session: the first worker to need it makes it while the others wait; tests only read it."""
+    Made once per session, by the first worker to start (_reported_run_first); a worker that needs it while it is
+    being made waits for it; tests only read it."""
     return _make_reported_run(tmp_path_factory, wait=True)
 
 

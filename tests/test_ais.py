@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import run_cli, tiny, tiny_flags, trained
+from conftest import float64_log_joint, run_cli, tiny, tiny_flags, trained
 from scipy import special, stats
 
 from aevb import parallel, pipeline
@@ -176,10 +176,7 @@ def test_ais_through_a_decoder_that_uses_z_against_quadrature():
     x = (np.random.default_rng(5).uniform(size=(3, 6)) < 0.5).astype(np.float64)
     axis = np.linspace(-9, 9, 1201)
     z = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)  # (G, 2)
-    logits = np.tanh(z @ t["hidden"]["weight"] + t["hidden"]["bias"]) @ t["out"]["weight"] + t["out"]["bias"]
-    # log Bernoulli(x; sigmoid(l)) = x log s(l) + (1 - x) log s(-l) = log s(l) - (1 - x) l, summed over pixels: (3, G)
-    log_lik = special.log_expit(logits).sum(-1) - (1 - x) @ logits.T
-    log_joint = stats.norm.logpdf(z).sum(-1) + log_lik
+    log_joint = float64_log_joint(t, x, z)  # (3, G)
     truth = special.logsumexp(log_joint, axis=1) + 2 * np.log(axis[1] - axis[0])  # (3,)
     out = ais.ais_per_image(NET, params, x.astype(np.float32), dataclasses.replace(SETTINGS, start="prior",
                                                                                      chains=32), 2)

@@ -100,16 +100,16 @@ def test_sharded_evaluation_gives_the_same_numbers(split, two):
     shape, one device's share padded), and the exact grid's chunk is 137 images padded to 256."""
     params = compiled.init_state(tiny(latent_dim=2))[0]
     params = jax.tree_util.tree_map(lambda leaf: leaf * 1.5, params)
-    for x in (split.x_test[:137],):
-        pairs = [(bounds.elbo_per_image(NET, params, x, 3, devices=d),
-                  bounds.iwae_per_image(NET, params, x, 20, devices=d),
-                  bounds.iwae_per_image(NET, params, x, 20, defensive=True, devices=d),
-                  gaps.iwae_prefixes_per_image(NET, params, x, (10, 100, 200), devices=d, known=(
-                      100, bounds.iwae_per_image(NET, params, x, 100, devices=d)))[:, 2],
-                  exact.log_px(NET, params["decoder"], x, devices=d)[0]) for d in (parallel.ONE, two)]
-        for alone, shared in zip(*pairs, strict=True):
-            assert alone.shape == (len(x),)
-            np.testing.assert_array_equal(shared, alone)
+    x = split.x_test[:137]
+    pairs = [(bounds.elbo_per_image(NET, params, x, 3, devices=d),
+              bounds.iwae_per_image(NET, params, x, 20, devices=d),
+              bounds.iwae_per_image(NET, params, x, 20, defensive=True, devices=d),
+              gaps.iwae_prefixes_per_image(NET, params, x, (10, 100, 200), devices=d, known=(
+                  100, bounds.iwae_per_image(NET, params, x, 100, devices=d)))[:, 2],
+              exact.log_px(NET, params["decoder"], x, devices=d)[0]) for d in (parallel.ONE, two)]
+    for alone, shared in zip(*pairs, strict=True):
+        assert alone.shape == (len(x),)
+        np.testing.assert_array_equal(shared, alone)
 
 
 def test_a_batch_the_devices_do_not_divide_is_one_line(capsys, tmp_path):

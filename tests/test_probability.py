@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import float64_log_joint, float64_tree
 from numpy.polynomial.hermite_e import hermegauss
 from scipy import special, stats
 
@@ -125,10 +126,7 @@ def _grid_log_marginal(params, x, half_width=7.0, n=281):
     axis = np.linspace(-half_width, half_width, n)
     z1, z2 = np.meshgrid(axis, axis, indexing="ij")
     z = np.stack([z1.ravel(), z2.ravel()], -1)  # (P, 2)
-    logits = _numpy_decoder_logits(params["decoder"], z)  # (P, D)
-    # x log s(l) + (1 - x) log s(-l), with log s(-l) = log s(l) - l
-    log_joint = special.log_expit(logits).sum(-1) - np.asarray(1 - x, np.float64) @ logits.T  # (N, P)
-    log_joint += stats.norm.logpdf(z).sum(-1)
+    log_joint = float64_log_joint(float64_tree(params["decoder"]), np.asarray(x, np.float64), z)  # (N, P)
     return special.logsumexp(log_joint, axis=1) + 2 * np.log(axis[1] - axis[0])
 
 

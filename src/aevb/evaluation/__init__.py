@@ -1,6 +1,7 @@
 """Evaluation: numbers about a trained model, from its parameters and arrays (no files).
 
-bounds   the ELBO with its standard error, the IWAE bound, the defensive proposal; fixed keys
+bounds   the ELBO with its standard error, the IWAE bound (with q or the defensive proposal); fixed keys
+proposals  the defensive proposal around q, whatever its family
 exact    log p(x) by quadrature on a tiled grid (Dz = 2), with its accuracy check
 gaps     everything `aevb evaluate --exact` measures around it: bounds against K, the gap decomposition
 q_stars  q*, the best factorized Gaussian per image: on the exact grid (Dz = 2) or by SVI; q*_F of a richer family
@@ -16,4 +17,5 @@ aggregate  the prior beside the aggregate posterior on a grid (Dz = 2), and the 
 Imports: aevb.errors, aevb.model, aevb.data (batch chunks), aevb.parallel.
 """
 
-from . import aggregate, ais, answers, bounds, curves, exact, families, gaps, hmc, likelihood, partial, q_stars  # noqa: F401
+from . import (aggregate, ais, answers, bounds, curves, exact, families, gaps, hmc, likelihood, partial,  # noqa: F401
+               proposals, q_stars)

@@ -27,8 +27,8 @@ import numpy as np
 
 from .. import parallel
 from ..config import AIS
-from ..model import densities, posteriors, probability
-from . import bounds, hmc
+from ..model import posteriors, probability
+from . import bounds, hmc, proposals
 
 KEY = np.array([0, 5], np.uint32)  # jax.random.PRNGKey(5), fixed: the chains' draws
 OUTPUTS = ("log_px", "log_px_se", "acceptance", "upper", "upper_se")  # per image, in this order
@@ -187,10 +187,9 @@ def ais_chunk(key, net, params, x, z_true, settings, reverse=False):
     (BDMC); otherwise z_true is unused.
     Raises ValueError for a start at q where q has no density at any z (a planar flow)."""
     q = net.encode(params["encoder"], x) if settings.start != "prior" else (jnp.zeros_like(z_true),) * 2
-    if settings.start == "defensive":  # 1/2 q + 1/4 q widened + 1/4 prior (aevb.evaluation.bounds)
-        weights, components = bounds.DEFENSIVE_WEIGHTS, bounds.defensive_components(q)
-        log_q0 = lambda z: densities.gaussian_mixture_log_density(weights, components, z)  # noqa: E731
-        sample = lambda key, n: densities.sample_gaussian_mixture(key, weights, components, (n,))[0]  # noqa: E731
+    if settings.start == "defensive":  # 1/2 q + 1/4 q widened + 1/4 prior (aevb.evaluation.proposals)
+        draw, log_q0 = proposals.defensive(q, jax.random.fold_in(key, 1))  # a flow's moments: a key of their own
+        sample = lambda key, n: draw(key, (n,))[0]  # noqa: E731
     else:  # the encoder's q (a family with a density at any z: not a flow's), or the prior
         if not posteriors.as_q(q).has_density:
             raise ValueError("AIS from the encoder's q needs q's density at any z; a flow gives it at its own draws "

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from .. import parallel
 from ..data import splits
 from ..errors import Interrupted
-from ..model import densities, posteriors, probability
+from ..model import posteriors, probability
+from . import proposals
 
 EVAL_KEY = np.array([0, 2], np.uint32)  # jax.random.PRNGKey(2), made without starting a backend
 IMAGE_CHUNK = 100  # images per draw of noise
@@ -130,33 +131,12 @@ def evaluate_elbo(net, params, x, num_samples, key=EVAL_KEY, progress=False, des
     return mean_and_standard_error(elbo_per_image(net, params, x, num_samples, key, progress, desc, devices))
 
 
-WIDENING = 3.0  # the defensive proposal's wide component has q's standard deviation times this
-
-
-def defensive_sample(key, q, sample_shape):
-    """Draws from the defensive mixture r = 1/2 q + 1/4 N(mean, (3 std)^2) + 1/4 N(0, I) and
-    returns (z, log r(z)), z of shape sample_shape + mean.shape. Where q is too narrow or sits
-    away from the posterior's mass, the wide and the prior components still find it (defensive
-    importance sampling, Hesterberg 1995); the weights p/r stay below 4 p(x|z)."""
-    return densities.sample_gaussian_mixture(key, DEFENSIVE_WEIGHTS, defensive_components(q), sample_shape)
-
-
-DEFENSIVE_WEIGHTS = (0.5, 0.25, 0.25)
-
-
-def defensive_components(q):
-    """The defensive mixture's components around q's factorized Gaussian (mean, log_std): it, it widened, the prior.
-    The default family's q itself; a richer family's q0 or diagonal: a cruder but valid proposal (looser bounds)."""
-    q = posteriors.as_q(q)
-    mean, log_std = q.mean, q.log_std
-    return [(mean, log_std), (mean, log_std + jnp.log(WIDENING)), (jnp.zeros_like(mean), jnp.zeros_like(mean))]
-
-
 def proposal_log_weights(net, params, x, q, key, sample_chunk, defensive):
     """log p(x, z) - log r(z) of sample_chunk draws z ~ r per image, r = q or the defensive mixture: (C, B)."""
     theta = probability.generative(net, params)  # p(x, z)'s parameters
-    if defensive:
-        z, log_r = defensive_sample(key, q, (sample_chunk,))  # (C, B, Dz), (C, B)
+    if defensive:  # a flow's moments for the mixture from a key apart from its draws'
+        sample, _ = proposals.defensive(q, jax.random.fold_in(key, 1))
+        z, log_r = sample(key, (sample_chunk,))  # (C, B, Dz), (C, B)
         return in_row_blocks(lambda zc: probability.log_joint(net, theta, x, zc), z) - log_r
     return sampled_log_weights(net, theta, x, q, key, sample_chunk)  # (C, B)
 
@@ -177,7 +157,7 @@ def add_to_log_sum_exp(carry, log_w):
 @jax.jit(static_argnames=("net", "k", "sample_chunk", "defensive"))
 def iwae_chunk(net, params, x, key, k, sample_chunk=SAMPLE_CHUNK, defensive=False):
     """log (1/K) sum_k p(x, z_k) / r(z_k), z_k ~ r, for each image: (B, D) -> (B,); r = q(z|x), or the
-    defensive mixture around it (defensive_sample).
+    defensive mixture around it (aevb.evaluation.proposals).
 
     Burda et al. (2016), eq. 8. The K samples are drawn sample_chunk at a time in a scan with a
     running log-sum-exp, so memory does not grow with K; chunk c draws with fold_in(key, c).
@@ -205,7 +185,7 @@ def _iwae_chunks(net, params, x, keys, k, sample_chunk, defensive):
 def iwae_per_image(net, params, x, k, key=EVAL_KEY, progress=False, defensive=False, devices=parallel.ONE):
     """The importance-weighted lower bound on log p(x) for each image, K samples: (N,). One chunk
     per device per call (K samples already fill a call; on one device the numbers are bit for bit
-    those of unbatched iwae_chunk calls, measured). defensive: from the defensive mixture (defensive_components)."""
+    those of unbatched iwae_chunk calls, measured). defensive: from the defensive proposal (evaluation.proposals)."""
     params = devices.replicate(params)
     return by_chunks(lambda block, keys: _iwae_chunks(net, params, block, keys, k, min(SAMPLE_CHUNK, k), defensive),
                      x, key, devices.count, devices, progress, f"IWAE K={k}" + " defensive" * defensive)
@@ -233,6 +213,7 @@ def evaluate(net, params, x_train, x_test, num_samples, k, progress=True, defens
                                                           devices=devices)
         results["test_iwae_defensive"], results["test_iwae_defensive_se"] = mean_and_standard_error(
             per_image["test_iwae_defensive"])
+        results["defensive_proposal"] = proposals.describe_defensive(net.family)
     return results, per_image
 
 
@@ -245,6 +226,7 @@ def describe(results, n_test):
             f"test IWAE  {r['test_iwae']:.2f} ± {r['test_iwae_se']:.2f} nats/image (K={r['iwae_k']}; a lower bound "
             f"on log p(x))\n"
             + (f"test IWAE, defensive proposal {r['test_iwae_defensive']:.2f} ± {r['test_iwae_defensive_se']:.2f} "
-               f"nats/image (also a lower bound; {higher} than the plain one)\n"
+               f"nats/image (also a lower bound; {higher} than the plain one"
+               + (f"; the proposal {r['defensive_proposal']}" if "defensive_proposal" in r else "") + ")\n"
                if "test_iwae_defensive" in r else "") +
             f"train ELBO {r['train_elbo']:.2f} ± {r['train_elbo_se']:.2f} nats/image")

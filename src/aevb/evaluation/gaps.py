@@ -12,7 +12,7 @@ import numpy as np
 from .. import parallel
 from ..errors import ConfigError
 from ..model import posteriors, probability
-from . import bounds, exact, families, q_stars
+from . import bounds, exact, families, proposals, q_stars
 
 CHUNK = bounds.SAMPLE_CHUNK  # the IWAE bound's draws per scan step
 
@@ -180,7 +180,8 @@ def evaluate(net, params, x_train, x_test, per_image, iwae_k, key, progress=True
         results["exact_evaluation_seconds"] = time.perf_counter() - began
         return results, {"test_log_px": test, "train_log_px": train}
     subset = x_test[:BOUND_IMAGES]
-    against_k = {"images": len(subset), "k": list(BOUND_KS)}
+    against_k = {"images": len(subset), "k": list(BOUND_KS), "defensive_proposal": proposals.describe_defensive(
+        net.family)}
     for name, defensive in (("iwae", False), ("defensive", True)):
         # Each K the first K of one set of max(K) draws per image (Burda et al. 2016), as iwae_per_image draws
         # them: the plain bound's first iwae_k are the IWAE bound's own, continued, not drawn again.

@@ -10,10 +10,10 @@ import numpy as np
 from .. import parallel
 from ..errors import ConfigError, TooBig, machine_memory
 from ..model import probability
-from . import bounds, exact, families, gaps
+from . import bounds, exact, families, gaps, proposals
 from .ais import Settings, ais_per_image
 
-STARTS = {"defensive": "the defensive mixture (1/2 q + 1/4 wide q + 1/4 prior)", "encoder": "the encoder's q",
+STARTS = {"defensive": "the defensive proposal around q", "encoder": "the encoder's q",
           "prior": "the prior"}
 BDMC_KEY = np.array([0, 6], np.uint32)  # jax.random.PRNGKey(6): the simulated data
 
@@ -193,7 +193,8 @@ def steps_curve(net, params, x, out, truth, simulated, settings, latent_dim, pro
 
     estimates = [at(t, x[:n])["log_px"] for t in steps[:-1]] + [out["log_px"][:n]]
     reference = truth[:n] if truth is not None else np.asarray(out["log_px"][:n], np.float64)
-    c = {"images": n, "steps": list(steps), "k": list(CURVE_KS), "reference": "exact" if truth is not None else "ais"}
+    c = {"images": n, "steps": list(steps), "k": list(CURVE_KS), "reference": "exact" if truth is not None else "ais",
+         "defensive_proposal": proposals.describe_defensive(net.family)}
     c["ais"], c["ais_se"] = map(list, zip(*(_paired(v, reference) for v in estimates), strict=True))
     for name, defensive in (("iwae", False), ("defensive", True)):
         values = gaps.iwae_prefixes_per_image(net, params, x[:n], CURVE_KS, progress=progress, defensive=defensive,

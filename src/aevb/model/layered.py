@@ -44,8 +44,8 @@ def _gaussian(outputs):
 
 class Layered(NamedTuple):
     """q(z1|x) q(z2|z1): mean, log_std (..., Dz), z1's factorized Gaussian then z2's at z1 = z1's mean (the
-    factorized part the figures, the defensive proposal and SVI's starts use); upper: the z1 -> z2 network's layers,
-    each weight (..., n_in, n_out) and bias (..., n_out) for each image."""
+    factorized part the figures, the defensive proposal's wide component and SVI's starts use); upper: the z1 -> z2
+    network's layers, each weight (..., n_in, n_out) and bias (..., n_out) for each image."""
 
     has_density = True  # log q at any z (not a field: the pytree holds arrays only)
 

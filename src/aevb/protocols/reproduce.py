@@ -113,10 +113,10 @@ def companions(protocol, runs_dir, budget):
         if not (sweep_dir / files.SWEEP).is_file():
             continue
         points = [sweep_dir / point for point in json.loads((sweep_dir / files.SWEEP).read_text())["points"]]
-        done = [p for p in points if ((p / files.CONFIG).is_file() or records.read_group(p) is not None)
-                and _numbers(p)[1].get(other["measure"]) is not None]
-        if done:
-            out.append((name, other["title"], rows(other, done)))
+        run = [p for p in points if (p / files.CONFIG).is_file() or records.read_group(p) is not None]
+        measured = [row for row in rows(other, run) if row["ours"] is not None]
+        if measured:
+            out.append((name, other["title"], measured))
     return out
 
 

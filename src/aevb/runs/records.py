@@ -101,7 +101,7 @@ def update_per_image(run_dir, arrays):
 # false, or a list or object of them. Checked where the files are read (checked), so a page never formats or shows
 # a value of the wrong kind.
 TEXT_KEYS = frozenset({"binarization", "criterion", "mask", "units", "kind", "platform", "q_star", "schedule",
-                       "start", "reference", "runs", "posterior"})
+                       "start", "reference", "runs", "posterior", "defensive_proposal"})
 TEXT_MAX = 1000  # characters of a text value
 
 

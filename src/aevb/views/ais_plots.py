@@ -3,6 +3,8 @@ distributions T beside the IWAE bounds against K, BDMC's two bounds against T, a
 between AIS and the IWAE bound. Arrays in, matplotlib figures out, like aevb.views.exact_plots.
 """
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -37,7 +39,7 @@ def ais_figure(curve, ais_minus_iwae, ais_minus_defensive, iwae_k):
     _against(left, curve["steps"], curve["ais"], curve["ais_se"], AIS_COLOUR, "AIS (a stochastic lower bound)")
     _against(right, curve["k"], curve["iwae"], curve["iwae_se"], IWAE_COLOUR, "IWAE bound, proposal q(z|x)")
     _against(right, curve["k"], curve["defensive"], curve["defensive_se"], DEFENSIVE_COLOUR,
-             "IWAE bound, defensive ½ q + ¼ wide q + ¼ N(0, I)")
+             textwrap.fill("IWAE bound, defensive " + curve.get("defensive_proposal", ""), 50))
     for ax in (left, right):
         ax.axhline(line, color=TRUTH_COLOUR, linewidth=2, label=line_label)
     low = min(curve["ais"][0], curve["iwae"][0]) - 2

@@ -224,8 +224,8 @@ def compare(paths, out_dir):
             "bounds are lower bounds on it. Where it does not exist, log p(x) by AIS (on the first test images, as "
             "each run's config.json says: ais_images) is the number to trust, and its BDMC gap, reverse minus forward "
             "AIS on data simulated from the model, says how far from the truth it can be; without AIS, the higher of "
-            "the plain and the defensive bound (proposal ½ q + ¼ wide q + ¼ N(0, I)) is the closer, with no certificate "
-            "of how close.</p>",
+            "the plain and the defensive bound (proposal ½ q + ¼ wide q + ¼ N(0, I), a Gaussian at q's moments "
+            "standing in for a q without a density at any z) is the closer, with no certificate of how close.</p>",
             "<h2>Settings, mean ± sd over seeds</h2>", _group_table(groups, varied, measures),
             *_gap_table(groups, varied)]
     if not measures:

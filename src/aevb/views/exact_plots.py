@@ -4,6 +4,8 @@ Arrays in, matplotlib figures out, like aevb.views.plots and aevb.views.completi
 and posterior drawing these share).
 """
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -19,7 +21,7 @@ def bounds_figure(bounds):
     left, right = figure.subplots(1, 2)
     ks, exact = np.asarray(bounds["k"]), bounds["exact"]
     styles = (("iwae", CLASS_COLOURS[6], "proposal q(z|x)"),
-              ("defensive", CLASS_COLOURS[3], "defensive proposal ½ q + ¼ wide q + ¼ N(0, I)"))
+              ("defensive", CLASS_COLOURS[3], textwrap.fill("defensive proposal " + bounds.get("defensive_proposal", ""), 50)))
     for name, colour, label in styles:
         left.errorbar(ks, bounds[name], yerr=bounds[name + "_gap_se"], marker="o", capsize=3, color=colour,
                       label="IWAE bound, " + label)

@@ -78,7 +78,8 @@ def _exact_section(s, figure, latent_dim):
         defensive = ""
         if "test_iwae_defensive" in s:
             higher = "higher" if s["test_iwae_defensive"] > s["test_iwae"] else "not higher"
-            defensive = (f" The importance-weighted bound with the defensive proposal (½ q + ¼ wide q + ¼ N(0, I)), "
+            proposal = html.escape(s.get("defensive_proposal", "its components not recorded"))
+            defensive = (f" The importance-weighted bound with the defensive proposal ({proposal}), "
                          f"K = {s['iwae_k']}: <b>{_pm(s['test_iwae_defensive'], s['test_iwae_defensive_se'])}</b> "
                          f"nats/image, {higher} than {_pm(s['test_iwae'], s['test_iwae_se'])} with q alone. Both are "
                          "lower bounds: the higher is the closer" + (", and AIS below is the estimate to trust here."
@@ -151,7 +152,7 @@ def _bounds_conclusion(b):
              f"where no grid exists, no bound here can stand in for it: the defensive one stayed {defensive[-1]:.2f} "
              "nats below")
     return (f"On the first {b['images']} test images, {more} ({_pm(plain[-1], b['iwae_gap_se'][-1])} nats below at "
-            f"K = {k[-1]}). A defensive proposal (½ q + ¼ q with 3× its standard deviation + ¼ N(0, I)) {found}: "
+            f"K = {k[-1]}). A defensive proposal ({html.escape(b.get('defensive_proposal', 'not recorded'))}) {found}: "
             f"at K = {k[-1]} it is {_pm(defensive[-1], b['defensive_gap_se'][-1])} nats below log p(x). Which number "
             f"to trust: the exact log p(x); {trust}.")
 

@@ -4,8 +4,8 @@ z_k = z_{k-1} + u_k tanh(w_k^T z_{k-1} + b_k), each step's parameters amortized 
 log q(z_K) = log q0(z0) - sum_k log abs(1 + u_k^T psi_k), psi_k = (1 - tanh^2(w_k^T z_{k-1} + b_k)) w_k (eq. 11).
 Each step stays invertible by the paper's constraint (Appendix A.1): u is replaced by
 u + (m(w^T u) - w^T u) w / (w^T w) with m(a) = -1 + softplus(a), so that w^T u >= -1. The flow has no closed-form
-inverse, so log q is known at q's own draws only (has_density False: the defensive proposal is built on q0,
-AIS starts from the prior).
+inverse, so log q is known at q's own draws only (has_density False: in the defensive proposal a Gaussian at the
+moments of q's draws stands in for q; AIS starts from the prior).
 """
 
 from typing import NamedTuple

@@ -3,6 +3,7 @@ Burda's schedule, Adam's epsilon, a KL warm-up, Adagrad), config and sweep files
 that `aevb reproduce` runs: each checked against its formula or an independent reference."""
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -391,3 +392,27 @@ def test_a_protocols_page_shows_its_companions_points_as_far_as_they_have_run(tm
     assert "Also measured here: Side &lt;two layers&gt;" in page and "aevb reproduce side" in page
     assert page.count(f"{value:.2f} &plusmn;") == 2 and str(side / "run") in page  # its own row and the side's
     assert "Never run" not in page and "not-yet" not in page
+
+
+def test_a_points_log_px_is_its_best_estimate_exact_or_else_ais_and_the_row_says_which(tmp_path, reported_run):
+    """A protocol measured by log p(x) whose points are of Dz = 2 (exact) and of another Dz (AIS only, as cremer2018's
+    z = 50 grid): each row's number is the exact value where the run has it, else AIS's, named with its images; a
+    point with neither is not evaluated (None), not a number of another kind."""
+    import shutil
+
+    exact, by_ais, neither = (tmp_path / name for name in ("exact", "ais", "neither"))
+    for point in (exact, by_ais, neither):
+        shutil.copytree(reported_run, point)
+    summary = records.read_summary(reported_run)
+    for point, kept in ((by_ais, {"test_log_px_ais": -123.456, "test_log_px_ais_se": 0.789}), (neither, {})):
+        changed = {k: v for k, v in summary.items() if k not in ("test_log_px", "test_log_px_se")} | kept
+        (point / "summary.json").write_text(json.dumps(changed))
+    protocol = {"measure": "test_log_px", "published": [], "label": ["latent_dim"]}
+    first, second, third = reproduce.rows(protocol, [exact, by_ais, neither])
+    assert (first["ours"], first["se"]) == (summary["test_log_px"], summary["test_log_px_se"]) and first["by"] == ""
+    ais_images = Config.from_json((reported_run / "config.json").read_text(), data=False).ais_images
+    assert (second["ours"], second["se"]) == (-123.456, 0.789)
+    assert second["by"] == f"by AIS, first {ais_images} test images" and "AIS" not in second["label"]
+    assert third["ours"] is None and math.isnan(third["se"])
+    with_test_iwae = reproduce.rows({**protocol, "measure": "test_iwae"}, [by_ais])[0]
+    assert with_test_iwae["ours"] == summary["test_iwae"] and with_test_iwae["by"] == ""

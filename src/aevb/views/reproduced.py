@@ -15,7 +15,10 @@ def curves_figure(lines, x_range=(1e5, 1e8)):
     """The lower bound per datapoint against training samples evaluated, log x, in the style of Kingma &
     Welling (2013), Figure 2: lines = [(label, samples (E,), train (E,), test (E,))], solid train, dashed test.
     x_range: the x axis' limits, training samples."""
-    figure = Figure(figsize=(6.4, 4.4), layout="constrained")
+    # The legend below the axes, one or two columns by the labels' length: a protocol of a dozen points (two
+    # lines each) would cover the curves inside them.
+    columns = 2 if max((len(label) for label, *_ in lines), default=0) <= 40 else 1
+    figure = Figure(figsize=(6.4, 4.4 + 0.16 * math.ceil(2 * len(lines) / columns)), layout="constrained")
     ax = figure.subplots()
     for i, (label, samples, train, test) in enumerate(lines):
         colour = CLASS_COLOURS[i % len(CLASS_COLOURS)]
@@ -31,7 +34,7 @@ def curves_figure(lines, x_range=(1e5, 1e8)):
     highest = max((max(max(train), max(test)) for _, _, train, test in lines if len(test)), default=-95.0)
     ax.set_ylim(min(-150.0, lowest - 10.0), max(-95.0, highest + 5.0))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    figure.legend(fontsize=7, ncol=columns, loc="outside lower center")
     return figure
 
 
@@ -88,6 +91,11 @@ def gaps_table(gaps):
             f"member fitted per image. {verdict}</p>" + '<div class="wrap">' + "".join(table) + "</div>")
 
 
+def _by(row):
+    """How a row's number was estimated where it is not the measure itself (AIS for log p(x)), for its cell."""
+    return f"<br><small>({html.escape(row['by'])})</small>" if row.get("by") else ""
+
+
 def rows_table(rows):
     """The table of a protocol's points: rows = [dict(label, paper, ours, se, epochs, images, hours, device, run)]."""
     e = html.escape
@@ -96,7 +104,8 @@ def rows_table(rows):
     for r in rows:
         difference = None if r["paper"] is None or r["ours"] is None else r["ours"] - r["paper"]
         table.append(f"<tr><td>{e(r['label'])}</td><td class=num>{_number(r['paper'])}</td><td class=num>"
-                     f"{_number(r['ours'])} &plusmn; {_number(r['se'])}</td><td class=num>{_number(difference)}</td>"
+                     f"{_number(r['ours'])} &plusmn; {_number(r['se'])}{_by(r)}</td>"
+                     f"<td class=num>{_number(difference)}</td>"
                      f"<td class=num>{r['epochs']}</td><td class=num>{r['images']:.3g}</td><td class=num>"
                      f"{_number(r['hours'], 3)}</td><td>{e(r['device'])}</td><td>{e(r['run'])}</td></tr>")
     return '<div class="wrap">' + "".join(table) + "</table></div>"

@@ -163,3 +163,37 @@ def test_iwae_training_at_k_1_is_elbo_training(tmp_path):
         "train_elbo"]
     k5 = _train(tiny(epochs=2, objective="iwae", num_samples=5), tmp_path / "iwae5")
     assert not _same(elbo["params"], k5["params"])
+
+
+def test_a_fall_of_the_training_objective_after_warm_up_is_said_and_nothing_less():
+    """stability.fall on rows of metrics.jsonl: a last epoch more than 5 nats per image below the best epoch after
+    the KL warm-up is named with both numbers and epochs; a fall within 5 nats, a best epoch inside the warm-up (whose
+    objective weighs the KL less), a last epoch still in it, and a non-finite epoch are not a fall."""
+    from aevb.training import stability
+
+    def rows(values, first=1):
+        return [{"epoch": first + i, "train_elbo": v} for i, v in enumerate(values)]
+
+    said = stability.fall(rows([-200.0, -160.0, -150.0, -149.7, -197.1]), warmup=0)
+    assert "fell from -149.70 nats/image (epoch 4) to -197.10 in the last epoch (5)" in said
+    assert stability.fall(rows([-200.0, -150.0, -154.9]), warmup=0) is None  # 4.9 nats: noise of an epoch
+    assert stability.fall(rows([-90.0, -120.0, -130.0, -131.0]), warmup=2) is None  # the best in the warm-up
+    assert "(epoch 3)" in stability.fall(rows([-90.0, -120.0, -125.0, -131.0]), warmup=2)
+    assert stability.fall(rows([-150.0, -140.0, -160.0]), warmup=3) is None  # the last epoch still warming up
+    assert stability.fall(rows([-150.0, float("nan"), -151.0]), warmup=0) is None
+    assert stability.fall(rows([-150.0]), warmup=0) is None
+
+
+def test_training_that_ends_below_its_best_says_so_when_it_finishes(tmp_path, capsys):
+    """A real run resumed for one epoch whose metrics.jsonl holds an earlier epoch 50 nats above the last: the loop
+    warns on stderr, naming the run and both epochs, as `aevb train` would print it; the run is trained all the same."""
+    config = tiny(epochs=2)
+    _train(config, tmp_path)
+    rows = records.read_metrics(tmp_path)
+    rows[0]["train_elbo"] = rows[-1]["train_elbo"] + 50.0  # as if the first epoch had been far better
+    records.write_metrics(tmp_path, rows)
+    capsys.readouterr()
+    result = _train(dataclasses.replace(config, epochs=3), tmp_path, resume=True)
+    err = capsys.readouterr().err
+    assert result["epoch"] == 3 and f"aevb: warning: {tmp_path}: the training objective fell from" in err, err
+    assert "(epoch 1)" in err and "in the last epoch (3)" in err

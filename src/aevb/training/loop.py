@@ -1,10 +1,7 @@
-"""The training loop: epochs of one seed or of several trained together, checkpoints, metrics,
-divergence, signals and lost processes.
-
-What the loop measures after each epoch (the test ELBO, the tracked log p(x)) is given to it as
-`measure` (aevb.evaluation.curves.monitor, passed in by aevb.pipeline): training does not
-import evaluation.
-"""
+"""The training loop: epochs of one seed or of several trained together, checkpoints, metrics, divergence, a
+fall of the training objective (aevb.training.stability), signals and lost processes. What the loop measures after
+each epoch (the test ELBO, the tracked log p(x)) is given to it as `measure` (aevb.evaluation.curves.monitor, passed
+in by aevb.pipeline): training does not import evaluation."""
 
 import math
 import time
@@ -20,6 +17,7 @@ from ..runs import checkpoint, files, records, tensorboard
 from .compiled import check_memory, compile_notice, init_state, keep_where, make_epoch, member, stack
 from ..parallel import wait
 from .signals import StopRequest
+from .stability import fall
 from .trained import restore
 
 
@@ -241,6 +239,8 @@ def _finish(seed, params, status, images_per_epoch, group_seeds, devices):
     if len(history) < seed.epoch:
         files.warn(f"{seed.run_dir}: metrics.jsonl holds {len(history)} of the {seed.epoch} epochs; the curves "
                     "and the training time cover those")
+    if seed.epoch > seed.start and (fell := fall(history, seed.config.kl_warmup)):
+        files.warn(f"{seed.run_dir}: {fell}")
     if group_seeds is not None and seed.epoch > seed.start:
         summary["trained_with_seeds"] = group_seeds  # its seconds are those of the group's epochs
     if summary and seed.epoch > seed.start:

@@ -5,6 +5,7 @@ import html
 import math
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from .plots import CLASS_COLOURS
@@ -20,8 +21,10 @@ def curves_figure(lines, x_range=(1e5, 1e8)):
     columns = 2 if max((len(label) for label, *_ in lines), default=0) <= 40 else 1
     figure = Figure(figsize=(6.4, 4.4 + 0.16 * math.ceil(2 * len(lines) / columns)), layout="constrained")
     ax = figure.subplots()
+    # The colour-blind-safe palette where it has a colour per point; past it (cremer2018's 12), tab20's 20.
+    palette = CLASS_COLOURS if len(lines) <= len(CLASS_COLOURS) else [colormaps["tab20"](i % 20) for i in range(20)]
     for i, (label, samples, train, test) in enumerate(lines):
-        colour = CLASS_COLOURS[i % len(CLASS_COLOURS)]
+        colour = palette[i % len(palette)]
         ax.plot(samples, train, color=colour, label=f"{label} train")
         ax.plot(samples, test, color=colour, linestyle="--", label=f"{label} test")
     ax.set_xscale("log")

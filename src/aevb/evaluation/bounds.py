@@ -226,7 +226,6 @@ def describe(results, n_test):
             f"test IWAE  {r['test_iwae']:.2f} ± {r['test_iwae_se']:.2f} nats/image (K={r['iwae_k']}; a lower bound "
             f"on log p(x))\n"
             + (f"test IWAE, defensive proposal {r['test_iwae_defensive']:.2f} ± {r['test_iwae_defensive_se']:.2f} "
-               f"nats/image (also a lower bound; {higher} than the plain one"
-               + (f"; the proposal {r['defensive_proposal']}" if "defensive_proposal" in r else "") + ")\n"
+               f"nats/image (also a lower bound; {higher} than the plain one; the proposal {r['defensive_proposal']})\n"
                if "test_iwae_defensive" in r else "") +
             f"train ELBO {r['train_elbo']:.2f} ± {r['train_elbo_se']:.2f} nats/image")

@@ -113,8 +113,8 @@ def companions(protocol, runs_dir, budget):
         if not (sweep_dir / files.SWEEP).is_file():
             continue
         points = [sweep_dir / point for point in json.loads((sweep_dir / files.SWEEP).read_text())["points"]]
-        run = [p for p in points if (p / files.CONFIG).is_file() or records.read_group(p) is not None]
-        shown = [row for row in rows(other, run) if row["ours"] is not None]
+        trained = [p for p in points if (p / files.CONFIG).is_file() or records.read_group(p) is not None]
+        shown = [row for row in rows(other, trained) if row["ours"] is not None]
         if shown:
             out.append((name, other["title"], shown))
     return out
@@ -212,8 +212,8 @@ def write_page(protocol, budget, sweep_dir, directories, also=()):
                                                                                  also))
     for r in table:
         paper = "" if r["paper"] is None else f" (paper {r['paper']:.2f})"
-        ours = "not evaluated" if r["ours"] is None else f"{r['ours']:.2f} ± {r['se']:.2f}" + (f" ({r['by']})" * bool(
-            r["by"]))
+        by = f" ({r['by']})" if r["by"] else ""
+        ours = "not evaluated" if r["ours"] is None else f"{r['ours']:.2f} ± {r['se']:.2f}{by}"
         print(f"{r['label']}: {protocol['measure']} {ours}{paper}, {r['epochs']} epochs")
     print(f"reproduced {protocol['title']} at the {budget} budget; page: {path.resolve()}")
     return path

@@ -21,7 +21,8 @@ def bounds_figure(bounds):
     left, right = figure.subplots(1, 2)
     ks, exact = np.asarray(bounds["k"]), bounds["exact"]
     styles = (("iwae", CLASS_COLOURS[6], "proposal q(z|x)"),
-              ("defensive", CLASS_COLOURS[3], textwrap.fill("defensive proposal " + bounds.get("defensive_proposal", ""), 50)))
+              ("defensive", CLASS_COLOURS[3],
+               textwrap.fill("defensive proposal " + bounds.get("defensive_proposal", ""), 50)))
     for name, colour, label in styles:
         left.errorbar(ks, bounds[name], yerr=bounds[name + "_gap_se"], marker="o", capsize=3, color=colour,
                       label="IWAE bound, " + label)

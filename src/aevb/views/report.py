@@ -15,6 +15,7 @@ from ..evaluation import answers, families, likelihood, partial
 from ..runs import files, records
 from . import explorer
 
+NOT_RECORDED = "its components not recorded"  # a defensive proposal in a summary written before it was kept
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222; line-height: 1.45; }
 main { max-width: 980px; margin: 0 auto; padding: 12px 16px 48px; }
@@ -78,7 +79,7 @@ def _exact_section(s, figure, latent_dim):
         defensive = ""
         if "test_iwae_defensive" in s:
             higher = "higher" if s["test_iwae_defensive"] > s["test_iwae"] else "not higher"
-            proposal = html.escape(s.get("defensive_proposal", "its components not recorded"))
+            proposal = html.escape(s.get("defensive_proposal", NOT_RECORDED))
             defensive = (f" The importance-weighted bound with the defensive proposal ({proposal}), "
                          f"K = {s['iwae_k']}: <b>{_pm(s['test_iwae_defensive'], s['test_iwae_defensive_se'])}</b> "
                          f"nats/image, {higher} than {_pm(s['test_iwae'], s['test_iwae_se'])} with q alone. Both are "
@@ -152,7 +153,7 @@ def _bounds_conclusion(b):
              f"where no grid exists, no bound here can stand in for it: the defensive one stayed {defensive[-1]:.2f} "
              "nats below")
     return (f"On the first {b['images']} test images, {more} ({_pm(plain[-1], b['iwae_gap_se'][-1])} nats below at "
-            f"K = {k[-1]}). A defensive proposal ({html.escape(b.get('defensive_proposal', 'not recorded'))}) {found}: "
+            f"K = {k[-1]}). A defensive proposal ({html.escape(b.get('defensive_proposal', NOT_RECORDED))}) {found}: "
             f"at K = {k[-1]} it is {_pm(defensive[-1], b['defensive_gap_se'][-1])} nats below log p(x). Which number "
             f"to trust: the exact log p(x); {trust}.")
 

@@ -446,3 +446,25 @@ def test_a_log_likelihood_that_underflows_at_a_trained_decoders_logits_is_named(
                       "    return jnp.sum(x * jax.nn.log_sigmoid(l) + (1 - x) * jax.nn.log_sigmoid(-l), axis=-1)")
     with jax.numpy_rank_promotion("allow"):
         grading.check("log_likelihood", stable["log_likelihood"])
+
+
+def test_every_page_that_states_the_smoke_setting_states_the_notebooks():
+    """The smoke setting is the notebook's SETTINGS line; the notebook's own introduction, the students' page and
+    the nbgrader config each say it in words (two of them once said 2 epochs on 500 images while the notebook ran
+    1 on 300): the words are made here from the line the notebook runs."""
+    import re
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    smoke = re.search(r"SETTINGS = Config\(([^)]*)\) if SMOKE", code).group(1)
+    values = {name: int(value) for name, value in re.findall(r"(\w+)=(\d+)", smoke)}
+    words = (f"{values['epochs']} epoch{'s' if values['epochs'] != 1 else ''} on {values['n_train']} training and "
+             f"{values['n_test']} test images")
+    root = NOTEBOOK.parent.parent
+    texts = {"the notebook": " ".join(c.source for c in notebook.cells if c.cell_type == "markdown"),
+             "docs/students.md": (root / "docs" / "students.md").read_text(),
+             "course/nbgrader_config.py": (root / "course" / "nbgrader_config.py").read_text()}
+    for name, text in texts.items():
+        flat = " ".join(text.replace("#", " ").split())  # a comment's words across its lines
+        assert words in flat, (name, words)
+        assert f"{values['hidden_dim']} hidden units" in flat, name

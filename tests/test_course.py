@@ -4,6 +4,7 @@ the student copy has every solution replaced and stops at the first check with t
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -452,8 +453,6 @@ def test_every_page_that_states_the_smoke_setting_states_the_notebooks():
     """The smoke setting is the notebook's SETTINGS line; the notebook's own introduction, the students' page and
     the nbgrader config each say it in words (two of them once said 2 epochs on 500 images while the notebook ran
     1 on 300): the words are made here from the line the notebook runs."""
-    import re
-
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
     smoke = re.search(r"SETTINGS = Config\(([^)]*)\) if SMOKE", code).group(1)

@@ -393,9 +393,9 @@ def test_a_signal_saves_after_the_epoch_and_resume_equals_uninterrupted(tmp_path
 def test_a_second_ctrl_c_stops_at_once_and_says_what_was_kept(tmp_path):
     """The second Ctrl-C comes early in an epoch that takes seconds: the process stops in that epoch,
     long before it would end, says "stopped at once" and keeps the last regular checkpoint."""
-    # An epoch of 1.3 s alone and about 3 s in the suite here (160 steps of a wide network, batch 1): long beside a
-    # signal's handling (measured 12-07: said in 1 ms, exited in 40 ms), short beside the suite's time (three of
-    # them run before the signals).
+    # An epoch of 1.3 s here alone (160 steps of a wide network, batch 1; measured 12-07, the whole test 13.6 s in the
+    # suite): long beside a signal's handling (said in 1 ms, exited in 33-42 ms), short beside the suite's time
+    # (three of them run before the signals).
     flags = tiny_flags(epochs=100000, checkpoint_every=2, n_train=160, n_test=100, hidden_dim=12000, batch_size=1,
                        learning_rate=1e-4)
     process = _aevb("train", "--name", "twice", "--runs-dir", str(tmp_path), "--no-progress", *flags)

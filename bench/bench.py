@@ -33,7 +33,7 @@ from aevb.config import Config
 from aevb.data import splits
 from aevb.evaluation import ais, bounds, curves, exact, partial
 from aevb.runs import records
-from aevb.training import compiled
+from aevb.training import compiled, optimizers
 
 
 def best_seconds(fn, repeats):
@@ -80,7 +80,7 @@ def optimizer_seconds(config, steps):
     22 MB per step at the default size: memory-bound work that no matmul speed can hide.
     """
     params, opt_state = compiled.init_state(config)
-    opt = compiled.optimizer(config)
+    opt = optimizers.optimizer(config)
     grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, 1e-3), params)
 
     def body(carry, _):

@@ -21,7 +21,7 @@ from aevb.errors import ConfigError
 from aevb.model import densities, layers, networks, probability
 from aevb.protocols import reproduce
 from aevb.runs import files, records, sweeps
-from aevb.training import compiled, trained
+from aevb.training import compiled, optimizers, trained
 
 
 def _leaves_equal(a, b):
@@ -71,7 +71,7 @@ def test_deeper_mlps_mirror_their_layers_with_the_activation_named(activation, n
     ({"activation": "sigmoid"}, "activation is one of tanh, relu, elu, softplus"),
     ({"binarization": "random"}, "binarization is one of threshold, dynamic"),
     ({"lr_schedule": "cosine"}, "lr_schedule is one of constant, burda"),
-    ({"optimizer": "sgd"}, "optimizer is one of adam, adagrad"), ({"adam_eps": 0.0}, "adam_eps must be greater"),
+    ({"optimizer": "sgd"}, "optimizer is one of adam, adagrad, adam-normgrad"), ({"adam_eps": 0.0}, "adam_eps must be greater"),
     ({"optimizer": "adagrad", "adam_eps": 1e-4}, "adam_eps is Adam's"),
     ({"kl_warmup": 5, "objective": "iwae"}, "iwae objective has none"), ({"kl_warmup": -1}, "at least 0"),
 ])
@@ -159,7 +159,7 @@ def test_burdas_schedule_equals_its_formula_at_every_boundary():
     """3^i epochs at 1e-3 * 10^(-i/7), i = 0..7: the step size of the first and last step of every stage,
     as optax's schedule sees the step count, and 3280 epochs in all."""
     config = tiny(lr_schedule="burda", batch_size=50)  # 600 images: 12 steps per epoch
-    rate, steps = compiled.schedule(config), 12
+    rate, steps = optimizers.schedule(config), 12
     first = 1
     for i in range(8):
         last = first + 3**i - 1
@@ -167,9 +167,9 @@ def test_burdas_schedule_equals_its_formula_at_every_boundary():
             for count in ((epoch - 1) * steps, epoch * steps - 1):
                 assert float(rate(count)) == pytest.approx(1e-3 * 10 ** (-i / 7), rel=1e-6), (i, epoch, count)
         first = last + 1
-    assert first - 1 == 3280 and compiled.BURDA_ENDS[-1] == 3280
+    assert first - 1 == 3280 and optimizers.BURDA_ENDS[-1] == 3280
     assert float(rate(5000 * steps)) == pytest.approx(1e-3 * 10 ** (-1), rel=1e-6)  # the last stage goes on
-    assert compiled.schedule(tiny()) == 1e-3
+    assert optimizers.schedule(tiny()) == 1e-3
 
 
 def test_adam_eps_and_adagrad_are_the_optimizers_asked_for():
@@ -180,9 +180,95 @@ def test_adam_eps_and_adagrad_are_the_optimizers_asked_for():
     for config, expected in [(tiny(adam_eps=1e-4), -1e-3 * g["w"] / (jnp.abs(g["w"]) + 1e-4)),
                              (tiny(optimizer="adagrad", learning_rate=0.02),
                               -0.02 * g["w"] / jnp.sqrt(0.1 + g["w"] ** 2 + 1e-7))]:
-        opt = compiled.optimizer(config)
+        opt = optimizers.optimizer(config)
         updates, _ = opt.update(g, opt.init(params), params)
         np.testing.assert_allclose(updates["w"], expected, rtol=1e-4)
+
+
+def test_adam_normgrad_is_the_vampprior_codes_update_rule():
+    """Three steps of adam-normgrad against the VampPrior code's AdamNormGrad (utils/optimizer.py) written out in
+    float64 numpy: each array's gradient over (its norm, all entries, + 1e-7), then Adam's moments and bias
+    corrections (epsilon after the correction, as optax places it). A gradient's scale does not change the step."""
+    config = tiny(optimizer="adam-normgrad", learning_rate=5e-4)
+    rng = np.random.default_rng(0)
+    params = {"w": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32), "b": jnp.zeros(4)}
+    opt = optimizers.optimizer(config)
+    state, moments, ours = opt.init(params), {k: (0.0, 0.0) for k in params}, dict(params)
+    reference = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    for step in range(1, 4):
+        grads = {"w": jnp.asarray(rng.normal(size=(3, 4)) * 10.0**step, jnp.float32),
+                 "b": jnp.asarray(rng.normal(size=4) * 1e-3, jnp.float32)}
+        updates, state = opt.update(grads, state, ours)
+        ours = jax.tree_util.tree_map(lambda p, u: p + u, ours, updates)
+        for k, g in grads.items():
+            g = np.asarray(g, np.float64)
+            g = g / (np.sqrt(np.sum(g**2)) + 1e-7)
+            m, v = moments[k]
+            m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g**2
+            moments[k] = m, v
+            reference[k] = reference[k] - 5e-4 * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
+    for k in params:
+        np.testing.assert_allclose(ours[k], reference[k], rtol=1e-5, atol=1e-7)
+    assert float(jnp.max(jnp.abs(ours["w"] - params["w"]))) < 3 * 5e-4  # a step of 10^3-sized gradients is lr-sized
+
+
+@pytest.mark.parametrize("activation, numpy_activation", [("linear", lambda a: a), ("tanh", np.tanh)])
+def test_the_gated_network_is_the_vampprior_codes_gated_mlp(activation, numpy_activation):
+    """--architecture gated: each hidden unit activation(value) times sigmoid(gate) (utils/nn.py's GatedDense), the
+    decoder the encoder's mirror, q from the encoder's last dense layer as the mlp's; a float64 numpy forward pass."""
+    config = tiny(architecture="gated", hidden="16,8", activation=activation, latent_dim=3)
+    params = config.network.init(jax.random.PRNGKey(1), 144, config)
+    shapes = jax.tree_util.tree_map(lambda a: a.shape, params)
+    assert shapes["encoder"] == {"hidden": {"value": {"weight": (144, 16), "bias": (16,)},
+                                            "gate": {"weight": (144, 16), "bias": (16,)}},
+                                 "hidden_2": {"value": {"weight": (16, 8), "bias": (8,)},
+                                              "gate": {"weight": (16, 8), "bias": (8,)}},
+                                 "out": {"weight": (8, 6), "bias": (6,)}}
+    assert shapes["decoder"]["hidden"]["gate"]["weight"] == (3, 8) and shapes["decoder"]["out"]["weight"] == (16, 144)
+    t = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
+
+    def forward(layers, h):
+        for name in ("hidden", "hidden_2"):
+            value, gate = (h @ layers[name][part]["weight"] + layers[name][part]["bias"] for part in ("value", "gate"))
+            h = numpy_activation(value) / (1 + np.exp(-gate))
+        return h @ layers["out"]["weight"] + layers["out"]["bias"]
+
+    rng = np.random.default_rng(1)
+    z, x = rng.normal(size=(5, 3)), (rng.uniform(size=(5, 144)) < 0.3).astype(np.float64)
+    np.testing.assert_allclose(config.network.decode(params["decoder"], jnp.asarray(z, jnp.float32)),
+                               forward(t["decoder"], z), rtol=1e-4, atol=1e-4)
+    mean, log_std = config.network.encode(params["encoder"], jnp.asarray(x, jnp.float32))
+    outputs = forward(t["encoder"], x)
+    np.testing.assert_allclose(mean, outputs[:, :3], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(log_std, outputs[:, 3:], rtol=1e-4, atol=1e-4)
+
+
+def test_the_gated_networks_weights_start_he_normal_and_its_biases_as_pytorchs():
+    """A 400 x 300 gated layer: weights N(0, 2/400) and biases U(-1/20, 1/20) by Kolmogorov-Smirnov tests, each
+    array from a key of its own (no two equal)."""
+    layer = networks.gated_layers(jax.random.PRNGKey(3), (400, 300, 2))["hidden"]
+    for part in ("value", "gate"):
+        weights, biases = (np.asarray(layer[part][k], np.float64).ravel() for k in ("weight", "bias"))
+        assert stats.kstest(weights / math.sqrt(2 / 400), "norm").pvalue > 1e-3
+        assert stats.kstest(biases, "uniform", args=(-1 / 20, 2 / 20)).pvalue > 1e-3
+    assert not np.array_equal(layer["value"]["weight"], layer["gate"]["weight"])
+
+
+def test_a_gated_run_with_the_vampprior_trains_and_the_explorer_says_it_cannot_show_it(tmp_path, capsys):
+    argv = ["--runs-dir", str(tmp_path), "--name", "g"]
+    code, out, err = run_cli(capsys, "train", *tiny_flags(epochs=2, hidden="16,16", activation="linear",
+                                                          prior="vamp:5", optimizer="adam-normgrad"),
+                             "--architecture", "gated", "--no-progress", *argv)
+    assert code == 0, err
+    rows = records.read_metrics(tmp_path / "g")
+    assert rows[1]["train_elbo"] > rows[0]["train_elbo"]  # it learns
+    run = pipeline.load(tmp_path / "g")
+    assert set(run.params) == {"encoder", "decoder", "prior"} and "gate" in run.params["decoder"]["hidden"]
+    for command in (["evaluate", "--no-progress"], ["report"]):
+        assert run_cli(capsys, *command, *argv)[0] == 0
+    summary = records.read_summary(tmp_path / "g")
+    assert summary["test_iwae"] >= summary["test_elbo"] - 3 * summary["test_elbo_se"]
+    assert "the gated networks" in files.report_path(tmp_path / "g").read_text()
 
 
 def test_the_kl_warmup_weights_the_kl_term_linearly():
@@ -268,6 +354,7 @@ def test_the_shipped_protocols_are_valid_sweeps_that_cite_their_source():
     vamp = [Config(**p) for p in sweeps.sweep_points(reproduce.grid("tomczak2018", "full"))[0]]
     assert [c.prior for c in vamp] == ["standard", "vamp:500"] and all(
         c.latent_dim == 40 and c.hidden == "300,300" and c.kl_warmup == 100 and c.iwae_k == 5000 for c in vamp)
+    assert all((c.architecture, c.activation, c.optimizer) == ("gated", "linear", "adam-normgrad") for c in vamp)
     kingma = [Config(**p) for p in sweeps.sweep_points(reproduce.grid("kingma2013-figure2", "full"))[0]]
     assert sorted(c.latent_dim for c in kingma) == [3, 5, 10, 20, 200]
     assert all(c.optimizer == "adagrad" and c.epochs * 60000 == pytest.approx(1e8, rel=1e-3) for c in kingma)

@@ -78,7 +78,7 @@ class Config:
     debug: bool = setting(False, "train and test on 100 images each")
     # Model (Kingma & Welling 2013, Section 3 and Appendix C.2, with the assignment's sizes).
     architecture: str = setting("mlp", "encoder and decoder networks by name (conv: the TensorFlow CVAE tutorial's "
-                                "two stride-2 convolutions each way)", choices=networks.NETWORKS)
+                                "convolutions; gated: the VampPrior code's gated mlp)", choices=networks.NETWORKS)
     latent_dim: int = setting(2, "Dz, the dimension of z", minimum=1, maximum=MAX_WIDTH)
     hidden_dim: int = setting(500, "hidden units of the mlp's one hidden layer each way", minimum=1, maximum=MAX_WIDTH)
     hidden: str = setting("", "widths of the mlp's hidden layers, encoder's first (the decoder mirrors them), "
@@ -95,7 +95,8 @@ class Config:
     # Training.
     objective: str = setting("elbo", "training objective by name", choices=probability.OBJECTIVES)
     batch_size: int = setting(100, "images per Adam step", minimum=1, maximum=MAX_COUNT)
-    optimizer: str = setting("adam", "adam, or adagrad (Kingma & Welling 2013)", choices=("adam", "adagrad"))
+    optimizer: str = setting("adam", "adam; adagrad (Kingma & Welling 2013); adam-normgrad (the VampPrior code's Adam "
+                             "on each array's gradient / its norm)", choices=("adam", "adagrad", "adam-normgrad"))
     learning_rate: float = setting(1e-3, "the optimizer's step size (the schedule's first)", minimum=0.0,
                                    aliases=("--lr",))
     lr_schedule: str = setting("constant", "constant, or burda: 3^i epochs at lr * 10^(-i/7), i = 0..7, 3280 "
@@ -106,8 +107,7 @@ class Config:
     epochs: int = setting(100, "passes over the training images", minimum=1, maximum=MAX_COUNT)
     num_samples: int = setting(1, "z samples per image in the training objective (K for iwae)", minimum=1,
                                maximum=MAX_SAMPLES, aliases=("--k",))
-    seed: int = setting(0, "seed of the initial parameters and of every draw in training", minimum=0,
-                        maximum=2**32 - 1)
+    seed: int = setting(0, "seed of the initial parameters and of every draw in training", minimum=0, maximum=2**32 - 1)
     checkpoint_every: int = setting(10, "epochs between checkpoints (one is also written at the end)", minimum=1,
                                    maximum=MAX_COUNT)
     # Evaluation.
@@ -171,7 +171,7 @@ class Config:
         if len(widths) > MAX_LAYERS:
             raise ConfigError(f"hidden gives {len(widths)} layers; at most {MAX_LAYERS}")
         object.__setattr__(self, "hidden", ",".join(str(int(w)) for w in widths))
-        if self.architecture != "mlp" and self.hidden:
+        if self.architecture not in networks.WIDTHS and self.hidden:
             raise ConfigError(f"hidden sets the mlp's layers; the {self.architecture} networks have their own")
         try:
             family, prior = posteriors.get(self.posterior), priors.get(self.prior)
@@ -190,7 +190,7 @@ class Config:
                               "none (use gaussian, full-gaussian or coupling:K)")
         if self.kl_warmup and self.objective == "iwae":
             raise ConfigError("kl_warmup weights the ELBO's KL term; the iwae objective has none")
-        if self.optimizer != "adam" and self.adam_eps != 1e-8:
+        if not self.optimizer.startswith("adam") and self.adam_eps != 1e-8:
             raise ConfigError(f"adam_eps is Adam's; the optimizer is {self.optimizer}")
 
     def _check_data(self):

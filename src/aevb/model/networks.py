@@ -34,7 +34,8 @@ class Network(NamedTuple):
     prior: tuple = priors.standard.PRIOR  # p(z) (set by build)
 
 
-ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "elu": jax.nn.elu, "softplus": jax.nn.softplus}
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "elu": jax.nn.elu, "softplus": jax.nn.softplus,
+               "linear": lambda a: a}  # linear: the identity (the gated network's units as its authors')
 
 
 def hidden_sizes(config):
@@ -146,14 +147,60 @@ def conv(activation, image_shape, family=posteriors.gaussian.FAMILY):
     return Network(init=init, encode=encode, decode=decode)
 
 
-NETWORKS = {"mlp": mlp, "conv": conv}
+# ---- gated: the VampPrior code's mlp (Tomczak & Welling 2018; github.com/jmtomczak/vae_vampprior, utils/nn.py's
+# GatedDense and he_init): each hidden unit activation(a linear unit) times a sigmoid gate of its own (the code's
+# VAE: the identity, --activation linear), weights He-normal, biases as PyTorch's nn.Linear starts them.
+
+
+def he_init(key, n_in, n_out):
+    """{weight (n_in, n_out) ~ N(0, 2/n_in) (He et al. 2015), bias (n_out,) ~ U(-1/sqrt(n_in), 1/sqrt(n_in))}."""
+    weight_key, bias_key = jax.random.split(key)
+    bound = 1 / math.sqrt(n_in)
+    return {"weight": jax.random.normal(weight_key, (n_in, n_out)) * math.sqrt(2 / n_in),
+            "bias": jax.random.uniform(bias_key, (n_out,), minval=-bound, maxval=bound)}
+
+
+def gated_layers(key, widths):
+    """The gated mlp's layers through widths (n_in, h1, ..., n_out): each hidden layer {"value", "gate"}, two dense
+    layers of he_init, then "out", one; names as the mlp's (mlp_layers)."""
+    keys = jax.random.split(key, 2 * len(widths) - 3)  # two per hidden layer, one for "out"
+    hidden = {name: {"value": he_init(keys[2 * i], n_in, n_out), "gate": he_init(keys[2 * i + 1], n_in, n_out)}
+              for i, (name, n_in, n_out) in enumerate(zip(_layer_names(len(widths) - 2), widths, widths[1:-1]))}
+    return {**hidden, "out": he_init(keys[-1], widths[-2], widths[-1])}
+
+
+def gated_apply(activation, layers, inputs):
+    """inputs (..., n_in) through gated_layers' layers -> (..., n_out): activation(value) * sigmoid(gate) in each
+    hidden layer, then "out". A decoder's theta may hold the prior's parameters beside them, as the mlp's."""
+    for name in _layer_names(sum(name.startswith("hidden") for name in layers)):
+        value, gate = dense(layers[name]["value"], inputs), dense(layers[name]["gate"], inputs)  # (..., h) each
+        inputs = activation(value) * jax.nn.sigmoid(gate)
+    return dense(layers["out"], inputs)
+
+
+def gated(activation, image_shape=None, family=posteriors.gaussian.FAMILY):
+    """The gated Network of an activation name (applied to each unit's value; linear: the code's) with config's hidden
+    widths each way, mirrored, as the mlp's; image_shape unused; family: q's posterior family."""
+    act = ACTIVATIONS[activation]
+
+    def init(key, data_dim, config):
+        hidden, (encoder_key, decoder_key) = hidden_sizes(config), jax.random.split(key)
+        return {"encoder": gated_layers(encoder_key, (data_dim, *hidden, family.outputs(config.latent_dim))),
+                "decoder": gated_layers(decoder_key, (config.latent_dim, *hidden[::-1], data_dim))}
+
+    return Network(init=init, encode=lambda phi, x: family.q(gated_apply(act, phi, x)),
+                   decode=lambda theta, z: gated_apply(act, theta, z))  # (..., D)
+
+
+NETWORKS = {"mlp": mlp, "conv": conv, "gated": gated}
+WIDTHS = ("mlp", "gated")  # the networks whose hidden layers Config.hidden (or hidden_dim) sets
 
 
 def build(architecture, activation="tanh", image_shape=None, posterior="gaussian", prior="standard", top="",
           latent_dim=2):
     """The Network of a name in NETWORKS with an activation, for images of image_shape (rows, cols), its
     encoder giving q of the posterior family named (aevb.model.posteriors.get), its p(z) the prior named
-    (aevb.model.priors.get). architecture: a name in NETWORKS (mlp, conv); posterior: a family's name (gaussian,
+    (aevb.model.priors.get). architecture: a name in NETWORKS (mlp, conv, gated); posterior: a family's name (gaussian,
     full-gaussian, planar:K, coupling:K); top: a second stochastic layer above the mlp's (aevb.model.layered, such
     as 50:100,100, of latent_dim units in all; "": none). Raises ValueError in one line for an unknown name or a
     second layer that check_top refuses."""

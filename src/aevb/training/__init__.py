@@ -1,7 +1,8 @@
 """Training: the compiled epoch and the loop around it.
 
-compiled  the optimizer, the initial state, the step, one jit-compiled epoch (lax.scan over Adam
-          steps; seeds side by side; a batch split over devices)
+compiled  the initial state, the step, one jit-compiled epoch (lax.scan over Adam steps; seeds side by
+          side; a batch split over devices)
+optimizers  Adam, Adagrad and the VampPrior code's AdamNormGrad on a step size or Burda et al.'s schedule
 loop      train and train_group: checkpoints, metrics rows, divergence, signals, lost processes
 signals   Ctrl-C and SIGTERM: save after the epoch in flight, a second one stops at once
 stability  a last epoch far below the best one after warm-up, said (its parameters are the ones evaluated)

@@ -1,7 +1,6 @@
-"""What training compiles: the optimizer (Adam or Adagrad, a constant step size or Burda et al.'s
-schedule), the initial state, the step (with a KL warm-up's weight), and one jit-compiled epoch
-(a lax.scan over Adam steps) for one seed or several side by side, on one device or several (a batch
-split over a mesh).
+"""What training compiles: the initial state with its optimizer's (aevb.training.optimizers), the step (with a
+KL warm-up's weight), and one jit-compiled epoch (a lax.scan over Adam steps) for one seed or several side by
+side, on one device or several (a batch split over a mesh).
 
 Every random draw comes from keys folded from (seed, epoch), so a resumed run repeats exactly
 the draws of an uninterrupted one and ends at the same parameters bit for bit. The objective is
@@ -19,46 +18,12 @@ from .. import parallel
 from ..data import datasets, splits
 from ..errors import ConfigError, TooBig, machine_memory
 from ..model import densities, probability
-
-# Burda et al. (2016), Section 5: "for i = 0..7, 3^i passes at learning rate 0.001 * 10^(-i/7)".
-BURDA_STAGES = 8
-BURDA_ENDS = tuple(sum(3**j for j in range(i + 1)) for i in range(BURDA_STAGES))  # last epoch of each: 1, 4, ..., 3280
-
-
-def steps_per_epoch(config):
-    """Adam steps per epoch: whole batches of config.batch_size in the training images."""
-    return config.train_size // config.batch_size
-
-
-def learning_rate(config, epoch):
-    """The step size during a 1-based epoch: config.learning_rate, or times 10^(-i/7) in stage i of burda's
-    schedule (its last stage goes on after epoch 3280). epoch may be traced (an array)."""
-    if config.lr_schedule == "constant":
-        return config.learning_rate
-    stage = jnp.sum(jnp.asarray(epoch)[..., None] > jnp.asarray(BURDA_ENDS[:-1]), axis=-1)  # stages finished
-    return config.learning_rate * 10.0 ** (-stage / 7)
+from .optimizers import optimizer, steps_per_epoch
 
 
 def kl_weight(config, step):
     """The KL term's weight at a 0-based optimizer step: rises linearly from 0 to 1 over kl_warmup epochs."""
     return jnp.minimum(1.0, step / (config.kl_warmup * steps_per_epoch(config)))
-
-
-def schedule(config):
-    """The optimizer's step size: a number, or optax's schedule of the step count (0-based) when the
-    schedule is written in epochs."""
-    if config.lr_schedule == "constant":
-        return config.learning_rate
-    steps = steps_per_epoch(config)
-    return lambda count: learning_rate(config, count // steps + 1)
-
-
-def optimizer(config):
-    """The optax optimizer of config (adam with adam_eps, or adagrad) on its learning-rate schedule."""
-    rate = schedule(config)
-    if config.optimizer == "adagrad":
-        return optax.adagrad(rate)
-    return optax.adam(rate, eps=config.adam_eps)
 
 
 def init_state(config):

@@ -2,6 +2,8 @@
 {"weight": (n_in, n_out), "bias": (n_out,)}, or per image {"weight": (B, n_in, n_out), "bias": (B, n_out)} where
 a posterior carries a network of its own for each image (the second stochastic layer's q(z2|z1))."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -10,6 +12,16 @@ def dense_init(key, n_in, n_out):
     # Weights ~ N(0, 1/n_in) (LeCun normal) keep tanh units out of saturation at the start.
     """{weight (n_in, n_out) ~ N(0, 1/n_in), bias zeros (n_out,)} from key."""
     return {"weight": jax.random.normal(key, (n_in, n_out)) / jnp.sqrt(n_in), "bias": jnp.zeros((n_out,))}
+
+
+def he_init(key, n_in, n_out):
+    # The VampPrior code's (utils/nn.py): its he_init draws the weights; PyTorch's nn.Linear has drawn the biases.
+    """{weight (n_in, n_out) ~ N(0, 2/n_in) (He et al. 2015), bias (n_out,) ~ U(-1/sqrt(n_in), 1/sqrt(n_in))}
+    from key."""
+    weight_key, bias_key = jax.random.split(key)
+    bound = 1 / math.sqrt(n_in)
+    return {"weight": jax.random.normal(weight_key, (n_in, n_out)) * math.sqrt(2 / n_in),
+            "bias": jax.random.uniform(bias_key, (n_out,), minval=-bound, maxval=bound)}
 
 
 def dense(layer, inputs):

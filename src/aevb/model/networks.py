@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from . import layered, posteriors, priors
-from .layers import dense, dense_init
+from .layers import dense, dense_init, he_init
 
 
 class Network(NamedTuple):
@@ -150,14 +150,6 @@ def conv(activation, image_shape, family=posteriors.gaussian.FAMILY):
 # ---- gated: the VampPrior code's mlp (Tomczak & Welling 2018; github.com/jmtomczak/vae_vampprior, utils/nn.py's
 # GatedDense and he_init): each hidden unit activation(a linear unit) times a sigmoid gate of its own (the code's
 # VAE: the identity, --activation linear), weights He-normal, biases as PyTorch's nn.Linear starts them.
-
-
-def he_init(key, n_in, n_out):
-    """{weight (n_in, n_out) ~ N(0, 2/n_in) (He et al. 2015), bias (n_out,) ~ U(-1/sqrt(n_in), 1/sqrt(n_in))}."""
-    weight_key, bias_key = jax.random.split(key)
-    bound = 1 / math.sqrt(n_in)
-    return {"weight": jax.random.normal(weight_key, (n_in, n_out)) * math.sqrt(2 / n_in),
-            "bias": jax.random.uniform(bias_key, (n_out,), minval=-bound, maxval=bound)}
 
 
 def gated_layers(key, widths):

@@ -71,7 +71,8 @@ def test_deeper_mlps_mirror_their_layers_with_the_activation_named(activation, n
     ({"activation": "sigmoid"}, "activation is one of tanh, relu, elu, softplus"),
     ({"binarization": "random"}, "binarization is one of threshold, dynamic"),
     ({"lr_schedule": "cosine"}, "lr_schedule is one of constant, burda"),
-    ({"optimizer": "sgd"}, "optimizer is one of adam, adagrad, adam-normgrad"), ({"adam_eps": 0.0}, "adam_eps must be greater"),
+    ({"optimizer": "sgd"}, "optimizer is one of adam, adagrad, adam-normgrad"),
+    ({"adam_eps": 0.0}, "adam_eps must be greater"),
     ({"optimizer": "adagrad", "adam_eps": 1e-4}, "adam_eps is Adam's"),
     ({"kl_warmup": 5, "objective": "iwae"}, "iwae objective has none"), ({"kl_warmup": -1}, "at least 0"),
 ])

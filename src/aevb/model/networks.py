@@ -51,6 +51,11 @@ def _layer_names(count):
     return ["hidden"] + [f"hidden_{i}" for i in range(2, count + 1)]
 
 
+def _hidden_names(layers):
+    # The hidden layers a network's parameters hold, in order (a decoder's theta may also hold "prior").
+    return _layer_names(sum(name.startswith("hidden") for name in layers))
+
+
 def mlp_layers(keys, widths):
     """The mlp's dense layers through widths (n_in, h1, ..., n_out): {"hidden": ..., "hidden_2": ..., "out": ...};
     keys: one PRNG key per layer."""
@@ -72,7 +77,7 @@ def mlp_init(family, key, data_dim, config):
 def mlp_apply(activation, layers, inputs):
     """inputs (..., n_in) through the mlp's layers (mlp_layers') -> (..., n_out), the activation after each hidden
     layer. Its hidden layers by name: a decoder's theta may hold the prior's parameters beside them ("prior")."""
-    for name in _layer_names(sum(name.startswith("hidden") for name in layers)):
+    for name in _hidden_names(layers):
         inputs = activation(dense(layers[name], inputs))  # (..., h)
     return dense(layers["out"], inputs)
 
@@ -164,7 +169,7 @@ def gated_layers(key, widths):
 def gated_apply(activation, layers, inputs):
     """inputs (..., n_in) through gated_layers' layers -> (..., n_out): activation(value) * sigmoid(gate) in each
     hidden layer, then "out". A decoder's theta may hold the prior's parameters beside them, as the mlp's."""
-    for name in _layer_names(sum(name.startswith("hidden") for name in layers)):
+    for name in _hidden_names(layers):
         value, gate = dense(layers[name]["value"], inputs), dense(layers[name]["gate"], inputs)  # (..., h) each
         inputs = activation(value) * jax.nn.sigmoid(gate)
     return dense(layers["out"], inputs)

